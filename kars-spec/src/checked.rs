@@ -1,0 +1,75 @@
+//! The checked spec: a [`Spec`] that passed validation, with its resolved zone and fingerprint.
+
+use std::fmt;
+
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use crate::spec::Spec;
+
+/// A spec that passed every check. Only [`crate::load`] and [`crate::check`] make one.
+#[derive(Debug, Clone)]
+pub struct CheckedSpec {
+    spec: Spec,
+    zone: Tz,
+    fingerprint: Fingerprint,
+}
+
+impl CheckedSpec {
+    pub(crate) fn new(spec: Spec, zone: Tz) -> Self {
+        let fingerprint = Fingerprint::of(&spec);
+        Self { spec, zone, fingerprint }
+    }
+
+    /// The spec's data.
+    #[must_use]
+    pub fn spec(&self) -> &Spec {
+        &self.spec
+    }
+
+    /// The workflow's time zone.
+    #[must_use]
+    pub fn zone(&self) -> Tz {
+        self.zone
+    }
+
+    /// A stable hash of the spec's content, recorded in histories so that replaying against a
+    /// changed spec is detected.
+    #[must_use]
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.fingerprint
+    }
+
+    /// Gives the data back.
+    #[must_use]
+    pub fn into_spec(self) -> Spec {
+        self.spec
+    }
+}
+
+/// A 64-bit FNV-1a hash of a spec's canonical JSON form: equal specs, equal fingerprints,
+/// on every platform and run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Fingerprint(pub u64);
+
+impl Fingerprint {
+    /// The fingerprint of `spec`.
+    #[must_use]
+    pub fn of(spec: &Spec) -> Self {
+        // Serializing plain data to JSON cannot fail: every map key is a string.
+        let json = serde_json::to_vec(spec).unwrap_or_default();
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in json {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        Self(hash)
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}

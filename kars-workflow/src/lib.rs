@@ -1,0 +1,2 @@
+//! The kars engine (being built).
+#![deny(missing_docs)]

@@ -1,0 +1,9 @@
+//! kars: an embeddable workflow engine with a declarative YAML spec.
+//!
+//! This crate re-exports [`kars_spec`] (the spec format, loader, validator and mermaid) and
+//! [`kars_workflow`] (the deterministic engine, driver, journal and simulator), and hosts the
+//! `kars` command line behind the default `cli` feature.
+#![deny(missing_docs)]
+
+pub use kars_spec as spec;
+pub use kars_workflow as workflow;
