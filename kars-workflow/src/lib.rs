@@ -1,2 +1,4 @@
 //! The kars engine (being built).
 #![deny(missing_docs)]
+
+pub mod sim;
