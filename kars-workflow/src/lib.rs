@@ -1,2 +1,5 @@
 //! The kars engine (being built).
 #![deny(missing_docs)]
+
+pub mod adapter;
+pub mod journal;
