@@ -133,10 +133,12 @@ fn truncation_anywhere_yields_the_complete_prefix() {
     offsets.extend((0..3000).map(|_| rng.below(bytes.len() as u64 + 1) as usize));
     let dir = work.path().join("cut");
     fs::create_dir(&dir).unwrap();
-    for cut in offsets {
-        fs::write(dir.join("j.journal"), &bytes[..cut]).unwrap();
-        let store = FileStore::with_config(&dir, no_sync()).unwrap();
-        let read = store.read(&id("j"));
+    // Each case gets a new file: rewriting one file would make ext4 flush it on every close.
+    let store = FileStore::with_config(&dir, no_sync()).unwrap();
+    for (case, cut) in offsets.into_iter().enumerate() {
+        let j = id(&format!("c{case}"));
+        fs::write(store.path_of(&j), &bytes[..cut]).unwrap();
+        let read = store.read(&j);
         if cut < header_end {
             // The file header is written atomically, so a short one is corruption, not a tear.
             assert!(matches!(read, Err(JournalError::Corrupt { .. })), "cut at {cut}: {read:?}");
@@ -150,9 +152,9 @@ fn truncation_anywhere_yields_the_complete_prefix() {
             assert_eq!(r, &record(i as u64), "cut at {cut}");
         }
         let frame_end = if complete == 40 { bytes.len() } else { starts[complete] };
-        assert_eq!(fs::metadata(dir.join("j.journal")).unwrap().len() as usize, frame_end, "the tear is cut");
-        assert_eq!(store.append(&id("j"), complete as u64, &[b"next"]).unwrap(), complete as u64 + 1);
-        assert_eq!(store.read(&id("j")).unwrap().records.last().unwrap(), b"next");
+        assert_eq!(fs::metadata(store.path_of(&j)).unwrap().len() as usize, frame_end, "the tear is cut");
+        assert_eq!(store.append(&j, complete as u64, &[b"next"]).unwrap(), complete as u64 + 1);
+        assert_eq!(store.read(&j).unwrap().records.last().unwrap(), b"next");
     }
 }
 
@@ -170,12 +172,13 @@ fn every_bit_flip_is_detected() {
     let mut rng = Rng(11);
     cases.extend((0..3000).map(|_| (&large[..], &large_starts[..], rng.below(large.len() as u64 * 8) as usize)));
     let (mut corrupt, mut truncated) = (0, 0);
-    for (bytes, starts, bit) in cases {
+    let store = FileStore::with_config(&dir, no_sync()).unwrap();
+    for (case, (bytes, starts, bit)) in cases.into_iter().enumerate() {
         let mut damaged = bytes.to_vec();
         damaged[bit / 8] ^= 1 << (bit % 8);
-        fs::write(dir.join("j.journal"), &damaged).unwrap();
-        let store = FileStore::with_config(&dir, no_sync()).unwrap();
-        match store.read(&id("j")) {
+        let j = id(&format!("c{case}"));
+        fs::write(store.path_of(&j), &damaged).unwrap();
+        match store.read(&j) {
             Err(JournalError::Corrupt { offset, .. }) => {
                 assert!(offset as usize <= bit / 8, "the damage at byte {} is reported at {offset}", bit / 8);
                 corrupt += 1;

@@ -25,6 +25,22 @@
 //!
 //! Bundled: [`ConsoleNotifier`], `WebhookNotifier` (cargo feature `webhook`), [`GitVcs`], and
 //! the test fakes [`RecordingNotifier`] and [`RecordingVcs`].
+//!
+//! ```
+//! use kars_workflow::adapter::{Audience, FailurePlan, Notification, Notifier, RecordingNotifier};
+//!
+//! let notifier = RecordingNotifier::with_failures(FailurePlan::transient(1));
+//! let n = Notification {
+//!     key: "kars-release/2026-W48/S".into(),
+//!     to: Audience::Channel("#kars-releases".into()),
+//!     message: "2026-W48 is approved".into(),
+//! };
+//! assert!(notifier.notify(&n).unwrap_err().is_transient()); // the driver retries
+//! notifier.notify(&n)?;
+//! notifier.notify(&n)?; // a replay after a crash: dropped
+//! assert_eq!(notifier.delivered().len(), 1);
+//! # Ok::<(), kars_workflow::adapter::AdapterError>(())
+//! ```
 
 mod console;
 mod error;

@@ -43,14 +43,14 @@ impl Default for FileStoreConfig {
 }
 
 impl FileStoreConfig {
-    /// The default configuration with another durability.
+    /// This configuration with another durability.
     #[must_use]
     pub fn with_durability(mut self, durability: Durability) -> Self {
         self.durability = durability;
         self
     }
 
-    /// The default configuration with another record size limit.
+    /// This configuration with another record size limit.
     #[must_use]
     pub fn with_max_record_len(mut self, max_record_len: u32) -> Self {
         self.max_record_len = max_record_len;

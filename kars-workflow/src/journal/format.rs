@@ -26,9 +26,20 @@ pub(crate) fn encode_file_header(header: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The frame crc of record `index`.
+/// Masks a stored crc (as LevelDB does), so that no frame of zero bytes is ever valid: the
+/// masked crc of an empty payload is `0xA282_EAD8`, not 0.
+fn mask(crc: u32) -> u32 {
+    crc.rotate_right(15).wrapping_add(0xA282_EAD8)
+}
+
+/// The stored payload crc of `payload`.
+fn payload_crc(payload: &[u8]) -> u32 {
+    mask(crc32c(payload))
+}
+
+/// The stored frame crc of record `index`.
 fn frame_crc(index: u64, len: [u8; 4], payload_crc: [u8; 4]) -> u32 {
-    Crc32c::new().update(&index.to_le_bytes()).update(&len).update(&payload_crc).finish()
+    mask(Crc32c::new().update(&index.to_le_bytes()).update(&len).update(&payload_crc).finish())
 }
 
 /// Appends the frames of `records` to `out`, the first one being record `first_index`.
@@ -36,7 +47,7 @@ fn frame_crc(index: u64, len: [u8; 4], payload_crc: [u8; 4]) -> u32 {
 pub(crate) fn encode_frames(out: &mut Vec<u8>, first_index: u64, records: &[&[u8]]) {
     for (index, record) in (first_index..).zip(records) {
         let len = u32::try_from(record.len()).unwrap_or(u32::MAX).to_le_bytes();
-        let payload_crc = crc32c(record).to_le_bytes();
+        let payload_crc = payload_crc(record).to_le_bytes();
         out.extend_from_slice(&len);
         out.extend_from_slice(&payload_crc);
         out.extend_from_slice(&frame_crc(index, len, payload_crc).to_le_bytes());
@@ -124,7 +135,7 @@ pub(crate) fn scan_frames(
             return Ok(torn_at(at, index));
         };
         let after = FRAME_HEADER + payload.len();
-        if crc32c(payload) != payload_crc {
+        if self::payload_crc(payload) != payload_crc {
             if all_zero(&rest[after..]) {
                 return Ok(torn_at(at, index));
             }
@@ -174,6 +185,17 @@ mod tests {
         let (records, scan) = scan_all(&buf).unwrap();
         assert_eq!(records.len(), 1);
         assert_eq!(scan, Scan { end, version: 1, torn: true });
+    }
+
+    #[test]
+    fn a_frame_of_zeros_is_never_valid() {
+        // Whatever the index, twelve zero bytes do not decode as an empty record.
+        for index in [0u64, 1, 2, 1000, u64::MAX] {
+            let zeros = [0u8; FRAME_HEADER];
+            let scan = scan_frames(&zeros, 0, index, |_| panic!("a frame of zeros was accepted")).unwrap();
+            assert!(scan.torn);
+        }
+        assert_ne!(payload_crc(b""), 0);
     }
 
     #[test]

@@ -12,10 +12,27 @@
 //! Two stores ship: [`FileStore`] (the default; one file per instance, fsync on commit) and
 //! [`MemoryStore`] (tests).
 //!
+//! ```
+//! use kars_workflow::journal::{FileStore, InstanceId, JournalError, Store};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = FileStore::open(dir.path())?;
+//! let id = InstanceId::new("kars-release")?;
+//! store.create(&id, br#"{"spec":"kars-release"}"#)?;
+//! let v = store.append(&id, 0, &[br#"{"started":"2026-W48"}"#])?;
+//! assert_eq!(v, 1);
+//! // A writer that has not seen version 1 loses.
+//! assert!(matches!(store.append(&id, 0, &[b"late"]), Err(JournalError::Conflict { actual: 1, .. })));
+//! assert_eq!(store.read(&id)?.records.len(), 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # On-disk format of a [`FileStore`] journal (format version 1)
 //!
 //! One file per instance, `<dir>/<instance id>.journal`. All integers are little-endian and
-//! every checksum is CRC-32C (Castagnoli, reflected, init and final xor `0xFFFF_FFFF`).
+//! every checksum is CRC-32C (Castagnoli, reflected, init and final xor `0xFFFF_FFFF`). Frame
+//! checksums are stored masked as in LevelDB, `mask(c) = c.rotate_right(15) + 0xA282_EAD8`
+//! (wrapping), so a run of zero bytes is never a valid frame.
 //!
 //! ```text
 //! file header (written once, atomically: temporary file, fsync, hard link, directory fsync)
@@ -26,8 +43,8 @@
 //!   header bytes    n bytes   opaque (the caller's header)
 //! then zero or more frames; frame i (0-based) holds record i and brings the version to i + 1
 //!   length          u32       m
-//!   payload crc     u32       crc32c(payload)
-//!   frame crc       u32       crc32c(i as u64 ‖ length ‖ payload crc)
+//!   payload crc     u32       mask(crc32c(payload))
+//!   frame crc       u32       mask(crc32c(i as u64 ‖ length ‖ payload crc))
 //!   payload         m bytes   opaque (one record)
 //! ```
 //!
@@ -58,7 +75,7 @@ use std::fmt;
 
 pub use error::{Corruption, JournalError};
 pub use file::{Durability, FileStore, FileStoreConfig};
-pub use id::InstanceId;
+pub use id::{InstanceId, MAX_INSTANCE_ID_LEN};
 pub use memory::MemoryStore;
 
 /// The largest record or header a store accepts by default: 16 MiB.
