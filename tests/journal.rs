@@ -240,6 +240,8 @@ fn a_zero_filled_tail_is_cut() {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
     /// For any records, any grouping into appends and any truncation point past the file
     /// header, a read returns exactly the records whose frames are complete.
     #[test]

@@ -13,7 +13,8 @@ const OP: &str = "notify";
 /// A role is sent as `{"text": "@role: message"}` without a channel. Every request carries the
 /// idempotency key as an `Idempotency-Key` header, so a receiver that honours it drops
 /// duplicates. Timeouts, connection failures, 408, 429 and 5xx answers are transient; other
-/// answers outside 2xx are permanent. Redirects are not followed.
+/// answers outside 2xx are permanent. Redirects are not followed. Errors name the URL's host
+/// only: a webhook URL's path usually holds its secret.
 #[derive(Debug, Clone)]
 pub struct WebhookNotifier {
     url: String,
@@ -49,6 +50,15 @@ impl WebhookNotifier {
     }
 }
 
+/// `url` without its path, query and user info, which may hold the webhook's secret token
+/// (`https://hooks.slack.com/services/T0/B0/secret` becomes `https://hooks.slack.com/…`).
+fn redacted(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit('@').next().unwrap_or_default();
+    if scheme.is_empty() { format!("{host}/…") } else { format!("{scheme}://{host}/…") }
+}
+
 /// The JSON body for `n`.
 fn body(n: &Notification) -> serde_json::Value {
     match &n.to {
@@ -71,18 +81,19 @@ impl Notifier for WebhookNotifier {
             .header("Content-Type", "application/json")
             .header("Idempotency-Key", &n.key)
             .send(body.as_str());
-        let response = sent.map_err(|e| classify(key, &self.url, e))?;
+        let url = redacted(&self.url);
+        let response = sent.map_err(|e| classify(key, &url, e))?;
         let status = response.status().as_u16();
         match status {
             200..=299 => Ok(()),
             408 | 429 | 500..=599 => {
-                Err(AdapterError::transient(ADAPTER, OP, key, format!("`{}` answered HTTP {status}", self.url)))
+                Err(AdapterError::transient(ADAPTER, OP, key, format!("`{url}` answered HTTP {status}")))
             }
             _ => Err(AdapterError::permanent(
                 ADAPTER,
                 OP,
                 key,
-                format!("`{}` answered HTTP {status}\nhelp: check the webhook URL and its permissions", self.url),
+                format!("`{url}` answered HTTP {status}\nhelp: check the webhook URL and its permissions"),
             )),
         }
     }
@@ -90,7 +101,11 @@ impl Notifier for WebhookNotifier {
 
 /// A transport error: network trouble is transient, a bad URL or TLS setup permanent.
 fn classify(key: Option<&str>, url: &str, e: ureq::Error) -> AdapterError {
-    let detail = format!("posting to `{url}` failed: {e}");
+    let detail = match &e {
+        // The message would repeat the whole URL, secret included.
+        ureq::Error::BadUri(_) => format!("`{url}` is not a valid URL"),
+        _ => format!("posting to `{url}` failed: {e}"),
+    };
     match e {
         ureq::Error::Timeout(_)
         | ureq::Error::Io(_)
@@ -211,6 +226,17 @@ mod tests {
         let err = notifier.notify(&note("k", Audience::Channel("#c".into()))).unwrap_err();
         assert!(err.is_transient(), "{err}");
         drop(listener);
+    }
+
+    #[test]
+    fn errors_do_not_reveal_the_secret_path() {
+        assert_eq!(redacted("https://hooks.slack.com/services/T0/B0/secret"), "https://hooks.slack.com/…");
+        assert_eq!(redacted("http://user:pw@127.0.0.1:8080/x?token=1"), "http://127.0.0.1:8080/…");
+        let (url, server) = serve_once(403);
+        let err = WebhookNotifier::new(format!("{url}/secret-token")).notify(&note("k", Audience::Role("qa".into())));
+        let err = err.unwrap_err().to_string();
+        assert!(!err.contains("secret-token") && err.contains("answered HTTP 403"), "{err}");
+        server.join().unwrap();
     }
 
     #[test]
