@@ -228,23 +228,24 @@ impl Cursor {
         Ok(Self::label(&raw, true))
     }
 
-    fn unsupported(&self, start: usize, what: &'static str) -> ImportError {
-        let construct: String = self.snippet_from(start).split_whitespace().take(3).collect::<Vec<_>>().join(" ");
-        self.err(start, ImportErrorKind::Unsupported { construct, what })
+    fn unsupported(&self, stmt_start: usize, at: usize, what: &'static str) -> ImportError {
+        let snippet = self.snippet_from(stmt_start);
+        let construct = snippet.split(';').next().unwrap_or_default().trim().to_owned();
+        self.err(at, ImportErrorKind::Unsupported { construct, what })
     }
 
     /// Reads a link at the cursor; `stmt_start` is where the statement began (for messages).
     pub(crate) fn link(&mut self, stmt_start: usize) -> Result<Link, ImportError> {
         let start = self.pos;
         if !self.peek_word().is_empty() && self.chars.get(self.pos + self.peek_word().chars().count()) == Some(&'@') {
-            return Err(self.unsupported(stmt_start, "edge ids"));
+            return Err(self.unsupported(stmt_start, start, "edge ids"));
         }
         match self.peek() {
             Some('<') if matches!(self.peek_at(1), Some('-' | '=' | '.')) => {
-                return Err(self.unsupported(stmt_start, "two-way links"));
+                return Err(self.unsupported(stmt_start, start, "two-way links"));
             }
             Some('x' | 'o') if matches!(self.peek_at(1), Some('-' | '=' | '.')) => {
-                return Err(self.unsupported(stmt_start, "circle and cross links"));
+                return Err(self.unsupported(stmt_start, start, "circle and cross links"));
             }
             Some('~') => {
                 let n = self.chars[self.pos..].iter().take_while(|&&c| c == '~').count();
@@ -270,7 +271,7 @@ impl Cursor {
                 self.pipe_label(Link::Edge { label: None, stroke, arrow: true, markdown: false })
             }
             Some('x' | 'o') if !self.peek_at(1).is_some_and(is_id_char) => {
-                Err(self.unsupported(stmt_start, "circle and cross links"))
+                Err(self.unsupported(stmt_start, start, "circle and cross links"))
             }
             _ if matches!(run.as_str(), "--" | "==" | "-.") => self.text_link(start, stroke),
             _ => {
@@ -336,7 +337,7 @@ impl Cursor {
         let (run, close_stroke) = self.run(close_at)?;
         let arrow = self.eat(">");
         if matches!(self.peek(), Some('x' | 'o')) && !self.peek_at(1).is_some_and(is_id_char) {
-            return Err(self.unsupported(start, "circle and cross links"));
+            return Err(self.unsupported(start, start, "circle and cross links"));
         }
         let long_enough = run.chars().count() >= if arrow { 2 } else { 3 };
         if close_stroke != stroke || !long_enough {

@@ -19,6 +19,22 @@ impl ImportError {
     pub(crate) fn new(at: Location, kind: ImportErrorKind) -> Self {
         Self { at, kind }
     }
+
+    /// The error as a user sees it: the message, then the line of `text` it is about with a
+    /// caret under the column. `origin` names the input (a file name).
+    #[must_use]
+    pub fn excerpt(&self, origin: &str, text: &str) -> String {
+        let mut out = format!("error: {}\n --> {origin}:{}:{}\n", self.kind, self.at.line, self.at.column);
+        let source = text.strip_prefix('\u{FEFF}').unwrap_or(text);
+        if let Some(line) = self.at.line.checked_sub(1).and_then(|i| source.lines().nth(i)) {
+            let number = self.at.line.to_string();
+            let pad = " ".repeat(number.len());
+            let caret_pad: String =
+                line.chars().take(self.at.column.saturating_sub(1)).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+            out.push_str(&format!("{pad} |\n{number} | {line}\n{pad} | {caret_pad}^\n"));
+        }
+        out
+    }
 }
 
 /// What went wrong while importing.

@@ -50,8 +50,12 @@ pub(crate) fn label_text(label: &str, colon_guard: bool) -> String {
     format!("\"{}\"", quoted_inner(label, colon_guard))
 }
 
-/// The escaped text of a label for use between `"` quotes.
+/// The escaped text of a label for use between `"` quotes; a lone space for an empty label
+/// (mermaid refuses `""` and trims the space away).
 pub(crate) fn quoted_inner(label: &str, colon_guard: bool) -> String {
+    if label.is_empty() {
+        return " ".to_owned();
+    }
     let mut out = String::with_capacity(label.len() + 2);
     let chars: Vec<char> = label.chars().collect();
     let first_kept = chars.iter().position(|&c| c == '\n' || !is_js_space(c)).unwrap_or(chars.len());
@@ -256,6 +260,7 @@ mod tests {
         assert_eq!(label_text("end", false), "\"end\"");
         assert_eq!(label_text("a:b", true), "\"a#58;b\"");
         assert_eq!(label_text("<br/>", false), "\"#60;br/#62;\"");
+        assert_eq!(label_text("", false), "\" \"");
     }
 
     fn unquote(s: &str) -> &str {
