@@ -29,8 +29,11 @@ impl ImportError {
         if let Some(line) = self.at.line.checked_sub(1).and_then(|i| source.lines().nth(i)) {
             let number = self.at.line.to_string();
             let pad = " ".repeat(number.len());
-            let caret_pad: String =
-                line.chars().take(self.at.column.saturating_sub(1)).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+            let caret_pad: String = line
+                .chars()
+                .take(self.at.column.saturating_sub(1))
+                .map(|c| if c == '\t' { '\t' } else { ' ' })
+                .collect();
             out.push_str(&format!("{pad} |\n{number} | {line}\n{pad} | {caret_pad}^\n"));
         }
         out

@@ -55,6 +55,7 @@ pub fn import(text: &str) -> Result<ImportOutcome, ImportError> {
     let parsed = parse(text)?;
     let mut warnings = parsed.warnings;
     let spec = to_spec(&parsed.flowchart, parsed.title, parsed.description, &mut warnings)?;
+    warnings.sort_by_key(|w| (w.at.line, w.at.column));
     Ok(ImportOutcome { spec, warnings })
 }
 

@@ -137,15 +137,19 @@ fn markdown_heading(lines: &[&str]) -> (Option<String>, Option<String>) {
 /// Reads `flowchart TB` / `graph LR`.
 fn header(cur: &mut Cursor) -> Result<Direction, ImportError> {
     let at = cur.loc();
-    let start = cur.pos();
     let mut kw = String::new();
     while let Some(c) = cur.peek().filter(|c| !c.is_whitespace() && *c != ';') {
         kw.push(c);
         cur.bump();
     }
     if !matches!(kw.as_str(), "flowchart" | "graph" | "flowchart-elk") {
-        let found = if kw.is_empty() { cur.snippet_from(start) } else { kw };
-        return Err(ImportError::new(at, ImportErrorKind::NotFlowchart { found }));
+        // A word such as `sequenceDiagram` is another mermaid diagram; anything else is not mermaid.
+        let diagram = kw.starts_with(|c: char| c.is_ascii_alphabetic())
+            && kw.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        if !diagram {
+            return Err(ImportError::new(at, ImportErrorKind::NoFlowchart));
+        }
+        return Err(ImportError::new(at, ImportErrorKind::NotFlowchart { found: kw }));
     }
     cur.skip_ws();
     let at = cur.loc();

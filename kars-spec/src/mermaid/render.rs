@@ -122,7 +122,7 @@ impl Renderer<'_> {
         };
         let mut extras: Vec<(String, &str)> = Vec::new();
         if self.options.annotate {
-            let note = annotation(node);
+            let note = annotation(self.spec, node);
             if !note.is_empty() {
                 extras.push((note, "i"));
             }
@@ -281,10 +281,10 @@ fn short(t: WeekTime) -> String {
     if t.week() > 0 { format!("{day} {time} +{}w", t.week()) } else { format!("{day} {time}") }
 }
 
-fn recipients(to: &[Recipient]) -> String {
+fn recipients(spec: &Spec, to: &[Recipient]) -> String {
     to.iter()
         .map(|r| match r {
-            Recipient::Channel(c) => format!("#{c}"),
+            Recipient::Channel(c) => spec.channels.get(c).map_or_else(|| format!("channel {c}"), |ch| ch.name.clone()),
             Recipient::Role(r) => r.to_string(),
         })
         .collect::<Vec<_>>()
@@ -292,7 +292,7 @@ fn recipients(to: &[Recipient]) -> String {
 }
 
 /// The second label line of an annotated node: who, when, how often.
-fn annotation(node: &Node) -> String {
+fn annotation(spec: &Spec, node: &Node) -> String {
     let mut parts: Vec<String> = Vec::new();
     if !node.roles.is_empty() {
         parts.push(node.roles.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "));
@@ -307,7 +307,7 @@ fn annotation(node: &Node) -> String {
     }
     if let Some(action) = &node.action {
         parts.push(match action {
-            Action::Notify(n) => format!("notify {}", recipients(&n.to)),
+            Action::Notify(n) => format!("notify {}", recipients(spec, &n.to)),
             Action::OpenPullRequest(p) => format!("open PR {} → {}", p.from, p.to),
             Action::MergePullRequest(p) => format!("merge {} → {}", p.from, p.to),
             Action::Deploy(e) => format!("deploy {}", e.environment),

@@ -9,8 +9,10 @@
 //!   entities;
 //! - on a line that holds `style` or `classDef` anywhere, `:` is `#58;`: mermaid rewrites such
 //!   lines (it drops their last `;`) before parsing;
+//! - the `d` of `direction` is `#100;`: mermaid reads any line holding `direction TB` (or
+//!   `LR`, ...) as a direction statement, even inside a quoted label;
 //! - a label is written plain (`A[Sprint Planning]`) when it holds only letters, digits, spaces
-//!   and `-_.,:!?'/*@+→#` (no `--`, `==`, `-.`, `.-`, `::`, no `/` or `\` at an end, no mermaid
+//!   and `-_.,:!?'/*+→#` (no `--`, `==`, `-.`, `.-`, `::`, no `/` or `\` at an end, no mermaid
 //!   keyword as a word); otherwise it is quoted (`A["..."]`).
 //!
 //! Decoding (import) mirrors mermaid: trim, `<br>`/`<br/>`/`<br />` to a line break, then
@@ -77,6 +79,7 @@ pub(crate) fn quoted_inner(label: &str, colon_guard: bool) -> String {
                 out.push_str("#37;");
             }
             ':' if colon_guard => out.push_str("#58;"),
+            'd' if label[byte_index(&chars, i)..].starts_with("direction") => out.push_str("#100;"),
             '<' | '>' | '&' | '|' | ';' | '`' => push_numeric(&mut out, c),
             c if at_edge || c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{FEFF}') => {
                 push_numeric(&mut out, c);
@@ -87,6 +90,11 @@ pub(crate) fn quoted_inner(label: &str, colon_guard: bool) -> String {
     out
 }
 
+/// The byte offset of the `i`-th char.
+fn byte_index(chars: &[char], i: usize) -> usize {
+    chars.iter().take(i).map(|c| c.len_utf8()).sum()
+}
+
 fn push_numeric(out: &mut String, c: char) {
     out.push('#');
     out.push_str(&u32::from(c).to_string());
@@ -94,7 +102,7 @@ fn push_numeric(out: &mut String, c: char) {
 }
 
 fn is_plain(label: &str, colon_guard: bool) -> bool {
-    const SAFE: &str = "-_.,:!?'/*@+→# ";
+    const SAFE: &str = "-_.,:!?'/*+→# ";
     if label.is_empty() || label.starts_with(is_js_space) || label.ends_with(is_js_space) {
         return false;
     }
@@ -106,7 +114,7 @@ fn is_plain(label: &str, colon_guard: bool) -> bool {
             return false;
         }
     }
-    for bad in ["--", "==", "-.", ".-", "::", "  "] {
+    for bad in ["--", "==", "-.", ".-", "::", "  ", "direction"] {
         if label.contains(bad) {
             return false;
         }
@@ -261,6 +269,8 @@ mod tests {
         assert_eq!(label_text("a:b", true), "\"a#58;b\"");
         assert_eq!(label_text("<br/>", false), "\"#60;br/#62;\"");
         assert_eq!(label_text("", false), "\" \"");
+        assert_eq!(label_text("set direction TB", false), "\"set #100;irection TB\"");
+        assert_eq!(label_text("a@b", false), "\"a@b\"");
     }
 
     fn unquote(s: &str) -> &str {
