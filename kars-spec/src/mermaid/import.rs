@@ -239,3 +239,43 @@ pub fn to_yaml(spec: &Spec) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::mermaid::{RenderOptions, render};
+
+    #[test]
+    fn back_edges_and_branches_get_outcomes_and_labels() {
+        let outcome = import("flowchart TB\n A --> B\n B --> C & D\n C --> A\n").expect("imports");
+        let node = |id: &str| outcome.spec.nodes.get(id).expect("node");
+        assert_eq!(node("A").kind, NodeKind::Start);
+        assert_eq!(node("B").kind, NodeKind::Decision);
+        assert_eq!(node("C").outcome.as_deref(), Some(PLACEHOLDER_OUTCOME));
+        assert_eq!(node("D").kind, NodeKind::End);
+        let labels: Vec<_> =
+            outcome.spec.edges.iter().filter(|e| e.from.as_str() == "B").map(|e| e.label.clone()).collect();
+        assert_eq!(labels, [Some("C".to_owned()), Some("D".to_owned())]);
+        assert!(outcome.warnings.iter().any(|w| matches!(w.kind, WarningKind::BranchingNode { .. })));
+    }
+
+    proptest! {
+        /// The YAML of any imported spec loads back into the same spec.
+        #[test]
+        fn yaml_loads_back(labels in proptest::collection::vec("\\PC{1,12}", 1..5)) {
+            let mut spec = import("flowchart TB\n A --> B\n").expect("imports").spec;
+            for (i, label) in labels.iter().enumerate() {
+                if let Some(node) = spec.nodes.get_index_mut(i % 2).map(|(_, n)| n) {
+                    node.label.clone_from(label);
+                }
+            }
+            let text = render(&spec, &RenderOptions::default());
+            let again = import(&text).expect("rendering imports").spec;
+            let yaml = to_yaml(&again);
+            let back: Spec = serde_saphyr::from_str(&yaml).expect("yaml loads");
+            prop_assert_eq!(back, again);
+        }
+    }
+}

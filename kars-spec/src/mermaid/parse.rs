@@ -172,6 +172,7 @@ fn header(cur: &mut Cursor) -> Result<Direction, ImportError> {
 struct Open {
     index: usize,
     raw: Vec<String>,
+    seen: HashSet<String>,
 }
 
 #[derive(Default)]
@@ -298,7 +299,7 @@ impl Parser {
         }
         let title = title.filter(|t| !t.is_empty());
         self.chart.subgraphs.push(Subgraph { id, title, nodes: Vec::new(), parent, at });
-        self.open.push(Open { index: self.chart.subgraphs.len() - 1, raw: Vec::new() });
+        self.open.push(Open { index: self.chart.subgraphs.len() - 1, raw: Vec::new(), seen: HashSet::new() });
         Ok(())
     }
 
@@ -465,7 +466,7 @@ impl Parser {
             self.node_classes.push((id.clone(), class, class_at));
         }
         if let Some(open) = self.open.last_mut()
-            && !open.raw.contains(&id)
+            && open.seen.insert(id.clone())
         {
             open.raw.push(id.clone());
         }
@@ -489,9 +490,10 @@ impl Parser {
             let at = sub.map(|s| s.at).unwrap_or_default();
             return Err(ImportError::new(at, ImportErrorKind::UnclosedSubgraph { id }));
         }
+        let subgraph_ids: HashSet<&str> = self.chart.subgraphs.iter().map(|s| s.id.as_str()).collect();
         for edge in &self.chart.edges {
             for end in [&edge.from, &edge.to] {
-                if self.chart.subgraphs.iter().any(|s| &s.id == end) {
+                if subgraph_ids.contains(end.as_str()) {
                     return Err(ImportError::new(edge.at, ImportErrorKind::EdgeToSubgraph { id: end.clone() }));
                 }
             }
@@ -533,8 +535,8 @@ impl Parser {
         }
         styles.retain(|_, s| !s.is_empty());
         // Keep the styles in node order, so the output does not depend on statement order.
-        let order: Vec<&String> = self.chart.nodes.keys().collect();
-        styles.sort_by_key(|id, _| order.iter().position(|n| *n == id));
+        let nodes = &self.chart.nodes;
+        styles.sort_by_key(|id, _| nodes.get_index_of(id));
         self.chart.styles = styles;
         if self.chart.nodes.is_empty() {
             return Err(ImportError::new(Location { line: 1, column: 1 }, ImportErrorKind::Empty));

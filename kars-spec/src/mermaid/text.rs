@@ -62,24 +62,17 @@ pub(crate) fn quoted_inner(label: &str, colon_guard: bool) -> String {
     let chars: Vec<char> = label.chars().collect();
     let first_kept = chars.iter().position(|&c| c == '\n' || !is_js_space(c)).unwrap_or(chars.len());
     let last_kept = chars.iter().rposition(|&c| c == '\n' || !is_js_space(c)).map_or(0, |i| i + 1);
-    for (i, &c) in chars.iter().enumerate() {
+    for (i, (at, c)) in label.char_indices().enumerate() {
         let at_edge = i < first_kept || i >= last_kept;
+        let rest = &label[at + c.len_utf8()..];
         match c {
             '\n' => out.push_str("<br/>"),
             '"' => out.push_str("#quot;"),
-            '#' => {
-                let rest: String = chars[i + 1..].iter().collect();
-                if entity_follows(&rest) {
-                    out.push_str("#35;");
-                } else {
-                    out.push('#');
-                }
-            }
-            '%' if chars.get(i + 1) == Some(&'%') || (i > 0 && chars.get(i - 1) == Some(&'%')) => {
-                out.push_str("#37;");
-            }
+            '#' if entity_follows(rest) => out.push_str("#35;"),
+            '#' => out.push('#'),
+            '%' if rest.starts_with('%') || label[..at].ends_with('%') => out.push_str("#37;"),
             ':' if colon_guard => out.push_str("#58;"),
-            'd' if label[byte_index(&chars, i)..].starts_with("direction") => out.push_str("#100;"),
+            'd' if label[at..].starts_with("direction") => out.push_str("#100;"),
             '<' | '>' | '&' | '|' | ';' | '`' => push_numeric(&mut out, c),
             c if at_edge || c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{FEFF}') => {
                 push_numeric(&mut out, c);
@@ -88,11 +81,6 @@ pub(crate) fn quoted_inner(label: &str, colon_guard: bool) -> String {
         }
     }
     out
-}
-
-/// The byte offset of the `i`-th char.
-fn byte_index(chars: &[char], i: usize) -> usize {
-    chars.iter().take(i).map(|c| c.len_utf8()).sum()
 }
 
 fn push_numeric(out: &mut String, c: char) {
