@@ -16,6 +16,7 @@
 pub mod calendar;
 mod checked;
 pub mod id;
+pub mod mermaid;
 pub mod spec;
 
 pub use checked::{CheckedSpec, Fingerprint};
