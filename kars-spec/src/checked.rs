@@ -5,6 +5,7 @@ use std::fmt;
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
+use crate::diagnostic::{Diagnostic, Report};
 use crate::spec::Spec;
 
 /// A spec that passed every check. Only [`crate::load`] and [`crate::check`] make one.
@@ -13,12 +14,32 @@ pub struct CheckedSpec {
     spec: Spec,
     zone: Tz,
     fingerprint: Fingerprint,
+    warnings: Report,
 }
 
 impl CheckedSpec {
-    pub(crate) fn new(spec: Spec, zone: Tz) -> Self {
+    pub(crate) fn new(spec: Spec, zone: Tz, warnings: Vec<Diagnostic>) -> Self {
         let fingerprint = Fingerprint::of(&spec);
-        Self { spec, zone, fingerprint }
+        Self { spec, zone, fingerprint, warnings: Report::new(String::new(), warnings) }
+    }
+
+    /// The same spec with its warnings located in `origin`.
+    pub(crate) fn with_warnings(mut self, origin: &str, warnings: Vec<Diagnostic>) -> Self {
+        self.warnings = Report::new(origin, warnings);
+        self
+    }
+
+    /// The warnings found while checking: the spec is valid, but these are probably not what
+    /// its author meant.
+    #[must_use]
+    pub fn warnings(&self) -> &[Diagnostic] {
+        self.warnings.diagnostics()
+    }
+
+    /// The warnings as a [`Report`] that renders them with their file name and excerpts.
+    #[must_use]
+    pub fn warning_report(&self) -> &Report {
+        &self.warnings
     }
 
     /// The spec's data.

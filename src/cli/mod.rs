@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod check;
+mod schema;
 
 /// The process exit code for an invalid spec or a refused action.
 pub const EXIT_INVALID: u8 = 1;
@@ -25,11 +26,14 @@ pub struct Cli {
 enum Command {
     /// Check specs: exit 0 when all are valid (warnings are printed), 1 when any is invalid.
     Check(check::Args),
+    /// Print the JSON Schema of the spec format.
+    Schema(schema::Args),
 }
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Check(args) => check::run(&args),
+        Command::Schema(args) => schema::run(&args),
     }
 }
