@@ -436,7 +436,7 @@ fn arrow(origin: &str, location: &Location) -> String {
     if let Some(span) = &location.span {
         let _ = write!(s, ":{}:{}", span.line, span.column);
     }
-    if let Some(path) = &location.path {
+    if let Some(path) = location.path.as_ref().filter(|p| !p.is_root()) {
         if !s.is_empty() {
             s.push(' ');
         }

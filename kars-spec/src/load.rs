@@ -162,7 +162,7 @@ fn from_yaml_error(error: &YamlError, map: &SourceMap<'_>) -> Diagnostic {
             return missing_field(field, error, map);
         }
         YamlError::SerdeUnknownVariant { variant, expected, .. } => {
-            let d = Diagnostic::error(Code::InvalidValue, format!("unknown variant `{variant}`"))
+            let d = Diagnostic::error(Code::InvalidValue, format!("unknown value `{variant}`"))
                 .help(format!("expected one of {}", suggest::list(expected.iter().copied())));
             match suggest::help(variant, expected.iter().copied()) {
                 Some(h) => Diagnostic { help: vec![h], ..d },
@@ -264,8 +264,8 @@ fn missing_field(field: &str, error: &YamlError, map: &SourceMap<'_>) -> Diagnos
 
 fn describe(ty: &str) -> String {
     match ty {
-        "u8" | "u16" | "u32" | "u64" | "usize" => format!("a whole number from 0 (a {ty})"),
-        "i8" | "i16" | "i32" | "i64" | "isize" => format!("a whole number (an {ty})"),
+        "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number, 0 or more".to_owned(),
+        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number".to_owned(),
         "bool" => "`true` or `false`".to_owned(),
         other => format!("a value of type {other}"),
     }

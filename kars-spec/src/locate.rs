@@ -10,7 +10,9 @@
 //! The same walk rejects what serde-saphyr would accept or treat as a plain syntax error but a
 //! user deserves a precise message for: an empty file, several documents, tabs used for
 //! indentation, nesting deeper than [`MAX_DEPTH`], more than [`MAX_NODES`] nodes or
-//! [`MAX_ALIASES`] aliases, and scalars longer than [`MAX_SCALAR_BYTES`]. The walk is iterative
+//! [`MAX_ALIASES`] aliases, aliases that would expand to more than [`MAX_NODES`] nodes or
+//! [`MAX_EXPANDED_BYTES`] of text (it sums the size of each anchor without expanding
+//! anything), and scalars longer than [`MAX_SCALAR_BYTES`]. The walk is iterative
 //! (an explicit stack), and the parser's own nesting limits are set, so deep input cannot
 //! overflow the stack.
 
@@ -28,6 +30,8 @@ pub const MAX_NODES: usize = 100_000;
 pub const MAX_ALIASES: usize = 1_000;
 /// The longest single scalar, in bytes.
 pub const MAX_SCALAR_BYTES: usize = 64 * 1024;
+/// The most scalar text that aliases may replay in total, in bytes.
+pub const MAX_EXPANDED_BYTES: usize = 4 * 1024 * 1024;
 
 /// A position in the source: line from 1, column from 0, character index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +91,7 @@ impl<'s> SourceMap<'s> {
         let mut nodes = 0usize;
         let mut aliases = 0usize;
         let mut root_is_null = false;
+        let mut expansion = Expansion::default();
         for item in parser {
             let (event, span) = item.map_err(|e| Box::new(map.scan_error(&e)))?;
             let start = Pos::from(&span.start);
@@ -104,7 +109,8 @@ impl<'s> SourceMap<'s> {
                         .help("a spec is a single document: remove this `---` and what follows, or split the file")));
                     }
                 }
-                Event::Scalar(text, style, ..) => {
+                Event::Scalar(text, style, anchor, _) => {
+                    expansion.scalar(anchor, text.len());
                     nodes += 1;
                     map.check_nodes(nodes, start, end)?;
                     if text.len() > MAX_SCALAR_BYTES {
@@ -125,7 +131,20 @@ impl<'s> SourceMap<'s> {
                     }
                     map.leaf(&mut stack, Some(text.into_owned()), (start, end));
                 }
-                Event::Alias(_) => {
+                Event::Alias(anchor) => {
+                    if !expansion.alias(anchor) {
+                        return Err(Box::new(
+                            Diagnostic::error(
+                                Code::Limit,
+                                format!(
+                                    "aliases expand to more than {MAX_NODES} nodes or {MAX_EXPANDED_BYTES} bytes of text"
+                                ),
+                            )
+                            .at(map.location_at(start, end, None))
+                            .label("the limit is passed at this alias")
+                            .help("a spec rarely needs aliases; write the values out"),
+                        ));
+                    }
                     nodes += 1;
                     aliases += 1;
                     map.check_nodes(nodes, start, end)?;
@@ -138,7 +157,8 @@ impl<'s> SourceMap<'s> {
                     }
                     map.leaf(&mut stack, None, (start, end));
                 }
-                Event::MappingStart(..) | Event::SequenceStart(..) => {
+                Event::MappingStart(_, anchor, _) | Event::SequenceStart(_, anchor, _) => {
+                    expansion.open(anchor);
                     nodes += 1;
                     map.check_nodes(nodes, start, end)?;
                     if stack.len() >= MAX_DEPTH {
@@ -153,13 +173,18 @@ impl<'s> SourceMap<'s> {
                     let is_map = matches!(event, Event::MappingStart(..));
                     map.open(&mut stack, is_map, (start, end));
                 }
-                Event::MappingEnd | Event::SequenceEnd => map.close(&mut stack, end),
+                Event::MappingEnd | Event::SequenceEnd => {
+                    expansion.close();
+                    map.close(&mut stack, end);
+                }
                 _ => {}
             }
         }
         if documents == 0 || (root_is_null && map.entries.len() <= 1) {
             return Err(Box::new(
                 Diagnostic::error(Code::Empty, "the file is empty")
+                    .at(map.point(1, 1))
+                    .label("no YAML document here")
                     .help("a spec starts with `version: 1`, then `name`, `timezone`, `nodes` and `edges`"),
             ));
         }
@@ -238,11 +263,11 @@ impl<'s> SourceMap<'s> {
 
     fn record(&mut self, path: Path, key: Option<(Pos, Pos)>, value: (Pos, Pos)) -> Option<usize> {
         let index = self.entries.len();
-        // The first occurrence wins: a later duplicate key is reported by the deserializer.
-        if self.by_path.contains_key(&path) {
-            return None;
+        // The first occurrence wins the path; a later duplicate key (which the deserializer
+        // reports) is still indexed by position.
+        if !self.by_path.contains_key(&path) {
+            self.by_path.insert(path.clone(), index);
         }
-        self.by_path.insert(path.clone(), index);
         self.entries.push(Entry { path, key, value, collection: false });
         Some(index)
     }
@@ -252,8 +277,12 @@ impl<'s> SourceMap<'s> {
         let info = e.info();
         let location = self.location_at(pos, pos, None);
         if info.contains("tab") {
+            // Point at the first tab of the line's indentation when there is one.
+            let line = self.line_text(pos.line);
+            let tab = line.chars().take_while(|c| c.is_whitespace()).position(|c| c == '\t');
+            let at = tab.map_or(pos, |col| Pos { col, ..pos });
             Diagnostic::error(Code::TabIndentation, "a tab is used for indentation")
-                .at(location)
+                .at(self.location_at(at, at, None))
                 .label("tab here")
                 .help("YAML indents with spaces only; replace the tabs with spaces")
         } else if info.contains("recursion limit") {
@@ -278,7 +307,9 @@ impl<'s> SourceMap<'s> {
     fn span(&self, start: Pos, end: Pos) -> SourceSpan {
         let line_text = self.line_text(start.line);
         let line_chars = line_text.chars().count();
-        let width = if end.line == start.line && end.index > start.index {
+        let width = if end == start {
+            1
+        } else if end.line == start.line && end.index > start.index {
             end.index - start.index
         } else {
             line_chars.saturating_sub(start.col).max(1)
@@ -353,6 +384,66 @@ impl<'s> SourceMap<'s> {
     pub(crate) fn point(&self, line: usize, column: usize) -> Location {
         let pos = Pos { line, col: column.saturating_sub(1), index: 0 };
         self.location_at(pos, pos, None)
+    }
+}
+
+/// How much data a subtree stands for once its aliases are expanded: nodes and scalar bytes.
+#[derive(Debug, Clone, Copy, Default)]
+struct Size {
+    nodes: usize,
+    bytes: usize,
+}
+
+impl Size {
+    fn add(&mut self, other: Size) {
+        self.nodes = self.nodes.saturating_add(other.nodes);
+        self.bytes = self.bytes.saturating_add(other.bytes);
+    }
+}
+
+/// Tracks the expanded size of every anchor and of everything aliases replay, without
+/// expanding anything: the guard against "billion laughs".
+#[derive(Debug, Default)]
+struct Expansion {
+    anchors: HashMap<usize, Size>,
+    open: Vec<(usize, Size)>,
+    replayed: Size,
+}
+
+impl Expansion {
+    fn add(&mut self, size: Size) {
+        if let Some((_, top)) = self.open.last_mut() {
+            top.add(size);
+        }
+    }
+
+    fn scalar(&mut self, anchor: usize, bytes: usize) {
+        let size = Size { nodes: 1, bytes };
+        if anchor != 0 {
+            self.anchors.insert(anchor, size);
+        }
+        self.add(size);
+    }
+
+    fn open(&mut self, anchor: usize) {
+        self.open.push((anchor, Size { nodes: 1, bytes: 0 }));
+    }
+
+    fn close(&mut self) {
+        if let Some((anchor, size)) = self.open.pop() {
+            if anchor != 0 {
+                self.anchors.insert(anchor, size);
+            }
+            self.add(size);
+        }
+    }
+
+    /// Accounts for one alias; false when the replayed total passes the limits.
+    fn alias(&mut self, anchor: usize) -> bool {
+        let size = self.anchors.get(&anchor).copied().unwrap_or(Size { nodes: 1, bytes: 0 });
+        self.add(size);
+        self.replayed.add(size);
+        self.replayed.nodes <= MAX_NODES && self.replayed.bytes <= MAX_EXPANDED_BYTES
     }
 }
 

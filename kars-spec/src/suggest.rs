@@ -10,9 +10,10 @@ pub(crate) fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = 
         if candidate == word {
             continue;
         }
-        let distance =
-            if candidate.to_lowercase() == lower { 0 } else { levenshtein(&lower, &candidate.to_lowercase()) };
-        if distance <= limit && best.is_none_or(|(d, _)| distance < d) {
+        let distance = if candidate.to_lowercase() == lower { 0 } else { distance(&lower, &candidate.to_lowercase()) };
+        // A suggestion that replaces the whole word is a guess, not a typo fix.
+        let plausible = distance == 0 || distance < word.chars().count();
+        if plausible && distance <= limit && best.is_none_or(|(d, _)| distance < d) {
             best = Some((distance, candidate));
         }
     }
@@ -27,7 +28,7 @@ pub(crate) fn help<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>
 /// A list of names in backticks: `a`, `b` and `c`; long lists are cut.
 pub(crate) fn list<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
     let names: Vec<&str> = names.into_iter().collect();
-    const MAX: usize = 12;
+    const MAX: usize = 16;
     let mut out = names.iter().take(MAX).map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
     if names.len() > MAX {
         out.push_str(&format!(" and {} more", names.len() - MAX));
@@ -38,20 +39,30 @@ pub(crate) fn list<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
     out
 }
 
-fn levenshtein(a: &str, b: &str) -> usize {
+/// The optimal string alignment distance: edits, where swapping two neighbours is one edit.
+fn distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != cb);
-            let next = (row[j] + 1).min(row[j + 1] + 1).min(prev + cost);
-            prev = row[j + 1];
-            row[j + 1] = next;
+    let width = b.len() + 1;
+    let mut d = vec![0usize; (a.len() + 1) * width];
+    let at = |i: usize, j: usize| i * width + j;
+    for i in 0..=a.len() {
+        d[at(i, 0)] = i;
+    }
+    for j in 0..=b.len() {
+        d[at(0, j)] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[at(i - 1, j)] + 1).min(d[at(i, j - 1)] + 1).min(d[at(i - 1, j - 1)] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[at(i - 2, j - 2)] + 1);
+            }
+            d[at(i, j)] = best;
         }
     }
-    row[b.len()]
+    d[at(a.len(), b.len())]
 }
 
 #[cfg(test)]
@@ -64,6 +75,9 @@ mod tests {
         assert_eq!(did_you_mean("QA", ["qa", "devops"]), Some("qa"));
         assert_eq!(did_you_mean("rol", ["role", "outcome_of", "map"]), Some("role"));
         assert_eq!(did_you_mean("zzzzzz", ["role", "map"]), None);
-        assert_eq!(levenshtein("kitten", "sitting"), 3);
+        assert_eq!(distance("kitten", "sitting"), 3);
+        assert_eq!(distance("taks", "task"), 1);
+        assert_eq!(did_you_mean("Q", ["A", "B"]), None);
+        assert_eq!(did_you_mean("c", ["A", "C"]), Some("C"));
     }
 }

@@ -134,8 +134,12 @@ fn starts(cx: &mut Cx<'_>) {
 fn out_edges(cx: &mut Cx<'_>) {
     let spec = cx.spec;
     let mut by_source: HashMap<&str, Vec<(usize, Option<&str>)>> = HashMap::new();
+    let mut seen = BTreeSet::new();
     for (i, e) in spec.edges.iter().enumerate() {
-        by_source.entry(e.from.as_str()).or_default().push((i, e.label.as_deref()));
+        // An exact duplicate is reported once, as a duplicate edge.
+        if seen.insert((e.from.as_str(), e.to.as_str(), e.label.as_deref())) {
+            by_source.entry(e.from.as_str()).or_default().push((i, e.label.as_deref()));
+        }
     }
     for (id, node) in &spec.nodes {
         let outs = by_source.remove(id.as_str()).unwrap_or_default();

@@ -74,8 +74,8 @@ impl Cx<'_> {
         if known.clone().any(|k| k == id) {
             return;
         }
-        let help = suggest::help(id, known.clone())
-            .unwrap_or_else(|| format!("the {what}s defined in `{section}` are {}", suggest::list(known)));
+        let help =
+            suggest::help(id, known.clone()).unwrap_or_else(|| format!("`{section}` defines {}", suggest::list(known)));
         self.push(
             Diagnostic::error(code, format!("unknown {what} `{id}`"))
                 .at_path(path)
@@ -221,7 +221,8 @@ impl Cx<'_> {
                 Some(zone)
             }
             Err(e) => {
-                let help = e.suggestion.as_ref().map_or_else(
+                let close = || suggest::did_you_mean(name, chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()));
+                let help = e.suggestion.as_deref().or_else(close).map_or_else(
                     || "write an IANA zone name such as `America/Toronto` or `Europe/Berlin`".to_owned(),
                     |s| format!("did you mean `{s}`?"),
                 );
