@@ -59,7 +59,7 @@ fn the_bundled_spec_is_clean() {
 }
 
 fn single_code(result: Result<kars::spec::CheckedSpec, Report>) -> (Code, String) {
-    let report = result.err().expect("the input is rejected");
+    let report = result.expect_err("the input is rejected");
     let codes = report.codes();
     assert_eq!(codes.len(), 1, "{report}");
     (codes[0], report.to_string())
