@@ -62,7 +62,7 @@ macro_rules! codes {
 }
 
 codes! {
-    /// `K0101` the input is larger than [`crate::load::MAX_INPUT_BYTES`].
+    /// `K0101` the input is larger than [`crate::MAX_INPUT_BYTES`].
     InputTooLarge = "K0101",
     /// `K0102` the input is not UTF-8 text.
     NotUtf8 = "K0102",

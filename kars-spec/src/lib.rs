@@ -6,6 +6,11 @@
 //! input of any kind gives an error that names the file, line and column; nothing here panics,
 //! reads a clock or does IO beyond the string it is given.
 //!
+//! Problems are [`Diagnostic`]s with stable [`Code`]s (table in `kars-spec/CODES.md`), gathered
+//! in a [`Report`] that renders them rustc-style. The loader's limits are documented constants:
+//! [`MAX_INPUT_BYTES`], [`MAX_DEPTH`], [`MAX_NODES`], [`MAX_ALIASES`], [`MAX_EXPANDED_BYTES`] and
+//! [`MAX_SCALAR_BYTES`].
+//!
 //! ```
 //! let yaml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../workflows/kars-release.yaml")).unwrap();
 //! let spec = kars_spec::load(&yaml, "kars-release.yaml").expect("the bundled spec is valid");
@@ -17,7 +22,7 @@ pub mod calendar;
 mod checked;
 pub mod diagnostic;
 pub mod id;
-pub mod load;
+mod load;
 mod locate;
 mod schema;
 pub mod spec;

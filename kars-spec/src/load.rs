@@ -3,7 +3,9 @@
 //! Order of work, each step only on what the previous accepted:
 //! 1. the size cap ([`MAX_INPUT_BYTES`]) and UTF-8, before any parsing;
 //! 2. one walk over the YAML events ([`crate::locate`]) that indexes every path and rejects
-//!    empty input, several documents, tabs, deep nesting and oversized scalars;
+//!    empty input, several documents, tabs, deep nesting, alias bombs and oversized scalars.
+//!    It runs first when the text holds a `&` (anchors, hence aliases, are possible) and
+//!    otherwise only when there is something to locate, so a valid spec is parsed once;
 //! 3. serde-saphyr deserializes the [`Spec`] with budgets on depth, nodes, aliases and anchor
 //!    replay, duplicate keys as errors and `deny_unknown_fields` on every struct;
 //! 4. the validator, whose diagnostics carry paths that the source map turns into lines,
@@ -75,15 +77,39 @@ fn not_utf8(bytes: &[u8], e: &std::str::Utf8Error) -> Diagnostic {
 /// Loads `source`: the body of [`crate::load`].
 pub(crate) fn load_str(source: &str, origin: &str) -> Result<CheckedSpec, Report> {
     check_size(source.len(), origin)?;
-    let map = SourceMap::build(source).map_err(|d| Report::new(origin, vec![*d]))?;
-    let spec: Spec = serde_saphyr::from_str_with_options(source, options())
-        .map_err(|e| Report::new(origin, vec![from_yaml_error(&e, &map)]))?;
-    match validate::validate(spec) {
-        Ok(checked) => {
+    let map = |source| SourceMap::build(source).map_err(|d| Report::new(origin, vec![*d]));
+    // Anchors need a `&`. Without one no alias can expand, so the guard walk is only needed
+    // to explain errors: the common case (a valid spec) parses once.
+    let early = if source.contains('&') { Some(map(source)?) } else { None };
+    let spec: Spec = match serde_saphyr::from_str_with_options(source, options()) {
+        Ok(spec) => spec,
+        Err(e) => {
+            // The walk's own checks (empty, several documents, tabs, depth) explain best.
+            let map = match early {
+                Some(m) => m,
+                None => map(source)?,
+            };
+            return Err(Report::new(origin, vec![from_yaml_error(&e, &map)]));
+        }
+    };
+    let checked = validate::validate(spec);
+    let needs_map = match &checked {
+        Ok(c) => !c.warnings().is_empty(),
+        Err(_) => true,
+    };
+    let map = match early {
+        Some(m) => Some(m),
+        None if needs_map => Some(map(source)?),
+        None => None,
+    };
+    match (checked, map) {
+        (Ok(checked), None) => Ok(checked.with_warnings(origin, Vec::new())),
+        (Ok(checked), Some(map)) => {
             let warnings = locate_all(checked.warnings().to_vec(), &map);
             Ok(checked.with_warnings(origin, warnings))
         }
-        Err(report) => Err(Report::new(origin, locate_all(report.into_diagnostics(), &map))),
+        (Err(report), Some(map)) => Err(Report::new(origin, locate_all(report.into_diagnostics(), &map))),
+        (Err(report), None) => Err(Report::new(origin, report.into_diagnostics())),
     }
 }
 
