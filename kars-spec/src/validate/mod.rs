@@ -20,6 +20,10 @@ use crate::id::NodeId;
 use crate::spec::{FORMAT_VERSION, Recipient, Spec, WindowEdge};
 use crate::suggest;
 
+/// After this many diagnostics, unknown references list the defined names instead of
+/// searching for the closest one.
+const MAX_SUGGESTIONS: usize = 100;
+
 /// The placeholders a message template may use.
 pub const PLACEHOLDERS: &[&str] = &["release", "workflow", "node", "label", "deadline"];
 
@@ -61,21 +65,24 @@ impl Cx<'_> {
     }
 
     /// Reports `id` unless it names a defined item; `what` names the kind (`role`), `section`
-    /// the top-level key that defines them.
+    /// the top-level key that defines them, `exists` whether `id` is defined.
+    #[allow(clippy::too_many_arguments)]
     fn reference<'k>(
         &mut self,
         code: Code,
         what: &str,
         section: &str,
         id: &str,
+        exists: bool,
         known: impl Iterator<Item = &'k str> + Clone,
         path: Path,
     ) {
-        if known.clone().any(|k| k == id) {
+        if exists {
             return;
         }
-        let help =
-            suggest::help(id, known.clone()).unwrap_or_else(|| format!("`{section}` defines {}", suggest::list(known)));
+        // Suggestions cost a distance per candidate: a flood of bad references gets lists.
+        let suggestion = if self.out.len() < MAX_SUGGESTIONS { suggest::help(id, known.clone()) } else { None };
+        let help = suggestion.unwrap_or_else(|| format!("`{section}` defines {}", suggest::list(known)));
         self.push(
             Diagnostic::error(code, format!("unknown {what} `{id}`"))
                 .at_path(path)
@@ -85,28 +92,33 @@ impl Cx<'_> {
     }
 
     pub(crate) fn node_ref(&mut self, id: &NodeId, path: Path) {
+        let exists = self.spec.nodes.contains_key(id);
         let known = self.spec.nodes.keys().map(NodeId::as_str);
-        self.reference(Code::UnknownNode, "node", "nodes", id.as_str(), known, path);
+        self.reference(Code::UnknownNode, "node", "nodes", id.as_str(), exists, known, path);
     }
 
     pub(crate) fn role_ref(&mut self, id: &str, path: Path) {
+        let exists = self.spec.roles.contains_key(id);
         let known = self.spec.roles.keys().map(|k| k.as_str());
-        self.reference(Code::UnknownRole, "role", "roles", id, known, path);
+        self.reference(Code::UnknownRole, "role", "roles", id, exists, known, path);
     }
 
     pub(crate) fn channel_ref(&mut self, id: &str, path: Path) {
+        let exists = self.spec.channels.contains_key(id);
         let known = self.spec.channels.keys().map(|k| k.as_str());
-        self.reference(Code::UnknownChannel, "channel", "channels", id, known, path);
+        self.reference(Code::UnknownChannel, "channel", "channels", id, exists, known, path);
     }
 
     pub(crate) fn branch_ref(&mut self, id: &str, path: Path) {
+        let exists = self.spec.branches.contains_key(id);
         let known = self.spec.branches.keys().map(|k| k.as_str());
-        self.reference(Code::UnknownBranch, "branch", "branches", id, known, path);
+        self.reference(Code::UnknownBranch, "branch", "branches", id, exists, known, path);
     }
 
     pub(crate) fn environment_ref(&mut self, id: &str, path: Path) {
+        let exists = self.spec.environments.contains_key(id);
         let known = self.spec.environments.keys().map(|k| k.as_str());
-        self.reference(Code::UnknownEnvironment, "environment", "environments", id, known, path);
+        self.reference(Code::UnknownEnvironment, "environment", "environments", id, exists, known, path);
     }
 
     pub(crate) fn recipients(&mut self, to: &[Recipient], path: &Path) {

@@ -1,7 +1,7 @@
 //! Node rules: which fields each kind takes or needs, references inside nodes, actions,
 //! `decided_by`, retries, escalations, labels and styles.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use super::{Cx, node_path};
 use crate::diagnostic::{Code, Diagnostic, Location, Path};
@@ -20,6 +20,12 @@ pub(super) fn check(cx: &mut Cx<'_>) {
         .filter(|e| spec.nodes.get(&e.to).is_some_and(|n| n.kind == NodeKind::Start))
         .map(|e| e.from.as_str())
         .collect();
+    let mut labels: HashMap<&str, Vec<&str>> = HashMap::new();
+    for e in &spec.edges {
+        if let Some(label) = e.label.as_deref() {
+            labels.entry(e.from.as_str()).or_default().push(label);
+        }
+    }
     for (id, node) in &spec.nodes {
         let path = node_path(id);
         cx.non_empty(&node.label, &format!("the label of node `{id}`"), path.clone().key("label"));
@@ -38,7 +44,8 @@ pub(super) fn check(cx: &mut Cx<'_>) {
             self::action(cx, action, &path.clone().key("action"));
         }
         if let Some(decided_by) = &node.decided_by {
-            self::decided_by(cx, id, decided_by, &path.clone().key("decided_by"));
+            let labels = labels.get(id.as_str()).map_or(&[][..], Vec::as_slice);
+            self::decided_by(cx, id, decided_by, labels, &path.clone().key("decided_by"));
         }
         if let Some(deadline) = &node.deadline {
             escalation(cx, &deadline.escalate, &path.clone().key("deadline").key("escalate"));
@@ -258,12 +265,7 @@ fn escalation(cx: &mut Cx<'_>, escalation: &Escalation, path: &Path) {
     }
 }
 
-/// The labels of the edges leaving `id` (decisions are few, so a scan per decision is fine).
-fn branch_labels<'a>(cx: &Cx<'a>, id: &NodeId) -> Vec<&'a str> {
-    cx.spec.edges.iter().filter(|e| &e.from == id).filter_map(|e| e.label.as_deref()).collect()
-}
-
-fn decided_by(cx: &mut Cx<'_>, id: &NodeId, by: &DecidedBy, path: &Path) {
+fn decided_by(cx: &mut Cx<'_>, id: &NodeId, by: &DecidedBy, labels: &[&str], path: &Path) {
     match (&by.role, &by.outcome_of) {
         (Some(_), Some(_)) | (None, None) => {
             cx.push(
@@ -282,11 +284,11 @@ fn decided_by(cx: &mut Cx<'_>, id: &NodeId, by: &DecidedBy, path: &Path) {
                 );
             }
         }
-        (None, Some(source)) => outcome_map(cx, id, source, by, path),
+        (None, Some(source)) => outcome_map(cx, id, source, by, labels, path),
     }
 }
 
-fn outcome_map(cx: &mut Cx<'_>, id: &NodeId, source: &NodeId, by: &DecidedBy, path: &Path) {
+fn outcome_map(cx: &mut Cx<'_>, id: &NodeId, source: &NodeId, by: &DecidedBy, labels: &[&str], path: &Path) {
     let source_path = path.clone().key("outcome_of");
     let Some(node) = cx.spec.nodes.get(source) else {
         cx.node_ref(source, source_path);
@@ -313,7 +315,6 @@ fn outcome_map(cx: &mut Cx<'_>, id: &NodeId, source: &NodeId, by: &DecidedBy, pa
             return;
         }
     };
-    let labels = branch_labels(cx, id);
     if by.map.is_empty() {
         cx.push(
             Diagnostic::error(Code::DecidedBy, format!("`decided_by` of `{id}` has `outcome_of` but no `map`"))
@@ -349,7 +350,7 @@ fn outcome_map(cx: &mut Cx<'_>, id: &NodeId, source: &NodeId, by: &DecidedBy, pa
             );
         }
     }
-    for label in &labels {
+    for label in labels {
         if !by.map.values().any(|v| v == label) {
             cx.push(
                 Diagnostic::error(
