@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 mod check;
 mod import;
 mod render;
+mod schema;
 
 /// The process exit code for an invalid spec or a refused action.
 pub const EXIT_INVALID: u8 = 1;
@@ -27,6 +28,8 @@ pub struct Cli {
 enum Command {
     /// Check specs: exit 0 when all are valid (warnings are printed), 1 when any is invalid.
     Check(check::Args),
+    /// Print the JSON Schema of the spec format.
+    Schema(schema::Args),
     /// Draw a spec as a mermaid flowchart on standard output.
     Render(render::Args),
     /// Turn a mermaid flowchart (`.mmd` or markdown) into a YAML spec skeleton on standard output.
@@ -37,6 +40,7 @@ enum Command {
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Check(args) => check::run(&args),
+        Command::Schema(args) => schema::run(&args),
         Command::Render(args) => render::run(&args),
         Command::Import(args) => import::run(&args),
     }
