@@ -161,7 +161,7 @@ impl fmt::Display for Mismatch {
 #[non_exhaustive]
 pub enum EngineError {
     /// The actor holds none of the roles the node needs.
-    #[error("`{actor}` may not act on `{node}`: it needs one of the roles {}", ticks(needed))]
+    #[error("`{actor}` may not act on `{node}`, which needs one of the roles {}", ticks(needed))]
     Unauthorized {
         /// The node.
         node: NodeId,
@@ -203,7 +203,7 @@ pub enum EngineError {
         opens_local: String,
     },
     /// An open window forbids the input.
-    #[error("window `{window}` forbids {subject} until {}", until_text(until.as_ref(), until_node.as_ref()))]
+    #[error("window `{window}` forbids {subject} until {}", until_text(until_local.as_deref(), until_node.as_ref()))]
     WindowForbids {
         /// The window.
         window: WindowId,
@@ -211,6 +211,8 @@ pub enum EngineError {
         subject: String,
         /// When the window closes, when that is known.
         until: Option<DateTime<Utc>>,
+        /// The same instant in the workflow's zone (`2026-11-30 00:00 EST`).
+        until_local: Option<String>,
         /// The node whose completion closes the window, for node-bound windows.
         until_node: Option<NodeId>,
     },
@@ -260,11 +262,11 @@ fn at_node(current: Option<&NodeId>, expecting: &Expecting) -> String {
     }
 }
 
-fn until_text(until: Option<&DateTime<Utc>>, node: Option<&NodeId>) -> String {
+fn until_text(until: Option<&str>, node: Option<&NodeId>) -> String {
     match (node, until) {
-        (Some(node), Some(at)) => format!("`{node}` completes (its gate opens {} UTC)", at.format("%Y-%m-%d %H:%M")),
+        (Some(node), Some(at)) => format!("`{node}` completes (its gate opens {at})"),
         (Some(node), None) => format!("`{node}` completes"),
-        (None, Some(at)) => format!("{} UTC", at.format("%Y-%m-%d %H:%M")),
+        (None, Some(at)) => at.to_owned(),
         (None, None) => "it closes".to_owned(),
     }
 }

@@ -65,7 +65,7 @@ pub use effect::{Effect, EffectKey, EffectKind, Notice, NoticeKind, ReleaseId};
 pub use error::{CompileError, EngineError, Expecting, Mismatch};
 pub use event::{ActionOutcome, Actor, Event, InstanceId, InstanceIdError, MergeRequest};
 pub use history::{History, HistoryHeader, Input, Record, Resolved, Verdict};
-pub use instance::{CycleReport, DeadlineView, Footprint, Instance, Snapshot, State, Waiting, WaitingFor};
+pub use instance::{CycleReport, DeadlineView, Footprint, Instance, Options, Snapshot, State, Waiting, WaitingFor};
 pub use kars_spec::spec::Recipient;
 pub use policy::Permission;
 pub use workflow::{LabelIndex, MAX_NODES, MAX_WINDOWS, NodeIndex, WindowIndex, Workflow};

@@ -178,7 +178,10 @@ impl Instance {
         let (until, until_node) = self.window_until(index, now);
         let window = self.workflow.windows.get(index).map(|w| w.id.clone());
         match window {
-            Some(window) => EngineError::WindowForbids { window, subject, until, until_node },
+            Some(window) => {
+                let until_local = until.map(|at| format_local(at, self.workflow.zone));
+                EngineError::WindowForbids { window, subject, until, until_local, until_node }
+            }
             None => EngineError::NotAwaiting {
                 node: self.workflow.node(self.workflow.start).id.clone(),
                 current: None,

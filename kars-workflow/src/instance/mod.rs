@@ -37,9 +37,8 @@ pub struct Instance {
     state: State,
     history: History,
     effects: VecDeque<Effect>,
-    notices: VecDeque<Notice>,
-    notice_capacity: usize,
-    notices_dropped: u64,
+    /// Allocated only when notices are on.
+    notices: Option<Box<Notices>>,
     /// While replaying: the instants recorded for the current input, in order.
     replay: Option<Box<replay::Cursor>>,
     /// The instants resolved while handling the current input.
@@ -50,6 +49,29 @@ impl PartialEq for Instance {
     fn eq(&self, other: &Self) -> bool {
         self.state == other.state && self.history == other.history
     }
+}
+
+/// The notice queue, boxed so that an instance without observers pays one pointer.
+#[derive(Debug, Clone, Default)]
+struct Notices {
+    queue: VecDeque<Notice>,
+    capacity: usize,
+    dropped: u64,
+}
+
+impl Notices {
+    fn new(capacity: usize) -> Option<Box<Self>> {
+        (capacity > 0)
+            .then(|| Box::new(Self { queue: VecDeque::with_capacity(capacity.min(256)), capacity, dropped: 0 }))
+    }
+}
+
+/// Options for [`Instance::start_with`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// How many undrained notices to keep (see [`Instance::set_notice_capacity`]); 0 turns
+    /// notices off.
+    pub notice_capacity: usize,
 }
 
 /// A serializable copy of an instance: its state, its history and the effects not yet polled.
@@ -73,7 +95,7 @@ impl Snapshot {
 pub struct Footprint {
     /// `size_of::<Instance>()`.
     pub inline: usize,
-    /// Heap held by the state's tables (not the history, the effect or notice queues).
+    /// Heap held by the state's tables and the notice queue (not the history or undrained effects).
     pub state_heap: usize,
     /// Of `inline`, the part that is the history's header and record list.
     pub history_inline: usize,
@@ -94,25 +116,35 @@ impl Instance {
     /// workflow's zone) and starts at `now`.
     #[must_use]
     pub fn start(workflow: Arc<Workflow>, id: InstanceId, now: DateTime<Utc>) -> Self {
-        Self::begin(workflow, id, now, None)
+        Self::begin(workflow, id, now, None, Options::default())
     }
 
-    fn begin(workflow: Arc<Workflow>, id: InstanceId, now: DateTime<Utc>, replay: Option<Box<replay::Cursor>>) -> Self {
+    /// [`Instance::start`] with options, such as notices from the very first transition.
+    #[must_use]
+    pub fn start_with(workflow: Arc<Workflow>, id: InstanceId, now: DateTime<Utc>, options: Options) -> Self {
+        Self::begin(workflow, id, now, None, options)
+    }
+
+    fn begin(
+        workflow: Arc<Workflow>,
+        id: InstanceId,
+        now: DateTime<Utc>,
+        replay: Option<Box<replay::Cursor>>,
+        options: Options,
+    ) -> Self {
         let header = HistoryHeader {
             fingerprint: workflow.fingerprint,
             workflow: workflow.name.clone(),
             instance: id.clone(),
             started_at: now,
         };
-        let state = State::new(&workflow, id, now);
+        let state = State::new(&workflow, now);
         let mut instance = Self {
             workflow,
             state,
             history: History { header, records: Vec::new() },
             effects: VecDeque::new(),
-            notices: VecDeque::new(),
-            notice_capacity: 0,
-            notices_dropped: 0,
+            notices: Notices::new(options.notice_capacity),
             replay,
             resolved: Vec::new(),
         };
@@ -176,24 +208,30 @@ impl Instance {
     /// The next transition notice, when notices are on (see [`Instance::set_notice_capacity`]).
     #[must_use]
     pub fn poll_notice(&mut self) -> Option<Notice> {
-        self.notices.pop_front()
+        self.notices.as_mut()?.queue.pop_front()
     }
 
     /// Keeps up to `capacity` undrained notices (0, the default, turns them off). When the
     /// queue is full the oldest notice is dropped and counted in [`Instance::notices_dropped`].
     /// Pushing a notice never allocates once the queue has grown to its capacity.
     pub fn set_notice_capacity(&mut self, capacity: usize) {
-        self.notice_capacity = capacity;
-        while self.notices.len() > capacity {
-            self.notices.pop_front();
-            self.notices_dropped += 1;
+        match (&mut self.notices, capacity) {
+            (None, _) => self.notices = Notices::new(capacity),
+            (Some(n), 0) if n.queue.is_empty() && n.dropped == 0 => self.notices = None,
+            (Some(n), _) => {
+                n.capacity = capacity;
+                while n.queue.len() > capacity {
+                    n.queue.pop_front();
+                    n.dropped += 1;
+                }
+            }
         }
     }
 
     /// How many notices were dropped because the queue was full.
     #[must_use]
     pub fn notices_dropped(&self) -> u64 {
-        self.notices_dropped
+        self.notices.as_ref().map_or(0, |n| n.dropped)
     }
 
     /// The workflow the instance runs.
@@ -205,7 +243,7 @@ impl Instance {
     /// The instance's id.
     #[must_use]
     pub fn id(&self) -> &InstanceId {
-        &self.state.instance
+        &self.history.header.instance
     }
 
     /// The state, for comparing (`replay` and `restore` give equal states).
@@ -244,7 +282,7 @@ impl Instance {
             };
             return Err(EngineError::SnapshotMismatch { mismatch });
         }
-        if !state.fits(&workflow) || history.header.instance != state.instance {
+        if !state.fits(&workflow) {
             return Err(EngineError::SnapshotMismatch { mismatch: crate::error::Mismatch::Shape });
         }
         Ok(Self {
@@ -252,9 +290,7 @@ impl Instance {
             state,
             history,
             effects: pending_effects.into(),
-            notices: VecDeque::new(),
-            notice_capacity: 0,
-            notices_dropped: 0,
+            notices: None,
             replay: None,
             resolved: Vec::new(),
         })
@@ -265,7 +301,9 @@ impl Instance {
     pub fn footprint(&self) -> Footprint {
         use std::mem::size_of;
         let s = &self.state;
-        let state_heap = s.instance.as_str().len()
+        let notices =
+            self.notices.as_ref().map_or(0, |n| size_of::<Notices>() + n.queue.capacity() * size_of::<Notice>());
+        let state_heap = notices
             + s.nodes.len() * size_of::<u16>()
             + std::mem::size_of_val(&*s.deadlines)
             + std::mem::size_of_val(&*s.outcomes)
@@ -299,14 +337,16 @@ impl Instance {
     }
 
     pub(crate) fn notice(&mut self, at: DateTime<Utc>, kind: NoticeKind) {
-        if self.notice_capacity == 0 {
+        let Some(n) = self.notices.as_mut() else {
             return;
+        };
+        if n.queue.len() >= n.capacity {
+            n.queue.pop_front();
+            n.dropped += 1;
         }
-        if self.notices.len() >= self.notice_capacity {
-            self.notices.pop_front();
-            self.notices_dropped += 1;
+        if n.capacity > 0 {
+            n.queue.push_back(Notice { at, kind });
         }
-        self.notices.push_back(Notice { at, kind });
     }
 
     fn push_record(&mut self, at: DateTime<Utc>, input: Input, verdict: Verdict) {

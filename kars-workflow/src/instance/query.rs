@@ -71,6 +71,8 @@ pub enum WaitingFor {
     NextCycle {
         /// When it starts.
         starts_at: DateTime<Utc>,
+        /// The same instant in the workflow's zone.
+        starts_local: String,
     },
     /// Nothing can move the token: a decision found no branch for the recorded outcome, or
     /// automatic nodes looped without waiting. The next cycle does not start by itself.
@@ -125,9 +127,7 @@ impl fmt::Display for Waiting {
             }
             WaitingFor::Gate { node, opens_local, .. } => write!(f, "`{node}` waits for its gate at {opens_local}")?,
             WaitingFor::ActionResult { node } => write!(f, "action `{node}` waits for its result")?,
-            WaitingFor::NextCycle { starts_at } => {
-                write!(f, "the next cycle starts at {} UTC", starts_at.format("%Y-%m-%d %H:%M"))?;
-            }
+            WaitingFor::NextCycle { starts_local, .. } => write!(f, "the next cycle starts at {starts_local}")?,
             WaitingFor::Stalled { node } => write!(f, "`{node}` is stalled and cannot move on")?,
         }
         if let Some(d) = &self.deadline {
@@ -199,7 +199,10 @@ impl Instance {
     pub fn waiting(&self, now: DateTime<Utc>) -> Waiting {
         let zone = self.workflow.zone;
         let (node, reason, deadline) = match self.state.token {
-            Token::Between { next_start } => (None, WaitingFor::NextCycle { starts_at: next_start }, None),
+            Token::Between { next_start } => {
+                let starts_local = format_local(next_start, zone);
+                (None, WaitingFor::NextCycle { starts_at: next_start, starts_local }, None)
+            }
             Token::At { node, phase } => {
                 let compiled = self.workflow.node(node);
                 let id = compiled.id.clone();

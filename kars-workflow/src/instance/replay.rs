@@ -53,8 +53,13 @@ impl Instance {
             return Err(mismatch(Some(0), Mismatch::NoStart));
         };
         let started = history.header.started_at;
-        let mut instance =
-            Self::begin(workflow, history.header.instance.clone(), started, Some(Cursor::of(&first.resolved)));
+        let mut instance = Self::begin(
+            workflow,
+            history.header.instance.clone(),
+            started,
+            Some(Cursor::of(&first.resolved)),
+            super::Options::default(),
+        );
         instance.check_replayed(0)?;
         for (i, record) in history.records.iter().enumerate().skip(1) {
             let seq = i as u64;

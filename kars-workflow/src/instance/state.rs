@@ -3,7 +3,6 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::event::InstanceId;
 use crate::workflow::{LabelIndex, NodeIndex, Workflow};
 
 /// Where the single token is.
@@ -52,7 +51,6 @@ pub(crate) struct CycleSummary {
 /// inside a [`crate::Snapshot`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
-    pub(crate) instance: InstanceId,
     /// The latest input instant seen; earlier inputs count as this instant.
     pub(crate) clock: DateTime<Utc>,
     /// How many cycles have started.
@@ -85,10 +83,9 @@ pub(crate) const DONE: u16 = 0x8000;
 pub(crate) const NO_OUTCOME: u16 = u16::MAX;
 
 impl State {
-    pub(crate) fn new(workflow: &Workflow, instance: InstanceId, now: DateTime<Utc>) -> Self {
+    pub(crate) fn new(workflow: &Workflow, now: DateTime<Utc>) -> Self {
         let epoch = DateTime::<Utc>::UNIX_EPOCH;
         Self {
-            instance,
             clock: now,
             cycle: 0,
             monday: now.date_naive(),

@@ -326,7 +326,7 @@ impl Instance {
 
     fn effect_key(&self, node: NodeIndex, suffix: &dyn std::fmt::Display) -> (EffectKey, ReleaseId) {
         let release = ReleaseId::of(self.state.monday);
-        let key = format!("{}/{}/{}/{}", self.state.instance, release, self.workflow.node(node).id, suffix);
+        let key = format!("{}/{}/{}/{}", self.history.header.instance, release, self.workflow.node(node).id, suffix);
         (EffectKey(key), release)
     }
 
