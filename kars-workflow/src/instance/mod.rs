@@ -156,7 +156,7 @@ impl Instance {
     }
 
     /// Handles an event at `now`. Timers due by `now` run first, each at its own instant.
-    /// An instant earlier than the latest one seen counts as that latest one.
+    /// An instant earlier than the latest accepted one counts as that latest one.
     ///
     /// Accepted or refused, the event is appended to the [`History`]; a refused event changes
     /// nothing.
@@ -170,7 +170,9 @@ impl Instance {
         let now = now.max(self.state.clock);
         self.catch_up(now);
         let result = self.apply(&event, now);
-        self.state.clock = now;
+        if result.is_ok() {
+            self.state.clock = now;
+        }
         let verdict = match &result {
             Ok(()) => Verdict::Accepted,
             Err(e) => Verdict::Refused(Box::new(e.clone())),

@@ -59,6 +59,7 @@ impl Instance {
             let Some(at) = self.next_wake().filter(|at| *at <= now) else {
                 return;
             };
+            self.state.clock = self.state.clock.max(at);
             if self.state.calendar_next == Some(at) {
                 self.refresh_calendar(at);
                 continue;
