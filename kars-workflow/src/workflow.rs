@@ -643,3 +643,36 @@ pub(crate) mod compile {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kars() -> Workflow {
+        let yaml =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../workflows/kars-release.yaml")).unwrap();
+        Workflow::compile(&kars_spec::load(&yaml, "kars-release.yaml").unwrap()).unwrap()
+    }
+
+    #[test]
+    fn compiles_the_bundled_spec_to_indices() {
+        let w = kars();
+        assert_eq!(w.node_count(), 33);
+        assert_eq!(w.node_id(w.start()).map(NodeId::as_str), Some("A"));
+        let n = w.node_index("N").unwrap();
+        let labels: Vec<&str> = w.out_edges(n).iter().filter_map(|e| e.label).map(|l| w.label(l)).collect();
+        assert_eq!(labels, ["No", "Yes"]);
+        // AA reads Y's outcome; W and F must differ from U and E; the freeze watches J and AG.
+        assert!(w.node(w.node_index("Y").unwrap()).outcome_slot.is_some());
+        assert!(w.node(w.node_index("U").unwrap()).actor_slot.is_some());
+        assert!(w.node(w.node_index("E").unwrap()).actor_slot.is_some());
+        assert!(w.node(w.node_index("J").unwrap()).watch_slot.is_some());
+        assert!(w.node(w.node_index("AG").unwrap()).watch_slot.is_some());
+        assert_eq!(w.calendar_edges.len(), 2);
+        assert_eq!(w.pause_mask, 0b10);
+        assert_eq!(w.node_index("Nope"), None);
+        assert_eq!(w.node_id(NodeIndex(999)), None);
+        // An index from elsewhere degrades instead of panicking.
+        assert_eq!(w.node(NodeIndex(999)).id.as_str(), "A");
+    }
+}

@@ -33,6 +33,12 @@ impl Instance {
     }
 
     fn lookup(&self, node: &NodeId) -> Result<NodeIndex, EngineError> {
+        // Most events name the node the token is at: one string comparison instead of a hash.
+        if let Some(current) = self.state.current()
+            && self.workflow.node(current).id == *node
+        {
+            return Ok(current);
+        }
         self.workflow.node_index(node.as_str()).ok_or_else(|| EngineError::UnknownNode { node: node.clone() })
     }
 
@@ -140,8 +146,8 @@ impl Instance {
             *o = l.0;
         }
         let branch = if compiled.kind == NodeKind::Decision { label } else { None };
-        let next = self.leave(index, branch, now);
-        self.run(next, now);
+        let next = self.leave(&workflow, index, branch, now);
+        self.run(&workflow, next, now);
         Ok(())
     }
 
@@ -168,8 +174,8 @@ impl Instance {
         if let Some(o) = compiled.outcome_slot.and_then(|s| self.state.outcomes.get_mut(usize::from(s))) {
             *o = label.0;
         }
-        let next = self.leave(index, None, now);
-        self.run(next, now);
+        let next = self.leave(&workflow, index, None, now);
+        self.run(&workflow, next, now);
         Ok(())
     }
 

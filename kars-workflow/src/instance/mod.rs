@@ -150,7 +150,8 @@ impl Instance {
         };
         instance.refresh_calendar(now);
         let next = instance.start_cycle(now);
-        instance.run(next, now);
+        let workflow = Arc::clone(&instance.workflow);
+        instance.run(&workflow, next, now);
         instance.push_record(now, Input::Start, Verdict::Accepted);
         instance
     }
@@ -258,6 +259,13 @@ impl Instance {
     #[must_use]
     pub fn history(&self) -> &History {
         &self.history
+    }
+
+    /// Reserves room for `additional` more history records, so that a host that knows roughly
+    /// how many inputs a cycle takes (about 40 for the KARS week) avoids reallocating on the
+    /// hot path.
+    pub fn reserve_history(&mut self, additional: usize) {
+        self.history.records.reserve(additional);
     }
 
     /// A serializable copy of the instance.

@@ -15,7 +15,7 @@ use crate::effect::{Effect, EffectKey, EffectKind, NoticeKind, ReleaseId};
 use crate::gate::{format_local, last_occurrence, next_occurrence_after};
 use crate::history::Resolved;
 use crate::template::{Vars, expand};
-use crate::workflow::{CompiledAction, CompiledEscalation, Decider, Jump, LabelIndex, NodeIndex};
+use crate::workflow::{CompiledAction, CompiledEscalation, Decider, Jump, LabelIndex, NodeIndex, Workflow};
 
 /// What happens after a transition.
 #[derive(Debug, Clone, Copy)]
@@ -55,6 +55,10 @@ impl Instance {
     /// Runs every timer due by `now`, earliest first; at equal instants calendar edges, then
     /// the next cycle, then the gate, then deadlines in spec order.
     pub(crate) fn catch_up(&mut self, now: DateTime<Utc>) {
+        if self.next_wake().is_none_or(|at| at > now) {
+            return;
+        }
+        let workflow = std::sync::Arc::clone(&self.workflow);
         for _ in 0..TIMER_BUDGET {
             let Some(at) = self.next_wake().filter(|at| *at <= now) else {
                 return;
@@ -67,20 +71,19 @@ impl Instance {
             match self.state.token {
                 Token::Between { next_start } if next_start == at => {
                     let next = self.start_cycle(at);
-                    self.run(next, at);
+                    self.run(&workflow, next, at);
                     continue;
                 }
                 Token::At { node, phase: Phase::Gated { opens_at } } if opens_at == at => {
                     self.state.token = Token::At { node, phase: Phase::Ready };
                     self.notice(at, NoticeKind::GateOpened { node });
-                    let next = self.activate(node, at);
-                    self.run(next, at);
+                    let next = self.activate(&workflow, node, at);
+                    self.run(&workflow, next, at);
                     continue;
                 }
                 _ => {}
             }
-            let due = self
-                .workflow
+            let due = workflow
                 .deadlines
                 .iter()
                 .zip(self.state.deadlines.iter())
@@ -94,8 +97,8 @@ impl Instance {
     }
 
     /// Follows automatic transitions until the token waits.
-    pub(crate) fn run(&mut self, mut next: Next, at: DateTime<Utc>) {
-        let mut budget = 4 * self.workflow.nodes.len() + 16;
+    pub(crate) fn run(&mut self, workflow: &Workflow, mut next: Next, at: DateTime<Utc>) {
+        let mut budget = 4 * workflow.nodes.len() + 16;
         loop {
             next = match next {
                 Next::Wait => return,
@@ -106,7 +109,7 @@ impl Instance {
                         return;
                     }
                     budget -= 1;
-                    self.arrive(node, at)
+                    self.arrive(workflow, node, at)
                 }
             };
         }
@@ -117,8 +120,7 @@ impl Instance {
         self.notice(at, NoticeKind::Stalled { node });
     }
 
-    fn arrive(&mut self, node: NodeIndex, at: DateTime<Utc>) -> Next {
-        let workflow = std::sync::Arc::clone(&self.workflow);
+    fn arrive(&mut self, workflow: &Workflow, node: NodeIndex, at: DateTime<Utc>) -> Next {
         let compiled = workflow.node(node);
         if let Some(retry) = compiled.retry.and_then(|r| workflow.retries.get(usize::from(r)).map(|c| (r, c))) {
             let (slot, retry) = retry;
@@ -150,34 +152,33 @@ impl Instance {
             }
             self.notice(at, NoticeKind::GateOpened { node });
         }
-        self.activate(node, at)
+        self.activate(workflow, node, at)
     }
 
     /// The node's gate (if any) is open: do its work or wait for it.
-    fn activate(&mut self, node: NodeIndex, at: DateTime<Utc>) -> Next {
-        let workflow = std::sync::Arc::clone(&self.workflow);
+    fn activate(&mut self, workflow: &Workflow, node: NodeIndex, at: DateTime<Utc>) -> Next {
         let compiled = workflow.node(node);
         match compiled.kind {
-            NodeKind::Start | NodeKind::Wait => self.leave(node, None, at),
+            NodeKind::Start | NodeKind::Wait => self.leave(workflow, node, None, at),
             NodeKind::Task => Next::Wait,
             NodeKind::End => {
                 if compiled.action.is_some() {
                     self.emit_action(node);
                 }
-                self.complete(node, at);
+                self.complete(workflow, node, at);
                 Next::End(compiled.outcome.unwrap_or(workflow.completed))
             }
             NodeKind::Action => {
                 let waits = compiled.action.as_ref().is_some_and(CompiledAction::waits);
                 self.emit_action(node);
-                if waits { Next::Wait } else { self.leave(node, None, at) }
+                if waits { Next::Wait } else { self.leave(workflow, node, None, at) }
             }
             NodeKind::Decision => match &compiled.decider {
                 Some(Decider::OutcomeOf { slot, map, .. }) => {
                     let recorded = self.state.outcomes.get(usize::from(*slot)).copied().unwrap_or(NO_OUTCOME);
                     let branch = map.iter().find(|(from, _)| from.0 == recorded).map(|(_, to)| *to);
                     match branch {
-                        Some(label) => self.leave(node, Some(label), at),
+                        Some(label) => self.leave(workflow, node, Some(label), at),
                         None => {
                             self.stall(node, at);
                             Next::Wait
@@ -190,9 +191,14 @@ impl Instance {
     }
 
     /// Completes `node` and takes its out-edge (the one labelled `label` for decisions).
-    pub(crate) fn leave(&mut self, node: NodeIndex, label: Option<LabelIndex>, at: DateTime<Utc>) -> Next {
-        self.complete(node, at);
-        let workflow = std::sync::Arc::clone(&self.workflow);
+    pub(crate) fn leave(
+        &mut self,
+        workflow: &Workflow,
+        node: NodeIndex,
+        label: Option<LabelIndex>,
+        at: DateTime<Utc>,
+    ) -> Next {
+        self.complete(workflow, node, at);
         let edges = workflow.out_edges(node);
         let edge = match label {
             Some(label) => edges.iter().find(|e| e.label == Some(label)),
@@ -210,10 +216,10 @@ impl Instance {
         }
     }
 
-    fn complete(&mut self, node: NodeIndex, at: DateTime<Utc>) {
+    fn complete(&mut self, workflow: &Workflow, node: NodeIndex, at: DateTime<Utc>) {
         self.state.mark_done(node);
         self.notice(at, NoticeKind::NodeCompleted { node });
-        if let Some(slot) = self.workflow.node(node).watch_slot {
+        if let Some(slot) = workflow.node(node).watch_slot {
             if let Some(w) = self.state.watched.get_mut(usize::from(slot)) {
                 *w = Some(at);
             }
@@ -222,6 +228,8 @@ impl Instance {
     }
 
     fn end_cycle(&mut self, outcome: LabelIndex, at: DateTime<Utc>) -> Next {
+        // One summary a week: grow by exactly one rather than doubling.
+        self.state.finished.reserve_exact(1);
         self.state.finished.push(super::state::CycleSummary {
             monday: self.state.monday,
             outcome,
@@ -281,7 +289,7 @@ impl Instance {
             Jump::Goto(to) => Next::Enter(to),
             Jump::End(outcome) => Next::End(outcome),
         };
-        self.run(next, at);
+        self.run(&workflow, next, at);
     }
 
     /// Recomputes the calendar window edges at `at` (recorded) and the open windows.
