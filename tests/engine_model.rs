@@ -36,6 +36,8 @@ enum Op {
     Merge { source: usize, target: usize },
     /// Go back in time (the engine clamps).
     Rewind(u32),
+    /// Jump to the end (or the start) of representable time, which the engine clamps.
+    Far(bool),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -55,6 +57,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(node, failed)| Op::Result { node, failed }),
         1 => (0usize..BRANCHES.len(), 0usize..BRANCHES.len()).prop_map(|(source, target)| Op::Merge { source, target }),
         1 => (0u32..600).prop_map(Op::Rewind),
+        1 => proptest::bool::weighted(0.02).prop_map(Op::Far),
     ]
 }
 
@@ -79,6 +82,9 @@ struct Model {
     /// Deadline misses per node in the running cycle.
     misses: BTreeMap<String, u32>,
     keys: HashSet<String>,
+    /// Notices dropped so far; after a drop the counts resync at the next cycle start.
+    dropped: u64,
+    synced: bool,
 }
 
 impl Model {
@@ -93,12 +99,19 @@ impl Model {
     /// Reads the notices of one step and checks the per-cycle bounds.
     fn observe(&mut self, instance: &mut Instance) {
         let workflow = Arc::clone(instance.workflow());
+        if instance.notices_dropped() != self.dropped {
+            // A jump across centuries overflowed the queue: counts resync at the next cycle.
+            self.dropped = instance.notices_dropped();
+            self.synced = false;
+        }
         while let Some(notice) = instance.poll_notice() {
             match notice.kind {
                 NoticeKind::CycleStarted { .. } => {
                     self.entries.clear();
                     self.misses.clear();
+                    self.synced = true;
                 }
+                _ if !self.synced => {}
                 NoticeKind::NodeEntered { node, attempt } => {
                     let id = workflow.node_id(node).unwrap().to_string();
                     let count = self.entries.entry(id.clone()).or_default();
@@ -140,11 +153,20 @@ fn run(spec_file: &str, start_day: i64, start_minute: i64, ops: &[Op], acks: Opt
         + Duration::minutes(start_minute);
     let options = Options { notice_capacity: 4096 };
     let mut instance = Instance::start_with(Arc::clone(&workflow), InstanceId::new("m").unwrap(), start, options);
-    let mut model =
-        Model { awaiting: Vec::new(), spec, entries: BTreeMap::new(), misses: BTreeMap::new(), keys: HashSet::new() };
+    let mut model = Model {
+        awaiting: Vec::new(),
+        spec,
+        entries: BTreeMap::new(),
+        misses: BTreeMap::new(),
+        keys: HashSet::new(),
+        dropped: 0,
+        synced: true,
+    };
     model.observe(&mut instance);
     let mut now = start;
     let mut acked = 0u32;
+    // The latest instant the engine has seen: earlier inputs count as it.
+    let mut high = start;
     for op in ops {
         if let Some(mask) = acks {
             while let Some(node) = model.awaiting.pop() {
@@ -158,8 +180,9 @@ fn run(spec_file: &str, start_day: i64, start_minute: i64, ops: &[Op], acks: Opt
         }
         let event = match op {
             Op::Advance(minutes) => {
-                now += Duration::minutes(i64::from(*minutes));
+                now = now.checked_add_signed(Duration::minutes(i64::from(*minutes))).unwrap_or(now);
                 instance.handle_timeout(now);
+                high = high.max(kars_workflow::gate::clamp(now));
                 model.observe(&mut instance);
                 continue;
             }
@@ -167,12 +190,17 @@ fn run(spec_file: &str, start_day: i64, start_minute: i64, ops: &[Op], acks: Opt
                 if let Some(at) = instance.poll_timeout() {
                     now = now.max(at);
                     instance.handle_timeout(now);
+                    high = high.max(kars_workflow::gate::clamp(now));
                     model.observe(&mut instance);
                 }
                 continue;
             }
             Op::Rewind(minutes) => {
-                now -= Duration::minutes(i64::from(*minutes));
+                now = now.checked_sub_signed(Duration::minutes(i64::from(*minutes))).unwrap_or(now);
+                continue;
+            }
+            Op::Far(forward) => {
+                now = if *forward { DateTime::<Utc>::MAX_UTC } else { DateTime::<Utc>::MIN_UTC };
                 continue;
             }
             Op::Complete { node, name, roles, fit, outcome, valid } => {
@@ -224,13 +252,17 @@ fn run(spec_file: &str, start_day: i64, start_minute: i64, ops: &[Op], acks: Opt
                 actor: Actor::new("bot", Vec::new()),
             },
         };
-        // Let due timers run first, so that a refusal can be checked to change nothing.
+        // Let due timers run first, so that a refusal can be checked to change nothing (unless a
+        // jump across centuries left more timers than one input runs).
         instance.handle_timeout(now);
         model.observe(&mut instance);
+        high = high.max(kars_workflow::gate::clamp(now));
+        let settled = instance.poll_timeout().is_none_or(|t| t > high);
         let before = instance.state().clone();
         let result = instance.handle_event(event.clone(), now);
         match &result {
-            Err(_) => assert_eq!(&before, instance.state(), "a refused {event:?} changed the state"),
+            Err(_) if settled => assert_eq!(&before, instance.state(), "a refused {event:?} changed the state"),
+            Err(_) => {}
             Ok(()) => {
                 if let Event::Complete { node, actor, .. } = &event {
                     let needed = model.roles_for(node.as_str());
@@ -257,7 +289,7 @@ fn run(spec_file: &str, start_day: i64, start_minute: i64, ops: &[Op], acks: Opt
     // The restored instance carries on exactly like the live one.
     let mut a = instance;
     let mut b = restored;
-    let later = now + Duration::days(9);
+    let later = now.checked_add_signed(Duration::days(9)).unwrap_or(now);
     a.handle_timeout(later);
     b.handle_timeout(later);
     assert_eq!(a, b);
@@ -305,4 +337,25 @@ fn restore_refuses_foreign_or_damaged_snapshots() {
     let damaged: Snapshot = serde_json::from_value(json).unwrap();
     let err = Instance::restore(kars, damaged).unwrap_err();
     assert_eq!(err.to_string(), "the snapshot cannot be restored: its tables do not fit the workflow");
+}
+
+/// A forged history (impossible recorded instants, wrong kinds) is refused, never trusted.
+#[test]
+fn replay_refuses_forged_instants() {
+    let (kars, _) = load("kars-release.yaml");
+    let at: DateTime<Utc> = "2026-11-23T13:00:00Z".parse().unwrap();
+    let instance = Instance::start(Arc::clone(&kars), InstanceId::new("x").unwrap(), at);
+    let mut forged = instance.history().clone();
+    for r in &mut forged.records[0].resolved {
+        if let kars_workflow::Resolved::Cycle { monday } = r {
+            *monday = chrono::NaiveDate::MAX;
+        }
+    }
+    assert!(Instance::replay(Arc::clone(&kars), &forged).is_err());
+    let mut shuffled = instance.history().clone();
+    shuffled.records[0].resolved.reverse();
+    assert!(Instance::replay(Arc::clone(&kars), &shuffled).is_err());
+    let mut extra = instance.history().clone();
+    extra.records[0].resolved.push(kars_workflow::Resolved::NextCycle { at });
+    assert!(Instance::replay(kars, &extra).is_err());
 }

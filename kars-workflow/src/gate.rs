@@ -1,9 +1,50 @@
 //! Calendar arithmetic the engine needs beyond `kars_spec::calendar`: the last occurrence of a
 //! recurring week time, and local-time formatting for messages and errors.
 
-use chrono::{DateTime, Duration, Timelike, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Timelike, Utc};
 use chrono_tz::Tz;
 use kars_spec::calendar::{WeekTime, cycle_monday_of};
+
+/// The earliest instant the engine works with: inputs before it count as it.
+pub const EARLIEST: DateTime<Utc> = DateTime::from_naive_utc_and_offset(
+    match NaiveDate::from_ymd_opt(1000, 1, 1) {
+        Some(d) => d,
+        None => NaiveDate::MIN,
+    }
+    .and_time(chrono::NaiveTime::MIN),
+    Utc,
+);
+
+/// The latest instant the engine works with: inputs after it count as it. The bounds leave
+/// room for week arithmetic (`+8w`, the weeks around a window edge) so that no date overflows.
+pub const LATEST: DateTime<Utc> = DateTime::from_naive_utc_and_offset(
+    match NaiveDate::from_ymd_opt(9000, 1, 1) {
+        Some(d) => d,
+        None => NaiveDate::MAX,
+    }
+    .and_time(chrono::NaiveTime::MIN),
+    Utc,
+);
+
+/// `at`, moved into [`EARLIEST`]..=[`LATEST`].
+#[must_use]
+pub fn clamp(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.clamp(EARLIEST, LATEST)
+}
+
+/// Whether `at` lies within a year of the engine's range: where instants resolved from clamped
+/// inputs fall (checked on recorded and restored instants, which a forger could set to anything).
+#[must_use]
+pub fn in_range(at: DateTime<Utc>) -> bool {
+    let margin = Duration::days(366);
+    (EARLIEST - margin..=LATEST + margin).contains(&at)
+}
+
+/// Whether a date lies within a year of the engine's range.
+#[must_use]
+pub fn date_in_range(date: NaiveDate) -> bool {
+    in_range(date.and_time(chrono::NaiveTime::MIN).and_utc())
+}
 
 /// The latest instant at or before `now` at which `time`'s weekday and time of day occur in
 /// `zone` (its week offset is ignored): how a recurring window edge is found.
@@ -11,6 +52,7 @@ use kars_spec::calendar::{WeekTime, cycle_monday_of};
 pub fn last_occurrence(time: WeekTime, now: DateTime<Utc>, zone: Tz) -> DateTime<Utc> {
     let clock = time.time();
     let this = WeekTime::new(0, time.weekday(), clock.hour() as u8, clock.minute() as u8).unwrap_or(time);
+    let now = clamp(now);
     let monday = cycle_monday_of(now.with_timezone(&zone).date_naive());
     let mut earliest = now;
     for back in 0..3 {
@@ -27,7 +69,7 @@ pub fn last_occurrence(time: WeekTime, now: DateTime<Utc>, zone: Tz) -> DateTime
 /// The first instant strictly after `now` at which `time`'s weekday and time of day occur.
 #[must_use]
 pub fn next_occurrence_after(time: WeekTime, now: DateTime<Utc>, zone: Tz) -> DateTime<Utc> {
-    time.next_occurrence(now + Duration::seconds(1), zone)
+    time.next_occurrence(clamp(now) + Duration::seconds(1), zone)
 }
 
 /// `at` as wall-clock time in `zone`, with the zone's abbreviation: `2026-11-30 09:45 EST`.
@@ -55,6 +97,15 @@ mod tests {
         let mon: WeekTime = "Monday 00:00 +1w".parse().unwrap();
         assert_eq!(last_occurrence(mon, utc("2026-11-28T05:00:00Z"), Toronto), utc("2026-11-23T05:00:00Z"));
         assert_eq!(next_occurrence_after(mon, utc("2026-11-23T05:00:00Z"), Toronto), utc("2026-11-30T05:00:00Z"));
+    }
+
+    #[test]
+    fn extreme_instants_are_clamped_not_overflowed() {
+        let sat: WeekTime = "Saturday 00:00".parse().unwrap();
+        assert!(in_range(last_occurrence(sat, DateTime::<Utc>::MAX_UTC, Toronto)));
+        assert!(in_range(next_occurrence_after(sat, DateTime::<Utc>::MIN_UTC, Toronto)));
+        assert_eq!(clamp(DateTime::<Utc>::MAX_UTC), LATEST);
+        assert!(!date_in_range(NaiveDate::MAX));
     }
 
     #[test]

@@ -132,6 +132,7 @@ impl Instance {
         replay: Option<Box<replay::Cursor>>,
         options: Options,
     ) -> Self {
+        let now = crate::gate::clamp(now);
         let header = HistoryHeader {
             fingerprint: workflow.fingerprint,
             workflow: workflow.name.clone(),
@@ -157,7 +158,8 @@ impl Instance {
     }
 
     /// Handles an event at `now`. Timers due by `now` run first, each at its own instant.
-    /// An instant earlier than the latest accepted one counts as that latest one.
+    /// An instant earlier than the latest accepted one counts as that latest one, and instants
+    /// outside years 1000..9000 count as the nearest bound.
     ///
     /// Accepted or refused, the event is appended to the [`History`]; a refused event changes
     /// nothing.
@@ -168,7 +170,7 @@ impl Instance {
     /// completed a node this one must be kept apart from, or the outcome is not declared.
     pub fn handle_event(&mut self, event: Event, now: DateTime<Utc>) -> Result<(), EngineError> {
         let at = now;
-        let now = now.max(self.state.clock);
+        let now = crate::gate::clamp(now).max(self.state.clock);
         self.catch_up(now);
         let result = self.apply(&event, now);
         if result.is_ok() {
@@ -186,7 +188,7 @@ impl Instance {
     /// its own instant. Recorded in the history only when a timer was due.
     pub fn handle_timeout(&mut self, now: DateTime<Utc>) {
         let at = now;
-        let now = now.max(self.state.clock);
+        let now = crate::gate::clamp(now).max(self.state.clock);
         if self.next_wake().is_none_or(|wake| wake > now) {
             return;
         }
@@ -292,7 +294,7 @@ impl Instance {
             };
             return Err(EngineError::SnapshotMismatch { mismatch });
         }
-        if !state.fits(&workflow) {
+        if !state.fits(&workflow) || !state.sane() {
             return Err(EngineError::SnapshotMismatch { mismatch: crate::error::Mismatch::Shape });
         }
         Ok(Self {

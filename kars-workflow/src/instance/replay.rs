@@ -22,13 +22,23 @@ impl Cursor {
     }
 }
 
+/// Whether a recorded value lies in the engine's range; a forged history could hold any.
+fn sane(r: &Resolved) -> bool {
+    use crate::gate::{date_in_range, in_range};
+    match r {
+        Resolved::Cycle { monday } => date_in_range(*monday),
+        Resolved::Deadline { at, .. } | Resolved::Gate { at, .. } | Resolved::NextCycle { at } => in_range(*at),
+        Resolved::Calendar { last, next } => last.iter().all(|l| in_range(*l)) && next.is_none_or(in_range),
+    }
+}
+
 impl Instance {
     /// While replaying, the next recorded instant if it is the kind asked for; `None` (and a
     /// mismatch noted) otherwise. Live, always `None`.
     pub(crate) fn recorded(&mut self, fits: impl Fn(&Resolved) -> bool) -> Option<Resolved> {
         let cursor = self.replay.as_mut()?;
         match cursor.queue.pop_front() {
-            Some(r) if fits(&r) => Some(r),
+            Some(r) if fits(&r) && sane(&r) => Some(r),
             _ => {
                 cursor.mismatch = true;
                 None

@@ -84,7 +84,7 @@ pub(crate) const NO_OUTCOME: u16 = u16::MAX;
 
 impl State {
     pub(crate) fn new(workflow: &Workflow, now: DateTime<Utc>) -> Self {
-        let epoch = DateTime::<Utc>::UNIX_EPOCH;
+        let epoch = crate::gate::EARLIEST;
         Self {
             clock: now,
             cycle: 0,
@@ -104,6 +104,25 @@ impl State {
             retry_rounds: 0,
             finished: Vec::new(),
         }
+    }
+
+    /// Whether every instant and date lies in the engine's range (checked on restore).
+    pub(crate) fn sane(&self) -> bool {
+        use crate::gate::{date_in_range, in_range};
+        let token = match self.token {
+            Token::At { phase: Phase::Gated { opens_at }, .. } => in_range(opens_at),
+            Token::At { .. } => true,
+            Token::Between { next_start } => in_range(next_start),
+        };
+        token
+            && in_range(self.clock)
+            && in_range(self.cycle_started)
+            && date_in_range(self.monday)
+            && self.deadlines.iter().all(|d| in_range(d.at))
+            && self.watched.iter().flatten().all(|w| in_range(*w))
+            && self.calendar.iter().all(|c| in_range(*c))
+            && self.calendar_next.is_none_or(in_range)
+            && self.finished.iter().all(|c| date_in_range(c.monday) && in_range(c.started_at) && in_range(c.ended_at))
     }
 
     /// Whether the tables fit `workflow` and every index is in range (checked on restore).

@@ -29,12 +29,20 @@ pub(crate) enum Next {
 }
 
 /// The most timers one input runs; the rest run on the next input (`poll_timeout` stays due).
-const TIMER_BUDGET: usize = 100_000;
+const TIMER_BUDGET: usize = 10_000;
 
 impl Instance {
     /// The earliest pending timer, if any.
     pub(crate) fn next_wake(&self) -> Option<DateTime<Utc>> {
-        let mut wake = self.state.calendar_next;
+        match (self.state.calendar_next, self.next_token_wake()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The earliest pending timer other than a calendar window edge.
+    fn next_token_wake(&self) -> Option<DateTime<Utc>> {
+        let mut wake: Option<DateTime<Utc>> = None;
         let mut consider = |at: DateTime<Utc>| wake = Some(wake.map_or(at, |w| w.min(at)));
         match self.state.token {
             Token::Between { next_start } => consider(next_start),
@@ -53,28 +61,35 @@ impl Instance {
     }
 
     /// Runs every timer due by `now`, earliest first; at equal instants calendar edges, then
-    /// the next cycle, then the gate, then deadlines in spec order.
+    /// the next cycle, then the gate, then deadlines in spec order. Window edges passed in one
+    /// go (the host slept past several) are reported by their net change only.
     pub(crate) fn catch_up(&mut self, now: DateTime<Utc>) {
         if self.next_wake().is_none_or(|at| at > now) {
             return;
         }
         let workflow = std::sync::Arc::clone(&self.workflow);
         for _ in 0..TIMER_BUDGET {
-            let Some(at) = self.next_wake().filter(|at| *at <= now) else {
+            let Some(due) = self.next_wake().filter(|at| *at <= now) else {
                 return;
             };
-            self.state.clock = self.state.clock.max(at);
-            if self.state.calendar_next == Some(at) {
-                self.refresh_calendar(at);
+            // A timer already past when it was armed (a deadline before the instance started)
+            // fires at the latest instant seen, never before it.
+            let at = due.max(self.state.clock);
+            self.state.clock = at;
+            if self.state.calendar_next == Some(due) {
+                // Window edges only change which windows are open: skip straight to the next
+                // instant that matters (another timer, or `now`), so a long sleep costs one step.
+                let until = self.next_token_wake().filter(|t| *t <= now).unwrap_or(now).max(at);
+                self.refresh_calendar(until);
                 continue;
             }
             match self.state.token {
-                Token::Between { next_start } if next_start == at => {
+                Token::Between { next_start } if next_start == due => {
                     let next = self.start_cycle(at);
                     self.run(&workflow, next, at);
                     continue;
                 }
-                Token::At { node, phase: Phase::Gated { opens_at } } if opens_at == at => {
+                Token::At { node, phase: Phase::Gated { opens_at } } if opens_at == due => {
                     self.state.token = Token::At { node, phase: Phase::Ready };
                     self.notice(at, NoticeKind::GateOpened { node });
                     let next = self.activate(&workflow, node, at);
@@ -83,12 +98,12 @@ impl Instance {
                 }
                 _ => {}
             }
-            let due = workflow
+            let slot = workflow
                 .deadlines
                 .iter()
                 .zip(self.state.deadlines.iter())
-                .position(|(c, d)| !d.fired && d.at == at && !self.state.done(c.node));
-            match due {
+                .position(|(c, d)| !d.fired && d.at == due && !self.state.done(c.node));
+            match slot {
                 Some(slot) => self.fire_deadline(slot, at),
                 // Unreachable: `next_wake` only returns instants of the timers above.
                 None => return,
@@ -242,7 +257,7 @@ impl Instance {
         // Node-bound windows close with the cycle.
         self.state.watched.iter_mut().for_each(|w| *w = None);
         self.refresh_windows(at);
-        let following = self.state.monday + Duration::days(7);
+        let following = self.state.monday.checked_add_signed(Duration::days(7)).unwrap_or(self.state.monday);
         let zone = self.workflow.zone;
         let monday_start = self.resolve_next_cycle(|| resolve_local(zone, following.and_time(chrono::NaiveTime::MIN)));
         let next_start = at.max(monday_start);
@@ -308,7 +323,10 @@ impl Instance {
             *slot = value;
         }
         // A recorded `next` that is not later than `at` would stop time; move it on.
-        self.state.calendar_next = next.map(|n| n.max(at + Duration::seconds(1)));
+        self.state.calendar_next = match at.checked_add_signed(Duration::seconds(1)) {
+            Some(after) => next.map(|n| n.max(after)),
+            None => None,
+        };
         self.refresh_windows(at);
     }
 
