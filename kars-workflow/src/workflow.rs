@@ -213,6 +213,13 @@ impl Workflow {
     /// Returns a [`CompileError`] when the spec breaks a rule the engine relies on (no start
     /// node, a reference to an unknown node, a non-decision with other than one out-edge, more
     /// than [`MAX_NODES`] nodes or [`MAX_WINDOWS`] windows). A validated spec never does.
+    ///
+    /// ```
+    /// let yaml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../workflows/kars-release.yaml")).unwrap();
+    /// let workflow = kars_workflow::Workflow::compile(&kars_spec::load(&yaml, "kars-release.yaml").unwrap()).unwrap();
+    /// assert_eq!(workflow.node_count(), 33);
+    /// assert_eq!(workflow.node_index("AG").and_then(|i| workflow.node_id(i)).map(|id| id.as_str()), Some("AG"));
+    /// ```
     pub fn compile(checked: &CheckedSpec) -> Result<Self, CompileError> {
         crate::workflow::compile::compile(checked)
     }

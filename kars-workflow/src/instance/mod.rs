@@ -114,6 +114,30 @@ impl Footprint {
 impl Instance {
     /// Starts an instance: its first cycle is the ISO week of `now` (the local date in the
     /// workflow's zone) and starts at `now`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use kars_workflow::{Actor, EngineError, Event, Instance, InstanceId, Workflow};
+    ///
+    /// let yaml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../workflows/kars-release.yaml"))?;
+    /// let workflow = Arc::new(Workflow::compile(&kars_spec::load(&yaml, "kars-release.yaml")?)?);
+    /// let monday = "2026-11-23T13:00:00Z".parse()?; // 08:00 in Toronto
+    /// let mut kars = Instance::start(workflow, InstanceId::new("kars")?, monday);
+    /// assert_eq!(kars.release().as_str(), "2026-W48");
+    ///
+    /// let planning = |who: &str, role: &str| Event::Complete {
+    ///     node: "B".parse().unwrap(),
+    ///     actor: Actor::new(who, vec![role.parse().unwrap()]),
+    ///     outcome: None,
+    /// };
+    /// let refused = kars.handle_event(planning("alice", "developer"), monday);
+    /// assert!(matches!(refused, Err(EngineError::Unauthorized { .. })));
+    /// kars.handle_event(planning("erin", "product_manager"), monday)?;
+    /// assert_eq!(kars.current_node().map(|n| n.as_str()), Some("C"));
+    /// assert_eq!(kars.history().records.len(), 3); // the start, the refusal, the completion
+    /// println!("{}", kars.waiting(monday)); // 2026-W48: task `C` waits for one of the roles `team_lead`
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn start(workflow: Arc<Workflow>, id: InstanceId, now: DateTime<Utc>) -> Self {
         Self::begin(workflow, id, now, None, Options::default())
