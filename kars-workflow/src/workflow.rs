@@ -21,7 +21,7 @@ pub const MAX_NODES: usize = u16::MAX as usize - 1;
 /// The most windows a workflow may have (window state is a 64-bit set).
 pub const MAX_WINDOWS: usize = 64;
 
-/// The position of a node in [`Workflow::nodes`]; valid for the workflow it came from.
+/// The position of a node in its workflow (spec order, see [`Workflow::node_ids`]); valid only for the workflow it came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct NodeIndex(pub(crate) u16);
