@@ -5,6 +5,7 @@ use std::fmt;
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
+use crate::diagnostic::{Diagnostic, Report};
 use crate::spec::Spec;
 
 /// A spec that passed every check. Only [`crate::load`] and [`crate::check`] make one.
@@ -13,12 +14,32 @@ pub struct CheckedSpec {
     spec: Spec,
     zone: Tz,
     fingerprint: Fingerprint,
+    warnings: Report,
 }
 
 impl CheckedSpec {
-    pub(crate) fn new(spec: Spec, zone: Tz) -> Self {
+    pub(crate) fn new(spec: Spec, zone: Tz, warnings: Vec<Diagnostic>) -> Self {
         let fingerprint = Fingerprint::of(&spec);
-        Self { spec, zone, fingerprint }
+        Self { spec, zone, fingerprint, warnings: Report::new(String::new(), warnings) }
+    }
+
+    /// The same spec with its warnings located in `origin`.
+    pub(crate) fn with_warnings(mut self, origin: &str, warnings: Vec<Diagnostic>) -> Self {
+        self.warnings = Report::new(origin, warnings);
+        self
+    }
+
+    /// The warnings found while checking: the spec is valid, but these are probably not what
+    /// its author meant.
+    #[must_use]
+    pub fn warnings(&self) -> &[Diagnostic] {
+        self.warnings.diagnostics()
+    }
+
+    /// The warnings as a [`Report`] that renders them with their file name and excerpts.
+    #[must_use]
+    pub fn warning_report(&self) -> &Report {
+        &self.warnings
     }
 
     /// The spec's data.
@@ -57,19 +78,51 @@ impl Fingerprint {
     /// The fingerprint of `spec`.
     #[must_use]
     pub fn of(spec: &Spec) -> Self {
-        // Serializing plain data to JSON cannot fail: every map key is a string.
-        let json = serde_json::to_vec(spec).unwrap_or_default();
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for byte in json {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        // Serializing plain data to JSON cannot fail: every map key is a string. The JSON is
+        // streamed into the hash rather than collected first.
+        let mut hasher = Fnv(0xcbf2_9ce4_8422_2325);
+        let _ = serde_json::to_writer(&mut hasher, spec);
+        Self(hasher.0)
+    }
+}
+
+/// A 64-bit FNV-1a hasher fed through `io::Write`.
+struct Fnv(u64);
+
+impl std::io::Write for Fnv {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        for &byte in buf {
+            self.0 ^= u64::from(byte);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
         }
-        Self(hash)
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
 impl fmt::Display for Fingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:016x}", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fingerprint_is_fnv1a_of_the_canonical_json() {
+        let yaml = include_str!("../../workflows/kars-release.yaml");
+        let spec: Spec = serde_saphyr::from_str(yaml).unwrap();
+        let json = serde_json::to_vec(&spec).unwrap();
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in json {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        assert_eq!(Fingerprint::of(&spec), Fingerprint(hash));
     }
 }

@@ -6,6 +6,11 @@
 //! input of any kind gives an error that names the file, line and column; nothing here panics,
 //! reads a clock or does IO beyond the string it is given.
 //!
+//! Problems are [`Diagnostic`]s with stable [`Code`]s (table in `kars-spec/CODES.md`), gathered
+//! in a [`Report`] that renders them rustc-style. The loader's limits are documented constants:
+//! [`MAX_INPUT_BYTES`], [`MAX_DEPTH`], [`MAX_NODES`], [`MAX_ALIASES`], [`MAX_EXPANDED_BYTES`] and
+//! [`MAX_SCALAR_BYTES`].
+//!
 //! ```
 //! let yaml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../workflows/kars-release.yaml")).unwrap();
 //! let spec = kars_spec::load(&yaml, "kars-release.yaml").expect("the bundled spec is valid");
@@ -15,40 +20,44 @@
 
 pub mod calendar;
 mod checked;
+pub mod diagnostic;
 pub mod id;
+mod load;
+mod locate;
+pub mod mermaid;
+mod schema;
 pub mod spec;
+mod suggest;
+mod validate;
 
 pub use checked::{CheckedSpec, Fingerprint};
+pub use diagnostic::{Code, Diagnostic, Location, Report, Severity};
 pub use id::{BranchId, ChannelId, EnvironmentId, IdError, NodeId, PersonId, PhaseId, RoleId, WindowId};
+pub use load::{MAX_INPUT_BYTES, load_bytes};
+pub use locate::{MAX_ALIASES, MAX_DEPTH, MAX_EXPANDED_BYTES, MAX_NODES, MAX_SCALAR_BYTES};
+pub use schema::json_schema;
 pub use spec::Spec;
+pub use validate::PLACEHOLDERS;
 
-/// A problem found while loading or checking a spec (first version; the loader issue refines it).
-#[derive(Debug, thiserror::Error)]
-#[error("{origin}: {message}")]
-pub struct Report {
-    origin: String,
-    message: String,
-}
-
-/// Parses YAML into a [`Spec`] and checks it.
+/// Parses YAML into a [`Spec`] and checks it; `origin` names the source in diagnostics
+/// (a file name).
+///
+/// Every error, syntax or semantic, names `origin`, the line and column and the path in the
+/// document, and renders a source excerpt. On success, [`CheckedSpec::warnings`] holds the
+/// warnings.
 ///
 /// # Errors
-/// Returns a [`Report`] of every problem found.
+/// Returns a [`Report`] of every problem found: the first YAML or type error if the text does
+/// not read as a spec, else every validation error and warning.
 pub fn load(source: &str, origin: &str) -> Result<CheckedSpec, Report> {
-    let spec: Spec =
-        serde_saphyr::from_str(source).map_err(|e| Report { origin: origin.to_owned(), message: e.to_string() })?;
-    check(spec).map_err(|mut r| {
-        r.origin = origin.to_owned();
-        r
-    })
+    load::load_str(source, origin)
 }
 
-/// Checks a [`Spec`] that was built in code or imported.
+/// Checks a [`Spec`] that was built in code or imported. Diagnostics carry paths in the
+/// document (`nodes.N.decided_by.role`) but no lines, since there is no source.
 ///
 /// # Errors
-/// Returns a [`Report`] of every problem found.
+/// Returns a [`Report`] of every error and warning when any rule fails.
 pub fn check(spec: Spec) -> Result<CheckedSpec, Report> {
-    let zone =
-        calendar::parse_zone(&spec.timezone).map_err(|e| Report { origin: String::new(), message: e.to_string() })?;
-    Ok(CheckedSpec::new(spec, zone))
+    validate::validate(spec)
 }

@@ -1,7 +1,7 @@
 //! The serde types of a workflow spec: what a YAML file holds, before any checking.
 //!
 //! These types are only data. [`crate::load`] reads them from YAML with locations, and
-//! [`crate::validate`] turns a [`Spec`] into a [`crate::CheckedSpec`] that later code can trust.
+//! [`crate::check`] turns a [`Spec`] into a [`crate::CheckedSpec`] that later code can trust.
 
 use std::collections::BTreeMap;
 

@@ -51,12 +51,14 @@
 //! kept in the history as refused attempts, changing no state.
 #![deny(missing_docs)]
 
+pub mod adapter;
 mod effect;
 mod error;
 mod event;
 pub mod gate;
 mod history;
 mod instance;
+pub mod journal;
 mod policy;
 pub mod sim;
 mod template;

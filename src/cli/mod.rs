@@ -7,6 +7,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod check;
+mod import;
+mod render;
+mod schema;
 mod simulate;
 
 /// The process exit code for an invalid spec or a refused action.
@@ -26,6 +29,12 @@ pub struct Cli {
 enum Command {
     /// Check specs: exit 0 when all are valid (warnings are printed), 1 when any is invalid.
     Check(check::Args),
+    /// Print the JSON Schema of the spec format.
+    Schema(schema::Args),
+    /// Draw a spec as a mermaid flowchart on standard output.
+    Render(render::Args),
+    /// Turn a mermaid flowchart (`.mmd` or markdown) into a YAML spec skeleton on standard output.
+    Import(import::Args),
     /// Simulate weeks of a workflow on a virtual clock with seeded people.
     Simulate(simulate::Args),
 }
@@ -34,31 +43,48 @@ enum Command {
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Check(args) => check::run(&args),
+        Command::Schema(args) => schema::run(&args),
+        Command::Render(args) => render::run(&args),
+        Command::Import(args) => import::run(&args),
         Command::Simulate(args) => simulate::run(&args),
     }
 }
 
-/// Reads and checks a spec file (`-` for standard input), printing diagnostics on failure.
-pub fn load_spec(path: &std::path::Path) -> Option<(kars::spec::CheckedSpec, String)> {
-    let name = path.display().to_string();
-    let text = if name == "-" {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map(|_| s)
-    } else {
-        std::fs::read_to_string(path)
-    };
-    let text = match text {
-        Ok(t) => t,
+/// Reads a file, or standard input for `-`; returns the text and the name to show in messages.
+fn read_input(file: &std::path::Path) -> Result<(String, String), ExitCode> {
+    if file.as_os_str() == "-" {
+        let mut text = String::new();
+        return match std::io::Read::read_to_string(&mut std::io::stdin(), &mut text) {
+            Ok(_) => Ok((text, "<stdin>".to_owned())),
+            Err(e) => {
+                eprintln!("error: cannot read standard input: {e}");
+                Err(ExitCode::from(EXIT_USAGE))
+            }
+        };
+    }
+    match std::fs::read_to_string(file) {
+        Ok(text) => Ok((text, file.display().to_string())),
         Err(e) => {
-            eprintln!("error: cannot read `{name}`: {e}");
-            return None;
+            eprintln!("error: cannot read `{}`: {e}", file.display());
+            Err(ExitCode::from(EXIT_USAGE))
         }
-    };
+    }
+}
+
+/// Reads and checks a spec (`-` for standard input), printing its warnings or diagnostics on
+/// stderr; on failure, the exit code (2 when it cannot be read, 1 when it is invalid).
+fn load_spec(file: &std::path::Path) -> Result<(kars::spec::CheckedSpec, String), ExitCode> {
+    let (text, name) = read_input(file)?;
     match kars::spec::load(&text, &name) {
-        Ok(spec) => Some((spec, name)),
+        Ok(spec) => {
+            if !spec.warnings().is_empty() {
+                eprint!("{}", spec.warning_report());
+            }
+            Ok((spec, name))
+        }
         Err(report) => {
-            eprintln!("{report}");
-            None
+            eprint!("{report}");
+            Err(ExitCode::from(EXIT_INVALID))
         }
     }
 }

@@ -53,8 +53,9 @@ fn parse_date(text: &str) -> Result<NaiveDate, String> {
 }
 
 pub fn run(args: &Args) -> ExitCode {
-    let Some((spec, source_name)) = super::load_spec(&args.file) else {
-        return ExitCode::from(super::EXIT_INVALID);
+    let (spec, source_name) = match super::load_spec(&args.file) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
     };
     let model_path = args.model.clone().or_else(|| beside(&args.file));
     let model = match &model_path {

@@ -1,0 +1,281 @@
+//! Importing a mermaid flowchart as a kars spec skeleton that passes `kars check`.
+//!
+//! How the graph becomes a spec:
+//! - subgraphs become phases with their ids and titles; a node belongs to the innermost
+//!   subgraph that mentions it (mermaid's own rule), so nested subgraphs are flattened and an
+//!   outer subgraph left without nodes of its own is dropped (with a warning);
+//! - the first node mentioned is the `start`; a node with no way out is an `end` with outcome
+//!   `done`; a node with an edge back to the start gets outcome `done` too;
+//! - a `{}` node with two or more ways out is a `decision` decided by the placeholder role;
+//!   its unlabelled (or repeated) branch labels are filled with the target's id;
+//! - any other node with two or more ways out also becomes a decision, with a warning: kars
+//!   moves one token at a time, so a fork cannot be expressed otherwise;
+//! - a `{{}}` node is a `wait`; every other node is a `task` for the placeholder role `owner`;
+//! - `style` lines (and `classDef`/`class`/`:::` styles, merged in) become node styles;
+//! - the time zone is `UTC`, with a comment in the YAML asking to set the team's zone.
+
+use std::collections::HashMap;
+
+use indexmap::IndexMap;
+
+use super::error::{ImportError, ImportErrorKind, ImportWarning, WarningKind};
+use super::flowchart::{Flowchart, Shape};
+use super::parse::parse;
+use crate::id::{NodeId, PhaseId, RoleId};
+use crate::spec::{DecidedBy, Edge, FORMAT_VERSION, Node, NodeKind, Phase, Role, Spec};
+
+/// The placeholder role every imported task and decision is given.
+pub const PLACEHOLDER_ROLE: &str = "owner";
+/// The outcome given to imported ends and to nodes that lead back to the start.
+pub const PLACEHOLDER_OUTCOME: &str = "done";
+
+/// An imported spec with the warnings met on the way.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportOutcome {
+    /// The spec skeleton.
+    pub spec: Spec,
+    /// What was ignored or changed, with lines.
+    pub warnings: Vec<ImportWarning>,
+}
+
+/// Imports a mermaid flowchart (a `.mmd` text, or the first ```` ```mermaid ```` block of a
+/// markdown text) as a spec skeleton; see the module docs for how nodes become kinds.
+///
+/// ```
+/// let outcome = kars_spec::mermaid::import("flowchart LR\n  A[Plan] --> B{Ok?}\n  B -->|Yes| C[Ship]\n  B -->|No| A\n").unwrap();
+/// assert_eq!(outcome.spec.nodes.len(), 3);
+/// assert!(kars_spec::check(outcome.spec).is_ok());
+/// ```
+///
+/// # Errors
+/// Returns an [`ImportError`] with the line and column of the first problem: a statement that
+/// cannot be read, an unsupported construct (circle, cross or two-way links, edge ids,
+/// `@{}` shapes, edges to subgraphs) or an id kars does not accept (`end`, `1A`, ...).
+pub fn import(text: &str) -> Result<ImportOutcome, ImportError> {
+    let parsed = parse(text)?;
+    let mut warnings = parsed.warnings;
+    let spec = to_spec(&parsed.flowchart, parsed.title, parsed.description, &mut warnings)?;
+    warnings.sort_by_key(|w| (w.at.line, w.at.column));
+    Ok(ImportOutcome { spec, warnings })
+}
+
+fn node_id(id: &str, chart: &Flowchart) -> Result<NodeId, ImportError> {
+    let at = chart.nodes.get(id).map(|n| n.at).unwrap_or_default();
+    NodeId::new(id).map_err(|source| ImportError::new(at, ImportErrorKind::BadId { source }))
+}
+
+fn slug(title: &str) -> String {
+    let mut out = String::new();
+    for c in title.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.is_empty() && !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let out = out.trim_end_matches('-').to_owned();
+    if out.starts_with(|c: char| c.is_ascii_lowercase()) { out } else { "imported".to_owned() }
+}
+
+fn to_spec(
+    chart: &Flowchart,
+    title: Option<String>,
+    description: Option<String>,
+    warnings: &mut Vec<ImportWarning>,
+) -> Result<Spec, ImportError> {
+    let owner = RoleId::new(PLACEHOLDER_ROLE)
+        .map_err(|source| ImportError::new(Default::default(), ImportErrorKind::BadId { source }))?;
+    let start = chart.nodes.keys().next().cloned().unwrap_or_default();
+    let mut outs: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, e) in chart.edges.iter().enumerate() {
+        outs.entry(e.from.as_str()).or_default().push(i);
+    }
+    let mut labels: Vec<Option<String>> = chart.edges.iter().map(|e| e.label.clone()).collect();
+    let mut nodes = IndexMap::new();
+    for (id, flow) in &chart.nodes {
+        let out = outs.get(id.as_str()).map_or(&[][..], Vec::as_slice);
+        let kind = if *id == start {
+            if out.len() > 1 {
+                warnings.push(ImportWarning {
+                    at: flow.at,
+                    kind: WarningKind::BranchingStart { id: id.clone(), count: out.len() },
+                });
+            }
+            NodeKind::Start
+        } else if out.is_empty() {
+            NodeKind::End
+        } else if out.len() > 1 {
+            if flow.shape != Shape::Rhombus {
+                warnings.push(ImportWarning {
+                    at: flow.at,
+                    kind: WarningKind::BranchingNode { id: id.clone(), count: out.len() },
+                });
+            }
+            NodeKind::Decision
+        } else if flow.shape == Shape::Rhombus {
+            warnings.push(ImportWarning { at: flow.at, kind: WarningKind::LoneDecision { id: id.clone() } });
+            NodeKind::Task
+        } else if flow.shape == Shape::Hexagon {
+            NodeKind::Wait
+        } else {
+            NodeKind::Task
+        };
+        if kind == NodeKind::Decision {
+            fill_labels(chart, out, &mut labels, warnings);
+        }
+        let back_to_start = out.iter().any(|&i| chart.edges.get(i).is_some_and(|e| e.to == start));
+        let outcome = (kind == NodeKind::End || (back_to_start && kind != NodeKind::Start))
+            .then(|| PLACEHOLDER_OUTCOME.to_owned());
+        let node = Node {
+            label: flow.label.clone(),
+            kind,
+            description: None,
+            style: chart.styles.get(id).cloned().unwrap_or_default(),
+            roles: if kind == NodeKind::Task { vec![owner.clone()] } else { Vec::new() },
+            outcomes: Vec::new(),
+            distinct_from: Vec::new(),
+            action: None,
+            decided_by: (kind == NodeKind::Decision).then(|| DecidedBy {
+                role: Some(owner.clone()),
+                outcome_of: None,
+                map: Default::default(),
+            }),
+            gate: None,
+            deadline: None,
+            retry: None,
+            outcome,
+        };
+        nodes.insert(node_id(id, chart)?, node);
+    }
+    let mut phases = IndexMap::new();
+    for sub in &chart.subgraphs {
+        if sub.nodes.is_empty() {
+            warnings.push(ImportWarning { at: sub.at, kind: WarningKind::EmptyPhase { id: sub.id.clone() } });
+            continue;
+        }
+        let id = PhaseId::new(sub.id.clone())
+            .map_err(|source| ImportError::new(sub.at, ImportErrorKind::BadId { source }))?;
+        let members = sub.nodes.iter().map(|n| node_id(n, chart)).collect::<Result<Vec<_>, _>>()?;
+        phases.insert(id, Phase { title: sub.title.clone(), nodes: members });
+    }
+    let mut edges = Vec::with_capacity(chart.edges.len());
+    for (e, label) in chart.edges.iter().zip(labels) {
+        edges.push(Edge { from: node_id(&e.from, chart)?, to: node_id(&e.to, chart)?, label });
+    }
+    let mut roles = IndexMap::new();
+    roles.insert(
+        owner,
+        Role {
+            title: "Owner".to_owned(),
+            responsibilities: vec!["placeholder from the import: replace with the team's real roles".to_owned()],
+        },
+    );
+    Ok(Spec {
+        version: FORMAT_VERSION,
+        name: title.as_deref().map_or_else(|| "imported".to_owned(), slug),
+        title,
+        description,
+        timezone: "UTC".to_owned(),
+        direction: chart.direction,
+        roles,
+        team: IndexMap::new(),
+        channels: IndexMap::new(),
+        branches: IndexMap::new(),
+        environments: IndexMap::new(),
+        windows: IndexMap::new(),
+        phases,
+        nodes,
+        edges,
+    })
+}
+
+/// Gives a decision's unlabelled or repeated branches distinct labels.
+fn fill_labels(chart: &Flowchart, out: &[usize], labels: &mut [Option<String>], warnings: &mut Vec<ImportWarning>) {
+    let mut used: Vec<String> = Vec::new();
+    for &i in out {
+        let Some(edge) = chart.edges.get(i) else { continue };
+        let current = labels.get(i).cloned().flatten();
+        if let Some(l) = current.filter(|l| !used.contains(l)) {
+            used.push(l);
+            continue;
+        }
+        let taken = |l: &String| {
+            used.contains(l) || out.iter().any(|&j| j != i && labels.get(j).cloned().flatten().as_ref() == Some(l))
+        };
+        let mut label = edge.to.clone();
+        let mut n = 2;
+        while taken(&label) {
+            label = format!("{} {n}", edge.to);
+            n += 1;
+        }
+        used.push(label.clone());
+        warnings.push(ImportWarning {
+            at: edge.at,
+            kind: WarningKind::LabelAdded { from: edge.from.clone(), to: edge.to.clone(), label: label.clone() },
+        });
+        if let Some(slot) = labels.get_mut(i) {
+            *slot = Some(label);
+        }
+    }
+}
+
+/// Writes an imported spec as YAML, with comments that say what to fill in.
+///
+/// The YAML loads back into the same [`Spec`].
+#[must_use]
+pub fn to_yaml(spec: &Spec) -> String {
+    let body = serde_saphyr::to_string(spec).unwrap_or_default();
+    let mut out = String::from(
+        "# Imported from a mermaid flowchart by `kars import`: a skeleton to complete.\n\
+         # Every task is given the placeholder role `owner` and every end the outcome `done`;\n\
+         # add the real roles, gates, deadlines and actions, then run `kars check`.\n",
+    );
+    for line in body.lines() {
+        if line.starts_with("timezone:") {
+            out.push_str("# Set this to your team's IANA time zone, for example America/Toronto.\n");
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::mermaid::{RenderOptions, render};
+
+    #[test]
+    fn back_edges_and_branches_get_outcomes_and_labels() {
+        let outcome = import("flowchart TB\n A --> B\n B --> C & D\n C --> A\n").expect("imports");
+        let node = |id: &str| outcome.spec.nodes.get(id).expect("node");
+        assert_eq!(node("A").kind, NodeKind::Start);
+        assert_eq!(node("B").kind, NodeKind::Decision);
+        assert_eq!(node("C").outcome.as_deref(), Some(PLACEHOLDER_OUTCOME));
+        assert_eq!(node("D").kind, NodeKind::End);
+        let labels: Vec<_> =
+            outcome.spec.edges.iter().filter(|e| e.from.as_str() == "B").map(|e| e.label.clone()).collect();
+        assert_eq!(labels, [Some("C".to_owned()), Some("D".to_owned())]);
+        assert!(outcome.warnings.iter().any(|w| matches!(w.kind, WarningKind::BranchingNode { .. })));
+    }
+
+    proptest! {
+        /// The YAML of any imported spec loads back into the same spec.
+        #[test]
+        fn yaml_loads_back(labels in proptest::collection::vec("\\PC{1,12}", 1..5)) {
+            let mut spec = import("flowchart TB\n A --> B\n").expect("imports").spec;
+            for (i, label) in labels.iter().enumerate() {
+                if let Some(node) = spec.nodes.get_index_mut(i % 2).map(|(_, n)| n) {
+                    node.label.clone_from(label);
+                }
+            }
+            let text = render(&spec, &RenderOptions::default());
+            let again = import(&text).expect("rendering imports").spec;
+            let yaml = to_yaml(&again);
+            let back: Spec = serde_saphyr::from_str(&yaml).expect("yaml loads");
+            prop_assert_eq!(back, again);
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! `AdapterError`: a failed adapter call, transient (retry) or permanent (report).
+
+/// Why an adapter call failed, and whether retrying can help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdapterError {
+    /// The call may succeed if retried later (a timeout, a 5xx, a busy lock, a moved ref).
+    #[error("{adapter} could not {operation}{}: {detail}\nhelp: this failure is transient; retrying later may succeed", for_key(key.as_deref()))]
+    Transient {
+        /// The adapter (`git`, `webhook`).
+        adapter: &'static str,
+        /// What it was doing (`merge`, `notify`).
+        operation: &'static str,
+        /// The idempotency key of the call, if it had one.
+        key: Option<String>,
+        /// What went wrong, from the adapter's point of view.
+        detail: String,
+    },
+    /// Retrying the same call cannot help (a missing branch, a conflict, a 4xx).
+    #[error("{adapter} could not {operation}{}: {detail}", for_key(key.as_deref()))]
+    Permanent {
+        /// The adapter (`git`, `webhook`).
+        adapter: &'static str,
+        /// What it was doing (`merge`, `notify`).
+        operation: &'static str,
+        /// The idempotency key of the call, if it had one.
+        key: Option<String>,
+        /// What went wrong, from the adapter's point of view.
+        detail: String,
+    },
+}
+
+fn for_key(key: Option<&str>) -> String {
+    key.map(|k| format!(" (key `{k}`)")).unwrap_or_default()
+}
+
+impl AdapterError {
+    /// A transient failure.
+    #[must_use]
+    pub fn transient(
+        adapter: &'static str,
+        operation: &'static str,
+        key: Option<&str>,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self::Transient { adapter, operation, key: key.map(str::to_owned), detail: detail.into() }
+    }
+
+    /// A permanent failure.
+    #[must_use]
+    pub fn permanent(
+        adapter: &'static str,
+        operation: &'static str,
+        key: Option<&str>,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self::Permanent { adapter, operation, key: key.map(str::to_owned), detail: detail.into() }
+    }
+
+    /// Whether retrying may help.
+    #[must_use]
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Transient { .. })
+    }
+
+    /// The idempotency key of the failed call, if it had one.
+    #[must_use]
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Self::Transient { key, .. } | Self::Permanent { key, .. } => key.as_deref(),
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! `kars render FILE`: a spec as a mermaid flowchart on standard output.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use kars::spec::mermaid::{Lanes, RenderOptions, Shapes};
+
+/// Arguments of `kars render`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The spec file; `-` reads standard input.
+    file: PathBuf,
+    /// Add roles, gates, deadlines, retry bounds and actions to the labels.
+    #[arg(long)]
+    annotate: bool,
+    /// Group nodes by phase (the spec's subgraphs) or by role.
+    #[arg(long, value_enum, default_value_t = LanesArg::Phases)]
+    lanes: LanesArg,
+    /// Node shapes: `plain` (decisions `{}`, the rest `[]`, like the source flowchart) or
+    /// `by-kind` (also start/end stadiums and wait hexagons).
+    #[arg(long, value_enum, default_value_t = ShapesArg::Plain)]
+    shapes: ShapesArg,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LanesArg {
+    Phases,
+    Roles,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ShapesArg {
+    Plain,
+    ByKind,
+}
+
+pub fn run(args: &Args) -> ExitCode {
+    let (source, origin) = match super::read_input(&args.file) {
+        Ok(read) => read,
+        Err(code) => return code,
+    };
+    let spec = match kars::spec::load(&source, &origin) {
+        Ok(spec) => spec,
+        Err(report) => {
+            eprintln!("{report}");
+            return ExitCode::from(super::EXIT_INVALID);
+        }
+    };
+    let options = RenderOptions {
+        annotate: args.annotate,
+        lanes: match args.lanes {
+            LanesArg::Phases => Lanes::Phases,
+            LanesArg::Roles => Lanes::Roles,
+        },
+        shapes: match args.shapes {
+            ShapesArg::Plain => Shapes::Plain,
+            ShapesArg::ByKind => Shapes::ByKind,
+        },
+    };
+    print!("{}", kars::spec::mermaid::render(spec.spec(), &options));
+    ExitCode::SUCCESS
+}
