@@ -10,6 +10,7 @@ mod check;
 mod import;
 mod render;
 mod schema;
+mod simulate;
 
 /// The process exit code for an invalid spec or a refused action.
 pub const EXIT_INVALID: u8 = 1;
@@ -34,6 +35,8 @@ enum Command {
     Render(render::Args),
     /// Turn a mermaid flowchart (`.mmd` or markdown) into a YAML spec skeleton on standard output.
     Import(import::Args),
+    /// Simulate weeks of a workflow on a virtual clock with seeded people.
+    Simulate(simulate::Args),
 }
 
 /// Runs a parsed command line.
@@ -43,6 +46,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Schema(args) => schema::run(&args),
         Command::Render(args) => render::run(&args),
         Command::Import(args) => import::run(&args),
+        Command::Simulate(args) => simulate::run(&args),
     }
 }
 
@@ -63,6 +67,24 @@ fn read_input(file: &std::path::Path) -> Result<(String, String), ExitCode> {
         Err(e) => {
             eprintln!("error: cannot read `{}`: {e}", file.display());
             Err(ExitCode::from(EXIT_USAGE))
+        }
+    }
+}
+
+/// Reads and checks a spec (`-` for standard input), printing its warnings or diagnostics on
+/// stderr; on failure, the exit code (2 when it cannot be read, 1 when it is invalid).
+fn load_spec(file: &std::path::Path) -> Result<(kars::spec::CheckedSpec, String), ExitCode> {
+    let (text, name) = read_input(file)?;
+    match kars::spec::load(&text, &name) {
+        Ok(spec) => {
+            if !spec.warnings().is_empty() {
+                eprint!("{}", spec.warning_report());
+            }
+            Ok((spec, name))
+        }
+        Err(report) => {
+            eprint!("{report}");
+            Err(ExitCode::from(EXIT_INVALID))
         }
     }
 }

@@ -14,6 +14,7 @@
 //! action_failures: { Y: 0.05 }
 //! late: { probability: 0.05, extra: 2h..6h }
 //! unauthorized: 0.02
+//! merges_per_week: 3
 //! ```
 
 use std::collections::{BTreeMap, HashSet};
@@ -24,6 +25,7 @@ use kars_spec::spec::{Action, NodeKind, Spec};
 use kars_spec::{CheckedSpec, NodeId};
 use serde::{Deserialize, Serialize};
 
+use super::actors::Team;
 use super::hours::{MinuteRange, WorkingHours};
 
 /// The model file format version.
@@ -56,6 +58,10 @@ pub struct ModelFile {
     /// The chance that someone without the role tries a task before the right person does.
     #[serde(default)]
     pub unauthorized: Option<f64>,
+    /// How many merges from pattern branches (`feature/*`, `hotfix/*`) the team's merge bot
+    /// attempts each week, at random times; the engine's windows decide which land.
+    #[serde(default)]
+    pub merges_per_week: Option<u32>,
 }
 
 /// Working hours as written.
@@ -144,6 +150,8 @@ pub struct Model {
     pub(crate) late: f64,
     pub(crate) late_extra: MinuteRange,
     pub(crate) unauthorized: f64,
+    pub(crate) merges_per_week: u32,
+    pub(crate) team: Team,
 }
 
 impl Model {
@@ -151,7 +159,8 @@ impl Model {
     /// 10m..45m, actions 1m..10m; a branch of a people's decision that loops back (a retry) is
     /// taken 30% of the time on the first visit and 40% later (a fix fails retest more often),
     /// the other branches share the rest; actions whose outcome a decision reads fail 5% of the
-    /// time (others never); 5% of tasks finish 2h..6h late; 2% of tasks see an unauthorized try.
+    /// time (others never); 5% of tasks finish 2h..6h late; 2% of tasks see an unauthorized try;
+    /// the merge bot tries 3 merges a week.
     #[must_use]
     pub fn defaults(spec: &CheckedSpec) -> Model {
         Self::check(spec, &ModelFile { version: MODEL_VERSION, ..ModelFile::default() }, "<defaults>")
@@ -170,6 +179,8 @@ impl Model {
             late: 0.05,
             late_extra: MinuteRange { min: 120, max: 360 },
             unauthorized: 0.02,
+            merges_per_week: 3,
+            team: Team { people: Vec::new() },
         }
     }
 
@@ -209,6 +220,7 @@ impl Model {
             ));
         }
         let mut model = Self::bare();
+        model.team = Team::from_spec(spec);
         if let Some(h) = &file.working_hours {
             model.hours = check_hours(h).map_err(|m| invalid("working_hours".into(), m))?;
         }
@@ -292,6 +304,15 @@ impl Model {
         if let Some(p) = file.unauthorized {
             check_chance(p).map_err(|m| invalid("unauthorized".into(), m))?;
             model.unauthorized = p;
+        }
+        if let Some(n) = file.merges_per_week {
+            if n > 100 {
+                return Err(invalid(
+                    "merges_per_week".into(),
+                    format!("{n} merges a week is more than the 100 the simulator takes"),
+                ));
+            }
+            model.merges_per_week = n;
         }
         Ok(model)
     }

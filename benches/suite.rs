@@ -1,0 +1,203 @@
+//! What users pay for, in one suite: load and validate the KARS spec, compile it, one engine
+//! transition, a simulated week, a simulated year, 10,000 simulated weeks, 10,000 concurrent
+//! instances (time and memory), and journal appends and replay.
+//!
+//! Run with `cargo bench --bench suite`; figures are in README.md. Memory is measured with a
+//! counting allocator: the bytes still allocated after 10,000 instances are built, divided
+//! by 10,000.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use kars::spec::{CheckedSpec, NodeId, RoleId};
+use kars::workflow::journal::{Durability, FileStore, FileStoreConfig, InstanceId as JournalId, Store};
+use kars::workflow::sim::{self, Model, SimConfig};
+use kars::workflow::{Actor, Event, History, Instance, InstanceId, Record, Workflow};
+
+/// Counts live heap bytes, for the memory figure.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every method forwards to `System` with the caller's layout unchanged.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        // SAFETY: forwarded as is.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: forwarded as is.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size, Ordering::Relaxed);
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: forwarded as is.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+const SPEC: &str = include_str!("../workflows/kars-release.yaml");
+const MODEL: &str = include_str!("../workflows/kars-release.model.yaml");
+
+fn spec() -> CheckedSpec {
+    kars::spec::load(SPEC, "kars-release.yaml").expect("the bundled spec is valid")
+}
+
+fn at(s: &str) -> DateTime<Utc> {
+    s.parse().expect("a valid instant")
+}
+
+fn complete(node: &str, name: &str, role: &str) -> Event {
+    Event::Complete {
+        node: NodeId::new(node).expect("node id"),
+        actor: Actor::new(name, vec![RoleId::new(role).expect("role id")]),
+        outcome: None,
+    }
+}
+
+/// An instance in the middle of Tuesday's development: started, planned, assigned.
+fn tuesday(workflow: &Arc<Workflow>, n: usize) -> Instance {
+    let id = InstanceId::new(format!("team-{n}")).expect("id");
+    let mut instance = Instance::start(Arc::clone(workflow), id, at("2026-11-23T05:00:00Z"));
+    instance.handle_event(complete("B", "erin", "product_manager"), at("2026-11-23T14:00:00Z")).expect("B");
+    instance.handle_event(complete("C", "frank", "team_lead"), at("2026-11-23T15:00:00Z")).expect("C");
+    instance.handle_timeout(at("2026-11-24T14:00:00Z"));
+    instance
+}
+
+fn spec_benches(c: &mut Criterion) {
+    c.bench_function("spec/load+validate kars-release.yaml", |b| {
+        b.iter(|| kars::spec::load(black_box(SPEC), "kars-release.yaml").expect("valid"));
+    });
+    let checked = spec();
+    c.bench_function("spec/compile", |b| b.iter(|| Workflow::compile(black_box(&checked)).expect("compiles")));
+}
+
+fn engine_benches(c: &mut Criterion) {
+    let workflow = Arc::new(Workflow::compile(&spec()).expect("compiles"));
+    // One transition: developer D completes (role check, state, history record, entering E).
+    c.bench_function("engine/one transition (complete D)", |b| {
+        b.iter_batched(
+            || (tuesday(&workflow, 0), complete("D", "alice", "developer")),
+            |(mut instance, event)| {
+                instance.handle_event(event, at("2026-11-24T15:00:00Z")).expect("D");
+                instance
+            },
+            BatchSize::SmallInput,
+        );
+    });
+}
+
+fn simulation_benches(c: &mut Criterion) {
+    let checked = spec();
+    let workflow = Arc::new(Workflow::compile(&checked).expect("compiles"));
+    let model = Model::load(&checked, MODEL, "kars-release.model.yaml").expect("valid model");
+    let start = NaiveDate::from_ymd_opt(2026, 1, 5).expect("date");
+    let mut group = c.benchmark_group("simulate");
+    for (name, weeks) in [("one week", 1), ("a year (52 weeks)", 52)] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let config = SimConfig { weeks, seed: 7, start };
+                sim::simulate(Arc::clone(&workflow), &model, &config, &mut ()).expect("runs")
+            });
+        });
+    }
+    group.sample_size(10);
+    group.bench_function("10,000 weeks", |b| {
+        b.iter(|| {
+            let config = SimConfig { weeks: 10_000, seed: 7, start };
+            sim::simulate(Arc::clone(&workflow), &model, &config, &mut ()).expect("runs")
+        });
+    });
+    group.finish();
+}
+
+fn concurrency_benches(c: &mut Criterion) {
+    let workflow = Arc::new(Workflow::compile(&spec()).expect("compiles"));
+    let mut group = c.benchmark_group("concurrent");
+    group.sample_size(10);
+    group.bench_function("10,000 instances to Tuesday", |b| {
+        b.iter(|| (0..10_000).map(|n| tuesday(&workflow, n)).collect::<Vec<_>>());
+    });
+    group.finish();
+    let before = LIVE.load(Ordering::Relaxed);
+    let instances: Vec<Instance> = (0..10_000).map(|n| tuesday(&workflow, n)).collect();
+    let bytes = LIVE.load(Ordering::Relaxed).saturating_sub(before);
+    println!(
+        "memory: 10,000 live instances (each at Tuesday, 3 inputs of history) hold {:.2} MB, {} bytes each",
+        bytes as f64 / 1e6,
+        bytes / instances.len()
+    );
+    let footprint = instances[0].footprint();
+    println!(
+        "memory: one instance: {} bytes inline, {} bytes of state on the heap, {} bytes without its history",
+        footprint.inline,
+        footprint.state_heap,
+        footprint.without_history()
+    );
+}
+
+fn records(history: &History) -> Vec<Vec<u8>> {
+    history.records.iter().map(|r| serde_json::to_vec(r).expect("records serialize")).collect()
+}
+
+fn journal_benches(c: &mut Criterion) {
+    let checked = spec();
+    let workflow = Arc::new(Workflow::compile(&checked).expect("compiles"));
+    let model = Model::load(&checked, MODEL, "kars-release.model.yaml").expect("valid model");
+    let config = SimConfig { weeks: 52, seed: 7, start: NaiveDate::from_ymd_opt(2026, 1, 5).expect("date") };
+    let run = sim::simulate(Arc::clone(&workflow), &model, &config, &mut ()).expect("runs");
+    let history = run.instance.history().clone();
+    let encoded = records(&history);
+    let header = serde_json::to_vec(&history.header).expect("header serializes");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut group = c.benchmark_group("journal");
+    for (n, (name, durability)) in
+        [("append one record, fsync", Durability::Fsync), ("append one record, no fsync", Durability::None)]
+            .into_iter()
+            .enumerate()
+    {
+        let store =
+            FileStore::with_config(dir.path(), FileStoreConfig::default().with_durability(durability)).expect("store");
+        let id = JournalId::new(format!("append-{n}")).expect("id");
+        store.create(&id, &header).expect("create");
+        let mut version = 0;
+        let record = encoded[encoded.len() / 2].as_slice();
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                version = store.append(&id, version, &[record]).expect("append");
+            });
+        });
+    }
+    let store = FileStore::with_config(dir.path(), FileStoreConfig::default().with_durability(Durability::None))
+        .expect("store");
+    let id = JournalId::new("year").expect("id");
+    store.create(&id, &header).expect("create");
+    let slices: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
+    store.append(&id, 0, &slices).expect("append a year");
+    let label = format!("read and replay a year ({} records)", encoded.len());
+    group.bench_function(label.as_str(), |b| {
+        b.iter(|| {
+            let stored = store.read(&id).expect("read");
+            let history = History {
+                header: serde_json::from_slice(&stored.header).expect("header"),
+                records: stored.records.iter().map(|r| serde_json::from_slice::<Record>(r).expect("record")).collect(),
+            };
+            Instance::replay(Arc::clone(&workflow), &history).expect("replays")
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, spec_benches, engine_benches, simulation_benches, concurrency_benches, journal_benches);
+criterion_main!(benches);

@@ -1,0 +1,185 @@
+//! `kars simulate FILE --weeks N --seed S --start YYYY-MM-DD [--model FILE] [--format text|json]`.
+
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use kars::workflow::Workflow;
+use kars::workflow::sim::{self, Entry, EntryKind, Model, SimConfig, Summary};
+
+/// Arguments of `kars simulate`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The workflow spec.
+    file: PathBuf,
+    /// How many weeks (cycles) to run.
+    #[arg(long, default_value_t = 13, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    weeks: u32,
+    /// The random seed: the same seed gives the same run, byte for byte.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// The first day (YYYY-MM-DD, local to the spec's zone); the instance starts at its midnight.
+    #[arg(long, value_parser = parse_date)]
+    start: NaiveDate,
+    /// A model file (durations, failure chances, lateness); by default `NAME.model.yaml` beside
+    /// the spec when it exists, else built-in defaults.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// `text`: a story per week and a summary; `json`: one JSON object per line, summary last.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// With `text`: print every step of every week, not only one line per week.
+    #[arg(long)]
+    timeline: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+/// `NAME.model.yaml` beside `NAME.yaml`, when it exists.
+fn beside(spec: &std::path::Path) -> Option<PathBuf> {
+    let stem = spec.file_stem()?.to_str()?;
+    let candidate = spec.with_file_name(format!("{stem}.model.yaml"));
+    candidate.is_file().then_some(candidate)
+}
+
+fn parse_date(text: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| format!("`{text}` is not a date; write YYYY-MM-DD"))
+}
+
+pub fn run(args: &Args) -> ExitCode {
+    let (spec, source_name) = match super::load_spec(&args.file) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    let model_path = args.model.clone().or_else(|| beside(&args.file));
+    let model = match &model_path {
+        None => Model::defaults(&spec),
+        Some(path) => {
+            let text = match std::fs::read_to_string(path) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("error: cannot read `{}`: {e}", path.display());
+                    return ExitCode::from(super::EXIT_USAGE);
+                }
+            };
+            match Model::load(&spec, &text, &path.display().to_string()) {
+                Ok(m) => m,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(super::EXIT_INVALID);
+                }
+            }
+        }
+    };
+    let workflow = match Workflow::compile(&spec) {
+        Ok(w) => Arc::new(w),
+        Err(e) => {
+            eprintln!("error: {source_name}: {e}");
+            return ExitCode::from(super::EXIT_INVALID);
+        }
+    };
+    let zone = workflow.zone();
+    let config = SimConfig { weeks: args.weeks, seed: args.seed, start: args.start };
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let progress = std::io::stderr().is_terminal() && args.weeks >= 1000;
+    let mut ended = 0u32;
+    let mut write_error = None;
+    let format = args.format;
+    let timeline = args.timeline;
+    let mut observer = |entry: &Entry<'_>| {
+        if write_error.is_some() {
+            return;
+        }
+        let result: std::io::Result<()> = match format {
+            Format::Json => serde_json::to_writer(&mut out, &entry.to_json(zone))
+                .map_err(std::io::Error::from)
+                .and_then(|()| writeln!(out)),
+            Format::Text if timeline => writeln!(out, "{}", story_line(entry, zone)),
+            Format::Text => Ok(()),
+        };
+        if let Err(e) = result {
+            write_error = Some(e);
+        }
+        if entry.kind == EntryKind::CycleEnded {
+            ended += 1;
+            if progress && ended.is_multiple_of(500) {
+                eprint!("\rsimulated {ended} of {} weeks", config.weeks);
+            }
+        }
+    };
+    let run = sim::simulate(workflow, &model, &config, &mut observer);
+    if progress {
+        eprintln!();
+    }
+    let run = match run {
+        Ok(run) => run,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(super::EXIT_INVALID);
+        }
+    };
+    let summary = Summary::of(&run.weeks);
+    let result = match args.format {
+        Format::Json => serde_json::to_writer(&mut out, &serde_json::json!({ "summary": summary }))
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(out)),
+        Format::Text => {
+            let mut r = Ok(());
+            if !timeline {
+                let model = model_path.as_ref().map_or("defaults".to_owned(), |p| p.display().to_string());
+                writeln!(
+                    out,
+                    "{}: {} weeks from {}, seed {}, model {model}, times in {}",
+                    spec.spec().name,
+                    args.weeks,
+                    args.start,
+                    args.seed,
+                    zone.name()
+                )
+                .ok();
+                for week in &run.weeks {
+                    r = r.and(writeln!(out, "{}", week.story(zone)));
+                }
+            }
+            r.and(writeln!(out)).and(writeln!(out, "{summary}"))
+        }
+    };
+    if let Err(e) = result.and(out.flush())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("error: cannot write the output: {e}");
+        return ExitCode::from(super::EXIT_USAGE);
+    }
+    ExitCode::SUCCESS
+}
+
+fn story_line(entry: &Entry<'_>, zone: chrono_tz::Tz) -> String {
+    let local = entry.at.with_timezone(&zone).format("%a %Y-%m-%d %H:%M %Z");
+    let mut line = format!("{}  {local}  {:<15}", entry.release, format!("{:?}", entry.kind));
+    if let Some(node) = entry.node {
+        line.push_str(&format!(" {node}"));
+    }
+    if let Some(actor) = entry.actor {
+        line.push_str(&format!(" by {actor}"));
+        if let Some(role) = entry.role {
+            line.push_str(&format!(" ({role})"));
+        }
+    }
+    if let Some(outcome) = entry.outcome {
+        line.push_str(&format!(" → {outcome}"));
+    }
+    if let Some(effect) = entry.effect {
+        line.push_str(&format!(" {}", serde_json::to_string(&effect.kind).unwrap_or_default()));
+    }
+    if let Some(detail) = entry.detail {
+        line.push_str(&format!(" — {detail}"));
+    }
+    line
+}

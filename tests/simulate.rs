@@ -1,0 +1,107 @@
+//! The simulator: determinism, replay, the story a team reads, and the JSON timeline's shape.
+
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use kars::spec::CheckedSpec;
+use kars::workflow::sim::{self, Entry, Model, SimConfig, Summary};
+use kars::workflow::{Instance, Workflow};
+
+fn kars() -> CheckedSpec {
+    let yaml = include_str!("../workflows/kars-release.yaml");
+    kars::spec::load(yaml, "workflows/kars-release.yaml").expect("the bundled spec is valid")
+}
+
+fn kars_model(spec: &CheckedSpec) -> Model {
+    let yaml = include_str!("../workflows/kars-release.model.yaml");
+    Model::load(spec, yaml, "workflows/kars-release.model.yaml").expect("the bundled model is valid")
+}
+
+fn date(s: &str) -> NaiveDate {
+    s.parse().expect("test dates are valid")
+}
+
+fn json_lines(spec: &CheckedSpec, model: &Model, config: &SimConfig) -> Vec<String> {
+    let workflow = Arc::new(Workflow::compile(spec).expect("compiles"));
+    let zone = workflow.zone();
+    let mut lines = Vec::new();
+    let mut observer = |e: &Entry<'_>| lines.push(e.to_json(zone).to_string());
+    let run = sim::simulate(workflow, model, config, &mut observer).expect("the simulation runs");
+    lines.push(serde_json::json!({ "summary": Summary::of(&run.weeks) }).to_string());
+    lines
+}
+
+#[test]
+fn same_seed_same_run_byte_for_byte() {
+    let spec = kars();
+    let model = kars_model(&spec);
+    let config = SimConfig { weeks: 26, seed: 42, start: date("2026-03-02") };
+    let first = json_lines(&spec, &model, &config);
+    let second = json_lines(&spec, &model, &config);
+    assert_eq!(first, second);
+    let other = json_lines(&spec, &model, &SimConfig { seed: 43, ..config });
+    assert_ne!(first, other, "another seed tells another story");
+}
+
+#[test]
+fn replaying_the_history_rebuilds_the_instance() {
+    let spec = kars();
+    let workflow = Arc::new(Workflow::compile(&spec).unwrap());
+    let model = kars_model(&spec);
+    let config = SimConfig { weeks: 52, seed: 9, start: date("2026-01-05") };
+    let run = sim::simulate(Arc::clone(&workflow), &model, &config, &mut ()).unwrap();
+    let replayed = Instance::replay(workflow, run.instance.history()).expect("the history replays");
+    assert!(replayed == run.instance, "replay gives the same state and history");
+    assert_eq!(run.weeks.len(), 52);
+    assert_eq!(run.policy_disagreements, 0);
+}
+
+#[test]
+fn a_quarter_reads_as_a_story() {
+    let spec = kars();
+    let workflow = Arc::new(Workflow::compile(&spec).unwrap());
+    let zone = workflow.zone();
+    let model = kars_model(&spec);
+    let config = SimConfig { weeks: 13, seed: 7, start: date("2026-11-23") };
+    let run = sim::simulate(workflow, &model, &config, &mut ()).unwrap();
+    let mut text: String = run.weeks.iter().map(|w| format!("{}\n", w.story(zone))).collect();
+    text.push_str(&format!("\n{}\n", Summary::of(&run.weeks)));
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn json_lines_carry_the_documented_fields() {
+    let spec = kars();
+    let model = kars_model(&spec);
+    let lines = json_lines(&spec, &model, &SimConfig { weeks: 2, seed: 1, start: date("2026-11-23") });
+    let (summary, entries) = lines.split_last().unwrap();
+    for line in entries {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        for key in ["week", "kind", "at", "local"] {
+            assert!(v.get(key).is_some(), "`{key}` missing in {line}");
+        }
+        let at = chrono::DateTime::parse_from_rfc3339(v["at"].as_str().unwrap()).unwrap();
+        let local = chrono::DateTime::parse_from_rfc3339(v["local"].as_str().unwrap()).unwrap();
+        assert_eq!(at, local, "`at` and `local` are the same instant");
+        assert!(v["at"].as_str().unwrap().ends_with('Z'));
+        assert!(matches!(local.offset().local_minus_utc(), -18000 | -14400), "Toronto offsets: {line}");
+    }
+    let first: serde_json::Value = serde_json::from_str(&entries[0]).unwrap();
+    assert_eq!(first["kind"], "cycle_started");
+    assert_eq!(first["week"], "2026-W48");
+    let completed = entries.iter().find(|l| l.contains("\"kind\":\"completed\"") && l.contains("\"actor\"")).unwrap();
+    let completed: serde_json::Value = serde_json::from_str(completed).unwrap();
+    assert!(completed["role"].is_string() && completed["node"].is_string());
+    let summary: serde_json::Value = serde_json::from_str(summary).unwrap();
+    assert_eq!(summary["summary"]["weeks"], 2);
+}
+
+#[test]
+fn defaults_run_any_valid_workflow() {
+    let spec = kars::spec::load(include_str!("simulate/dst-gate.yaml"), "dst-gate.yaml").unwrap();
+    let workflow = Arc::new(Workflow::compile(&spec).unwrap());
+    let model = Model::defaults(&spec);
+    let run = sim::simulate(workflow, &model, &SimConfig { weeks: 60, seed: 5, start: date("2026-01-05") }, &mut ())
+        .expect("a workflow without a model file still simulates");
+    assert!(run.weeks.iter().all(|w| w.outcome == "done"));
+}
