@@ -143,7 +143,7 @@ fn the_bundled_spec_rejects_a_gate_out_of_order() {
     let report = load(&broken, "kars-release.yaml").unwrap_err();
     assert_eq!(report.codes(), vec![Code::GateOrder], "{report}");
     assert!(
-        report.to_string().contains("gate `Thursday 09:00` on `L` is earlier than `Thursday 17:00` on `I`"),
+        report.to_string().contains("gate `Thursday 09:00` on `L` is earlier than `Thursday 17:00` on `J`"),
         "{report}"
     );
 }
