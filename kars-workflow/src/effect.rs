@@ -1,0 +1,208 @@
+//! The engine's outputs: [`Effect`]s the host performs, and small [`Notice`]s that let an
+//! observer (the simulator, a dashboard) follow every transition.
+
+use std::fmt;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use kars_spec::spec::Recipient;
+use kars_spec::{EnvironmentId, NodeId};
+use serde::{Deserialize, Serialize};
+
+use crate::workflow::{LabelIndex, NodeIndex, WindowIndex};
+
+/// The release a cycle ships: its ISO week, such as `2026-W48`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ReleaseId(String);
+
+impl ReleaseId {
+    /// The release id of the cycle whose Monday is `monday`.
+    #[must_use]
+    pub fn of(monday: NaiveDate) -> Self {
+        Self(kars_spec::calendar::release_id(monday))
+    }
+
+    /// The id as a string slice.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ReleaseId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A stable idempotency key: `{instance}/{release}/{node}/{n}` for the `n`th entry of a node in
+/// a cycle, `{instance}/{release}/{node}/deadline` and `.../exhausted` for escalations. The
+/// same inputs always give the same keys, so a host can deduplicate retried effects.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EffectKey(pub(crate) String);
+
+impl EffectKey {
+    /// The key as a string slice.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for EffectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Something the host must do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Effect {
+    /// The idempotency key.
+    pub key: EffectKey,
+    /// The release (cycle) it belongs to.
+    pub release: ReleaseId,
+    /// The node that caused it.
+    pub node: NodeId,
+    /// What to do.
+    pub kind: EffectKind,
+}
+
+/// What an effect asks the host to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EffectKind {
+    /// Post a message; the engine does not wait for it.
+    Notify {
+        /// Channels and roles to tell.
+        to: Vec<Recipient>,
+        /// The message, templates expanded.
+        message: String,
+    },
+    /// Open a pull request; report the result with [`crate::Event::ActionResult`].
+    OpenPullRequest {
+        /// The source branch name or pattern (`kars-dev`).
+        from: String,
+        /// The target branch name (`kars-prod`).
+        to: String,
+    },
+    /// Merge the pull request between two branches; report the result.
+    MergePullRequest {
+        /// The source branch name or pattern (`feature/*`).
+        from: String,
+        /// The target branch name.
+        to: String,
+    },
+    /// Deploy an environment; report the result.
+    Deploy {
+        /// The environment.
+        environment: EnvironmentId,
+        /// Its URL, when the spec gives one.
+        url: Option<String>,
+    },
+    /// Roll an environment back; report the result.
+    Rollback {
+        /// The environment.
+        environment: EnvironmentId,
+        /// Its URL, when the spec gives one.
+        url: Option<String>,
+    },
+    /// Run a check suite; report the result.
+    RunChecks {
+        /// The suite (`smoke`).
+        suite: String,
+        /// The environment it runs against.
+        environment: Option<EnvironmentId>,
+    },
+}
+
+impl EffectKind {
+    /// Whether the instance waits for the host to report this effect's result.
+    #[must_use]
+    pub fn awaits_result(&self) -> bool {
+        !matches!(self, EffectKind::Notify { .. })
+    }
+}
+
+/// One transition an observer may want to see, with the instant it happened.
+///
+/// Notices are small and `Copy`; resolve their indices with [`crate::Workflow::node_id`],
+/// [`crate::Workflow::label`] and [`crate::Workflow::window_id`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    /// When it happened (a timer's own instant when it fired late).
+    pub at: DateTime<Utc>,
+    /// What happened.
+    pub kind: NoticeKind,
+}
+
+/// What a [`Notice`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum NoticeKind {
+    /// A cycle started; its Monday names the release.
+    CycleStarted {
+        /// The cycle's Monday.
+        monday: NaiveDate,
+    },
+    /// A cycle ended with an outcome.
+    CycleEnded {
+        /// The outcome (`released`, `slipped`, `incident`).
+        outcome: LabelIndex,
+    },
+    /// The token entered a node (`attempt` counts entries this cycle, from 1).
+    NodeEntered {
+        /// The node.
+        node: NodeIndex,
+        /// The entry count this cycle.
+        attempt: u16,
+    },
+    /// A node completed.
+    NodeCompleted {
+        /// The node.
+        node: NodeIndex,
+    },
+    /// A gate was armed at a resolved instant.
+    GateArmed {
+        /// The gated node.
+        node: NodeIndex,
+        /// When it opens.
+        opens_at: DateTime<Utc>,
+    },
+    /// A gate opened.
+    GateOpened {
+        /// The gated node.
+        node: NodeIndex,
+    },
+    /// A node missed its deadline; its escalation ran.
+    DeadlineMissed {
+        /// The node.
+        node: NodeIndex,
+    },
+    /// A retry loop used up its attempts; its escalation ran.
+    RetryExhausted {
+        /// The node that starts the loop.
+        node: NodeIndex,
+    },
+    /// A window opened.
+    WindowOpened {
+        /// The window.
+        window: WindowIndex,
+    },
+    /// A window closed.
+    WindowClosed {
+        /// The window.
+        window: WindowIndex,
+    },
+    /// A merge was recorded.
+    MergeRecorded,
+    /// The token could not move on (no branch for a recorded outcome, or a loop of automatic
+    /// nodes that never waits); see [`crate::Waiting`].
+    Stalled {
+        /// The node.
+        node: NodeIndex,
+    },
+}

@@ -1,0 +1,280 @@
+//! The engine's errors: [`CompileError`] when a spec cannot be compiled, [`EngineError`] when an
+//! input is refused or a history does not replay.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use kars_spec::{BranchId, Fingerprint, NodeId, RoleId, WindowId};
+use serde::{Deserialize, Serialize};
+
+/// Why a checked spec could not be compiled. A spec that passed validation never gives one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CompileError {
+    /// The spec has no `start` node.
+    #[error("the workflow has no `start` node\nhelp: give exactly one node `kind: start`")]
+    NoStart,
+    /// The spec has more than one `start` node.
+    #[error("the workflow has two `start` nodes, `{first}` and `{second}`\nhelp: keep exactly one")]
+    ManyStarts {
+        /// The first start node.
+        first: NodeId,
+        /// Another start node.
+        second: NodeId,
+    },
+    /// A reference names a node the spec does not declare.
+    #[error("`{place}` names node `{node}`, which the workflow does not declare")]
+    UnknownNode {
+        /// The missing node.
+        node: NodeId,
+        /// Where it was named.
+        place: &'static str,
+    },
+    /// A window names a branch the spec does not declare.
+    #[error("a window names branch `{branch}`, which the workflow does not declare")]
+    UnknownBranch {
+        /// The missing branch.
+        branch: BranchId,
+    },
+    /// A node that is neither a decision nor an end does not have exactly one out-edge.
+    #[error("node `{node}` has {count} outgoing edges; only decisions branch and ends have none")]
+    OutEdges {
+        /// The node.
+        node: NodeId,
+        /// How many edges leave it.
+        count: usize,
+    },
+    /// A decision has fewer than two out-edges or an unlabelled one.
+    #[error("decision `{node}` needs at least two outgoing edges, each with a label")]
+    Branches {
+        /// The decision.
+        node: NodeId,
+    },
+    /// A decision has neither `decided_by.role` nor `decided_by.outcome_of`.
+    #[error("decision `{node}` says nobody decides it\nhelp: set `decided_by.role` or `decided_by.outcome_of`")]
+    NoDecider {
+        /// The decision.
+        node: NodeId,
+    },
+    /// An escalation jumps to the start node, which only back edges may enter.
+    #[error("an escalation jumps to the start node `{node}`\nhelp: use `then: {{ end: OUTCOME }}` to end the cycle")]
+    GotoStart {
+        /// The start node.
+        node: NodeId,
+    },
+    /// The spec is larger than the engine's index types allow.
+    #[error("the workflow has more {what} than the engine supports ({max})")]
+    TooMany {
+        /// What there are too many of.
+        what: &'static str,
+        /// The limit.
+        max: usize,
+    },
+}
+
+/// What the instance was doing when an event did not fit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Expecting {
+    /// A task completion.
+    Task,
+    /// A role decision.
+    Decision,
+    /// A decision taken automatically from an earlier outcome.
+    AutomaticDecision,
+    /// A result for a waiting action.
+    ActionResult,
+    /// A gate to open.
+    Gate,
+    /// The next cycle to start.
+    NextCycle,
+    /// Nothing: the instance is stalled (see [`crate::Waiting`]).
+    Stalled,
+}
+
+impl fmt::Display for Expecting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Expecting::Task => "waits for its task to be completed",
+            Expecting::Decision => "waits for a decision",
+            Expecting::AutomaticDecision => "is decided automatically",
+            Expecting::ActionResult => "waits for its action's result",
+            Expecting::Gate => "waits for its gate to open",
+            Expecting::NextCycle => "waits for the next cycle to start",
+            Expecting::Stalled => "is stalled",
+        })
+    }
+}
+
+/// Why a replay or a restore did not reproduce the recorded instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Mismatch {
+    /// The history or snapshot was made with another spec.
+    Fingerprint {
+        /// The fingerprint recorded.
+        recorded: Fingerprint,
+        /// The workflow's fingerprint.
+        workflow: Fingerprint,
+    },
+    /// The history does not begin with the instance's start.
+    NoStart,
+    /// A recorded input was accepted but is refused now, or the other way round.
+    Verdict {
+        /// What was recorded (`accepted` or the refusal).
+        recorded: String,
+        /// What replaying gave.
+        replayed: String,
+    },
+    /// The recorded resolved instants do not match what the engine asked for.
+    Resolution,
+    /// A snapshot's tables do not fit the workflow.
+    Shape,
+}
+
+impl fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Mismatch::Fingerprint { recorded, workflow } => write!(
+                f,
+                "it was recorded with spec fingerprint `{recorded}` but the workflow's is `{workflow}`\nhelp: replay with the spec the instance ran"
+            ),
+            Mismatch::NoStart => f.write_str("it does not begin with the instance's start"),
+            Mismatch::Verdict { recorded, replayed } => {
+                write!(f, "the recorded result was {recorded} but replaying gives {replayed}")
+            }
+            Mismatch::Resolution => {
+                f.write_str("its recorded gate, deadline or calendar instants do not fit the workflow")
+            }
+            Mismatch::Shape => f.write_str("its tables do not fit the workflow"),
+        }
+    }
+}
+
+/// Why the engine refused an input, or could not rebuild an instance.
+///
+/// Refused inputs change no state; they are still kept in the [`crate::History`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The actor holds none of the roles the node needs.
+    #[error("`{actor}` may not act on `{node}`, which needs one of the roles {}", ticks(needed))]
+    Unauthorized {
+        /// The node.
+        node: NodeId,
+        /// The actor's name.
+        actor: String,
+        /// The roles that may act.
+        needed: Vec<RoleId>,
+    },
+    /// The actor completed a node this one must be kept apart from.
+    #[error(
+        "`{actor}` may not complete `{node}`: they completed `{other}` this cycle and `{node}` needs someone else\nhelp: ask another holder of the role"
+    )]
+    SeparationOfDuties {
+        /// The node.
+        node: NodeId,
+        /// The actor's name.
+        actor: String,
+        /// The node the actor completed earlier this cycle.
+        other: NodeId,
+    },
+    /// The node is not the one awaiting this kind of event.
+    #[error("`{node}` is not awaiting this event: {}", at_node(current.as_ref(), expecting))]
+    NotAwaiting {
+        /// The node the event named.
+        node: NodeId,
+        /// The node the instance is at, if a cycle is running.
+        current: Option<NodeId>,
+        /// What the instance waits for instead.
+        expecting: Expecting,
+    },
+    /// The node's gate has not opened yet.
+    #[error("`{node}` cannot start before its gate opens at {opens_local} ({} UTC)", opens_at.format("%Y-%m-%d %H:%M"))]
+    GateNotOpen {
+        /// The gated node.
+        node: NodeId,
+        /// When the gate opens.
+        opens_at: DateTime<Utc>,
+        /// The same instant in the workflow's zone (`2026-11-30 09:45 EST`).
+        opens_local: String,
+    },
+    /// An open window forbids the input.
+    #[error("window `{window}` forbids {subject} until {}", until_text(until_local.as_deref(), until_node.as_ref()))]
+    WindowForbids {
+        /// The window.
+        window: WindowId,
+        /// What is forbidden (``merges from `feature/x` into `kars-dev` ``).
+        subject: String,
+        /// When the window closes, when that is known.
+        until: Option<DateTime<Utc>>,
+        /// The same instant in the workflow's zone (`2026-11-30 00:00 EST`).
+        until_local: Option<String>,
+        /// The node whose completion closes the window, for node-bound windows.
+        until_node: Option<NodeId>,
+    },
+    /// A decision branch or task outcome that the node does not declare, or a missing one.
+    #[error("{}", outcome_text(node, given.as_deref(), valid))]
+    UnknownOutcome {
+        /// The node.
+        node: NodeId,
+        /// The outcome given, if any.
+        given: Option<String>,
+        /// The outcomes the node accepts; empty when it takes none.
+        valid: Vec<String>,
+    },
+    /// The event names a node the workflow does not have.
+    #[error("the workflow has no node `{node}`")]
+    UnknownNode {
+        /// The node named.
+        node: NodeId,
+    },
+    /// A history does not replay to the same instance.
+    #[error("the history does not replay{}: {mismatch}", seq.map(|s| format!(" at record {s}")).unwrap_or_default())]
+    ReplayMismatch {
+        /// The record where it diverged, if one did.
+        seq: Option<u64>,
+        /// How it diverged.
+        mismatch: Mismatch,
+    },
+    /// A snapshot does not fit the workflow.
+    #[error("the snapshot cannot be restored: {mismatch}")]
+    SnapshotMismatch {
+        /// How it does not fit.
+        mismatch: Mismatch,
+    },
+}
+
+fn ticks<T: fmt::Display>(items: &[T]) -> String {
+    if items.is_empty() {
+        return "(none)".to_owned();
+    }
+    items.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
+}
+
+fn at_node(current: Option<&NodeId>, expecting: &Expecting) -> String {
+    match current {
+        Some(node) => format!("the instance is at `{node}`, which {expecting}"),
+        None => format!("the instance {expecting}"),
+    }
+}
+
+fn until_text(until: Option<&str>, node: Option<&NodeId>) -> String {
+    match (node, until) {
+        (Some(node), Some(at)) => format!("`{node}` completes (its gate opens {at})"),
+        (Some(node), None) => format!("`{node}` completes"),
+        (None, Some(at)) => at.to_owned(),
+        (None, None) => "it closes".to_owned(),
+    }
+}
+
+fn outcome_text(node: &NodeId, given: Option<&str>, valid: &[String]) -> String {
+    match (given, valid.is_empty()) {
+        (Some(g), true) => format!("`{node}` takes no outcome, but `{g}` was given\nhelp: leave `outcome` out"),
+        (Some(g), false) => format!("`{node}` has no outcome `{g}`; valid: {}", ticks(valid)),
+        (None, _) => format!("`{node}` needs an outcome; valid: {}", ticks(valid)),
+    }
+}

@@ -1,0 +1,216 @@
+//! Events: the checks that decide whether an event is accepted, in a fixed order (known node,
+//! awaiting it, gate open, no pausing window, role, separation of duties, outcome), then the
+//! transition it causes.
+
+use chrono::{DateTime, Utc};
+use kars_spec::spec::NodeKind;
+use kars_spec::{NodeId, RoleId};
+
+use super::Instance;
+use super::state::{Phase, Token};
+use crate::effect::NoticeKind;
+use crate::error::{EngineError, Expecting};
+use crate::event::{ActionOutcome, Actor, Event};
+use crate::gate::format_local;
+use crate::workflow::{CompiledAction, CompiledEdge, Decider, LabelIndex, NodeIndex};
+
+impl Instance {
+    pub(crate) fn apply(&mut self, event: &Event, now: DateTime<Utc>) -> Result<(), EngineError> {
+        match event {
+            Event::Complete { node, actor, outcome } => self.complete_event(node, actor, outcome.as_deref(), now),
+            Event::ActionResult { node, outcome } => self.action_result(node, *outcome, now),
+            Event::Merge { source, target, .. } => {
+                let (refused, _) =
+                    crate::policy::merge_refusal(&self.workflow, self.state.open_windows, source, target);
+                if let Some(window) = refused {
+                    let subject = format!("merges from `{source}` into `{target}`");
+                    return Err(self.window_error(window, subject, now));
+                }
+                self.notice(now, NoticeKind::MergeRecorded);
+                Ok(())
+            }
+        }
+    }
+
+    fn lookup(&self, node: &NodeId) -> Result<NodeIndex, EngineError> {
+        self.workflow.node_index(node.as_str()).ok_or_else(|| EngineError::UnknownNode { node: node.clone() })
+    }
+
+    /// What the instance waits for now, for `NotAwaiting` errors.
+    pub(crate) fn expecting(&self) -> Expecting {
+        match self.state.token {
+            Token::Between { .. } => Expecting::NextCycle,
+            Token::At { phase: Phase::Gated { .. }, .. } => Expecting::Gate,
+            Token::At { phase: Phase::Stalled, .. } => Expecting::Stalled,
+            Token::At { node, phase: Phase::Ready } => {
+                let compiled = self.workflow.node(node);
+                match (compiled.kind, &compiled.decider) {
+                    (NodeKind::Decision, Some(Decider::OutcomeOf { .. })) => Expecting::AutomaticDecision,
+                    (NodeKind::Decision, _) => Expecting::Decision,
+                    (NodeKind::Action, _) => Expecting::ActionResult,
+                    _ => Expecting::Task,
+                }
+            }
+        }
+    }
+
+    fn not_awaiting(&self, node: &NodeId) -> EngineError {
+        let current = self.state.current().and_then(|n| self.workflow.node_id(n)).cloned();
+        EngineError::NotAwaiting { node: node.clone(), current, expecting: self.expecting() }
+    }
+
+    /// Checks that the token is at `index`, its gate is open and it expects `want`.
+    fn awaiting(&self, node: &NodeId, index: NodeIndex, want: &[Expecting]) -> Result<(), EngineError> {
+        match self.state.token {
+            Token::At { node: at, phase: Phase::Gated { opens_at } } if at == index => Err(EngineError::GateNotOpen {
+                node: node.clone(),
+                opens_at,
+                opens_local: format_local(opens_at, self.workflow.zone),
+            }),
+            Token::At { node: at, phase: Phase::Ready } if at == index && want.contains(&self.expecting()) => Ok(()),
+            _ => Err(self.not_awaiting(node)),
+        }
+    }
+
+    fn complete_event(
+        &mut self,
+        node: &NodeId,
+        actor: &Actor,
+        outcome: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), EngineError> {
+        let index = self.lookup(node)?;
+        self.awaiting(node, index, &[Expecting::Task, Expecting::Decision])?;
+        let paused = self.state.open_windows & self.workflow.pause_mask;
+        if paused != 0 {
+            let window = paused.trailing_zeros() as usize;
+            return Err(self.window_error(window, format!("work on `{node}`"), now));
+        }
+        let workflow = std::sync::Arc::clone(&self.workflow);
+        let compiled = workflow.node(index);
+        let roles: &[RoleId] = match &compiled.decider {
+            Some(Decider::Role(role)) => std::slice::from_ref(role),
+            _ => &compiled.roles,
+        };
+        if !actor.holds_any(roles) {
+            return Err(EngineError::Unauthorized {
+                node: node.clone(),
+                actor: actor.name.clone(),
+                needed: roles.to_vec(),
+            });
+        }
+        for &(other, slot) in compiled.distinct_from.iter() {
+            let by = self.state.actors.get(usize::from(slot)).and_then(Option::as_deref);
+            if by == Some(actor.name.as_str()) {
+                let other = workflow.node(other).id.clone();
+                return Err(EngineError::SeparationOfDuties { node: node.clone(), actor: actor.name.clone(), other });
+            }
+        }
+        let label = if compiled.kind == NodeKind::Decision {
+            let edges = workflow.out_edges(index);
+            let found = outcome.and_then(|o| edges.iter().filter_map(|e| e.label).find(|l| workflow.label(*l) == o));
+            match found {
+                Some(l) => Some(l),
+                None => {
+                    let valid = workflow.labels_of(edges.iter().filter_map(|e| e.label));
+                    return Err(EngineError::UnknownOutcome {
+                        node: node.clone(),
+                        given: outcome.map(str::to_owned),
+                        valid,
+                    });
+                }
+            }
+        } else {
+            match (outcome, compiled.outcomes.is_empty()) {
+                (None, true) => None,
+                (Some(o), false) => match compiled.outcomes.iter().find(|l| workflow.label(**l) == o) {
+                    Some(l) => Some(*l),
+                    None => return Err(self.outcome_error(node, Some(o), &compiled.outcomes)),
+                },
+                (given, _) => return Err(self.outcome_error(node, given, &compiled.outcomes)),
+            }
+        };
+        // Accepted: record who and what, then move on.
+        if let Some(slot) = compiled.actor_slot.and_then(|s| self.state.actors.get_mut(usize::from(s))) {
+            *slot = Some(actor.name.as_str().into());
+        }
+        if let (Some(l), Some(slot)) = (label, compiled.outcome_slot)
+            && let Some(o) = self.state.outcomes.get_mut(usize::from(slot))
+        {
+            *o = l.0;
+        }
+        let branch = if compiled.kind == NodeKind::Decision { label } else { None };
+        let next = self.leave(index, branch, now);
+        self.run(next, now);
+        Ok(())
+    }
+
+    fn outcome_error(&self, node: &NodeId, given: Option<&str>, valid: &[LabelIndex]) -> EngineError {
+        EngineError::UnknownOutcome {
+            node: node.clone(),
+            given: given.map(str::to_owned),
+            valid: self.workflow.labels_of(valid.iter().copied()),
+        }
+    }
+
+    fn action_result(&mut self, node: &NodeId, outcome: ActionOutcome, now: DateTime<Utc>) -> Result<(), EngineError> {
+        let index = self.lookup(node)?;
+        self.awaiting(node, index, &[Expecting::ActionResult])?;
+        let workflow = std::sync::Arc::clone(&self.workflow);
+        let compiled = workflow.node(index);
+        if !compiled.action.as_ref().is_some_and(CompiledAction::waits) {
+            return Err(self.not_awaiting(node));
+        }
+        let label = match outcome {
+            ActionOutcome::Succeeded => workflow.succeeded,
+            ActionOutcome::Failed => workflow.failed,
+        };
+        if let Some(o) = compiled.outcome_slot.and_then(|s| self.state.outcomes.get_mut(usize::from(s))) {
+            *o = label.0;
+        }
+        let next = self.leave(index, None, now);
+        self.run(next, now);
+        Ok(())
+    }
+
+    /// A `WindowForbids` error for window `index`, with when (or on what) it closes.
+    pub(crate) fn window_error(&self, index: usize, subject: String, now: DateTime<Utc>) -> EngineError {
+        let (until, until_node) = self.window_until(index, now);
+        let window = self.workflow.windows.get(index).map(|w| w.id.clone());
+        match window {
+            Some(window) => {
+                let until_local = until.map(|at| format_local(at, self.workflow.zone));
+                EngineError::WindowForbids { window, subject, until, until_local, until_node }
+            }
+            None => EngineError::NotAwaiting {
+                node: self.workflow.node(self.workflow.start).id.clone(),
+                current: None,
+                expecting: self.expecting(),
+            },
+        }
+    }
+
+    /// When window `index` closes: the next calendar edge, or the closing node and, if it has
+    /// a gate still ahead, that gate's instant in the running cycle.
+    pub(crate) fn window_until(&self, index: usize, now: DateTime<Utc>) -> (Option<DateTime<Utc>>, Option<NodeId>) {
+        let Some(window) = self.workflow.windows.get(index) else {
+            return (None, None);
+        };
+        match window.closes {
+            CompiledEdge::At { time, .. } => {
+                (Some(crate::gate::next_occurrence_after(time, now, self.workflow.zone)), None)
+            }
+            CompiledEdge::After { node, .. } => {
+                let compiled = self.workflow.node(node);
+                let armed = match self.state.token {
+                    Token::At { node: at, phase: Phase::Gated { opens_at } } if at == node => Some(opens_at),
+                    _ => None,
+                };
+                let gate = armed
+                    .or_else(|| compiled.gate.map(|g| g.resolve(self.state.monday, self.workflow.zone)))
+                    .filter(|at| *at > now);
+                (gate, Some(compiled.id.clone()))
+            }
+        }
+    }
+}

@@ -1,0 +1,359 @@
+//! A running instance of a workflow: the sans-IO state machine.
+//!
+//! `mod.rs` holds the type and its public entry points; `step.rs` the transitions, `input.rs`
+//! the checks on events, `query.rs` the read-only questions ("why blocked?", "may I merge?"),
+//! and `replay.rs` replay, snapshots and the recorded instants.
+
+mod input;
+mod query;
+mod replay;
+mod state;
+mod step;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::effect::{Effect, Notice, NoticeKind};
+use crate::error::EngineError;
+use crate::event::{Event, InstanceId};
+use crate::history::{History, HistoryHeader, Input, Record, Resolved, Verdict};
+use crate::workflow::Workflow;
+
+pub use query::{CycleReport, DeadlineView, Waiting, WaitingFor};
+pub use state::State;
+
+/// One instance of a workflow: a single token moving through weekly cycles.
+///
+/// It reads no clock and does no IO. Inputs are [`Instance::handle_event`] and
+/// [`Instance::handle_timeout`]; outputs are [`Instance::poll_effect`],
+/// [`Instance::poll_timeout`] and, for observers, [`Instance::poll_notice`]. Equality compares
+/// the [`State`] and the [`History`] (not the undrained effect and notice queues).
+#[derive(Debug, Clone)]
+pub struct Instance {
+    workflow: Arc<Workflow>,
+    state: State,
+    history: History,
+    effects: VecDeque<Effect>,
+    /// Allocated only when notices are on.
+    notices: Option<Box<Notices>>,
+    /// While replaying: the instants recorded for the current input, in order.
+    replay: Option<Box<replay::Cursor>>,
+    /// The instants resolved while handling the current input.
+    resolved: Vec<Resolved>,
+}
+
+impl PartialEq for Instance {
+    fn eq(&self, other: &Self) -> bool {
+        self.state == other.state && self.history == other.history
+    }
+}
+
+/// The notice queue, boxed so that an instance without observers pays one pointer.
+#[derive(Debug, Clone, Default)]
+struct Notices {
+    queue: VecDeque<Notice>,
+    capacity: usize,
+    dropped: u64,
+}
+
+impl Notices {
+    fn new(capacity: usize) -> Option<Box<Self>> {
+        (capacity > 0)
+            .then(|| Box::new(Self { queue: VecDeque::with_capacity(capacity.min(256)), capacity, dropped: 0 }))
+    }
+}
+
+/// Options for [`Instance::start_with`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// How many undrained notices to keep (see [`Instance::set_notice_capacity`]); 0 turns
+    /// notices off.
+    pub notice_capacity: usize,
+}
+
+/// A serializable copy of an instance: its state, its history and the effects not yet polled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    state: State,
+    history: History,
+    pending_effects: Vec<Effect>,
+}
+
+impl Snapshot {
+    /// The history inside the snapshot.
+    #[must_use]
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+}
+
+/// How much memory an instance holds, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Footprint {
+    /// `size_of::<Instance>()`.
+    pub inline: usize,
+    /// Heap held by the state's tables and the notice queue (not the history or undrained effects).
+    pub state_heap: usize,
+    /// Of `inline`, the part that is the history's header and record list.
+    pub history_inline: usize,
+    /// Heap held by the history's records (an estimate: record sizes plus their strings).
+    pub history_heap: usize,
+}
+
+impl Footprint {
+    /// The instance without its history: `inline - history_inline + state_heap`.
+    #[must_use]
+    pub fn without_history(&self) -> usize {
+        self.inline - self.history_inline + self.state_heap
+    }
+}
+
+impl Instance {
+    /// Starts an instance: its first cycle is the ISO week of `now` (the local date in the
+    /// workflow's zone) and starts at `now`.
+    #[must_use]
+    pub fn start(workflow: Arc<Workflow>, id: InstanceId, now: DateTime<Utc>) -> Self {
+        Self::begin(workflow, id, now, None, Options::default())
+    }
+
+    /// [`Instance::start`] with options, such as notices from the very first transition.
+    #[must_use]
+    pub fn start_with(workflow: Arc<Workflow>, id: InstanceId, now: DateTime<Utc>, options: Options) -> Self {
+        Self::begin(workflow, id, now, None, options)
+    }
+
+    fn begin(
+        workflow: Arc<Workflow>,
+        id: InstanceId,
+        now: DateTime<Utc>,
+        replay: Option<Box<replay::Cursor>>,
+        options: Options,
+    ) -> Self {
+        let header = HistoryHeader {
+            fingerprint: workflow.fingerprint,
+            workflow: workflow.name.clone(),
+            instance: id.clone(),
+            started_at: now,
+        };
+        let state = State::new(&workflow, now);
+        let mut instance = Self {
+            workflow,
+            state,
+            history: History { header, records: Vec::new() },
+            effects: VecDeque::new(),
+            notices: Notices::new(options.notice_capacity),
+            replay,
+            resolved: Vec::new(),
+        };
+        instance.refresh_calendar(now);
+        let next = instance.start_cycle(now);
+        instance.run(next, now);
+        instance.push_record(now, Input::Start, Verdict::Accepted);
+        instance
+    }
+
+    /// Handles an event at `now`. Timers due by `now` run first, each at its own instant.
+    /// An instant earlier than the latest accepted one counts as that latest one.
+    ///
+    /// Accepted or refused, the event is appended to the [`History`]; a refused event changes
+    /// nothing.
+    ///
+    /// # Errors
+    /// Returns an [`EngineError`] saying why the event is refused: the node is unknown or not
+    /// awaiting it, its gate is not open, a window forbids it, the actor lacks the role or
+    /// completed a node this one must be kept apart from, or the outcome is not declared.
+    pub fn handle_event(&mut self, event: Event, now: DateTime<Utc>) -> Result<(), EngineError> {
+        let at = now;
+        let now = now.max(self.state.clock);
+        self.catch_up(now);
+        let result = self.apply(&event, now);
+        if result.is_ok() {
+            self.state.clock = now;
+        }
+        let verdict = match &result {
+            Ok(()) => Verdict::Accepted,
+            Err(e) => Verdict::Refused(Box::new(e.clone())),
+        };
+        self.push_record(at, Input::Event(event), verdict);
+        result
+    }
+
+    /// Runs every timer due by `now` (gates, deadlines, window edges, the next cycle), each at
+    /// its own instant. Recorded in the history only when a timer was due.
+    pub fn handle_timeout(&mut self, now: DateTime<Utc>) {
+        let at = now;
+        let now = now.max(self.state.clock);
+        if self.next_wake().is_none_or(|wake| wake > now) {
+            return;
+        }
+        self.catch_up(now);
+        self.state.clock = now;
+        self.push_record(at, Input::Timeout, Verdict::Accepted);
+    }
+
+    /// The next effect the host must perform; drain until `None` after every input.
+    #[must_use]
+    pub fn poll_effect(&mut self) -> Option<Effect> {
+        self.effects.pop_front()
+    }
+
+    /// The next instant something can happen without an event: a gate opening, a deadline, a
+    /// calendar window edge or the next cycle's start. Call [`Instance::handle_timeout`] then.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<DateTime<Utc>> {
+        self.next_wake()
+    }
+
+    /// The next transition notice, when notices are on (see [`Instance::set_notice_capacity`]).
+    #[must_use]
+    pub fn poll_notice(&mut self) -> Option<Notice> {
+        self.notices.as_mut()?.queue.pop_front()
+    }
+
+    /// Keeps up to `capacity` undrained notices (0, the default, turns them off). When the
+    /// queue is full the oldest notice is dropped and counted in [`Instance::notices_dropped`].
+    /// Pushing a notice never allocates once the queue has grown to its capacity.
+    pub fn set_notice_capacity(&mut self, capacity: usize) {
+        match (&mut self.notices, capacity) {
+            (None, _) => self.notices = Notices::new(capacity),
+            (Some(n), 0) if n.queue.is_empty() && n.dropped == 0 => self.notices = None,
+            (Some(n), _) => {
+                n.capacity = capacity;
+                while n.queue.len() > capacity {
+                    n.queue.pop_front();
+                    n.dropped += 1;
+                }
+            }
+        }
+    }
+
+    /// How many notices were dropped because the queue was full.
+    #[must_use]
+    pub fn notices_dropped(&self) -> u64 {
+        self.notices.as_ref().map_or(0, |n| n.dropped)
+    }
+
+    /// The workflow the instance runs.
+    #[must_use]
+    pub fn workflow(&self) -> &Arc<Workflow> {
+        &self.workflow
+    }
+
+    /// The instance's id.
+    #[must_use]
+    pub fn id(&self) -> &InstanceId {
+        &self.history.header.instance
+    }
+
+    /// The state, for comparing (`replay` and `restore` give equal states).
+    #[must_use]
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The audit trail of every input.
+    #[must_use]
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// A serializable copy of the instance.
+    #[must_use]
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            state: self.state.clone(),
+            history: self.history.clone(),
+            pending_effects: self.effects.iter().cloned().collect(),
+        }
+    }
+
+    /// Rebuilds an instance from a [`Snapshot`].
+    ///
+    /// # Errors
+    /// Returns [`EngineError::SnapshotMismatch`] when the snapshot was made with another spec
+    /// or its tables do not fit the workflow.
+    pub fn restore(workflow: Arc<Workflow>, snapshot: Snapshot) -> Result<Self, EngineError> {
+        let Snapshot { state, history, pending_effects } = snapshot;
+        if history.header.fingerprint != workflow.fingerprint {
+            let mismatch = crate::error::Mismatch::Fingerprint {
+                recorded: history.header.fingerprint,
+                workflow: workflow.fingerprint,
+            };
+            return Err(EngineError::SnapshotMismatch { mismatch });
+        }
+        if !state.fits(&workflow) {
+            return Err(EngineError::SnapshotMismatch { mismatch: crate::error::Mismatch::Shape });
+        }
+        Ok(Self {
+            workflow,
+            state,
+            history,
+            effects: pending_effects.into(),
+            notices: None,
+            replay: None,
+            resolved: Vec::new(),
+        })
+    }
+
+    /// How much memory the instance holds.
+    #[must_use]
+    pub fn footprint(&self) -> Footprint {
+        use std::mem::size_of;
+        let s = &self.state;
+        let notices =
+            self.notices.as_ref().map_or(0, |n| size_of::<Notices>() + n.queue.capacity() * size_of::<Notice>());
+        let state_heap = notices
+            + s.nodes.len() * size_of::<u16>()
+            + std::mem::size_of_val(&*s.deadlines)
+            + std::mem::size_of_val(&*s.outcomes)
+            + std::mem::size_of_val(&*s.actors)
+            + s.actors.iter().flatten().map(|a| a.len()).sum::<usize>()
+            + std::mem::size_of_val(&*s.watched)
+            + std::mem::size_of_val(&*s.calendar)
+            + s.finished.capacity() * size_of::<state::CycleSummary>();
+        let history_heap = self.history.records.capacity() * size_of::<Record>()
+            + self
+                .history
+                .records
+                .iter()
+                .map(|r| {
+                    r.resolved.capacity() * size_of::<Resolved>()
+                        + match &r.input {
+                            Input::Event(Event::Complete { node, actor, outcome }) => {
+                                node.as_str().len()
+                                    + actor.name.len()
+                                    + actor.roles.iter().map(|r| r.as_str().len() + 24).sum::<usize>()
+                                    + outcome.as_ref().map_or(0, String::len)
+                            }
+                            Input::Event(Event::Merge { source, target, actor }) => {
+                                source.len() + target.len() + actor.name.len()
+                            }
+                            _ => 0,
+                        }
+                })
+                .sum::<usize>();
+        Footprint { inline: size_of::<Self>(), state_heap, history_inline: size_of::<History>(), history_heap }
+    }
+
+    pub(crate) fn notice(&mut self, at: DateTime<Utc>, kind: NoticeKind) {
+        let Some(n) = self.notices.as_mut() else {
+            return;
+        };
+        if n.queue.len() >= n.capacity {
+            n.queue.pop_front();
+            n.dropped += 1;
+        }
+        if n.capacity > 0 {
+            n.queue.push_back(Notice { at, kind });
+        }
+    }
+
+    fn push_record(&mut self, at: DateTime<Utc>, input: Input, verdict: Verdict) {
+        let seq = self.history.records.len() as u64;
+        let resolved = std::mem::take(&mut self.resolved);
+        self.history.records.push(Record { seq, at, input, verdict, resolved });
+    }
+}

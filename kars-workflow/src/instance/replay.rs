@@ -1,0 +1,117 @@
+//! Replay: rebuilding an instance from its history, using the recorded instants instead of
+//! resolving week times again.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use super::Instance;
+use crate::error::{EngineError, Mismatch};
+use crate::history::{History, Input, Resolved};
+use crate::workflow::Workflow;
+
+/// The recorded instants of the input being replayed.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Cursor {
+    queue: VecDeque<Resolved>,
+    mismatch: bool,
+}
+
+impl Cursor {
+    fn of(resolved: &[Resolved]) -> Box<Self> {
+        Box::new(Self { queue: resolved.iter().cloned().collect(), mismatch: false })
+    }
+}
+
+impl Instance {
+    /// While replaying, the next recorded instant if it is the kind asked for; `None` (and a
+    /// mismatch noted) otherwise. Live, always `None`.
+    pub(crate) fn recorded(&mut self, fits: impl Fn(&Resolved) -> bool) -> Option<Resolved> {
+        let cursor = self.replay.as_mut()?;
+        match cursor.queue.pop_front() {
+            Some(r) if fits(&r) => Some(r),
+            _ => {
+                cursor.mismatch = true;
+                None
+            }
+        }
+    }
+
+    /// Rebuilds an instance from its history: the same inputs at the same instants, with the
+    /// recorded gate, deadline, cycle and calendar instants. The result equals the live instance.
+    ///
+    /// # Errors
+    /// Returns [`EngineError::ReplayMismatch`] when the history was recorded with another spec
+    /// (fingerprint), does not begin with the start, or an input's recorded verdict or resolved
+    /// instants do not reproduce.
+    pub fn replay(workflow: Arc<Workflow>, history: &History) -> Result<Self, EngineError> {
+        let mismatch = |seq: Option<u64>, mismatch: Mismatch| EngineError::ReplayMismatch { seq, mismatch };
+        if history.header.fingerprint != workflow.fingerprint {
+            let m = Mismatch::Fingerprint { recorded: history.header.fingerprint, workflow: workflow.fingerprint };
+            return Err(mismatch(None, m));
+        }
+        let Some(first) = history.records.first().filter(|r| matches!(r.input, Input::Start) && r.seq == 0) else {
+            return Err(mismatch(Some(0), Mismatch::NoStart));
+        };
+        let started = history.header.started_at;
+        let mut instance = Self::begin(
+            workflow,
+            history.header.instance.clone(),
+            started,
+            Some(Cursor::of(&first.resolved)),
+            super::Options::default(),
+        );
+        instance.check_replayed(0)?;
+        for (i, record) in history.records.iter().enumerate().skip(1) {
+            let seq = i as u64;
+            if record.seq != seq {
+                return Err(mismatch(Some(seq), Mismatch::Shape));
+            }
+            instance.replay = Some(Cursor::of(&record.resolved));
+            let before = instance.history.records.len();
+            match &record.input {
+                Input::Start => return Err(mismatch(Some(seq), Mismatch::NoStart)),
+                Input::Event(event) => {
+                    // The verdict is compared below through the rebuilt record.
+                    let _ = instance.handle_event(event.clone(), record.at);
+                }
+                Input::Timeout => instance.handle_timeout(record.at),
+            }
+            let Some(replayed) = instance.history.records.get(before) else {
+                let m = Mismatch::Verdict { recorded: record.verdict.describe(), replayed: "no timer due".into() };
+                return Err(mismatch(Some(seq), m));
+            };
+            if !replayed.verdict.agrees(&record.verdict) {
+                let m =
+                    Mismatch::Verdict { recorded: record.verdict.describe(), replayed: replayed.verdict.describe() };
+                return Err(mismatch(Some(seq), m));
+            }
+            instance.check_replayed(seq)?;
+        }
+        instance.replay = None;
+        Ok(instance)
+    }
+
+    fn check_replayed(&mut self, seq: u64) -> Result<(), EngineError> {
+        let cursor = self.replay.take();
+        if cursor.is_some_and(|c| c.mismatch || !c.queue.is_empty()) {
+            return Err(EngineError::ReplayMismatch { seq: Some(seq), mismatch: Mismatch::Resolution });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::Verdict;
+
+    #[test]
+    fn verdicts_agree_by_kind() {
+        let node = kars_spec::NodeId::new("B").unwrap();
+        let a = Verdict::Refused(Box::new(EngineError::UnknownNode { node: node.clone() }));
+        let b = Verdict::Refused(Box::new(EngineError::UnknownNode { node }));
+        assert!(a.agrees(&b));
+        assert!(!a.agrees(&Verdict::Accepted));
+        assert!(Verdict::Accepted.agrees(&Verdict::Accepted));
+    }
+}

@@ -1,0 +1,449 @@
+//! The transitions: arriving at a node, leaving it, ending and starting cycles, and the timers
+//! (gates, deadlines, calendar window edges, the next cycle).
+//!
+//! Each transition returns what comes next ([`Next`]) instead of recursing, so a chain of
+//! automatic nodes is a loop with a budget: a spec whose automatic nodes loop without ever
+//! waiting stalls the token instead of spinning.
+
+use chrono::{DateTime, Duration, Utc};
+use kars_spec::calendar::{cycle_monday_of, resolve_local};
+use kars_spec::spec::NodeKind;
+
+use super::Instance;
+use super::state::{DeadlineSlot, NO_OUTCOME, Phase, Token};
+use crate::effect::{Effect, EffectKey, EffectKind, NoticeKind, ReleaseId};
+use crate::gate::{format_local, last_occurrence, next_occurrence_after};
+use crate::history::Resolved;
+use crate::template::{Vars, expand};
+use crate::workflow::{CompiledAction, CompiledEscalation, Decider, Jump, LabelIndex, NodeIndex};
+
+/// What happens after a transition.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Next {
+    /// Enter a node.
+    Enter(NodeIndex),
+    /// End the cycle with an outcome.
+    End(LabelIndex),
+    /// Nothing more until an input.
+    Wait,
+}
+
+/// The most timers one input runs; the rest run on the next input (`poll_timeout` stays due).
+const TIMER_BUDGET: usize = 100_000;
+
+impl Instance {
+    /// The earliest pending timer, if any.
+    pub(crate) fn next_wake(&self) -> Option<DateTime<Utc>> {
+        let mut wake = self.state.calendar_next;
+        let mut consider = |at: DateTime<Utc>| wake = Some(wake.map_or(at, |w| w.min(at)));
+        match self.state.token {
+            Token::Between { next_start } => consider(next_start),
+            Token::At { phase, .. } => {
+                if let Phase::Gated { opens_at } = phase {
+                    consider(opens_at);
+                }
+                for (slot, d) in self.workflow.deadlines.iter().zip(self.state.deadlines.iter()) {
+                    if !d.fired && !self.state.done(slot.node) {
+                        consider(d.at);
+                    }
+                }
+            }
+        }
+        wake
+    }
+
+    /// Runs every timer due by `now`, earliest first; at equal instants calendar edges, then
+    /// the next cycle, then the gate, then deadlines in spec order.
+    pub(crate) fn catch_up(&mut self, now: DateTime<Utc>) {
+        for _ in 0..TIMER_BUDGET {
+            let Some(at) = self.next_wake().filter(|at| *at <= now) else {
+                return;
+            };
+            self.state.clock = self.state.clock.max(at);
+            if self.state.calendar_next == Some(at) {
+                self.refresh_calendar(at);
+                continue;
+            }
+            match self.state.token {
+                Token::Between { next_start } if next_start == at => {
+                    let next = self.start_cycle(at);
+                    self.run(next, at);
+                    continue;
+                }
+                Token::At { node, phase: Phase::Gated { opens_at } } if opens_at == at => {
+                    self.state.token = Token::At { node, phase: Phase::Ready };
+                    self.notice(at, NoticeKind::GateOpened { node });
+                    let next = self.activate(node, at);
+                    self.run(next, at);
+                    continue;
+                }
+                _ => {}
+            }
+            let due = self
+                .workflow
+                .deadlines
+                .iter()
+                .zip(self.state.deadlines.iter())
+                .position(|(c, d)| !d.fired && d.at == at && !self.state.done(c.node));
+            match due {
+                Some(slot) => self.fire_deadline(slot, at),
+                // Unreachable: `next_wake` only returns instants of the timers above.
+                None => return,
+            }
+        }
+    }
+
+    /// Follows automatic transitions until the token waits.
+    pub(crate) fn run(&mut self, mut next: Next, at: DateTime<Utc>) {
+        let mut budget = 4 * self.workflow.nodes.len() + 16;
+        loop {
+            next = match next {
+                Next::Wait => return,
+                Next::End(outcome) => self.end_cycle(outcome, at),
+                Next::Enter(node) => {
+                    if budget == 0 {
+                        self.stall(node, at);
+                        return;
+                    }
+                    budget -= 1;
+                    self.arrive(node, at)
+                }
+            };
+        }
+    }
+
+    fn stall(&mut self, node: NodeIndex, at: DateTime<Utc>) {
+        self.state.token = Token::At { node, phase: Phase::Stalled };
+        self.notice(at, NoticeKind::Stalled { node });
+    }
+
+    fn arrive(&mut self, node: NodeIndex, at: DateTime<Utc>) -> Next {
+        let workflow = std::sync::Arc::clone(&self.workflow);
+        let compiled = workflow.node(node);
+        if let Some(retry) = compiled.retry.and_then(|r| workflow.retries.get(usize::from(r)).map(|c| (r, c))) {
+            let (slot, retry) = retry;
+            if u32::from(self.state.visits(node)) >= retry.max_attempts {
+                let bit = 1u64 << (slot % 64);
+                if self.state.exhausted & bit == 0 {
+                    self.state.exhausted |= bit;
+                    self.notice(at, NoticeKind::RetryExhausted { node });
+                    self.escalate(node, &retry.escalation, "exhausted", at);
+                }
+                return match retry.escalation.then {
+                    Jump::Goto(to) => Next::Enter(to),
+                    Jump::End(outcome) => Next::End(outcome),
+                    // "Carry on" would re-enter the loop: the cycle ends instead.
+                    Jump::Stay => Next::End(workflow.exhausted),
+                };
+            }
+            self.state.retry_rounds = self.state.retry_rounds.saturating_add(1);
+        }
+        let attempt = self.state.enter(node);
+        self.notice(at, NoticeKind::NodeEntered { node, attempt });
+        self.state.token = Token::At { node, phase: Phase::Ready };
+        if let Some(gate) = compiled.gate {
+            let opens_at = self.resolve_gate(node, gate);
+            self.notice(at, NoticeKind::GateArmed { node, opens_at });
+            if at < opens_at {
+                self.state.token = Token::At { node, phase: Phase::Gated { opens_at } };
+                return Next::Wait;
+            }
+            self.notice(at, NoticeKind::GateOpened { node });
+        }
+        self.activate(node, at)
+    }
+
+    /// The node's gate (if any) is open: do its work or wait for it.
+    fn activate(&mut self, node: NodeIndex, at: DateTime<Utc>) -> Next {
+        let workflow = std::sync::Arc::clone(&self.workflow);
+        let compiled = workflow.node(node);
+        match compiled.kind {
+            NodeKind::Start | NodeKind::Wait => self.leave(node, None, at),
+            NodeKind::Task => Next::Wait,
+            NodeKind::End => {
+                if compiled.action.is_some() {
+                    self.emit_action(node);
+                }
+                self.complete(node, at);
+                Next::End(compiled.outcome.unwrap_or(workflow.completed))
+            }
+            NodeKind::Action => {
+                let waits = compiled.action.as_ref().is_some_and(CompiledAction::waits);
+                self.emit_action(node);
+                if waits { Next::Wait } else { self.leave(node, None, at) }
+            }
+            NodeKind::Decision => match &compiled.decider {
+                Some(Decider::OutcomeOf { slot, map, .. }) => {
+                    let recorded = self.state.outcomes.get(usize::from(*slot)).copied().unwrap_or(NO_OUTCOME);
+                    let branch = map.iter().find(|(from, _)| from.0 == recorded).map(|(_, to)| *to);
+                    match branch {
+                        Some(label) => self.leave(node, Some(label), at),
+                        None => {
+                            self.stall(node, at);
+                            Next::Wait
+                        }
+                    }
+                }
+                _ => Next::Wait,
+            },
+        }
+    }
+
+    /// Completes `node` and takes its out-edge (the one labelled `label` for decisions).
+    pub(crate) fn leave(&mut self, node: NodeIndex, label: Option<LabelIndex>, at: DateTime<Utc>) -> Next {
+        self.complete(node, at);
+        let workflow = std::sync::Arc::clone(&self.workflow);
+        let edges = workflow.out_edges(node);
+        let edge = match label {
+            Some(label) => edges.iter().find(|e| e.label == Some(label)),
+            None => edges.first(),
+        };
+        match edge {
+            Some(edge) if edge.to == workflow.start => {
+                Next::End(workflow.node(node).outcome.unwrap_or(workflow.completed))
+            }
+            Some(edge) => Next::Enter(edge.to),
+            None => {
+                self.stall(node, at);
+                Next::Wait
+            }
+        }
+    }
+
+    fn complete(&mut self, node: NodeIndex, at: DateTime<Utc>) {
+        self.state.mark_done(node);
+        self.notice(at, NoticeKind::NodeCompleted { node });
+        if let Some(slot) = self.workflow.node(node).watch_slot {
+            if let Some(w) = self.state.watched.get_mut(usize::from(slot)) {
+                *w = Some(at);
+            }
+            self.refresh_windows(at);
+        }
+    }
+
+    fn end_cycle(&mut self, outcome: LabelIndex, at: DateTime<Utc>) -> Next {
+        self.state.finished.push(super::state::CycleSummary {
+            monday: self.state.monday,
+            outcome,
+            deadline_misses: self.state.misses,
+            retry_rounds: self.state.retry_rounds,
+            started_at: self.state.cycle_started,
+            ended_at: at,
+        });
+        self.notice(at, NoticeKind::CycleEnded { outcome });
+        // Node-bound windows close with the cycle.
+        self.state.watched.iter_mut().for_each(|w| *w = None);
+        self.refresh_windows(at);
+        let following = self.state.monday + Duration::days(7);
+        let zone = self.workflow.zone;
+        let monday_start = self.resolve_next_cycle(|| resolve_local(zone, following.and_time(chrono::NaiveTime::MIN)));
+        let next_start = at.max(monday_start);
+        self.state.token = Token::Between { next_start };
+        if at >= next_start { self.start_cycle(at) } else { Next::Wait }
+    }
+
+    pub(crate) fn start_cycle(&mut self, at: DateTime<Utc>) -> Next {
+        let zone = self.workflow.zone;
+        let monday = self.resolve_cycle(|| cycle_monday_of(at.with_timezone(&zone).date_naive()));
+        let state = &mut self.state;
+        state.cycle = state.cycle.saturating_add(1);
+        state.monday = monday;
+        state.cycle_started = at;
+        state.nodes.iter_mut().for_each(|v| *v = 0);
+        state.exhausted = 0;
+        state.outcomes.iter_mut().for_each(|o| *o = NO_OUTCOME);
+        state.actors.iter_mut().for_each(|a| *a = None);
+        state.watched.iter_mut().for_each(|w| *w = None);
+        state.misses = 0;
+        state.retry_rounds = 0;
+        let workflow = std::sync::Arc::clone(&self.workflow);
+        for (slot, deadline) in workflow.deadlines.iter().enumerate() {
+            let at = self.resolve_deadline(deadline.node, || deadline.by.resolve(monday, zone));
+            if let Some(d) = self.state.deadlines.get_mut(slot) {
+                *d = DeadlineSlot { at, fired: false };
+            }
+        }
+        self.notice(at, NoticeKind::CycleStarted { monday });
+        Next::Enter(workflow.start)
+    }
+
+    fn fire_deadline(&mut self, slot: usize, at: DateTime<Utc>) {
+        let workflow = std::sync::Arc::clone(&self.workflow);
+        let (Some(deadline), Some(state)) = (workflow.deadlines.get(slot), self.state.deadlines.get_mut(slot)) else {
+            return;
+        };
+        state.fired = true;
+        self.state.misses = self.state.misses.saturating_add(1);
+        self.notice(at, NoticeKind::DeadlineMissed { node: deadline.node });
+        self.escalate(deadline.node, &deadline.escalation, "deadline", at);
+        let next = match deadline.escalation.then {
+            Jump::Stay => Next::Wait,
+            Jump::Goto(to) => Next::Enter(to),
+            Jump::End(outcome) => Next::End(outcome),
+        };
+        self.run(next, at);
+    }
+
+    /// Recomputes the calendar window edges at `at` (recorded) and the open windows.
+    pub(crate) fn refresh_calendar(&mut self, at: DateTime<Utc>) {
+        let workflow = std::sync::Arc::clone(&self.workflow);
+        if workflow.calendar_edges.is_empty() {
+            return;
+        }
+        let zone = workflow.zone;
+        let (last, next) = self.resolve_calendar(|| {
+            let last = workflow.calendar_edges.iter().map(|t| last_occurrence(*t, at, zone)).collect();
+            let next = workflow.calendar_edges.iter().map(|t| next_occurrence_after(*t, at, zone)).min();
+            (last, next)
+        });
+        for (slot, value) in self.state.calendar.iter_mut().zip(last) {
+            *slot = value;
+        }
+        // A recorded `next` that is not later than `at` would stop time; move it on.
+        self.state.calendar_next = next.map(|n| n.max(at + Duration::seconds(1)));
+        self.refresh_windows(at);
+    }
+
+    /// Recomputes which windows are open and reports the changes.
+    pub(crate) fn refresh_windows(&mut self, at: DateTime<Utc>) {
+        let open = crate::policy::open_mask(&self.workflow, &self.state.calendar, &self.state.watched);
+        let changed = open ^ self.state.open_windows;
+        self.state.open_windows = open;
+        if changed == 0 {
+            return;
+        }
+        for i in 0..self.workflow.windows.len().min(64) {
+            if changed & (1 << i) != 0 {
+                let window = crate::workflow::WindowIndex(i as u8);
+                let kind = if open & (1 << i) != 0 {
+                    NoticeKind::WindowOpened { window }
+                } else {
+                    NoticeKind::WindowClosed { window }
+                };
+                self.notice(at, kind);
+            }
+        }
+    }
+
+    fn effect_key(&self, node: NodeIndex, suffix: &dyn std::fmt::Display) -> (EffectKey, ReleaseId) {
+        let release = ReleaseId::of(self.state.monday);
+        let key = format!("{}/{}/{}/{}", self.history.header.instance, release, self.workflow.node(node).id, suffix);
+        (EffectKey(key), release)
+    }
+
+    fn expand(&self, node: NodeIndex, template: &str) -> String {
+        let compiled = self.workflow.node(node);
+        let release = ReleaseId::of(self.state.monday);
+        let deadline = compiled
+            .deadline
+            .and_then(|slot| self.state.deadlines.get(usize::from(slot)))
+            .map(|d| format_local(d.at, self.workflow.zone));
+        let vars = Vars {
+            release: release.as_str(),
+            workflow: &self.workflow.name,
+            node: compiled.id.as_str(),
+            label: &compiled.label,
+            deadline: deadline.as_deref(),
+        };
+        expand(template, &vars)
+    }
+
+    fn emit_action(&mut self, node: NodeIndex) {
+        let workflow = std::sync::Arc::clone(&self.workflow);
+        let compiled = workflow.node(node);
+        let Some(action) = &compiled.action else {
+            return;
+        };
+        let kind = match action {
+            CompiledAction::Notify { to, message } => {
+                if to.is_empty() {
+                    return;
+                }
+                EffectKind::Notify { to: to.clone(), message: self.expand(node, message) }
+            }
+            CompiledAction::OpenPullRequest { from, to } => {
+                EffectKind::OpenPullRequest { from: from.clone(), to: to.clone() }
+            }
+            CompiledAction::MergePullRequest { from, to } => {
+                EffectKind::MergePullRequest { from: from.clone(), to: to.clone() }
+            }
+            CompiledAction::Deploy { environment, url } => {
+                EffectKind::Deploy { environment: environment.clone(), url: url.clone() }
+            }
+            CompiledAction::Rollback { environment, url } => {
+                EffectKind::Rollback { environment: environment.clone(), url: url.clone() }
+            }
+            CompiledAction::RunChecks { suite, environment } => {
+                EffectKind::RunChecks { suite: suite.clone(), environment: environment.clone() }
+            }
+        };
+        let (key, release) = self.effect_key(node, &self.state.visits(node));
+        self.effects.push_back(Effect { key, release, node: compiled.id.clone(), kind });
+    }
+
+    fn escalate(&mut self, node: NodeIndex, escalation: &CompiledEscalation, suffix: &str, _at: DateTime<Utc>) {
+        if escalation.notify.is_empty() {
+            return;
+        }
+        let message = match &escalation.message {
+            Some(m) => self.expand(node, m),
+            None => self.expand(node, "{release}: `{node}` escalated"),
+        };
+        let (key, release) = self.effect_key(node, &suffix);
+        let kind = EffectKind::Notify { to: escalation.notify.clone(), message };
+        self.effects.push_back(Effect { key, release, node: self.workflow.node(node).id.clone(), kind });
+    }
+
+    fn resolve_gate(&mut self, node: NodeIndex, gate: kars_spec::calendar::WeekTime) -> DateTime<Utc> {
+        let (monday, zone) = (self.state.monday, self.workflow.zone);
+        let recorded = self.recorded(|r| matches!(r, Resolved::Gate { node: n, .. } if *n == node));
+        let at = match recorded {
+            Some(Resolved::Gate { at, .. }) => at,
+            _ => gate.resolve(monday, zone),
+        };
+        self.resolved.push(Resolved::Gate { node, at });
+        at
+    }
+
+    fn resolve_deadline(&mut self, node: NodeIndex, compute: impl FnOnce() -> DateTime<Utc>) -> DateTime<Utc> {
+        let recorded = self.recorded(|r| matches!(r, Resolved::Deadline { node: n, .. } if *n == node));
+        let at = match recorded {
+            Some(Resolved::Deadline { at, .. }) => at,
+            _ => compute(),
+        };
+        self.resolved.push(Resolved::Deadline { node, at });
+        at
+    }
+
+    fn resolve_next_cycle(&mut self, compute: impl FnOnce() -> DateTime<Utc>) -> DateTime<Utc> {
+        let at = match self.recorded(|r| matches!(r, Resolved::NextCycle { .. })) {
+            Some(Resolved::NextCycle { at }) => at,
+            _ => compute(),
+        };
+        self.resolved.push(Resolved::NextCycle { at });
+        at
+    }
+
+    fn resolve_cycle(&mut self, compute: impl FnOnce() -> chrono::NaiveDate) -> chrono::NaiveDate {
+        let monday = match self.recorded(|r| matches!(r, Resolved::Cycle { .. })) {
+            Some(Resolved::Cycle { monday }) => monday,
+            _ => compute(),
+        };
+        self.resolved.push(Resolved::Cycle { monday });
+        monday
+    }
+
+    fn resolve_calendar(
+        &mut self,
+        compute: impl FnOnce() -> (Vec<DateTime<Utc>>, Option<DateTime<Utc>>),
+    ) -> (Vec<DateTime<Utc>>, Option<DateTime<Utc>>) {
+        let edges = self.workflow.calendar_edges.len();
+        let (last, next) = match self.recorded(|r| matches!(r, Resolved::Calendar { last, .. } if last.len() == edges))
+        {
+            Some(Resolved::Calendar { last, next }) => (last, next),
+            _ => compute(),
+        };
+        self.resolved.push(Resolved::Calendar { last: last.clone(), next });
+        (last, next)
+    }
+}

@@ -1,0 +1,489 @@
+//! Engine scenarios: each `tests/scenarios/*.script` is a timestamped script of events against a
+//! spec; a virtual clock jumps to `poll_timeout()`, waiting actions are acknowledged as the
+//! script says, and the whole trace of inputs, notices and effects (local times) is snapshotted.
+//!
+//! Script lines (times are local wall-clock times in the spec's zone, `YYYY-MM-DD HH:MM`):
+//! - `spec FILE` (in `workflows/` or `tests/scenarios/`), `start TIME`;
+//! - `fail NODE [N,M..]`: the host reports `failed` for that action (on those entries only);
+//! - `at TIME complete NODE ACTOR ROLES [OUTCOME]` (`ROLES` comma-separated, `-` for none);
+//! - `at TIME merge SOURCE TARGET ACTOR`, `at TIME may SOURCE TARGET`, `at TIME waiting`;
+//! - `at TIME result NODE succeeded|failed` (an explicit report), `until TIME`.
+//!
+//! After every script the test also checks that replaying the history gives the same instance
+//! and that a JSON snapshot restores to an equal one.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono_tz::Tz;
+use kars_spec::calendar::resolve_local;
+use kars_spec::{NodeId, RoleId};
+use kars_workflow::{
+    ActionOutcome, Actor, EffectKind, EngineError, Event, Instance, InstanceId, MergeRequest, NoticeKind, Options,
+    Recipient, Snapshot, Workflow,
+};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn load_workflow(name: &str) -> Arc<Workflow> {
+    let candidates = [root().join("workflows").join(name), root().join("tests/scenarios").join(name)];
+    let path = candidates.iter().find(|p| p.exists()).unwrap_or_else(|| panic!("no spec {name}"));
+    let yaml = std::fs::read_to_string(path).unwrap();
+    let checked = kars_spec::load(&yaml, name).unwrap_or_else(|e| panic!("{e}"));
+    Arc::new(Workflow::compile(&checked).unwrap())
+}
+
+struct Run {
+    instance: Instance,
+    zone: Tz,
+    clock: DateTime<Utc>,
+    fail: BTreeMap<String, Option<Vec<u16>>>,
+    trace: String,
+}
+
+impl Run {
+    fn local(&self, at: DateTime<Utc>) -> String {
+        at.with_timezone(&self.zone).format("%a %Y-%m-%d %H:%M %Z").to_string()
+    }
+
+    fn parse_time(&self, date: &str, time: &str) -> DateTime<Utc> {
+        let naive = NaiveDateTime::parse_from_str(&format!("{date} {time}"), "%Y-%m-%d %H:%M").unwrap();
+        resolve_local(self.zone, naive)
+    }
+
+    fn line(&mut self, at: DateTime<Utc>, text: &str) {
+        let local = self.local(at);
+        writeln!(self.trace, "{local} | {text}").unwrap();
+    }
+
+    fn node(&self, index: kars_workflow::NodeIndex) -> String {
+        self.instance.workflow().node_id(index).map(ToString::to_string).unwrap_or_default()
+    }
+
+    /// Prints pending notices and effects; acknowledges waiting actions, repeating until quiet.
+    fn drain(&mut self, at: DateTime<Utc>) {
+        loop {
+            self.print_notices();
+            let mut acks = Vec::new();
+            while let Some(effect) = self.instance.poll_effect() {
+                let what = match &effect.kind {
+                    EffectKind::Notify { to, message } => {
+                        let to: Vec<String> = to
+                            .iter()
+                            .map(|r| match r {
+                                Recipient::Channel(c) => format!("#{c}"),
+                                Recipient::Role(r) => format!("@{r}"),
+                            })
+                            .collect();
+                        format!("notify {} \"{message}\"", to.join(" "))
+                    }
+                    EffectKind::OpenPullRequest { from, to } => format!("open pull request {from} -> {to}"),
+                    EffectKind::MergePullRequest { from, to } => format!("merge pull request {from} -> {to}"),
+                    EffectKind::Deploy { environment, url } => {
+                        format!("deploy {environment}{}", url.as_ref().map(|u| format!(" ({u})")).unwrap_or_default())
+                    }
+                    EffectKind::Rollback { environment, .. } => format!("rollback {environment}"),
+                    EffectKind::RunChecks { suite, environment } => format!(
+                        "run checks {suite}{}",
+                        environment.as_ref().map(|e| format!(" on {e}")).unwrap_or_default()
+                    ),
+                    other => format!("{other:?}"),
+                };
+                self.line(at, &format!("  effect {} {what}", effect.key));
+                if effect.kind.awaits_result() {
+                    let index = self.instance.workflow().node_index(effect.node.as_str()).unwrap();
+                    let entry = self.instance.visits(index);
+                    let failed = match self.fail.get(effect.node.as_str()) {
+                        Some(None) => true,
+                        Some(Some(entries)) => entries.contains(&entry),
+                        None => false,
+                    };
+                    acks.push((
+                        effect.node.clone(),
+                        if failed { ActionOutcome::Failed } else { ActionOutcome::Succeeded },
+                    ));
+                }
+            }
+            if acks.is_empty() {
+                return;
+            }
+            for (node, outcome) in acks {
+                self.input(at, Event::ActionResult { node, outcome });
+            }
+        }
+    }
+
+    fn print_notices(&mut self) {
+        while let Some(notice) = self.instance.poll_notice() {
+            let workflow = Arc::clone(self.instance.workflow());
+            let text = match notice.kind {
+                NoticeKind::CycleStarted { monday } => {
+                    format!("  cycle started: {}", kars_spec::calendar::release_id(monday))
+                }
+                NoticeKind::CycleEnded { outcome } => format!("  cycle ended: {}", workflow.label(outcome)),
+                NoticeKind::NodeEntered { node, attempt } => {
+                    let again = if attempt > 1 { format!(" (entry {attempt})") } else { String::new() };
+                    format!("  enter {}{again}", self.node(node))
+                }
+                NoticeKind::NodeCompleted { .. } => continue,
+                NoticeKind::GateArmed { node, opens_at } => {
+                    format!("  gate {} armed for {}", self.node(node), self.local(opens_at))
+                }
+                NoticeKind::GateOpened { node } => format!("  gate {} open", self.node(node)),
+                NoticeKind::DeadlineMissed { node } => format!("  deadline of {} missed", self.node(node)),
+                NoticeKind::RetryExhausted { node } => format!("  retries of {} exhausted", self.node(node)),
+                NoticeKind::WindowOpened { window } => {
+                    format!("  window {} opened", workflow.window_id(window).unwrap())
+                }
+                NoticeKind::WindowClosed { window } => {
+                    format!("  window {} closed", workflow.window_id(window).unwrap())
+                }
+                NoticeKind::MergeRecorded => "  merge recorded".to_owned(),
+                NoticeKind::Stalled { node } => format!("  stalled at {}", self.node(node)),
+                other => format!("  {other:?}"),
+            };
+            self.line(notice.at, &text);
+        }
+    }
+
+    fn input(&mut self, at: DateTime<Utc>, event: Event) {
+        let text = match &event {
+            Event::Complete { node, actor, outcome } => format!(
+                "> {} completes {node}{}",
+                actor.name,
+                outcome.as_ref().map(|o| format!(" ({o})")).unwrap_or_default()
+            ),
+            Event::ActionResult { node, outcome } => format!("> result of {node}: {outcome:?}"),
+            Event::Merge { source, target, actor } => format!("> {} merges {source} into {target}", actor.name),
+        };
+        self.line(at, &text);
+        let result = self.instance.handle_event(event, at);
+        self.print_notices();
+        if let Err(e) = result {
+            self.line(at, &format!("  REFUSED: {e}"));
+        }
+        self.drain(at);
+    }
+
+    fn advance(&mut self, to: DateTime<Utc>) {
+        while let Some(wake) = self.instance.poll_timeout().filter(|w| *w <= to) {
+            self.clock = wake;
+            self.instance.handle_timeout(wake);
+            self.drain(wake);
+        }
+        self.clock = self.clock.max(to);
+    }
+}
+
+fn actor(name: &str, roles: &str) -> Actor {
+    let roles = if roles == "-" { Vec::new() } else { roles.split(',').map(|r| RoleId::new(r).unwrap()).collect() };
+    Actor::new(name, roles)
+}
+
+fn run_script(text: &str) -> (String, Instance) {
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'));
+    let spec = lines.next().and_then(|l| l.strip_prefix("spec ")).expect("first line: spec FILE");
+    let workflow = load_workflow(spec.trim());
+    let zone = workflow.zone();
+    let mut run: Option<Run> = None;
+    let mut fail = BTreeMap::new();
+    for line in lines {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["fail", node] => {
+                fail.insert((*node).to_owned(), None);
+            }
+            ["fail", node, entries] => {
+                fail.insert((*node).to_owned(), Some(entries.split(',').map(|n| n.parse().unwrap()).collect()));
+            }
+            ["start", date, time] => {
+                let naive = NaiveDateTime::parse_from_str(&format!("{date} {time}"), "%Y-%m-%d %H:%M").unwrap();
+                let at = resolve_local(zone, naive);
+                let options = Options { notice_capacity: 1024 };
+                let instance =
+                    Instance::start_with(Arc::clone(&workflow), InstanceId::new("kars").unwrap(), at, options);
+                let mut r = Run { instance, zone, clock: at, fail: fail.clone(), trace: String::new() };
+                let current = r.instance.current_node().map(ToString::to_string).unwrap_or_default();
+                r.line(at, &format!("> start {} ({}), at {current}", r.instance.release(), spec.trim()));
+                r.drain(at);
+                run = Some(r);
+            }
+            ["until", date, time] => {
+                let r = run.as_mut().expect("start first");
+                let at = r.parse_time(date, time);
+                r.advance(at);
+            }
+            ["at", date, time, rest @ ..] => {
+                let r = run.as_mut().expect("start first");
+                let at = r.parse_time(date, time);
+                r.advance(at);
+                match rest {
+                    ["complete", node, name, roles, outcome @ ..] => {
+                        let event = Event::Complete {
+                            node: NodeId::new(*node).unwrap(),
+                            actor: actor(name, roles),
+                            outcome: outcome.first().map(|o| (*o).to_owned()),
+                        };
+                        r.input(at, event);
+                    }
+                    ["result", node, outcome] => {
+                        let outcome =
+                            if *outcome == "failed" { ActionOutcome::Failed } else { ActionOutcome::Succeeded };
+                        r.input(at, Event::ActionResult { node: NodeId::new(*node).unwrap(), outcome });
+                    }
+                    ["merge", source, target, name] => {
+                        let event = Event::Merge {
+                            source: (*source).to_owned(),
+                            target: (*target).to_owned(),
+                            actor: actor(name, "developer"),
+                        };
+                        r.input(at, event);
+                    }
+                    ["may", source, target] => {
+                        let request = MergeRequest { source: (*source).to_owned(), target: (*target).to_owned() };
+                        let p = r.instance.may(&request, at);
+                        let until = p.until.map(|u| format!(" [until {}]", r.local(u))).unwrap_or_default();
+                        let verdict = if p.allowed { "allowed" } else { "DENIED" };
+                        r.line(at, &format!("? may {source} -> {target}: {verdict}: {}{until}", p.reason));
+                    }
+                    ["waiting"] => {
+                        let w = r.instance.waiting(at);
+                        r.line(at, &format!("? waiting: {w}"));
+                    }
+                    other => panic!("bad script line: {other:?}"),
+                }
+            }
+            other => panic!("bad script line: {other:?}"),
+        }
+    }
+    let r = run.expect("a start line");
+    let mut trace = r.trace;
+    let outcomes = r.instance.cycle_outcomes();
+    writeln!(trace, "--- finished cycles").unwrap();
+    for c in &outcomes {
+        writeln!(
+            trace,
+            "{}: {} (deadline misses {}, retry rounds {})",
+            c.release, c.outcome, c.deadline_misses, c.retry_rounds
+        )
+        .unwrap();
+    }
+    let waiting = r.instance.waiting(r.clock);
+    writeln!(trace, "--- now waiting: {waiting}").unwrap();
+    let refused: Vec<_> = r
+        .instance
+        .history()
+        .records
+        .iter()
+        .filter_map(|rec| match &rec.verdict {
+            kars_workflow::Verdict::Refused(e) => Some((rec.seq, rec.at, e)),
+            kars_workflow::Verdict::Accepted => None,
+        })
+        .collect();
+    if !refused.is_empty() {
+        writeln!(trace, "--- refused attempts in the audit trail").unwrap();
+        for (seq, at, e) in refused {
+            writeln!(trace, "#{seq} {}: {e}", at.with_timezone(&zone).format("%a %Y-%m-%d %H:%M %Z")).unwrap();
+        }
+    }
+    (trace, r.instance)
+}
+
+/// Replaying the history and restoring a JSON snapshot both give the live instance back.
+fn check_replay_and_restore(instance: &Instance) {
+    let workflow = Arc::clone(instance.workflow());
+    let replayed = Instance::replay(Arc::clone(&workflow), instance.history()).unwrap();
+    assert_eq!(replayed.state(), instance.state());
+    assert_eq!(replayed.history(), instance.history());
+    let json = serde_json::to_string(&instance.snapshot()).unwrap();
+    let snapshot: Snapshot = serde_json::from_str(&json).unwrap();
+    let restored = Instance::restore(workflow, snapshot).unwrap();
+    assert_eq!(&restored, instance);
+    let history_json = serde_json::to_string(instance.history()).unwrap();
+    let history = serde_json::from_str(&history_json).unwrap();
+    assert_eq!(&Instance::replay(Arc::clone(instance.workflow()), &history).unwrap(), instance);
+}
+
+#[test]
+fn scenarios() {
+    insta::glob!("scenarios/*.script", |path| {
+        let text = std::fs::read_to_string(path).unwrap();
+        let (trace, instance) = run_script(&text);
+        check_replay_and_restore(&instance);
+        insta::assert_snapshot!(trace);
+    });
+}
+
+fn kars() -> Arc<Workflow> {
+    load_workflow("kars-release.yaml")
+}
+
+fn toronto(s: &str) -> DateTime<Utc> {
+    resolve_local(chrono_tz::America::Toronto, NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap())
+}
+
+fn utc(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+fn complete(node: &str, name: &str, roles: &str, outcome: Option<&str>) -> Event {
+    Event::Complete { node: NodeId::new(node).unwrap(), actor: actor(name, roles), outcome: outcome.map(str::to_owned) }
+}
+
+#[test]
+fn the_first_cycle_is_the_iso_week_of_the_start() {
+    // Sunday 2026-11-29 23:00 in Toronto is already Monday in UTC; the local week counts.
+    let instance = Instance::start(kars(), InstanceId::new("k").unwrap(), toronto("2026-11-29 23:00"));
+    assert_eq!(instance.release().as_str(), "2026-W48");
+    assert_eq!(instance.current_node().map(NodeId::as_str), Some("B"));
+    assert_eq!(instance.visited_this_cycle().iter().map(|n| n.as_str()).collect::<Vec<_>>(), ["A", "B"]);
+}
+
+#[test]
+fn refusals_name_what_to_fix() {
+    let mut instance = Instance::start(kars(), InstanceId::new("k").unwrap(), toronto("2026-11-23 08:00"));
+    let at = toronto("2026-11-23 09:00");
+    let err = instance.handle_event(complete("B", "alice", "developer", None), at).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "`alice` may not act on `B`, which needs one of the roles `product_manager`, `team_lead`"
+    );
+    let err = instance.handle_event(complete("Q", "carol", "qa", None), at).unwrap_err();
+    assert!(matches!(&err, EngineError::NotAwaiting { current: Some(c), .. } if c.as_str() == "B"), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "`Q` is not awaiting this event: the instance is at `B`, which waits for its task to be completed"
+    );
+    let err = instance.handle_event(complete("Nope", "carol", "qa", None), at).unwrap_err();
+    assert_eq!(err.to_string(), "the workflow has no node `Nope`");
+    let err = instance.handle_event(complete("B", "erin", "product_manager", Some("done")), at).unwrap_err();
+    assert!(err.to_string().starts_with("`B` takes no outcome, but `done` was given"), "{err}");
+    instance.handle_event(complete("B", "erin", "product_manager", None), at).unwrap();
+    instance.handle_event(complete("C", "frank", "team_lead", None), at).unwrap();
+    // D is gated until Tuesday 09:00.
+    let err = instance.handle_event(complete("D", "alice", "developer", None), at).unwrap_err();
+    assert_eq!(
+        err,
+        EngineError::GateNotOpen {
+            node: NodeId::new("D").unwrap(),
+            opens_at: utc("2026-11-24T14:00:00Z"),
+            opens_local: "2026-11-24 09:00 EST".into()
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "`D` cannot start before its gate opens at 2026-11-24 09:00 EST (2026-11-24 14:00 UTC)"
+    );
+    // Five refusals and three acceptances, all in the audit trail.
+    let refused = instance.history().records.iter().filter(|r| matches!(r.verdict, kars_workflow::Verdict::Refused(_)));
+    assert_eq!(refused.count(), 5);
+    assert_eq!(instance.history().records.len(), 8);
+}
+
+#[test]
+fn decisions_accept_only_declared_branches() {
+    let mut instance = Instance::start(kars(), InstanceId::new("k").unwrap(), toronto("2026-11-27 08:00"));
+    // Friday start: walk to N quickly (gates in the past open at once).
+    for (node, name, roles, outcome) in [
+        ("B", "erin", "product_manager", None),
+        ("C", "frank", "team_lead", None),
+        ("D", "alice", "developer", None),
+        ("E", "alice", "developer", None),
+        ("F", "bob", "developer", Some("approved")),
+    ] {
+        instance.handle_event(complete(node, name, roles, outcome), toronto("2026-11-27 08:00")).unwrap();
+    }
+    while let Some(e) = instance.poll_effect() {
+        if e.kind.awaits_result() {
+            let event = Event::ActionResult { node: e.node, outcome: ActionOutcome::Succeeded };
+            instance.handle_event(event, toronto("2026-11-27 08:00")).unwrap();
+        }
+    }
+    assert_eq!(instance.current_node().map(NodeId::as_str), Some("I"));
+    let at = toronto("2026-11-27 10:00");
+    for (node, name, roles) in [("I", "erin", "product_manager"), ("K", "erin", "product_manager")] {
+        instance.handle_event(complete(node, name, roles, None), at).unwrap();
+    }
+    instance.handle_event(complete("L", "carol", "qa", None), at).unwrap();
+    instance.handle_event(complete("M", "dave", "devops", None), at).unwrap();
+    let err = instance.handle_event(complete("N", "carol", "qa", Some("Maybe")), at).unwrap_err();
+    assert_eq!(err.to_string(), "`N` has no outcome `Maybe`; valid: `No`, `Yes`");
+    let err = instance.handle_event(complete("N", "carol", "qa", None), at).unwrap_err();
+    assert_eq!(err.to_string(), "`N` needs an outcome; valid: `No`, `Yes`");
+    let err = instance.handle_event(complete("N", "dave", "devops", Some("Yes")), at).unwrap_err();
+    assert_eq!(err.to_string(), "`dave` may not act on `N`, which needs one of the roles `qa`");
+    let waiting = instance.waiting(at);
+    assert_eq!(waiting.to_string(), "2026-W48: decision `N` waits for role `qa` to pick `No`, `Yes`");
+    instance.handle_event(complete("N", "carol", "qa", Some("Yes")), at).unwrap();
+    let waiting = instance.waiting(at);
+    assert_eq!(
+        waiting.to_string(),
+        "2026-W48: task `Q` waits for one of the roles `qa`; deadline 2026-11-27 15:00 EST"
+    );
+}
+
+#[test]
+fn dst_gates_follow_the_fold_and_gap_rule() {
+    let workflow = load_workflow("dst-gate.yaml");
+    // Spring forward: Sunday 2026-03-08 02:30 does not exist; the gate opens at 03:00 EDT.
+    let mut spring = Instance::start(Arc::clone(&workflow), InstanceId::new("s").unwrap(), toronto("2026-03-02 08:00"));
+    let gates = |i: &Instance| -> Vec<(String, DateTime<Utc>)> {
+        i.history()
+            .records
+            .iter()
+            .flat_map(|r| r.resolved.iter())
+            .filter_map(|r| match r {
+                kars_workflow::Resolved::Gate { node, at } => {
+                    Some((i.workflow().node_id(*node).unwrap().to_string(), *at))
+                }
+                _ => None,
+            })
+            .take(2)
+            .collect()
+    };
+    spring.handle_timeout(toronto("2026-03-09 00:00"));
+    assert_eq!(
+        gates(&spring),
+        [("Early".to_owned(), utc("2026-03-08T06:30:00Z")), ("Gap".to_owned(), utc("2026-03-08T07:00:00Z")),]
+    );
+    // Fall back: Sunday 2026-11-01 01:30 happens twice; the gate takes the first (EDT).
+    let mut fall = Instance::start(workflow, InstanceId::new("f").unwrap(), toronto("2026-10-26 08:00"));
+    fall.handle_timeout(toronto("2026-11-02 00:00"));
+    assert_eq!(
+        gates(&fall),
+        [("Early".to_owned(), utc("2026-11-01T05:30:00Z")), ("Gap".to_owned(), utc("2026-11-01T07:30:00Z")),]
+    );
+}
+
+#[test]
+fn replay_refuses_another_spec_and_a_forged_verdict() {
+    let mut instance = Instance::start(kars(), InstanceId::new("k").unwrap(), toronto("2026-11-23 08:00"));
+    instance.handle_event(complete("B", "erin", "product_manager", None), toronto("2026-11-23 09:00")).unwrap();
+    let other = load_workflow("dst-gate.yaml");
+    let err = Instance::replay(other, instance.history()).unwrap_err();
+    assert!(err.to_string().starts_with("the history does not replay: it was recorded with spec fingerprint"), "{err}");
+    let mut forged = instance.history().clone();
+    if let kars_workflow::Input::Event(Event::Complete { actor, .. }) = &mut forged.records[1].input {
+        actor.roles.clear();
+    }
+    let err = Instance::replay(kars(), &forged).unwrap_err();
+    assert!(
+        matches!(err, EngineError::ReplayMismatch { seq: Some(1), mismatch: kars_workflow::Mismatch::Verdict { .. } }),
+        "{err}"
+    );
+    let mut empty = instance.history().clone();
+    empty.records.clear();
+    assert!(Instance::replay(kars(), &empty).is_err());
+}
+
+#[test]
+fn memory_per_instance_stays_small() {
+    let instance = Instance::start(kars(), InstanceId::new("kars-release").unwrap(), toronto("2026-11-23 08:00"));
+    let footprint = instance.footprint();
+    assert!(footprint.without_history() < 512, "{footprint:?}");
+}
