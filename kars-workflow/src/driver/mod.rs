@@ -95,7 +95,9 @@ use kars_spec::{CheckedSpec, NodeId};
 pub use clock::{Clock, SystemClock, VirtualClock};
 pub use error::DriverError;
 pub use load::{Journaled, read_journal};
-pub use ops::{Adapters, ManualOperations, Operation, Operations, RecordingOperations, RetryPolicy, Scripted};
+pub use ops::{
+    Adapters, ManualOperations, Operation, Operations, OperationsFn, RecordingOperations, RetryPolicy, Scripted,
+};
 pub use perform::{LogEntry, LogKind};
 pub use record::{Done, EffectStatus, Entry, JOURNAL_FORMAT, JournalHeader, SpecText, engine_id, journal_id};
 pub use roster::{Roster, RosterError};
@@ -365,7 +367,13 @@ impl<S: Store, C: Clock> Driver<S, C> {
                 Step::Nothing => None,
             };
             if refused.is_some() && self.config.refusals == Refusals::Discard {
+                let seen = self.version;
                 self.reload()?;
+                // Refused by a stale instance: another writer advanced it; try again.
+                if self.version != seen && attempt < self.config.conflict_retries {
+                    attempt += 1;
+                    continue;
+                }
             }
             match self.commit(done.as_ref()) {
                 Ok(()) => return Ok(refused),

@@ -68,6 +68,19 @@ impl Operations for ManualOperations {
     }
 }
 
+/// [`Operations`] from a closure: `OperationsFn(|op: &Operation| Ok(Some(ActionOutcome::Succeeded)))`.
+#[derive(Debug, Clone, Copy)]
+pub struct OperationsFn<F>(pub F);
+
+impl<F> Operations for OperationsFn<F>
+where
+    F: Fn(&Operation) -> Result<Option<ActionOutcome>, AdapterError>,
+{
+    fn run(&self, operation: &Operation) -> Result<Option<ActionOutcome>, AdapterError> {
+        (self.0)(operation)
+    }
+}
+
 /// The adapters a driver performs effects through.
 ///
 /// Without a [`Vcs`], pull-request effects go to the [`Operations`] like deploys do.
