@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod check;
 mod import;
+mod instance;
 mod render;
 
 /// The process exit code for an invalid spec or a refused action.
@@ -31,6 +32,8 @@ enum Command {
     Render(render::Args),
     /// Turn a mermaid flowchart (`.mmd` or markdown) into a YAML spec skeleton on standard output.
     Import(import::Args),
+    /// Run a workflow instance from a terminal or a cron job: start, status, act, tick, history.
+    Instance(instance::Args),
 }
 
 /// Runs a parsed command line.
@@ -39,6 +42,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Check(args) => check::run(&args),
         Command::Render(args) => render::run(&args),
         Command::Import(args) => import::run(&args),
+        Command::Instance(args) => instance::run(&args),
     }
 }
 

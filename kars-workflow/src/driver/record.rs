@@ -55,6 +55,7 @@ pub struct SpecText {
 /// One journal record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
 pub enum Entry {
     /// An engine history record.
     Input(Record),
@@ -77,6 +78,7 @@ pub struct Done {
 /// How an effect ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
 pub enum EffectStatus {
     /// A notification was posted to every recipient.
     Sent,
