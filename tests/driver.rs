@@ -418,6 +418,23 @@ fn a_crash_at_every_journal_write_recovers_the_same_instance() {
 }
 
 #[test]
+fn reopening_between_every_step_changes_nothing() {
+    let steps = week(true);
+    let reference_world = World::new(local("2026-11-23 08:00"));
+    let reference = run_week(&reference_world, Arc::new(MemoryStore::new()), &steps);
+    let world = World::new(local("2026-11-23 08:00"));
+    let store = Arc::new(MemoryStore::new());
+    drop(Driver::create(world.parts(Arc::clone(&store), fast_retries()), &program(), &id(), None).unwrap());
+    for step in &steps {
+        let mut driver = Driver::open(world.parts(Arc::clone(&store), fast_retries()), &program(), &id()).unwrap();
+        run_step(&mut driver, step).unwrap();
+    }
+    let driver = Driver::open(world.parts(store, fast_retries()), &program(), &id()).unwrap();
+    assert_eq!(driver.instance(), reference.instance());
+    assert_eq!(world.dedup_logs(), reference_world.dedup_logs());
+}
+
+#[test]
 fn a_crash_between_the_call_and_its_acknowledgement_repeats_the_call_under_the_same_key() {
     let world = World::new(local("2026-11-23 08:00"));
     let memory = Arc::new(MemoryStore::new());

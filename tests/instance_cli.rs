@@ -216,3 +216,52 @@ fn usage_errors_and_changed_specs() {
     assert_eq!(render.code, 1, "{}", render.stdout);
     assert!(render.stderr.contains("was started with spec fingerprint"), "{}", render.stderr);
 }
+
+/// Runs git in `repo`; the test fails if git does.
+fn git(repo: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "Alice")
+        .env("GIT_AUTHOR_EMAIL", "alice@example.invalid")
+        .env("GIT_COMMITTER_NAME", "Alice")
+        .env("GIT_COMMITTER_EMAIL", "alice@example.invalid")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn with_git_the_merge_runs_in_the_repository() {
+    let mut s = Session::new();
+    let repo = s.dir().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    std::fs::write(repo.join("README"), "kars").unwrap();
+    git(&repo, &["add", "README"]);
+    git(&repo, &["commit", "-q", "-m", "readme"]);
+    git(&repo, &["branch", "kars-dev"]);
+    git(&repo, &["checkout", "-q", "-b", "feature/login"]);
+    std::fs::write(repo.join("login"), "login").unwrap();
+    git(&repo, &["add", "login"]);
+    git(&repo, &["commit", "-q", "-m", "login"]);
+    git(&repo, &["checkout", "-q", "main"]);
+    let repo_arg = repo.to_str().unwrap().to_owned();
+    s.instance("start", &[], "2026-11-23T08:00:00-05:00", 0);
+    s.act("2026-11-23T09:00:00-05:00", "B", "erin", None);
+    s.act("2026-11-23T09:30:00-05:00", "C", "frank", None);
+    s.act("2026-11-24T10:00:00-05:00", "D", "alice", None);
+    s.act("2026-11-25T10:00:00-05:00", "E", "alice", None);
+    let merged = s.instance(
+        "act",
+        &["--node", "F", "--actor", "bob", "--outcome", "approved", "--git", &repo_arg],
+        "2026-11-25T14:00:00-05:00",
+        0,
+    );
+    assert!(merged.stdout.contains("effect kars-release/2026-W48/G/1: done, succeeded"), "{}", merged.stdout);
+    assert!(merged.stdout.contains("[operator] deploy `dev`"), "{}", merged.stdout);
+    let log = git(&repo, &["log", "--format=%s", "kars-dev"]);
+    assert!(log.starts_with("Merge branch 'feature/login' into kars-dev"), "{log}");
+}

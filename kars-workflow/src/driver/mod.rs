@@ -8,9 +8,9 @@
 //! is only a computation — and the history record it produced is appended to the journal
 //! (with the version the driver last saw) *before* any of the input's effects runs. If the
 //! append fails the in-memory instance is thrown away and rebuilt from the journal, so what
-//! the driver holds is always what is durable. The journal format is described in
-//! [`record`](self::JournalHeader): `input` entries are the engine's own history records,
-//! `done` entries acknowledge effects.
+//! the driver holds is always what is durable. The journal format is described at
+//! [`Entry`]: `input` entries are the engine's own history records, `done` entries
+//! acknowledge effects, and the [`JournalHeader`] holds the spec fingerprint and instance id.
 //!
 //! # Effects, at least once
 //!
