@@ -52,6 +52,7 @@
 #![deny(missing_docs)]
 
 pub mod adapter;
+pub mod driver;
 mod effect;
 mod error;
 mod event;

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod check;
 mod import;
+mod instance;
 mod render;
 mod schema;
 mod simulate;
@@ -37,6 +38,8 @@ enum Command {
     Import(import::Args),
     /// Simulate weeks of a workflow on a virtual clock with seeded people.
     Simulate(simulate::Args),
+    /// Run a workflow instance from a terminal or a cron job: start, status, act, tick, history.
+    Instance(instance::Args),
 }
 
 /// Runs a parsed command line.
@@ -47,6 +50,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Render(args) => render::run(&args),
         Command::Import(args) => import::run(&args),
         Command::Simulate(args) => simulate::run(&args),
+        Command::Instance(args) => instance::run(&args),
     }
 }
 

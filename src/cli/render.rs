@@ -20,6 +20,9 @@ pub struct Args {
     /// `by-kind` (also start/end stadiums and wait hexagons).
     #[arg(long, value_enum, default_value_t = ShapesArg::Plain)]
     shapes: ShapesArg,
+    /// Draw a running instance over the spec: where it stands, what it visited, what it waits for.
+    #[command(flatten)]
+    instance: super::instance::RenderTarget,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -57,6 +60,10 @@ pub fn run(args: &Args) -> ExitCode {
             ShapesArg::ByKind => Shapes::ByKind,
         },
     };
-    print!("{}", kars::spec::mermaid::render(spec.spec(), &options));
+    match args.instance.render(&spec, &options) {
+        None => print!("{}", kars::spec::mermaid::render(spec.spec(), &options)),
+        Some(Ok(text)) => print!("{text}"),
+        Some(Err(failure)) => return failure.exit(),
+    }
     ExitCode::SUCCESS
 }

@@ -1,0 +1,90 @@
+//! `DriverError`: why a driver command failed or an instance's journal cannot be opened.
+
+use kars_spec::Fingerprint;
+
+use crate::error::EngineError;
+use crate::journal::{InstanceId, JournalError};
+
+/// Why a driver command failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DriverError {
+    /// The engine refused the input (wrong role, closed gate, a window, …); the instance is
+    /// unchanged.
+    #[error("{0}")]
+    Refused(Box<EngineError>),
+    /// The journal failed; the driver reloaded what is durable (compare the history to see
+    /// whether the input was recorded).
+    #[error("{0}")]
+    Journal(#[from] JournalError),
+    /// The journal was written for another spec.
+    #[error(
+        "instance `{id}` was started with spec fingerprint `{recorded}`, but the workflow given has fingerprint `{current}`\n\
+         help: an instance keeps the spec it started with; finish it with that spec, or start a new instance for the changed spec"
+    )]
+    SpecChanged {
+        /// The instance.
+        id: InstanceId,
+        /// The fingerprint in the journal.
+        recorded: Fingerprint,
+        /// The fingerprint of the workflow given.
+        current: Fingerprint,
+    },
+    /// The journal's history does not replay.
+    #[error("the journal of instance `{id}` does not replay: {source}")]
+    Replay {
+        /// The instance.
+        id: InstanceId,
+        /// What did not reproduce.
+        source: Box<EngineError>,
+    },
+    /// The journal's header is not a driver header this build reads.
+    #[error(
+        "the journal header of instance `{id}` is not readable: {detail}\nhelp: was the journal written by another program or a newer kars?"
+    )]
+    BadHeader {
+        /// The instance.
+        id: InstanceId,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A journal record is not a driver entry.
+    #[error("record {index} of the journal of instance `{id}` is not readable: {detail}")]
+    BadRecord {
+        /// The instance.
+        id: InstanceId,
+        /// The record's position.
+        index: usize,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The id is valid for the journal but not for the engine (longer than 64 bytes).
+    #[error("{0}")]
+    InvalidId(#[from] crate::InstanceIdError),
+    /// An earlier journal failure left the driver unable to tell what is durable.
+    #[error(
+        "the driver of instance `{id}` lost track of its journal after an earlier failure\nhelp: open the instance again"
+    )]
+    Broken {
+        /// The instance.
+        id: InstanceId,
+    },
+}
+
+impl DriverError {
+    /// The engine's refusal, if the input was refused.
+    #[must_use]
+    pub fn refusal(&self) -> Option<&EngineError> {
+        match self {
+            Self::Refused(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Whether the error is the engine refusing the input (as opposed to a failure of the
+    /// journal or the driver).
+    #[must_use]
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, Self::Refused(_))
+    }
+}
