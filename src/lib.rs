@@ -7,3 +7,8 @@
 
 pub use kars_spec as spec;
 pub use kars_workflow as workflow;
+
+/// The README's examples, compiled and run as doctests so that they cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -105,3 +105,23 @@ fn defaults_run_any_valid_workflow() {
         .expect("a workflow without a model file still simulates");
     assert!(run.weeks.iter().all(|w| w.outcome == "done"));
 }
+
+#[test]
+fn the_readme_shows_the_real_output_of_its_main_command() {
+    let readme = include_str!("../README.md");
+    let command = "cargo run --release -- simulate workflows/kars-release.yaml --weeks 13 --start 2026-11-23 --seed 7";
+    assert!(readme.contains(command), "the README's main command changed; update this test");
+    let shown = readme
+        .split("The first command prints (same seed, same bytes):\n\n```text\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the README shows the main command's output");
+    let args = ["simulate", "workflows/kars-release.yaml", "--weeks", "13", "--start", "2026-11-23", "--seed", "7"];
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_kars"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("kars runs");
+    assert!(output.status.success());
+    assert_eq!(String::from_utf8_lossy(&output.stdout), shown);
+}

@@ -339,7 +339,7 @@ impl fmt::Display for Summary {
                 "gate waits per week", s.min, s.mean, s.max
             )?;
         }
-        writeln!(f, "  {:<28} {:>6}", "gates reached late", self.gates_late)?;
+        writeln!(f, "  {:<28} {:>6}", "gates open before arrival", self.gates_late)?;
         writeln!(f, "  {:<28} {:>6}", "refused actions", self.refused)?;
         write!(f, "  {:<28} {:>6}  (refused by a window: {})", "merge attempts", self.merges, self.merges_refused)
     }
