@@ -148,7 +148,10 @@ pub struct WeekReport {
     pub started_at: DateTime<Utc>,
     /// When it ended.
     pub ended_at: DateTime<Utc>,
-    /// Released with no deadline missed, and finished on the day of its last gate (for KARS:
+    /// The cycle ran its course: it ended through an edge back to the start (for KARS,
+    /// `released`), not at an `end` node or through an escalation.
+    pub completed: bool,
+    /// Completed with no deadline missed, and finished on the day of its last gate (for KARS:
     /// deployed and the freeze lifted on the Monday it was planned for).
     pub on_time: bool,
     /// Deadlines missed.
@@ -194,7 +197,7 @@ impl WeekReport {
         let mut line = format!("{}  {:<9}", self.release, self.outcome);
         line.push_str(if self.on_time {
             " on time "
-        } else if self.outcome == "released" {
+        } else if self.completed {
             " late    "
         } else {
             "         "
@@ -254,8 +257,8 @@ pub struct Summary {
     pub last: Option<ReleaseId>,
     /// Weeks per outcome (`released`, `slipped`, `incident`).
     pub outcomes: BTreeMap<String, u32>,
-    /// Weeks released on time.
-    pub released_on_time: u32,
+    /// Weeks that ran their course on time (see [`WeekReport::on_time`]).
+    pub on_time: u32,
     /// Weeks that missed a deadline.
     pub weeks_missing_a_deadline: u32,
     /// Weeks per number of fix rounds.
@@ -291,7 +294,7 @@ impl Summary {
             first: weeks.first().map(|w| w.release.clone()),
             last: weeks.last().map(|w| w.release.clone()),
             outcomes,
-            released_on_time: count(&|w| w.on_time),
+            on_time: count(&|w| w.on_time),
             weeks_missing_a_deadline: count(&|w| w.deadline_misses > 0),
             retry_rounds,
             freeze_to_production_hours: Stats::of(weeks.iter().filter_map(|w| w.freeze_to_production).map(hours)),
@@ -315,7 +318,7 @@ impl fmt::Display for Summary {
         for (outcome, n) in &self.outcomes {
             writeln!(f, "  {:<28} {:>6}  {:>5.1}%", outcome, n, pct(*n))?;
         }
-        writeln!(f, "  {:<28} {:>6}  {:>5.1}%", "released on time", self.released_on_time, pct(self.released_on_time))?;
+        writeln!(f, "  {:<28} {:>6}  {:>5.1}%", "on time", self.on_time, pct(self.on_time))?;
         writeln!(
             f,
             "  {:<28} {:>6}  {:>5.1}%",

@@ -48,12 +48,16 @@ pub enum SimError {
     },
     /// Nothing is planned and no timer is armed: the workflow waits for something the
     /// simulator cannot do.
-    #[error("release {release} waits at {at} for something the simulator cannot provide")]
+    #[error(
+        "release {release} is stuck at {at}: {waiting}\nhelp: no simulated person can do it; check the roles held by the team (`team:`) and `distinct_from`"
+    )]
     NoProgress {
         /// The release.
         release: ReleaseId,
         /// The virtual time it stopped at.
         at: DateTime<Utc>,
+        /// What the instance waits for ([`crate::Waiting`] in words).
+        waiting: String,
     },
 }
 
@@ -130,6 +134,8 @@ struct Sim<'m> {
     model: &'m Model,
     plans: Vec<NodePlan>,
     merge_sources: Vec<(String, String)>,
+    /// The outcomes of the nodes with an edge back to the start: a cycle that ran its course.
+    completions: Vec<String>,
     merge_targets: Vec<String>,
     instance: Instance,
     rng: SimRng,
@@ -161,10 +167,12 @@ impl<'m> Sim<'m> {
             })
             .collect();
         let (merge_sources, merge_targets) = merge_branches(&workflow);
+        let completions = completion_outcomes(&workflow);
         Sim {
             plans,
             merge_sources,
             merge_targets,
+            completions,
             instance,
             rng: SimRng::new(config.seed),
             queue: Vec::with_capacity(8),
@@ -199,7 +207,10 @@ impl<'m> Sim<'m> {
                     self.perform(planned, observer);
                 }
                 (Some(t), None) => self.tick(t),
-                (None, None) => return Err(SimError::NoProgress { release: self.release.clone(), at: self.now }),
+                (None, None) => {
+                    let waiting = self.instance.waiting(self.now).to_string();
+                    return Err(SimError::NoProgress { release: self.release.clone(), at: self.now, waiting });
+                }
             }
         }
         Ok(SimRun { weeks: reports, instance: self.instance, policy_disagreements: self.disagreements })
@@ -369,7 +380,10 @@ impl<'m> Sim<'m> {
             outcome: outcome.to_owned(),
             started_at: c.started_at.unwrap_or(ended_at),
             ended_at,
-            on_time: outcome == "released" && c.deadline_misses == 0 && c.last_gate_day.is_none_or(|d| ended_day <= d),
+            completed: self.completions.iter().any(|o| o == outcome),
+            on_time: self.completions.iter().any(|o| o == outcome)
+                && c.deadline_misses == 0
+                && c.last_gate_day.is_none_or(|d| ended_day <= d),
             deadline_misses: c.deadline_misses,
             retry_rounds: c.retry_rounds,
             freeze_to_production,
@@ -592,6 +606,23 @@ fn role_for<'a>(workflow: &'a Workflow, node: NodeIndex, roles: &[RoleId]) -> Op
         Some(Decider::Role(role)) => Some(role),
         _ => compiled.roles.iter().find(|r| roles.contains(r)),
     }
+}
+
+/// The outcomes of the nodes whose out-edge leads back to the start (`released` for KARS).
+fn completion_outcomes(workflow: &Workflow) -> Vec<String> {
+    let mut outcomes: Vec<String> = Vec::new();
+    for (i, node) in workflow.nodes.iter().enumerate() {
+        let index = NodeIndex(i as u16);
+        if workflow.out_edges(index).iter().any(|e| e.to == workflow.start)
+            && let Some(outcome) = node.outcome
+        {
+            let text = workflow.label(outcome).to_owned();
+            if !outcomes.contains(&text) {
+                outcomes.push(text);
+            }
+        }
+    }
+    outcomes
 }
 
 /// The branch patterns the merge bot draws sources from (prefix, suffix around `*`), and the

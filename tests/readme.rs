@@ -1,0 +1,33 @@
+//! The README's complete spec is a real one: it loads without warnings, simulates a year with
+//! the default model, and renders to mermaid.
+
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use kars::spec::mermaid::{RenderOptions, render};
+use kars::workflow::Workflow;
+use kars::workflow::sim::{self, Model, SimConfig};
+
+fn readme_spec() -> &'static str {
+    let readme = include_str!("../README.md");
+    readme
+        .split("### A complete spec")
+        .nth(1)
+        .and_then(|section| section.split("```yaml\n").nth(1))
+        .and_then(|rest| rest.split("```").next())
+        .expect("the README has a complete spec")
+}
+
+#[test]
+fn the_readme_spec_loads_simulates_and_renders() {
+    let spec = kars::spec::load(readme_spec(), "README.md").unwrap_or_else(|report| panic!("{report}"));
+    assert!(spec.warnings().is_empty(), "{}", spec.warning_report());
+    assert_eq!(spec.zone().name(), "Europe/Berlin");
+    let workflow = Arc::new(Workflow::compile(&spec).expect("compiles"));
+    let config = SimConfig { weeks: 52, seed: 1, start: NaiveDate::from_ymd_opt(2026, 3, 2).expect("date") };
+    let run = sim::simulate(workflow, &Model::defaults(&spec), &config, &mut ()).expect("a year simulates");
+    assert_eq!(run.weeks.len(), 52);
+    assert!(run.weeks.iter().any(|w| w.outcome == "shipped" && w.completed));
+    let mermaid = render(spec.spec(), &RenderOptions::default());
+    assert!(mermaid.contains("Ship{Ship it?}") && mermaid.contains("Ship -->|No| Fix"), "{mermaid}");
+}
