@@ -111,7 +111,7 @@ pub enum ModelError {
     /// The YAML did not parse into a model.
     #[error("{origin}: {message}")]
     Syntax {
-        /// The file name.
+        /// The file name, with the line and column when they are known (`model.yaml:3:7`).
         origin: String,
         /// The parser's message, with line and column.
         message: String,
@@ -197,12 +197,13 @@ impl Model {
         budget.max_depth = 16;
         budget.max_nodes = 20_000;
         budget.max_aliases = 0;
-        budget.max_anchors = 0;
+        budget.max_anchors = 0; // a model file has no use for anchors: refuse them early
         budget.max_documents = 1;
         let mut options = serde_saphyr::Options::default();
         options.budget = Some(budget);
-        let file: ModelFile = serde_saphyr::from_str_with_options(source, options)
-            .map_err(|e| ModelError::Syntax { origin: origin.to_owned(), message: e.to_string() })?;
+        options.with_snippet = false;
+        let file: ModelFile =
+            serde_saphyr::from_str_with_options(source, options).map_err(|e| syntax_error(&e, origin))?;
         Self::check(spec, &file, origin)
     }
 
@@ -232,10 +233,10 @@ impl Model {
             let node =
                 spec.nodes.get(id).ok_or_else(|| invalid(format!("durations.nodes.{id}"), unknown_node(spec, id)))?;
             if matches!(node.kind, NodeKind::Start | NodeKind::End | NodeKind::Wait) {
+                let kind = format!("{:?}", node.kind).to_lowercase();
                 return Err(invalid(
                     format!("durations.nodes.{id}"),
-                    format!("node `{id}` is a {:?} node; only tasks, decisions and actions take time", node.kind)
-                        .to_lowercase(),
+                    format!("node `{id}` is a {kind} node; only tasks, decisions and actions take time"),
                 ));
             }
             model.node_durations.insert(id.clone(), *range);
@@ -318,6 +319,32 @@ impl Model {
     }
 }
 
+/// A YAML or shape error as `file:line:column: message`.
+fn syntax_error(error: &serde_saphyr::Error, origin: &str) -> ModelError {
+    let text = error.without_snippet().to_string();
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    // The parser says where in its own words (`line 3 column 7: ...`); the location says it once.
+    let message = match text.split_once(": ") {
+        Some((place, rest)) if place.starts_with("line ") => rest,
+        _ => text,
+    };
+    let message = match message.rsplit_once(" at line ") {
+        Some((head, tail)) if tail.contains(", column ") => head,
+        _ => message,
+    }
+    .to_owned();
+    let message = if message.starts_with("budget breached") {
+        "the file goes past a parse limit: model files take no anchors or aliases, at most 16 levels of nesting and 20,000 values".to_owned()
+    } else {
+        message
+    };
+    let origin = match error.location().filter(|l| l.line() > 0) {
+        Some(at) => format!("{origin}:{}:{}", at.line(), at.column()),
+        None => origin.to_owned(),
+    };
+    ModelError::Syntax { origin, message }
+}
+
 fn check_chance(p: f64) -> Result<(), String> {
     if (0.0..=1.0).contains(&p) { Ok(()) } else { Err(format!("{p} is not a chance; write a number between 0 and 1")) }
 }
@@ -390,11 +417,11 @@ fn fill_rest(list: &mut [(String, Vec<f64>)]) -> Result<(), String> {
     for visit in 0..visits {
         let taken: f64 = list.iter().filter(|(_, c)| !c.is_empty()).map(|(_, c)| at_visit(c, visit)).sum();
         if taken > 1.0 + 1e-9 {
-            return Err(format!("the chances of visit {} add up to {taken}, more than 1", visit + 1));
+            return Err(format!("the chances of visit {} add up to {taken:.3}, more than 1", visit + 1));
         }
         if open == 0 && (taken - 1.0).abs() > 1e-9 {
             return Err(format!(
-                "the chances of visit {} add up to {taken}; with every branch listed they must add up to 1",
+                "the chances of visit {} add up to {taken:.3}; with every branch listed they must add up to 1",
                 visit + 1
             ));
         }
