@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use chrono::{DateTime, NaiveDate, Utc};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use kars::spec::{CheckedSpec, NodeId, RoleId};
-use kars::workflow::journal::{Durability, FileStore, FileStoreConfig, InstanceId as JournalId, Store};
+use kars::workflow::journal::{Durability, FileStore, FileStoreConfig, Store};
 use kars::workflow::sim::{self, Model, SimConfig};
 use kars::workflow::{Actor, Event, History, Instance, InstanceId, Record, Workflow};
 
@@ -169,7 +169,7 @@ fn journal_benches(c: &mut Criterion) {
     {
         let store =
             FileStore::with_config(dir.path(), FileStoreConfig::default().with_durability(durability)).expect("store");
-        let id = JournalId::new(format!("append-{n}")).expect("id");
+        let id = InstanceId::new(format!("append-{n}")).expect("id");
         store.create(&id, &header).expect("create");
         let mut version = 0;
         let record = encoded[encoded.len() / 2].as_slice();
@@ -181,7 +181,7 @@ fn journal_benches(c: &mut Criterion) {
     }
     let store = FileStore::with_config(dir.path(), FileStoreConfig::default().with_durability(Durability::None))
         .expect("store");
-    let id = JournalId::new("year").expect("id");
+    let id = InstanceId::new("year").expect("id");
     store.create(&id, &header).expect("create");
     let slices: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
     store.append(&id, 0, &slices).expect("append a year");

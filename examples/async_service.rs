@@ -7,11 +7,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use kars::workflow::InstanceId;
 use kars::workflow::adapter::RecordingNotifier;
 use kars::workflow::driver::{
     Adapters, Clock, Driver, DriverConfig, DriverError, OperationsFn, Parts, Program, Roster, VirtualClock,
 };
-use kars::workflow::journal::{InstanceId, MemoryStore};
+use kars::workflow::journal::MemoryStore;
 use kars::workflow::{ActionOutcome, Event};
 
 type Service = Driver<MemoryStore, Arc<VirtualClock>>;

@@ -12,11 +12,12 @@ use std::process::Command;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
+use kars::workflow::InstanceId;
 use kars::workflow::adapter::{GitVcs, WebhookNotifier};
 use kars::workflow::driver::{
     Adapters, Clock, Driver, DriverConfig, LogKind, OperationsFn, Parts, Program, Roster, VirtualClock,
 };
-use kars::workflow::journal::{FileStore, InstanceId};
+use kars::workflow::journal::FileStore;
 use kars::workflow::{ActionOutcome, Event};
 
 /// What the webhook listener received: (idempotency key, JSON body), one per key.

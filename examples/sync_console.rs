@@ -4,11 +4,12 @@
 use std::error::Error;
 use std::io::Write;
 
+use kars::workflow::InstanceId;
 use kars::workflow::adapter::ConsoleNotifier;
 use kars::workflow::driver::{
     Adapters, Clock, Driver, DriverConfig, OperationsFn, Parts, Program, Roster, VirtualClock,
 };
-use kars::workflow::journal::{InstanceId, MemoryStore};
+use kars::workflow::journal::MemoryStore;
 use kars::workflow::{ActionOutcome, Event};
 
 /// Starts `kars-release` on Monday 2026-11-23 08:00 (Toronto) and acts until Thursday's review;

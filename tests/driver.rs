@@ -7,12 +7,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
+use kars::workflow::InstanceId;
 use kars::workflow::adapter::{Audience, FailurePlan, RecordingNotifier, RecordingVcs};
 use kars::workflow::driver::{
     Adapters, Driver, DriverConfig, DriverError, EffectStatus, Entry, LogKind, Parts, Program, RecordingOperations,
     Refusals, RetryPolicy, Roster, Scripted, SpecText, VirtualClock, read_journal,
 };
-use kars::workflow::journal::{InstanceId, JournalError, MemoryStore, Store, Stored};
+use kars::workflow::journal::{JournalError, MemoryStore, Store, Stored};
 use kars::workflow::{ActionOutcome, Event};
 
 #[path = "../examples/sync_console.rs"]

@@ -208,6 +208,13 @@ fn usage_errors_and_changed_specs() {
     let unknown = s.kars(&["instance", "status", "--journal", &dir, "--id", "other"]);
     assert_eq!(unknown.code, 2);
     assert!(unknown.stderr.contains("instance `other` does not exist"), "{}", unknown.stderr);
+    let escape = s.kars(&["instance", "status", "--journal", &dir, "--id", "../kars-release"]);
+    assert_eq!(escape.code, 2);
+    assert_eq!(
+        escape.stderr.trim_end(),
+        "error: instance id `../kars-release` is not valid: it must start with an ASCII letter or digit\n\
+         help: instance ids are 1 to 64 ASCII letters, digits, `-`, `_` or `.`, starting with a letter or digit"
+    );
     // `kars render` with a spec that changed since the instance started is refused.
     let changed = s.dir().join("changed.yaml");
     let text = std::fs::read_to_string(SPEC).unwrap().replace("is live in production.", "is live.");

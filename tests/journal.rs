@@ -5,9 +5,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::sync::{Arc, Barrier};
 
-use kars::workflow::journal::{
-    Corruption, Durability, FileStore, FileStoreConfig, InstanceId, JournalError, MemoryStore, Store,
-};
+use kars::workflow::journal::{Corruption, Durability, FileStore, FileStoreConfig, JournalError, MemoryStore, Store};
+use kars::workflow::{InstanceId, InstanceIdRule};
 use proptest::prelude::*;
 
 /// A small deterministic generator (SplitMix64) so every run checks the same cases.
@@ -116,8 +115,11 @@ fn oversized_records_and_headers_are_refused_whole() {
 
 #[test]
 fn instance_ids_cannot_escape_the_directory() {
-    for bad in ["../x", "a/b", "", ".x", "a..b"] {
-        assert!(matches!(InstanceId::new(bad), Err(JournalError::InvalidId { .. })), "{bad}");
+    use InstanceIdRule::*;
+    for (bad, rule) in [("../x", BadStart), ("a/b", BadCharacter), ("", Empty), (".x", BadStart), ("a..b", DoubleDot)] {
+        assert_eq!(InstanceId::new(bad).map_err(|e| e.rule), Err(rule), "{bad}");
+        let err: JournalError = InstanceId::new(bad).unwrap_err().into();
+        assert!(matches!(err, JournalError::InvalidId(_)), "{bad}: {err}");
     }
 }
 

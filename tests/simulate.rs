@@ -125,3 +125,20 @@ fn the_readme_shows_the_real_output_of_its_main_command() {
     assert!(output.status.success());
     assert_eq!(String::from_utf8_lossy(&output.stdout), shown);
 }
+
+/// A run that reaches the end of the engine's calendar stops with an error instead of looping
+/// (time no longer moves on there) or overflowing a date.
+#[test]
+fn runs_past_the_engine_calendar_stop_with_an_error() {
+    let spec = kars();
+    let model = Model::defaults(&spec);
+    let workflow = Arc::new(Workflow::compile(&spec).expect("compiles"));
+    for start in [date("8999-12-01"), date("9999-12-01"), NaiveDate::MAX] {
+        let config = SimConfig { weeks: 10, seed: 1, start };
+        let err = sim::simulate(Arc::clone(&workflow), &model, &config, &mut ()).unwrap_err();
+        assert!(matches!(err, sim::SimError::OutOfRange { .. }), "{start}: {err}");
+        assert!(err.to_string().contains("past the latest instant the engine works with"), "{err}");
+    }
+    let early = SimConfig { weeks: 2, seed: 1, start: NaiveDate::MIN };
+    assert_eq!(sim::simulate(workflow, &model, &early, &mut ()).unwrap().weeks.len(), 2);
+}

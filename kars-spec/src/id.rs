@@ -88,7 +88,9 @@ fn check_graph_id(kind: &'static str, s: &str) -> Result<(), IdError> {
     }
     if MERMAID_KEYWORDS.contains(&s) {
         let mut suggestion = s.to_owned();
-        suggestion[..1].make_ascii_uppercase();
+        if let Some(first) = suggestion.get_mut(..1) {
+            first.make_ascii_uppercase();
+        }
         return Err(IdError::Keyword { kind, id: s.to_owned(), suggestion });
     }
     Ok(())

@@ -6,7 +6,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use kars_workflow::journal::{Durability, FileStore, FileStoreConfig, InstanceId, Store};
+use kars_workflow::InstanceId;
+use kars_workflow::journal::{Durability, FileStore, FileStoreConfig, Store};
 
 /// A record about the size of a serialized history event.
 fn record(i: u64) -> Vec<u8> {

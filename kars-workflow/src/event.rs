@@ -1,6 +1,7 @@
 //! The engine's inputs: [`Event`]s from people and the host, the [`Actor`] behind them, and the
 //! [`InstanceId`] that names an instance.
 
+use std::borrow::Borrow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -92,30 +93,86 @@ pub struct MergeRequest {
     pub target: String,
 }
 
-/// Why a string is not an instance id.
+/// The longest instance id, in bytes: the id is part of every effect key and a file name.
+pub const MAX_INSTANCE_ID_LEN: usize = 64;
+
+/// Names Windows reserves for devices, whatever the extension.
+const RESERVED_DEVICES: &[&str] = &["con", "prn", "aux", "nul"];
+
+/// Why a string is not an instance id: the rejected id and the rule it breaks.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("instance id `{id}` is not valid: use 1 to 64 of A-Z, a-z, 0-9, `-`, `_` and `.`")]
+#[error(
+    "instance id `{}` is not valid: {rule}\n\
+     help: instance ids are 1 to 64 ASCII letters, digits, `-`, `_` or `.`, starting with a letter or digit",
+    id.escape_debug()
+)]
+#[non_exhaustive]
 pub struct InstanceIdError {
     /// The rejected id.
     pub id: String,
+    /// The rule it breaks.
+    pub rule: InstanceIdRule,
 }
 
-/// The name of one running instance (`kars-release`); part of every effect key.
+/// A rule of [`InstanceId`] that a string breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum InstanceIdRule {
+    /// The id is empty.
+    Empty,
+    /// The id is longer than [`MAX_INSTANCE_ID_LEN`] bytes.
+    TooLong,
+    /// The id does not start with an ASCII letter or digit.
+    BadStart,
+    /// The id has a character other than ASCII letters, digits, `-`, `_` and `.`.
+    BadCharacter,
+    /// The id contains `..`.
+    DoubleDot,
+    /// The id is a device name that Windows reserves (`con`, `nul.txt`, `com1`, …).
+    DeviceName,
+}
+
+impl fmt::Display for InstanceIdRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Empty => "it is empty",
+            Self::TooLong => "it is longer than 64 bytes",
+            Self::BadStart => "it must start with an ASCII letter or digit",
+            Self::BadCharacter => "it may only contain ASCII letters, digits, `-`, `_` and `.`",
+            Self::DoubleDot => "it must not contain `..`",
+            Self::DeviceName => "it is a device name that Windows reserves",
+        })
+    }
+}
+
+/// The name of one running instance (`kars-release`, `kars-release.2026`); part of every effect
+/// key and the name of the instance's journal file.
+///
+/// Ids are 1 to [`MAX_INSTANCE_ID_LEN`] bytes of ASCII letters, digits, `-`, `_` and `.`, start
+/// with a letter or digit, contain no `..`, and are not a Windows device name, so an id is
+/// always a safe file name and never a path, and never breaks an effect key.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct InstanceId(String);
 
 impl InstanceId {
     /// Validates and wraps an instance id.
     ///
+    /// ```
+    /// use kars_workflow::{InstanceId, InstanceIdRule};
+    ///
+    /// assert_eq!(InstanceId::new("kars-release.2026")?.as_str(), "kars-release.2026");
+    /// assert_eq!(InstanceId::new("../etc").unwrap_err().rule, InstanceIdRule::BadStart);
+    /// # Ok::<(), kars_workflow::InstanceIdError>(())
+    /// ```
+    ///
     /// # Errors
-    /// Returns [`InstanceIdError`] when the id is empty, longer than 64 bytes or has a
-    /// character other than ASCII letters, digits, `-`, `_` and `.` (a `/` would break effect keys).
+    /// Returns [`InstanceIdError`] naming the rule the id breaks (see [`InstanceIdRule`]).
     pub fn new(id: impl Into<String>) -> Result<Self, InstanceIdError> {
         let id = id.into();
-        let ok = !id.is_empty()
-            && id.len() <= 64
-            && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-        if ok { Ok(Self(id)) } else { Err(InstanceIdError { id }) }
+        match rule_broken(&id) {
+            None => Ok(Self(id)),
+            Some(rule) => Err(InstanceIdError { id, rule }),
+        }
     }
 
     /// The id as a string slice.
@@ -123,6 +180,39 @@ impl InstanceId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// `sim`, the id the simulator uses when the workflow's name is not a valid id.
+    pub(crate) fn sim() -> Self {
+        Self("sim".to_owned())
+    }
+}
+
+fn rule_broken(id: &str) -> Option<InstanceIdRule> {
+    let Some(&first) = id.as_bytes().first() else {
+        return Some(InstanceIdRule::Empty);
+    };
+    if id.len() > MAX_INSTANCE_ID_LEN {
+        return Some(InstanceIdRule::TooLong);
+    }
+    if !first.is_ascii_alphanumeric() {
+        return Some(InstanceIdRule::BadStart);
+    }
+    if !id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
+        return Some(InstanceIdRule::BadCharacter);
+    }
+    if id.contains("..") {
+        return Some(InstanceIdRule::DoubleDot);
+    }
+    // Windows reserves the device names with any extension: `nul.txt` is the device too.
+    let stem = id.split_once('.').map_or(id, |(stem, _)| stem).to_ascii_lowercase();
+    let numbered_device = match stem.as_bytes() {
+        [a, b, c, digit] => matches!(&[*a, *b, *c], b"com" | b"lpt") && digit.is_ascii_digit(),
+        _ => false,
+    };
+    if RESERVED_DEVICES.contains(&stem.as_str()) || numbered_device {
+        return Some(InstanceIdRule::DeviceName);
+    }
+    None
 }
 
 impl fmt::Display for InstanceId {
@@ -144,6 +234,12 @@ impl AsRef<str> for InstanceId {
     }
 }
 
+impl Borrow<str> for InstanceId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl Serialize for InstanceId {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&self.0)
@@ -161,12 +257,76 @@ mod tests {
     use super::*;
 
     #[test]
-    fn instance_ids_are_checked() {
-        assert!(InstanceId::new("kars-release.1").is_ok());
-        assert!(InstanceId::new("").is_err());
-        assert!(InstanceId::new("a/b").is_err());
-        assert!(InstanceId::new("x".repeat(65)).is_err());
+    fn accepts_safe_names() {
+        for ok in ["a", "0", "kars-release", "kars_release.2026-W48", "console", "com", "com10", "lpt", &"x".repeat(64)]
+        {
+            assert!(InstanceId::new(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn rejects_paths_and_odd_names_by_rule() {
+        use InstanceIdRule::*;
+        let long = "x".repeat(MAX_INSTANCE_ID_LEN + 1);
+        let cases: &[(&str, InstanceIdRule)] = &[
+            ("", Empty),
+            (&long, TooLong),
+            (".", BadStart),
+            ("..", BadStart),
+            (".hidden", BadStart),
+            ("-x", BadStart),
+            ("_x", BadStart),
+            ("../x", BadStart),
+            ("é", BadStart),
+            ("a/b", BadCharacter),
+            ("a\\b", BadCharacter),
+            ("a b", BadCharacter),
+            ("a\nb", BadCharacter),
+            ("aé", BadCharacter),
+            ("a..b", DoubleDot),
+            ("a..", DoubleDot),
+            ("nul", DeviceName),
+            ("NUL", DeviceName),
+            ("CON.txt", DeviceName),
+            ("aux.tar.gz", DeviceName),
+            ("prn", DeviceName),
+            ("com1", DeviceName),
+            ("LPT9.log", DeviceName),
+        ];
+        for (bad, rule) in cases {
+            let err = InstanceId::new(*bad).unwrap_err();
+            assert_eq!((err.id.as_str(), err.rule), (*bad, *rule), "{err}");
+        }
         assert!(serde_json::from_str::<InstanceId>("\"a b\"").is_err());
+        assert!(serde_json::from_str::<InstanceId>("\"nul\"").is_err());
+        assert_eq!(serde_json::from_str::<InstanceId>("\"kars\"").unwrap().as_str(), "kars");
+    }
+
+    #[test]
+    fn the_message_names_the_rule() {
+        let err = InstanceId::new("-x").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "instance id `-x` is not valid: it must start with an ASCII letter or digit\n\
+             help: instance ids are 1 to 64 ASCII letters, digits, `-`, `_` or `.`, starting with a letter or digit"
+        );
+        let err = InstanceId::new("a/b").unwrap_err().to_string();
+        assert!(err.starts_with("instance id `a/b` is not valid: it may only contain"), "{err}");
+        let err = InstanceId::new("a\u{1b}[2J").unwrap_err().to_string();
+        assert!(err.starts_with("instance id `a\\u{1b}[2J` is not valid"), "control characters are escaped: {err}");
+    }
+
+    #[test]
+    fn the_simulator_fallback_is_valid() {
+        assert_eq!(InstanceId::new("sim"), Ok(InstanceId::sim()));
+    }
+
+    #[test]
+    fn ids_borrow_as_str() {
+        let ids: std::collections::BTreeSet<InstanceId> = ["b", "a"].into_iter().map(|s| s.parse().unwrap()).collect();
+        assert!(ids.contains("a"));
+        assert_eq!(ids.iter().next().map(AsRef::as_ref), Some("a"));
+        assert_eq!(InstanceId::new("k").unwrap().to_string(), "k");
     }
 
     #[test]

@@ -67,7 +67,9 @@ mod workflow;
 
 pub use effect::{Effect, EffectKey, EffectKind, Notice, NoticeKind, ReleaseId};
 pub use error::{CompileError, EngineError, Expecting, Mismatch};
-pub use event::{ActionOutcome, Actor, Event, InstanceId, InstanceIdError, MergeRequest};
+pub use event::{
+    ActionOutcome, Actor, Event, InstanceId, InstanceIdError, InstanceIdRule, MAX_INSTANCE_ID_LEN, MergeRequest,
+};
 pub use history::{History, HistoryHeader, Input, Record, Resolved, Verdict};
 pub use instance::{CycleReport, DeadlineView, Footprint, Instance, Options, Snapshot, State, Waiting, WaitingFor};
 pub use kars_spec::spec::Recipient;

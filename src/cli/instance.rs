@@ -19,12 +19,13 @@ use chrono::{DateTime, Utc};
 use kars::spec::mermaid::{RenderOptions, StateView};
 use kars::spec::spec::NodeKind;
 use kars::spec::{CheckedSpec, NodeId};
+use kars::workflow::InstanceId;
 use kars::workflow::adapter::{AdapterError, ConsoleNotifier, GitVcs};
 use kars::workflow::driver::{
     Adapters, Clock, Driver, DriverConfig, DriverError, JournalHeader, Operation, Operations, Parts, Program, Roster,
     SpecText, SystemClock, VirtualClock, read_journal,
 };
-use kars::workflow::journal::{FileStore, InstanceId};
+use kars::workflow::journal::FileStore;
 use kars::workflow::{ActionOutcome, Event, Waiting, WaitingFor};
 
 use super::{EXIT_INVALID, EXIT_USAGE};

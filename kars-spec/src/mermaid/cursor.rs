@@ -85,12 +85,12 @@ impl Cursor {
         while self.peek().is_some_and(is_id_char) {
             self.pos += 1;
         }
-        self.chars[start..self.pos].iter().collect()
+        self.text_from(start)
     }
 
     /// The id-like word at the cursor, not consumed.
     pub(crate) fn peek_word(&self) -> String {
-        self.chars[self.pos..].iter().take_while(|&&c| is_id_char(c)).collect()
+        self.chars.get(self.pos..).unwrap_or_default().iter().take_while(|&&c| is_id_char(c)).collect()
     }
 
     /// The rest of the statement: up to `;` or the end of the line, skipping over quoted text.
@@ -106,7 +106,12 @@ impl Cursor {
             }
             self.pos += 1;
         }
-        self.chars[start..self.pos].iter().collect()
+        self.text_from(start)
+    }
+
+    /// The characters from `from` to the cursor.
+    fn text_from(&self, from: usize) -> String {
+        self.chars.get(from..self.pos).unwrap_or_default().iter().collect()
     }
 
     /// The text from `pos` to the end of the line, for error messages.
@@ -130,7 +135,7 @@ impl Cursor {
         let start = self.pos;
         while let Some(c) = self.peek() {
             if c == '"' {
-                let text: String = self.chars[start..self.pos].iter().collect();
+                let text: String = self.text_from(start);
                 self.bump();
                 return Ok(text);
             }
@@ -160,7 +165,7 @@ impl Cursor {
         while !self.at_end() {
             for (i, close) in closes.iter().enumerate() {
                 if self.starts_with(close) {
-                    let text: String = self.chars[save..self.pos].iter().collect();
+                    let text: String = self.text_from(save);
                     self.eat(close);
                     return Ok((text, false, i));
                 }
@@ -172,8 +177,7 @@ impl Cursor {
 
     fn label(raw: &str, quoted: bool) -> Label {
         let trimmed = raw.trim();
-        if quoted && trimmed.len() >= 2 && trimmed.starts_with('`') && trimmed.ends_with('`') {
-            let inner = &trimmed[1..trimmed.len() - 1];
+        if quoted && let Some(inner) = trimmed.strip_prefix('`').and_then(|t| t.strip_suffix('`')) {
             return Label { text: decode_label(inner), markdown: true };
         }
         Label { text: decode_label(raw), markdown: false }
@@ -248,7 +252,7 @@ impl Cursor {
                 return Err(self.unsupported(stmt_start, start, "circle and cross links"));
             }
             Some('~') => {
-                let n = self.chars[self.pos..].iter().take_while(|&&c| c == '~').count();
+                let n = self.chars.get(self.pos..).unwrap_or_default().iter().take_while(|&&c| c == '~').count();
                 if n >= 3 {
                     self.pos += n;
                     return Ok(Link::Invisible);
@@ -293,7 +297,7 @@ impl Cursor {
         while matches!(self.peek(), Some('-' | '=' | '.')) {
             self.pos += 1;
         }
-        let run: String = self.chars[from..self.pos].iter().collect();
+        let run: String = self.text_from(from);
         let stroke = if !run.is_empty() && run.chars().all(|c| c == '-') {
             Stroke::Normal
         } else if !run.is_empty() && run.chars().all(|c| c == '=') {
@@ -326,7 +330,7 @@ impl Cursor {
             while !self.at_end() && !self.starts_with(closing) {
                 self.pos += 1;
             }
-            (self.chars[text_start..self.pos].iter().collect(), false)
+            (self.text_from(text_start), false)
         };
         if !self.starts_with(closing) {
             return Err(

@@ -35,8 +35,8 @@ fn is_word_char(c: char) -> bool {
 
 /// Whether `rest` (the text after a `#`) starts like an entity: `\w+;`.
 fn entity_follows(rest: &str) -> bool {
-    let word = rest.chars().take_while(|&c| is_word_char(c)).count();
-    word > 0 && rest[word..].starts_with(';')
+    let after = rest.trim_start_matches(is_word_char);
+    after.len() < rest.len() && after.starts_with(';')
 }
 
 /// Whether mermaid would read `line` through its `style`/`classDef` rewrite.

@@ -2,8 +2,9 @@
 
 use kars_spec::Fingerprint;
 
+use crate::InstanceId;
 use crate::error::EngineError;
-use crate::journal::{InstanceId, JournalError};
+use crate::journal::JournalError;
 
 /// Why a driver command failed.
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +59,7 @@ pub enum DriverError {
         /// What is wrong.
         detail: String,
     },
-    /// The id is valid for the journal but not for the engine (longer than 64 bytes).
+    /// The string is not a valid instance id (for hosts that turn names into ids with `?`).
     #[error("{0}")]
     InvalidId(#[from] crate::InstanceIdError),
     /// An earlier journal failure left the driver unable to tell what is durable.

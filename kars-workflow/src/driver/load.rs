@@ -7,10 +7,11 @@ use serde::Serialize;
 
 use super::record::{Done, Entry, JOURNAL_FORMAT, JournalHeader};
 use super::{DriverError, Program};
+use crate::InstanceId;
 use crate::effect::EffectKey;
 use crate::history::{History, Record};
 use crate::instance::Instance;
-use crate::journal::{InstanceId, Store};
+use crate::journal::Store;
 
 /// An [`Entry`] by reference, serialized the same way (so commits do not clone records).
 #[derive(Serialize)]
@@ -45,7 +46,7 @@ pub fn read_journal<S: Store + ?Sized>(store: &S, id: &InstanceId) -> Result<Jou
         let detail = format!("format version {} (this build reads {JOURNAL_FORMAT})", header.format);
         return Err(DriverError::BadHeader { id: id.clone(), detail });
     }
-    if header.history.instance.as_str() != id.as_str() {
+    if header.history.instance != *id {
         let detail = format!("it names instance `{}`", header.history.instance);
         return Err(DriverError::BadHeader { id: id.clone(), detail });
     }

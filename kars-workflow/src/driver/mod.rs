@@ -41,11 +41,9 @@
 //!
 //! # Instance ids
 //!
-//! The engine ([`crate::InstanceId`], at most 64 bytes because it is part of every effect key)
-//! and the journal ([`crate::journal::InstanceId`], a safe file name) each validate their own
-//! id. The driver takes the journal's id and converts it with [`engine_id`]; [`journal_id`]
-//! converts the other way. An id valid for both is 1 to 64 ASCII letters, digits, `-`, `_`,
-//! `.`, starting with a letter or digit, without `..`, and not a Windows device name.
+//! The engine, the journal and the driver share one [`InstanceId`]: 1 to 64 ASCII letters,
+//! digits, `-`, `_`, `.`, starting with a letter or digit, without `..`, and not a Windows
+//! device name, so it is both part of every effect key and a safe file name.
 //!
 //! # Sync and async
 //!
@@ -61,7 +59,8 @@
 //! use std::sync::Arc;
 //! use kars_workflow::adapter::RecordingNotifier;
 //! use kars_workflow::driver::{Adapters, Driver, DriverConfig, Parts, Program, VirtualClock};
-//! use kars_workflow::journal::{InstanceId, MemoryStore};
+//! use kars_workflow::InstanceId;
+//! use kars_workflow::journal::MemoryStore;
 //!
 //! let yaml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../workflows/kars-release.yaml"))?;
 //! let program = Program::new(&kars_spec::load(&yaml, "kars-release.yaml")?)?;
@@ -99,14 +98,14 @@ pub use ops::{
     Adapters, ManualOperations, Operation, Operations, OperationsFn, RecordingOperations, RetryPolicy, Scripted,
 };
 pub use perform::{LogEntry, LogKind};
-pub use record::{Done, EffectStatus, Entry, JOURNAL_FORMAT, JournalHeader, SpecText, engine_id, journal_id};
+pub use record::{Done, EffectStatus, Entry, JOURNAL_FORMAT, JournalHeader, SpecText};
 pub use roster::{Roster, RosterError};
 
 use crate::effect::{Effect, EffectKey};
 use crate::error::{CompileError, EngineError};
-use crate::event::{ActionOutcome, Event};
+use crate::event::{ActionOutcome, Event, InstanceId};
 use crate::instance::Instance;
-use crate::journal::{InstanceId, JournalError, Store};
+use crate::journal::{JournalError, Store};
 use crate::workflow::Workflow;
 
 /// A compiled workflow with what the driver needs from the spec besides: channel addresses.
@@ -223,17 +222,15 @@ impl<S: Store, C: Clock> Driver<S, C> {
     /// in the header when given), journals the start and runs its first effects.
     ///
     /// # Errors
-    /// [`DriverError::InvalidId`] for an id the engine refuses, [`DriverError::Journal`] if the
-    /// instance exists or the journal fails.
+    /// [`DriverError::Journal`] if the instance exists or the journal fails.
     pub fn create(
         parts: Parts<S, C>,
         program: &Program,
         id: &InstanceId,
         spec: Option<SpecText>,
     ) -> Result<Self, DriverError> {
-        let engine = engine_id(id)?;
         let now = parts.clock.now();
-        let instance = Instance::start(Arc::clone(&program.workflow), engine, now);
+        let instance = Instance::start(Arc::clone(&program.workflow), id.clone(), now);
         let header = JournalHeader { format: JOURNAL_FORMAT, history: instance.history().header.clone(), spec };
         let bytes = serde_json::to_vec(&header)
             .map_err(|e| DriverError::BadHeader { id: id.clone(), detail: e.to_string() })?;

@@ -22,9 +22,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::effect::EffectKey;
-use crate::event::{ActionOutcome, InstanceId};
+use crate::event::ActionOutcome;
 use crate::history::{HistoryHeader, Record};
-use crate::journal;
 
 /// The journal format version this build writes and reads.
 pub const JOURNAL_FORMAT: u32 = 1;
@@ -95,38 +94,9 @@ pub enum EffectStatus {
     },
 }
 
-/// Converts the engine's instance id to the journal's. The journal's rules are stricter (an id
-/// must start with a letter or digit, hold no `..` and not be a Windows device name), so this
-/// can fail; the engine's id is at most 64 bytes, within the journal's 128.
-///
-/// # Errors
-/// [`journal::JournalError::InvalidId`] naming the rule the id breaks.
-pub fn journal_id(id: &InstanceId) -> Result<journal::InstanceId, journal::JournalError> {
-    journal::InstanceId::new(id.as_str())
-}
-
-/// Converts the journal's instance id to the engine's (which allows at most 64 bytes, because
-/// the id is part of every effect key).
-///
-/// # Errors
-/// [`crate::InstanceIdError`] when the id is longer than 64 bytes.
-pub fn engine_id(id: &journal::InstanceId) -> Result<InstanceId, crate::InstanceIdError> {
-    InstanceId::new(id.as_str())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ids_convert_where_both_rules_hold() {
-        let engine = InstanceId::new("kars-release.2026").unwrap();
-        let journal = journal_id(&engine).unwrap();
-        assert_eq!(engine_id(&journal).unwrap(), engine);
-        assert!(journal_id(&InstanceId::new("-x").unwrap()).is_err());
-        assert!(journal_id(&InstanceId::new("nul").unwrap()).is_err());
-        assert!(engine_id(&journal::InstanceId::new("x".repeat(100)).unwrap()).is_err());
-    }
 
     #[test]
     fn entries_are_tagged_json() {

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use super::InstanceId;
+use crate::{InstanceId, InstanceIdError};
 
 /// Why a journal operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -68,17 +68,9 @@ pub enum JournalError {
         /// The limit in bytes.
         max: u32,
     },
-    /// The string is not a valid instance id.
-    #[error(
-        "instance id `{id}` is invalid: {rule}\n\
-         help: instance ids are 1 to 128 ASCII letters, digits, `-`, `_` or `.`, starting with a letter or digit"
-    )]
-    InvalidId {
-        /// The rejected id (with control characters escaped).
-        id: String,
-        /// The rule it breaks.
-        rule: &'static str,
-    },
+    /// The string is not a valid instance id (for hosts that turn names into ids with `?`).
+    #[error("{0}")]
+    InvalidId(#[from] InstanceIdError),
 }
 
 fn what(index: Option<usize>) -> String {

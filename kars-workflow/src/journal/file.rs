@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use super::format::{self, Scan};
-use super::{DEFAULT_MAX_RECORD_LEN, InstanceId, JournalError, Store, Stored, check_sizes};
+use super::{DEFAULT_MAX_RECORD_LEN, JournalError, Store, Stored, check_sizes};
+use crate::InstanceId;
 
 /// The extension of journal files.
 const EXTENSION: &str = "journal";

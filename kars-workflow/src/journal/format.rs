@@ -57,7 +57,7 @@ pub(crate) fn encode_frames(out: &mut Vec<u8>, first_index: u64, records: &[&[u8
 
 fn u32_at(buf: &[u8], at: usize) -> Option<u32> {
     let bytes = buf.get(at..at.checked_add(4)?)?;
-    Some(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+    Some(u32::from_le_bytes(bytes.try_into().ok()?))
 }
 
 /// Damage at an absolute byte offset.
@@ -67,7 +67,7 @@ pub(crate) type Damage = (u64, Corruption);
 ///
 /// A file header is written atomically, so any damage to it is corruption.
 pub(crate) fn parse_file_header(buf: &[u8]) -> Result<(&[u8], usize), Damage> {
-    if buf.len() < MAGIC.len() || buf[..MAGIC.len()] != MAGIC {
+    if !buf.starts_with(&MAGIC) {
         return Err((0, Corruption::BadMagic));
     }
     let (Some(version), Some(len)) = (u32_at(buf, 8), u32_at(buf, 12)) else {

@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 
-use super::{DEFAULT_MAX_RECORD_LEN, InstanceId, JournalError, Store, Stored, check_sizes};
+use super::{DEFAULT_MAX_RECORD_LEN, JournalError, Store, Stored, check_sizes};
+use crate::InstanceId;
 
 /// A [`Store`] in memory: versions, conflicts and size limits behave as in
 /// [`FileStore`](super::FileStore), and nothing survives the process.

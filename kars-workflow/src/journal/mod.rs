@@ -13,7 +13,8 @@
 //! [`MemoryStore`] (tests).
 //!
 //! ```
-//! use kars_workflow::journal::{FileStore, InstanceId, JournalError, Store};
+//! use kars_workflow::InstanceId;
+//! use kars_workflow::journal::{FileStore, JournalError, Store};
 //!
 //! let dir = tempfile::tempdir()?;
 //! let store = FileStore::open(dir.path())?;
@@ -68,14 +69,14 @@ mod crc;
 mod error;
 mod file;
 mod format;
-mod id;
 mod memory;
 
 use std::fmt;
 
+use crate::InstanceId;
+
 pub use error::{Corruption, JournalError};
 pub use file::{Durability, FileStore, FileStoreConfig};
-pub use id::{InstanceId, MAX_INSTANCE_ID_LEN};
 pub use memory::MemoryStore;
 
 /// The largest record or header a store accepts by default: 16 MiB.

@@ -20,6 +20,7 @@ use super::rng::SimRng;
 use crate::EngineError;
 use crate::effect::{EffectKind, NoticeKind, ReleaseId};
 use crate::event::{ActionOutcome, Event, InstanceId, MergeRequest};
+use crate::gate;
 use crate::instance::{Instance, Options};
 use crate::workflow::{CompiledEdge, Decider, NodeIndex, Workflow};
 
@@ -45,6 +46,18 @@ pub enum SimError {
         release: ReleaseId,
         /// The node.
         node: NodeId,
+    },
+    /// The run reached the end of the engine's calendar ([`crate::gate::LATEST`]), where time no
+    /// longer moves on.
+    #[error(
+        "release {release} reached {at}, past the latest instant the engine works with ({})\nhelp: start earlier or simulate fewer weeks",
+        crate::gate::LATEST
+    )]
+    OutOfRange {
+        /// The release.
+        release: ReleaseId,
+        /// The virtual time it stopped at.
+        at: DateTime<Utc>,
     },
     /// Nothing is planned and no timer is armed: the workflow waits for something the
     /// simulator cannot do.
@@ -119,13 +132,17 @@ struct Cycle {
 ///
 /// # Errors
 /// Returns [`SimError`] when the workflow stalls or waits for something no simulated person or
-/// system provides.
+/// system provides, or when the run would pass the end of the engine's calendar.
 pub fn simulate(
     workflow: Arc<Workflow>,
     model: &Model,
     config: &SimConfig,
     observer: &mut dyn Observer,
 ) -> Result<SimRun, SimError> {
+    if config.start >= gate::LATEST.date_naive() {
+        let at = config.start.and_time(NaiveTime::MIN).and_utc();
+        return Err(SimError::OutOfRange { release: ReleaseId::of(config.start), at });
+    }
     Sim::new(workflow, model, config).run(config.weeks, observer)
 }
 
@@ -154,8 +171,7 @@ impl<'m> Sim<'m> {
     fn new(workflow: Arc<Workflow>, model: &'m Model, config: &SimConfig) -> Self {
         let zone = workflow.zone();
         let start = resolve_local(zone, config.start.and_time(NaiveTime::MIN));
-        let id = InstanceId::new(workflow.name())
-            .unwrap_or_else(|_| InstanceId::new("sim").unwrap_or_else(|_| unreachable_id()));
+        let id = InstanceId::new(workflow.name()).unwrap_or_else(|_| InstanceId::sim());
         let instance = Instance::start_with(Arc::clone(&workflow), id, start, Options { notice_capacity: 1 << 12 });
         let plans = workflow
             .nodes
@@ -189,8 +205,13 @@ impl<'m> Sim<'m> {
     }
 
     fn run(mut self, weeks: u32, observer: &mut dyn Observer) -> Result<SimRun, SimError> {
-        let mut reports = Vec::with_capacity(weeks as usize);
+        // Reports grow as weeks end; a huge `weeks` must not reserve memory up front.
+        let mut reports = Vec::with_capacity(usize::try_from(weeks).unwrap_or(usize::MAX).min(1024));
         while (reports.len() as u64) < u64::from(weeks) {
+            // The engine clamps instants to its calendar, so past its end no timer moves time on.
+            if self.now > gate::LATEST {
+                return Err(SimError::OutOfRange { release: self.release.clone(), at: self.now });
+            }
             // Notices first: they say what happened, in order; the effects come from those steps.
             self.drain_notices(observer, &mut reports, weeks)?;
             self.drain_effects(observer);
@@ -468,12 +489,12 @@ impl<'m> Sim<'m> {
         let span = (week_end - at).num_minutes().max(1);
         for n in 0..self.model.merges_per_week {
             let offset = self.rng.range_u32(0, u32::try_from(span - 1).unwrap_or(0));
-            let src = self.rng.range_u32(0, (self.merge_sources.len() - 1) as u32) as usize;
-            let dst = self.rng.range_u32(0, (self.merge_targets.len() - 1) as u32) as usize;
+            let src = self.rng.range_u32(0, last_index(self.merge_sources.len())) as usize;
+            let dst = self.rng.range_u32(0, last_index(self.merge_targets.len())) as usize;
             let (prefix, suffix) = &self.merge_sources[src];
             let source = format!("{prefix}{}-{}{suffix}", self.release.as_str().to_ascii_lowercase(), n + 1);
             let target = self.merge_targets[dst].clone();
-            let person = self.rng.range_u32(0, (self.model.team.people.len().max(1) - 1) as u32) as usize;
+            let person = self.rng.range_u32(0, last_index(self.model.team.people.len())) as usize;
             self.plan(at + Duration::minutes(i64::from(offset)), Act::Merge { source, target, person });
         }
     }
@@ -627,6 +648,12 @@ fn completion_outcomes(workflow: &Workflow) -> Vec<String> {
 
 /// The branch patterns the merge bot draws sources from (prefix, suffix around `*`), and the
 /// branches the windows guard.
+/// The last index of a list of `len` items, for picking one at random (0 for an empty list;
+/// callers check before indexing).
+fn last_index(len: usize) -> u32 {
+    u32::try_from(len.saturating_sub(1)).unwrap_or(u32::MAX)
+}
+
 fn merge_branches(workflow: &Workflow) -> (Vec<(String, String)>, Vec<String>) {
     use crate::workflow::BranchMatcher;
     let sources = workflow
@@ -658,9 +685,4 @@ fn merge_branches(workflow: &Workflow) -> (Vec<(String, String)>, Vec<String>) {
             .collect();
     }
     (sources, targets)
-}
-
-fn unreachable_id() -> InstanceId {
-    // "sim" is a valid id; this only satisfies the types without a panic path.
-    InstanceId::new("s").unwrap_or_else(|_| unreachable_id())
 }
