@@ -124,11 +124,21 @@ impl<'a> Entry<'a> {
 pub trait Observer {
     /// One entry.
     fn entry(&mut self, entry: &Entry<'_>);
+
+    /// Whether the observer reads entries at all; when `false`, the simulator skips building
+    /// them (the run and its reports are the same either way).
+    fn wants_entries(&self) -> bool {
+        true
+    }
 }
 
 /// Ignores the timeline (for benchmarks and summaries).
 impl Observer for () {
     fn entry(&mut self, _: &Entry<'_>) {}
+
+    fn wants_entries(&self) -> bool {
+        false
+    }
 }
 
 impl<F: FnMut(&Entry<'_>)> Observer for F {

@@ -6,6 +6,7 @@
 //! first, the instance's `poll_timeout()` or the next planned act. At equal instants timers run
 //! first, so a deadline at 15:00 fires before a sign-off planned for 15:00.
 
+use std::rc::Rc;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
@@ -159,7 +160,7 @@ struct Sim<'m> {
     queue: Vec<Planned>,
     seq: u64,
     now: DateTime<Utc>,
-    release: ReleaseId,
+    release: Rc<ReleaseId>,
     monday: NaiveDate,
     cycle: Cycle,
     /// Who completed the node the instance is about to report complete.
@@ -172,7 +173,11 @@ impl<'m> Sim<'m> {
         let zone = workflow.zone();
         let start = resolve_local(zone, config.start.and_time(NaiveTime::MIN));
         let id = InstanceId::new(workflow.name()).unwrap_or_else(|_| InstanceId::sim());
-        let instance = Instance::start_with(Arc::clone(&workflow), id, start, Options { notice_capacity: 1 << 12 });
+        let mut instance = Instance::start_with(Arc::clone(&workflow), id, start, Options { notice_capacity: 1 << 12 });
+        // About one history record per node and a few timers a week; capped so that a huge
+        // `weeks` does not reserve memory up front.
+        let per_week = workflow.node_count() + 8;
+        instance.reserve_history(per_week.saturating_mul(config.weeks.min(20_000) as usize));
         let plans = workflow
             .nodes
             .iter()
@@ -194,7 +199,7 @@ impl<'m> Sim<'m> {
             queue: Vec::with_capacity(8),
             seq: 0,
             now: start,
-            release: ReleaseId::of(config.start),
+            release: Rc::new(ReleaseId::of(config.start)),
             monday: config.start,
             cycle: Cycle { completed_by: vec![None; workflow.nodes.len()], ..Cycle::default() },
             acting: None,
@@ -210,7 +215,7 @@ impl<'m> Sim<'m> {
         while (reports.len() as u64) < u64::from(weeks) {
             // The engine clamps instants to its calendar, so past its end no timer moves time on.
             if self.now > gate::LATEST {
-                return Err(SimError::OutOfRange { release: self.release.clone(), at: self.now });
+                return Err(SimError::OutOfRange { release: ReleaseId::clone(&self.release), at: self.now });
             }
             // Notices first: they say what happened, in order; the effects come from those steps.
             self.drain_notices(observer, &mut reports, weeks)?;
@@ -230,7 +235,11 @@ impl<'m> Sim<'m> {
                 (Some(t), None) => self.tick(t),
                 (None, None) => {
                     let waiting = self.instance.waiting(self.now).to_string();
-                    return Err(SimError::NoProgress { release: self.release.clone(), at: self.now, waiting });
+                    return Err(SimError::NoProgress {
+                        release: ReleaseId::clone(&self.release),
+                        at: self.now,
+                        waiting,
+                    });
                 }
             }
         }
@@ -288,7 +297,7 @@ impl<'m> Sim<'m> {
             }
             let at = notice.at;
             if let NoticeKind::CycleStarted { monday } = notice.kind {
-                self.release = ReleaseId::of(monday);
+                self.release = Rc::new(ReleaseId::of(monday));
                 self.monday = monday;
                 self.cycle =
                     Cycle { completed_by: vec![None; workflow.nodes.len()], started_at: Some(at), ..Cycle::default() };
@@ -296,7 +305,7 @@ impl<'m> Sim<'m> {
                 self.plan_merges(at);
                 continue;
             }
-            let release = self.release.clone();
+            let release = Rc::clone(&self.release);
             let base = Entry::empty(&release, at);
             match notice.kind {
                 NoticeKind::NodeEntered { node, attempt } => {
@@ -317,13 +326,15 @@ impl<'m> Sim<'m> {
                     } else if opens_at < at {
                         self.cycle.gates_late += 1;
                     }
-                    let local = opens_at.with_timezone(&workflow.zone()).to_rfc3339();
-                    observer.entry(&Entry {
-                        kind: EntryKind::GateArmed,
-                        node: workflow.node_id(node),
-                        detail: Some(&local),
-                        ..base
-                    });
+                    if observer.wants_entries() {
+                        let local = opens_at.with_timezone(&workflow.zone()).to_rfc3339();
+                        observer.entry(&Entry {
+                            kind: EntryKind::GateArmed,
+                            node: workflow.node_id(node),
+                            detail: Some(&local),
+                            ..base
+                        });
+                    }
                 }
                 NoticeKind::GateOpened { node } => {
                     observer.entry(&Entry { kind: EntryKind::GateOpened, node: workflow.node_id(node), ..base });
@@ -381,7 +392,7 @@ impl<'m> Sim<'m> {
                 }
                 NoticeKind::Stalled { node } => {
                     let node = workflow.node_id(node).cloned().unwrap_or_else(|| workflow.nodes[0].id.clone());
-                    return Err(SimError::Stalled { release: self.release.clone(), node });
+                    return Err(SimError::Stalled { release: ReleaseId::clone(&self.release), node });
                 }
                 _ => {}
             }
@@ -397,7 +408,7 @@ impl<'m> Sim<'m> {
         };
         let ended_day = ended_at.with_timezone(&self.workflow.zone()).date_naive();
         WeekReport {
-            release: self.release.clone(),
+            release: ReleaseId::clone(&self.release),
             outcome: outcome.to_owned(),
             started_at: c.started_at.unwrap_or(ended_at),
             ended_at,
@@ -516,17 +527,19 @@ impl<'m> Sim<'m> {
                     Err(error) => {
                         self.acting = None;
                         self.cycle.refused += 1;
-                        let text = error.to_string();
-                        let actor = &self.model.team.people[person].actor;
-                        observer.entry(&Entry {
-                            kind: EntryKind::Refused,
-                            node: Some(id),
-                            actor: Some(actor.name.as_str()),
-                            role: actor.roles.first(),
-                            outcome: outcome.as_deref(),
-                            detail: Some(&text),
-                            ..Entry::empty(&self.release, now)
-                        });
+                        if observer.wants_entries() {
+                            let text = error.to_string();
+                            let actor = &self.model.team.people[person].actor;
+                            observer.entry(&Entry {
+                                kind: EntryKind::Refused,
+                                node: Some(id),
+                                actor: Some(actor.name.as_str()),
+                                role: actor.roles.first(),
+                                outcome: outcome.as_deref(),
+                                detail: Some(&text),
+                                ..Entry::empty(&self.release, now)
+                            });
+                        }
                         if authorized && tries < 3 {
                             self.retry_work(node, person, outcome, tries, &error);
                         }
@@ -566,26 +579,29 @@ impl<'m> Sim<'m> {
                     .map(|p| p.actor.clone())
                     .unwrap_or_else(|| crate::Actor::new("bot", vec![]));
                 let MergeRequest { source, target } = request;
-                let detail = format!("{source} -> {target}");
-                let result = self.instance.handle_event(Event::Merge { source, target, actor: actor.clone() }, now);
+                let detail = if observer.wants_entries() { format!("{source} -> {target}") } else { String::new() };
+                let name = actor.name.clone();
+                let result = self.instance.handle_event(Event::Merge { source, target, actor }, now);
                 if permission.allowed != result.is_ok() {
                     self.disagreements += 1;
                 }
                 self.cycle.merges += 1;
-                let (kind, text) = match result {
-                    Ok(()) => (EntryKind::Merged, detail),
-                    Err(error) => {
-                        self.cycle.merges_refused += 1;
-                        self.cycle.refused += 1;
-                        (EntryKind::Refused, format!("{detail}: {error}"))
-                    }
-                };
-                observer.entry(&Entry {
-                    kind,
-                    actor: Some(actor.name.as_str()),
-                    detail: Some(&text),
-                    ..Entry::empty(&self.release, now)
-                });
+                if result.is_err() {
+                    self.cycle.merges_refused += 1;
+                    self.cycle.refused += 1;
+                }
+                if observer.wants_entries() {
+                    let (kind, text) = match result {
+                        Ok(()) => (EntryKind::Merged, detail),
+                        Err(error) => (EntryKind::Refused, format!("{detail}: {error}")),
+                    };
+                    observer.entry(&Entry {
+                        kind,
+                        actor: Some(name.as_str()),
+                        detail: Some(&text),
+                        ..Entry::empty(&self.release, now)
+                    });
+                }
             }
         }
     }
