@@ -12,8 +12,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use kars_spec::{NodeId, RoleId};
 use kars_workflow::{ActionOutcome, Actor, Event, Instance, InstanceId, Workflow};
 
-/// A task that hands the token back to itself forever: every `Complete` is one transition
-/// (role check, completion, re-entry, history record).
+/// A decision that hands the token back to itself (`again`) until someone says `stop`: every
+/// `Complete` is one transition (role check, branch, re-entry, history record).
 const RING: &str = r#"
 version: 1
 name: ring
@@ -21,10 +21,12 @@ timezone: America/Toronto
 roles: { dev: { title: Dev }, qa: { title: QA } }
 nodes:
   S: { label: Start, kind: start }
-  T1: { label: Build, kind: task, roles: [dev] }
+  T1: { label: Build again?, kind: decision, decided_by: { role: dev } }
+  E: { label: Done, kind: end, outcome: done }
 edges:
   - { from: S, to: T1 }
-  - { from: T1, to: T1 }
+  - { from: T1, to: T1, label: again }
+  - { from: T1, to: E, label: stop }
 "#;
 
 fn compile(yaml: &str) -> Arc<Workflow> {
@@ -125,7 +127,7 @@ fn chunked(ring: &Arc<Workflow>, event: &Event, start: DateTime<Utc>, iters: u64
 fn benches(c: &mut Criterion) {
     let ring = compile(RING);
     let start = at("2026-11-23T13:00:00Z");
-    let dev = complete("T1", "alice", "dev", None);
+    let dev = complete("T1", "alice", "dev", Some("again"));
 
     // One transition: each timed iteration is exactly one `handle_event` on a long-lived
     // instance. Instances live for 256 events each so that the history's memory is recycled
@@ -138,7 +140,7 @@ fn benches(c: &mut Criterion) {
     });
 
     // A refused event (wrong role): the checks, the error and the audit record.
-    let wrong = complete("T1", "carol", "qa", None);
+    let wrong = complete("T1", "carol", "qa", Some("again"));
     c.bench_function("transition/refused (wrong role)", |b| {
         b.iter_custom(|iters| chunked(&ring, &wrong, start, iters, true));
     });
