@@ -1,0 +1,221 @@
+//! What the simulated people and systems do: plan work when it becomes ready, act at the
+//! planned instant, and try again when the engine says why it refused.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, NaiveTime, Utc};
+use kars_spec::calendar::resolve_local;
+use kars_spec::spec::NodeKind;
+
+use super::shape::last_index;
+use super::{Act, Entry, EntryKind, Observer, Planned, Sim};
+use crate::EngineError;
+use crate::event::{ActionOutcome, Event, MergeRequest};
+use crate::sim::model::at_visit;
+use crate::workflow::{Decider, NodeIndex};
+
+impl Sim<'_> {
+    /// Plans the work of a task or role decision whose gate is open.
+    pub(super) fn ready(&mut self, node: NodeIndex, at: DateTime<Utc>) {
+        let workflow = Arc::clone(&self.workflow);
+        let compiled = workflow.node(node);
+        let zone = workflow.zone();
+        match (compiled.kind, &compiled.decider) {
+            (NodeKind::Task, _) => {
+                let range = self.plans[node.get()].duration.unwrap_or(self.model.task);
+                let mut minutes = self.sample(range);
+                if self.rng.chance(self.model.late) {
+                    minutes += self.sample(self.model.late_extra);
+                }
+                let done_at = self.model.hours.add(at, minutes, zone);
+                let exclude: Vec<&str> = compiled
+                    .distinct_from
+                    .iter()
+                    .filter_map(|(other, _)| self.cycle.completed_by.get(other.get()).copied().flatten())
+                    .map(|p| self.model.team.people[p].actor.name.as_str())
+                    .collect();
+                let person = self
+                    .model
+                    .team
+                    .pick(&compiled.roles, &exclude, &mut self.rng)
+                    .or_else(|| self.model.team.pick(&compiled.roles, &[], &mut self.rng));
+                let outcome = compiled.outcomes.first().map(|l| workflow.label(*l).to_owned());
+                if self.rng.chance(self.model.unauthorized)
+                    && let Some(outsider) = self.model.team.outsider(&compiled.roles, &mut self.rng)
+                {
+                    let halfway = at + (done_at - at) / 2;
+                    let act =
+                        Act::Work { node, person: outsider, outcome: outcome.clone(), authorized: false, tries: 0 };
+                    self.plan(halfway, act);
+                }
+                if let Some(person) = person {
+                    self.plan(done_at, Act::Work { node, person, outcome, authorized: true, tries: 0 });
+                }
+            }
+            (NodeKind::Decision, Some(Decider::Role(role))) => {
+                let minutes = self.sample(self.plans[node.get()].duration.unwrap_or(self.model.decision));
+                let done_at = self.model.hours.add(at, minutes, zone);
+                let visit = usize::from(self.cycle.visits.max(1) - 1);
+                let branch = self.pick_branch(node, visit);
+                let roles = std::slice::from_ref(role);
+                if let Some(person) = self.model.team.pick(roles, &[], &mut self.rng) {
+                    self.plan(done_at, Act::Work { node, person, outcome: branch, authorized: true, tries: 0 });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn pick_branch(&mut self, node: NodeIndex, visit: usize) -> Option<String> {
+        let roll = self.rng.next_f64();
+        let branches = &self.plans[node.get()].branches;
+        let mut acc = 0.0;
+        for (label, chances) in branches {
+            acc += at_visit(chances, visit);
+            if roll < acc {
+                return Some(label.clone());
+            }
+        }
+        branches.last().map(|(l, _)| l.clone())
+    }
+
+    pub(super) fn plan_merges(&mut self, at: DateTime<Utc>) {
+        if self.merge_sources.is_empty() || self.merge_targets.is_empty() {
+            return;
+        }
+        let zone = self.workflow.zone();
+        let week_end = resolve_local(zone, (self.monday + Duration::days(7)).and_time(NaiveTime::MIN));
+        let span = (week_end - at).num_minutes().max(1);
+        for n in 0..self.model.merges_per_week {
+            let offset = self.rng.range_u32(0, u32::try_from(span - 1).unwrap_or(0));
+            let src = self.rng.range_u32(0, last_index(self.merge_sources.len())) as usize;
+            let dst = self.rng.range_u32(0, last_index(self.merge_targets.len())) as usize;
+            let (prefix, suffix) = &self.merge_sources[src];
+            let source = format!("{prefix}{}-{}{suffix}", self.release.as_str().to_ascii_lowercase(), n + 1);
+            let target = self.merge_targets[dst].clone();
+            let person = self.rng.range_u32(0, last_index(self.model.team.people.len())) as usize;
+            self.plan(at + Duration::minutes(i64::from(offset)), Act::Merge { source, target, person });
+        }
+    }
+
+    pub(super) fn perform(&mut self, planned: Planned, observer: &mut dyn Observer) {
+        let now = self.now;
+        match planned.act {
+            Act::Work { node, person, outcome, authorized, tries } => {
+                if self.cycle.current != Some(node) {
+                    return; // The token moved on (a deadline jump, a slip): the work is moot.
+                }
+                let workflow = Arc::clone(&self.workflow);
+                let Some(id) = workflow.node_id(node) else { return };
+                let actor = self.model.team.people[person].actor.clone();
+                let event = Event::Complete { node: id.clone(), actor, outcome: outcome.clone() };
+                self.acting = Some((node, person, outcome.clone()));
+                match self.instance.handle_event(event, now) {
+                    Ok(()) => {}
+                    Err(error) => {
+                        self.acting = None;
+                        self.cycle.refused += 1;
+                        if observer.wants_entries() {
+                            let text = error.to_string();
+                            let actor = &self.model.team.people[person].actor;
+                            observer.entry(&Entry {
+                                kind: EntryKind::Refused,
+                                node: Some(id),
+                                actor: Some(actor.name.as_str()),
+                                role: actor.roles.first(),
+                                outcome: outcome.as_deref(),
+                                detail: Some(&text),
+                                ..Entry::empty(&self.release, now)
+                            });
+                        }
+                        if authorized && tries < 3 {
+                            self.retry_work(node, person, outcome, tries, &error);
+                        }
+                    }
+                }
+            }
+            Act::Result { node, outcome, deploy } => {
+                if self.cycle.current != Some(node) {
+                    return;
+                }
+                let Some(id) = self.workflow.node_id(node).cloned() else { return };
+                let text = match outcome {
+                    ActionOutcome::Succeeded => "succeeded",
+                    ActionOutcome::Failed => "failed",
+                };
+                self.acting = None;
+                if self.instance.handle_event(Event::ActionResult { node: id.clone(), outcome }, now).is_ok() {
+                    if deploy && outcome == ActionOutcome::Succeeded {
+                        self.cycle.production_at = Some(now);
+                    }
+                    observer.entry(&Entry {
+                        kind: EntryKind::Result,
+                        node: Some(&id),
+                        outcome: Some(text),
+                        ..Entry::empty(&self.release, now)
+                    });
+                }
+            }
+            Act::Merge { source, target, person } => {
+                let request = MergeRequest { source, target };
+                let permission = self.instance.may(&request, now);
+                let actor = self
+                    .model
+                    .team
+                    .people
+                    .get(person)
+                    .map(|p| p.actor.clone())
+                    .unwrap_or_else(|| crate::Actor::new("bot", vec![]));
+                let MergeRequest { source, target } = request;
+                let detail = if observer.wants_entries() { format!("{source} -> {target}") } else { String::new() };
+                let name = actor.name.clone();
+                let result = self.instance.handle_event(Event::Merge { source, target, actor }, now);
+                if permission.allowed != result.is_ok() {
+                    self.disagreements += 1;
+                }
+                self.cycle.merges += 1;
+                if result.is_err() {
+                    self.cycle.merges_refused += 1;
+                    self.cycle.refused += 1;
+                }
+                if observer.wants_entries() {
+                    let (kind, text) = match result {
+                        Ok(()) => (EntryKind::Merged, detail),
+                        Err(error) => (EntryKind::Refused, format!("{detail}: {error}")),
+                    };
+                    observer.entry(&Entry {
+                        kind,
+                        actor: Some(name.as_str()),
+                        detail: Some(&text),
+                        ..Entry::empty(&self.release, now)
+                    });
+                }
+            }
+        }
+    }
+
+    /// An authorized person was refused: try again when the reason allows.
+    fn retry_work(&mut self, node: NodeIndex, person: usize, outcome: Option<String>, tries: u8, error: &EngineError) {
+        let workflow = Arc::clone(&self.workflow);
+        let compiled = workflow.node(node);
+        let next = tries + 1;
+        match error {
+            EngineError::WindowForbids { until, .. } => {
+                let at = until.unwrap_or(self.now + Duration::hours(1)).max(self.now + Duration::minutes(1));
+                let at = self.model.hours.add(at, 0, workflow.zone());
+                self.plan(at, Act::Work { node, person, outcome, authorized: true, tries: next });
+            }
+            EngineError::GateNotOpen { opens_at, .. } => {
+                self.plan(*opens_at, Act::Work { node, person, outcome, authorized: true, tries: next });
+            }
+            EngineError::SeparationOfDuties { .. } => {
+                let name = self.model.team.people[person].actor.name.clone();
+                if let Some(other) = self.model.team.pick(&compiled.roles, &[name.as_str()], &mut self.rng) {
+                    let at = self.now + Duration::minutes(5);
+                    self.plan(at, Act::Work { node, person: other, outcome, authorized: true, tries: next });
+                }
+            }
+            _ => {}
+        }
+    }
+}
