@@ -31,3 +31,16 @@ fn the_readme_spec_loads_simulates_and_renders() {
     let mermaid = render(spec.spec(), &RenderOptions::default());
     assert!(mermaid.contains("Ship{Ship it?}") && mermaid.contains("Ship -->|No| Fix"), "{mermaid}");
 }
+
+#[test]
+fn the_readme_model_file_loads_against_the_kars_spec() {
+    let readme = include_str!("../README.md");
+    let model = readme
+        .split("A model file")
+        .nth(1)
+        .and_then(|section| section.split("```yaml\n").nth(1))
+        .and_then(|rest| rest.split("```").next())
+        .expect("the README shows a model file");
+    let spec = kars::spec::load(include_str!("../workflows/kars-release.yaml"), "kars-release.yaml").unwrap();
+    Model::load(&spec, model, "README.md").unwrap_or_else(|e| panic!("{e}"));
+}
