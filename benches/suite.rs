@@ -191,6 +191,7 @@ fn journal_benches(c: &mut Criterion) {
             let stored = store.read(&id).expect("read");
             let history = History {
                 header: serde_json::from_slice(&stored.header).expect("header"),
+                first_seq: 0,
                 records: stored.records.iter().map(|r| serde_json::from_slice::<Record>(r).expect("record")).collect(),
             };
             Instance::replay(Arc::clone(&workflow), &history).expect("replays")
