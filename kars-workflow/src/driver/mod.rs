@@ -12,6 +12,14 @@
 //! [`Entry`]: `input` entries are the engine's own history records, `done` entries
 //! acknowledge effects, and the [`JournalHeader`] holds the spec fingerprint and instance id.
 //!
+//! Once a record is durable the driver no longer needs it in memory: with
+//! [`HistoryInMemory::ReleaseJournaled`] (the default, set in [`DriverConfig::memory`]) it
+//! releases it ([`Instance::release_history`]), so a service running many instances holds
+//! their state only. [`Driver::instance`]'s history then starts at
+//! [`History::first_seq`](crate::History::first_seq); the whole history is read back from the
+//! journal ([`read_journal`]), and reopening replays it as before.
+//! [`HistoryInMemory::Keep`] keeps every record in memory.
+//!
 //! # Effects, at least once
 //!
 //! After an input is durable its effects run in order. Each effect is acknowledged with a
