@@ -10,8 +10,8 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use kars::workflow::InstanceId;
 use kars::workflow::adapter::{Audience, FailurePlan, RecordingNotifier, RecordingVcs};
 use kars::workflow::driver::{
-    Adapters, Driver, DriverConfig, DriverError, EffectStatus, Entry, LogKind, Parts, Program, RecordingOperations,
-    Refusals, RetryPolicy, Roster, Scripted, SpecText, VirtualClock, read_journal,
+    Adapters, Driver, DriverConfig, DriverError, EffectStatus, Entry, HistoryInMemory, LogKind, Parts, Program,
+    RecordingOperations, Refusals, RetryPolicy, Roster, Scripted, SpecText, VirtualClock, read_journal,
 };
 use kars::workflow::journal::{JournalError, MemoryStore, Store, Stored};
 use kars::workflow::{ActionOutcome, Event};
@@ -326,15 +326,20 @@ fn results_reported_later_move_the_token() {
     assert!(driver.is_acknowledged(&h));
     driver.report(kars::spec::NodeId::new("H").unwrap(), ActionOutcome::Succeeded).unwrap();
     assert_eq!(driver.instance().current_node().unwrap().as_str(), "I");
-    // A second report is refused and (by default) leaves no trace in the journal.
+    // A second report is refused and (by default) leaves no trace in the journal, nor in memory.
     let version = driver.version();
+    let recorded = driver.instance().history().next_seq();
     let err = driver.report(kars::spec::NodeId::new("H").unwrap(), ActionOutcome::Succeeded).unwrap_err();
     assert!(err.is_refusal(), "{err}");
     assert_eq!(driver.store().version(&id()).unwrap(), version);
-    assert_eq!(
-        driver.instance().history().records.last().map(|r| r.verdict.clone()),
-        Some(kars::workflow::Verdict::Accepted)
-    );
+    assert_eq!(driver.instance().history().next_seq(), recorded);
+    // The journaled records were released from memory (the default); the journal has them all.
+    assert!(driver.instance().history().records.is_empty());
+    let journaled = read_journal(driver.store().as_ref(), &id()).unwrap();
+    let inputs: Vec<_> =
+        journaled.entries.iter().filter_map(|e| if let Entry::Input(r) = e { Some(r) } else { None }).collect();
+    assert_eq!(inputs.len() as u64, recorded);
+    assert_eq!(inputs.last().map(|r| r.verdict.clone()), Some(kars::workflow::Verdict::Accepted));
 }
 
 #[test]
@@ -353,14 +358,37 @@ fn refusals_can_be_journaled_as_audit_records() {
 /// Crashes at every journal append of the week (an input before its effects, an
 /// acknowledgement after its adapter call), reopens from the journal each time, and finishes
 /// the week: the instance equals the one that never crashed, and every idempotency key reached
-/// the fakes' deduplicated logs exactly once.
+/// the fakes' deduplicated logs exactly once. With the default config, which releases
+/// journaled records from memory.
 #[test]
 fn a_crash_at_every_journal_write_recovers_the_same_instance() {
+    let config = fast_retries();
+    assert_eq!(config.memory, HistoryInMemory::ReleaseJournaled);
+    let reference = crash_at_every_journal_write(config);
+    assert!(reference.instance().history().records.is_empty());
+    assert!(reference.instance().history().next_seq() > 30);
+}
+
+/// The same with the whole history kept in memory: it equals the journal's.
+#[test]
+fn a_crash_at_every_journal_write_recovers_the_same_instance_and_history_when_kept() {
+    let config = DriverConfig { memory: HistoryInMemory::Keep, ..fast_retries() };
+    let reference = crash_at_every_journal_write(config);
+    let history = reference.instance().history();
+    assert_eq!(history.first_seq, 0);
+    let journaled = read_journal(reference.store().inner.as_ref(), &id()).unwrap();
+    let inputs: Vec<_> =
+        journaled.entries.into_iter().filter_map(|e| if let Entry::Input(r) = e { Some(r) } else { None }).collect();
+    assert_eq!(history.records, inputs);
+}
+
+/// Runs the crash test with `config`; returns the driver that never crashed.
+fn crash_at_every_journal_write(config: DriverConfig) -> Driver<CrashingStore, Arc<VirtualClock>> {
     let steps = week(true);
     let reference_world = World::new(local("2026-11-23 08:00"));
     let counted = Arc::new(AtomicU64::new(0));
     let store = CrashingStore::healthy(&Arc::new(MemoryStore::new()), &counted);
-    let mut reference = Driver::create(reference_world.parts(store, fast_retries()), &program(), &id(), None).unwrap();
+    let mut reference = Driver::create(reference_world.parts(store, config), &program(), &id(), None).unwrap();
     for step in &steps {
         run_step(&mut reference, step).unwrap();
     }
@@ -375,10 +403,10 @@ fn a_crash_at_every_journal_write_recovers_the_same_instance() {
         let crashing = CrashingStore { inner: Arc::clone(&memory), appends: Arc::clone(&counter), crash_at };
         let reopen = || {
             let store = CrashingStore::healthy(&memory, &counter);
-            Driver::open(world.parts(store, fast_retries()), &program(), &id()).unwrap()
+            Driver::open(world.parts(store, config), &program(), &id()).unwrap()
         };
         let mut crashed = false;
-        let mut driver = match Driver::create(world.parts(crashing, fast_retries()), &program(), &id(), None) {
+        let mut driver = match Driver::create(world.parts(crashing, config), &program(), &id(), None) {
             Ok(driver) => driver,
             Err(e) => {
                 assert!(matches!(e, DriverError::Journal(_)), "crash {crash_at}: {e}");
@@ -399,14 +427,14 @@ fn a_crash_at_every_journal_write_recovers_the_same_instance() {
                 driver = reopen();
             }
             let Some(act) = act else { continue };
-            let before = driver.instance().history().records.len();
+            let before = driver.instance().history().next_seq();
             while let Err(e) = driver.handle_event(act.clone()) {
                 assert!(matches!(e, DriverError::Journal(_)), "crash {crash_at}: {e}");
                 crashed = true;
                 drop(driver);
                 driver = reopen();
                 // An act whose input became durable before the crash is not repeated.
-                if driver.instance().history().records.len() > before {
+                if driver.instance().history().next_seq() > before {
                     driver.resume().unwrap();
                     break;
                 }
@@ -416,6 +444,7 @@ fn a_crash_at_every_journal_write_recovers_the_same_instance() {
         assert_eq!(driver.instance(), reference.instance(), "crash at append {crash_at}");
         assert_eq!(world.dedup_logs(), reference_keys, "crash at append {crash_at}");
     }
+    reference
 }
 
 #[test]

@@ -481,6 +481,78 @@ fn replay_refuses_another_spec_and_a_forged_verdict() {
     assert!(Instance::replay(kars(), &empty).is_err());
 }
 
+/// A host that journaled the records releases them: the numbering goes on, `since` reads
+/// through the offset, the state is the same, replay refuses the partial history and replays
+/// the whole one to the same state, and a snapshot of the released instance restores.
+#[test]
+fn released_history_keeps_the_numbering_and_the_state() {
+    let mut live = Instance::start(kars(), InstanceId::new("k").unwrap(), toronto("2026-11-23 08:00"));
+    let refused = live.handle_event(complete("B", "alice", "developer", None), toronto("2026-11-23 08:30"));
+    assert!(refused.is_err());
+    live.handle_event(complete("B", "erin", "product_manager", None), toronto("2026-11-23 09:00")).unwrap();
+    let refused = live.handle_event(complete("C", "alice", "developer", None), toronto("2026-11-23 09:30"));
+    assert!(refused.is_err());
+    let mut whole = live.clone(); // what the journal holds
+    let recorded = live.history().next_seq();
+    assert_eq!(recorded, live.history().records.len() as u64);
+    let whole_json = serde_json::to_string(live.history()).unwrap();
+    assert!(!whole_json.contains("first_seq"), "{whole_json}");
+
+    live.release_history(2);
+    let history = live.history();
+    assert_eq!((history.first_seq, history.next_seq()), (2, recorded));
+    assert_eq!(history.records.first().map(|r| r.seq), Some(2));
+    assert_eq!(history.since(0), history.records.as_slice());
+    assert_eq!(history.since(2), whole.history().since(2));
+    assert_eq!(history.since(3).first().map(|r| r.seq), Some(3));
+    assert!(history.since(recorded).is_empty() && history.since(recorded + 5).is_empty());
+    assert_eq!(live.state(), whole.state());
+    live.release_history(1); // already released: nothing to do
+    assert_eq!(live.history().first_seq, 2);
+
+    // Inputs go on numbering from where the released ones left off.
+    for instance in [&mut live, &mut whole] {
+        instance.handle_event(complete("C", "carol", "team_lead", None), toronto("2026-11-24 10:00")).unwrap();
+    }
+    assert_eq!(live.history().records.last().map(|r| r.seq), Some(recorded));
+    assert_eq!(live.history().records.as_slice(), whole.history().since(2));
+
+    // A partial history does not replay; the whole one, read from the store, does.
+    let err = Instance::replay(kars(), live.history()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EngineError::ReplayMismatch { seq: None, mismatch: kars_workflow::Mismatch::Partial { first_seq: 2 } }
+        ),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("it starts at record 2") && message.contains("replay needs it from record 0"),
+        "{message}"
+    );
+    let replayed = Instance::replay(kars(), whole.history()).unwrap();
+    assert_eq!(replayed.state(), live.state());
+
+    // A snapshot of a released instance holds the records still held and restores.
+    let json = serde_json::to_string(&live.snapshot()).unwrap();
+    assert!(json.contains("\"first_seq\":2"), "{json}");
+    let snapshot: Snapshot = serde_json::from_str(&json).unwrap();
+    assert_eq!(snapshot.history().first_seq, 2);
+    let restored = Instance::restore(kars(), snapshot).unwrap();
+    assert_eq!(restored, live);
+
+    // Releasing everything (or past the end) empties the list and frees it.
+    live.release_history(u64::MAX);
+    assert_eq!((live.history().first_seq, live.history().next_seq()), (recorded + 1, recorded + 1));
+    assert_eq!(live.history().records.capacity(), 0);
+    assert_eq!(live.footprint().history_heap, 0);
+    live.handle_timeout(toronto("2026-11-24 11:00"));
+    whole.handle_timeout(toronto("2026-11-24 11:00"));
+    assert_eq!(live.state(), whole.state());
+    assert_eq!(live.history().next_seq(), whole.history().next_seq());
+}
+
 #[test]
 fn memory_per_instance_stays_small() {
     let instance = Instance::start(kars(), InstanceId::new("kars-release").unwrap(), toronto("2026-11-23 08:00"));

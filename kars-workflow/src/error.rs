@@ -132,6 +132,12 @@ pub enum Mismatch {
     Resolution,
     /// A snapshot's tables do not fit the workflow.
     Shape,
+    /// The history starts after record 0: its older records were released (see
+    /// [`crate::Instance::release_history`]), and replay needs them all.
+    Partial {
+        /// The sequence number of the first record the history holds.
+        first_seq: u64,
+    },
 }
 
 impl fmt::Display for Mismatch {
@@ -149,6 +155,10 @@ impl fmt::Display for Mismatch {
                 f.write_str("its recorded gate, deadline or calendar instants do not fit the workflow")
             }
             Mismatch::Shape => f.write_str("its tables do not fit the workflow"),
+            Mismatch::Partial { first_seq } => write!(
+                f,
+                "it starts at record {first_seq} (the records before were released) and replay needs it from record 0\nhelp: read the whole history from the store it was journaled to"
+            ),
         }
     }
 }

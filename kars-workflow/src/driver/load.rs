@@ -99,7 +99,7 @@ pub(super) fn load<S: Store + ?Sized>(store: &S, program: &Program, id: &Instanc
         (Instance::start(workflow, h.instance.clone(), h.started_at), 0)
     } else {
         let journaled = records.len() as u64;
-        let history = History { header: header.history.clone(), records };
+        let history = History { header: header.history.clone(), first_seq: 0, records };
         let instance = Instance::replay(workflow, &history)
             .map_err(|e| DriverError::Replay { id: id.clone(), source: Box::new(e) })?;
         (instance, journaled)

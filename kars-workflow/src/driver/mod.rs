@@ -12,6 +12,14 @@
 //! [`Entry`]: `input` entries are the engine's own history records, `done` entries
 //! acknowledge effects, and the [`JournalHeader`] holds the spec fingerprint and instance id.
 //!
+//! Once a record is durable the driver no longer needs it in memory: with
+//! [`HistoryInMemory::ReleaseJournaled`] (the default, set in [`DriverConfig::memory`]) it
+//! releases it ([`Instance::release_history`]), so a service running many instances holds
+//! their state only. [`Driver::instance`]'s history then starts at
+//! [`History::first_seq`](crate::History::first_seq); the whole history is read back from the
+//! journal ([`read_journal`]), and reopening replays it as before.
+//! [`HistoryInMemory::Keep`] keeps every record in memory.
+//!
 //! # Effects, at least once
 //!
 //! After an input is durable its effects run in order. Each effect is acknowledged with a
@@ -150,6 +158,19 @@ pub enum Refusals {
     Journal,
 }
 
+/// What the driver keeps of the instance's history in memory once it is journaled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HistoryInMemory {
+    /// Keep every record: [`Driver::instance`]'s history is whole, as replay gives it.
+    Keep,
+    /// Release each record once it is durable in the journal
+    /// ([`Instance::release_history`]): the instance holds only its state, and
+    /// [`Driver::instance`]'s history only the records not yet journaled (between commands,
+    /// none). The whole history stays in the journal ([`read_journal`]); reopening replays it.
+    #[default]
+    ReleaseJournaled,
+}
+
 /// How a driver behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DriverConfig {
@@ -159,11 +180,18 @@ pub struct DriverConfig {
     pub refusals: Refusals,
     /// How many times an input is handled again after another writer advanced the instance.
     pub conflict_retries: u32,
+    /// Journaled history records: kept in memory or released.
+    pub memory: HistoryInMemory,
 }
 
 impl Default for DriverConfig {
     fn default() -> Self {
-        Self { retry: RetryPolicy::default(), refusals: Refusals::Discard, conflict_retries: 3 }
+        Self {
+            retry: RetryPolicy::default(),
+            refusals: Refusals::Discard,
+            conflict_retries: 3,
+            memory: HistoryInMemory::default(),
+        }
     }
 }
 
@@ -199,7 +227,8 @@ pub struct Driver<S: Store, C: Clock> {
     instance: Instance,
     /// The journal's version (its number of records).
     version: u64,
-    /// How many of the instance's history records are journaled.
+    /// How many of the instance's history records are journaled (their sequence numbers are
+    /// below this).
     journaled: u64,
     acked: BTreeSet<EffectKey>,
     pending: VecDeque<Effect>,
@@ -284,6 +313,7 @@ impl<S: Store, C: Clock> Driver<S, C> {
         self.version = version;
         self.journaled = journaled;
         self.acked = acked;
+        self.release_journaled();
         self.pending.clear();
         if self.is_synced() {
             self.drain_effects();
@@ -291,7 +321,14 @@ impl<S: Store, C: Clock> Driver<S, C> {
     }
 
     fn is_synced(&self) -> bool {
-        self.journaled == self.instance.history().records.len() as u64
+        self.journaled == self.instance.history().next_seq()
+    }
+
+    /// Drops the journaled records from memory, when configured to.
+    fn release_journaled(&mut self) {
+        if self.config.memory == HistoryInMemory::ReleaseJournaled {
+            self.instance.release_history(self.journaled);
+        }
     }
 
     /// Moves the instance's effects to the pending queue (those of durable records only).
@@ -341,7 +378,8 @@ impl<S: Store, C: Clock> Driver<S, C> {
             let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
             self.version = self.store.append(&self.id, self.version, &refs)?;
         }
-        self.journaled = self.instance.history().records.len() as u64;
+        self.journaled = self.instance.history().next_seq();
+        self.release_journaled();
         if let Some(done) = done {
             self.acked.insert(done.key.clone());
         }
@@ -507,7 +545,10 @@ impl<S: Store, C: Clock> Driver<S, C> {
         self.instance.poll_timeout()
     }
 
-    /// The instance, as durable in the journal (between commands).
+    /// The instance, as durable in the journal (between commands). With
+    /// [`HistoryInMemory::ReleaseJournaled`] (the default) its history holds no journaled
+    /// records; [`History::next_seq`](crate::History::next_seq) still counts them, and
+    /// [`read_journal`] reads them back.
     #[must_use]
     pub fn instance(&self) -> &Instance {
         &self.instance

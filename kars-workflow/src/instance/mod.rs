@@ -75,6 +75,9 @@ pub struct Options {
 }
 
 /// A serializable copy of an instance: its state, its history and the effects not yet polled.
+///
+/// The history is what the instance holds: after [`Instance::release_history`] only the
+/// records from [`History::first_seq`] on (the rest lives in the host's store).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     state: State,
@@ -167,7 +170,7 @@ impl Instance {
         let mut instance = Self {
             workflow,
             state,
-            history: History { header, records: Vec::new() },
+            history: History { header, first_seq: 0, records: Vec::new() },
             effects: VecDeque::new(),
             notices: Notices::new(options.notice_capacity),
             replay,
@@ -294,6 +297,34 @@ impl Instance {
         self.history.records.reserve(additional);
     }
 
+    /// Drops the held history records with a sequence number below `before_seq` (never past
+    /// [`History::next_seq`]); the state, the queued effects and the numbering of later records
+    /// are unchanged, and [`History::first_seq`] moves up to the first record still held.
+    ///
+    /// This is for hosts that persisted the records (the driver's journal, see
+    /// [`crate::driver::HistoryInMemory`]): a long-running service then holds only the state.
+    /// Replay needs the whole history read back from the store: [`Instance::replay`] refuses a
+    /// history that does not start at record 0. A [`Snapshot`] of a released instance holds
+    /// only the records still held, and [`Instance::restore`] accepts it.
+    ///
+    /// The record list's memory is returned once it is empty; otherwise only a list that has
+    /// become mostly spare capacity is shrunk, so releasing after every input costs nothing.
+    pub fn release_history(&mut self, before_seq: u64) {
+        let history = &mut self.history;
+        let until = before_seq.min(history.next_seq());
+        if until <= history.first_seq {
+            return;
+        }
+        let count = usize::try_from(until - history.first_seq).unwrap_or(usize::MAX).min(history.records.len());
+        history.records.drain(..count);
+        history.first_seq = until;
+        if history.records.is_empty() {
+            history.records = Vec::new();
+        } else if history.records.capacity() > 4 * history.records.len().max(8) {
+            history.records.shrink_to(2 * history.records.len());
+        }
+    }
+
     /// A serializable copy of the instance.
     #[must_use]
     pub fn snapshot(&self) -> Snapshot {
@@ -386,7 +417,7 @@ impl Instance {
     }
 
     fn push_record(&mut self, at: DateTime<Utc>, input: Input, verdict: Verdict) {
-        let seq = self.history.records.len() as u64;
+        let seq = self.history.next_seq();
         let resolved = std::mem::take(&mut self.resolved);
         self.history.records.push(Record { seq, at, input, verdict, resolved });
     }

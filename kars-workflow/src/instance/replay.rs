@@ -51,13 +51,17 @@ impl Instance {
     ///
     /// # Errors
     /// Returns [`EngineError::ReplayMismatch`] when the history was recorded with another spec
-    /// (fingerprint), does not begin with the start, or an input's recorded verdict or resolved
-    /// instants do not reproduce.
+    /// (fingerprint), does not begin with the start (a history whose older records were
+    /// released by [`Instance::release_history`] gives [`Mismatch::Partial`]: read it whole from
+    /// the store), or an input's recorded verdict or resolved instants do not reproduce.
     pub fn replay(workflow: Arc<Workflow>, history: &History) -> Result<Self, EngineError> {
         let mismatch = |seq: Option<u64>, mismatch: Mismatch| EngineError::ReplayMismatch { seq, mismatch };
         if history.header.fingerprint != workflow.fingerprint {
             let m = Mismatch::Fingerprint { recorded: history.header.fingerprint, workflow: workflow.fingerprint };
             return Err(mismatch(None, m));
+        }
+        if !history.is_whole() {
+            return Err(mismatch(None, Mismatch::Partial { first_seq: history.first_seq }));
         }
         let Some(first) = history.records.first().filter(|r| matches!(r.input, Input::Start) && r.seq == 0) else {
             return Err(mismatch(Some(0), Mismatch::NoStart));
