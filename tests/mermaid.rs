@@ -131,22 +131,24 @@ fn seed_imports_to_a_valid_skeleton() {
 
 #[test]
 fn kars_import_output_passes_kars_check() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = Command::new(env!("CARGO_BIN_EXE_kars"))
+    // `kars import SEED | kars check -`, as a real pipe between the two processes.
+    let mut import = Command::new(env!("CARGO_BIN_EXE_kars"))
         .arg("import")
         .arg(root().join(SEED))
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .spawn()
         .expect("run kars import");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let file = dir.path().join("imported.yaml");
-    std::fs::write(&file, &out.stdout).expect("write");
-    let check = Command::new(env!("CARGO_BIN_EXE_kars")).arg("check").arg(&file).output().expect("run kars check");
+    let pipe = import.stdout.take().expect("import's stdout");
+    let check =
+        Command::new(env!("CARGO_BIN_EXE_kars")).args(["check", "-"]).stdin(pipe).output().expect("run kars check -");
+    assert!(import.wait().expect("kars import ends").success());
     assert!(
         check.status.success(),
         "{}{}",
         String::from_utf8_lossy(&check.stdout),
         String::from_utf8_lossy(&check.stderr)
     );
+    assert_eq!(String::from_utf8_lossy(&check.stdout), "<stdin>: ok\n");
 }
 
 #[test]
