@@ -15,6 +15,9 @@ use kars::workflow::driver::{
 use kars::workflow::journal::MemoryStore;
 use kars::workflow::{ActionOutcome, Event};
 
+#[path = "shared/kars_week.rs"]
+mod kars_week;
+
 type Service = Driver<MemoryStore, Arc<VirtualClock>>;
 type Shared = Arc<Mutex<Service>>;
 
@@ -62,25 +65,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         Parts { store: MemoryStore::new(), clock: Arc::clone(&clock), adapters, config: DriverConfig::default() };
     let id = InstanceId::new("kars-release")?;
     let driver: Shared = Arc::new(Mutex::new(Driver::create(parts, &program, &id, None)?));
-    let script = [
-        ("2026-11-23T14:00:00Z", "B", "erin", None),
-        ("2026-11-23T14:30:00Z", "C", "frank", None),
-        ("2026-11-24T15:00:00Z", "D", "alice", None),
-        ("2026-11-25T15:00:00Z", "E", "alice", None),
-        ("2026-11-25T19:00:00Z", "F", "bob", Some("approved")),
-        ("2026-11-26T22:30:00Z", "I", "erin", None),
-        ("2026-11-26T23:00:00Z", "K", "erin", None),
-        ("2026-11-27T14:30:00Z", "L", "carol", None),
-        ("2026-11-27T15:00:00Z", "M", "dave", None),
-        ("2026-11-27T16:00:00Z", "N", "carol", Some("Yes")),
-        ("2026-11-27T19:00:00Z", "Q", "carol", None),
-        ("2026-11-27T19:30:00Z", "R", "erin", None),
-        ("2026-11-30T14:50:00Z", "U", "dave", None),
-        ("2026-11-30T14:55:00Z", "W", "frank", Some("approved")),
-        ("2026-11-30T15:10:00Z", "Z", "dave", None),
-        ("2026-11-30T15:30:00Z", "AE", "erin", None),
-    ];
-    for (at, node, who, outcome) in script {
+    for (at, node, who, outcome) in kars_week::CLEAN_WEEK {
         run_timers(&driver, &clock, at.parse()?).await?;
         let event =
             Event::Complete { node: node.parse()?, actor: team.actor(who)?, outcome: outcome.map(String::from) };
