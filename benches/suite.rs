@@ -15,7 +15,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use kars::spec::{CheckedSpec, NodeId, RoleId};
 use kars::workflow::journal::{Durability, FileStore, FileStoreConfig, Store};
-use kars::workflow::sim::{self, Model, SimConfig};
+use kars::workflow::sim::{self, Model, SimConfig, SimHistory};
 use kars::workflow::{Actor, Event, History, Instance, InstanceId, Record, Workflow};
 
 /// Counts live heap bytes, for the memory figure.
@@ -107,7 +107,7 @@ fn simulation_benches(c: &mut Criterion) {
     for (name, weeks) in [("one week", 1), ("a year (52 weeks)", 52)] {
         group.bench_function(name, |b| {
             b.iter(|| {
-                let config = SimConfig { weeks, seed: 7, start };
+                let config = SimConfig { weeks, seed: 7, start, history: SimHistory::Keep };
                 sim::simulate(Arc::clone(&workflow), &model, &config, &mut ()).expect("runs")
             });
         });
@@ -115,7 +115,7 @@ fn simulation_benches(c: &mut Criterion) {
     group.sample_size(10);
     group.bench_function("10,000 weeks", |b| {
         b.iter(|| {
-            let config = SimConfig { weeks: 10_000, seed: 7, start };
+            let config = SimConfig { weeks: 10_000, seed: 7, start, history: SimHistory::Keep };
             sim::simulate(Arc::clone(&workflow), &model, &config, &mut ()).expect("runs")
         });
     });
@@ -165,7 +165,12 @@ fn journal_benches(c: &mut Criterion) {
     let checked = spec();
     let workflow = Arc::new(Workflow::compile(&checked).expect("compiles"));
     let model = Model::load(&checked, MODEL, "kars-release.model.yaml").expect("valid model");
-    let config = SimConfig { weeks: 52, seed: 7, start: NaiveDate::from_ymd_opt(2026, 1, 5).expect("date") };
+    let config = SimConfig {
+        weeks: 52,
+        seed: 7,
+        start: NaiveDate::from_ymd_opt(2026, 1, 5).expect("date"),
+        history: SimHistory::Keep,
+    };
     let run = sim::simulate(Arc::clone(&workflow), &model, &config, &mut ()).expect("runs");
     let history = run.instance.history().clone();
     let encoded = records(&history);

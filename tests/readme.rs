@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use kars::spec::mermaid::{RenderOptions, render};
 use kars::workflow::Workflow;
-use kars::workflow::sim::{self, Model, SimConfig};
+use kars::workflow::sim::{self, Model, SimConfig, SimHistory};
 
 fn readme_spec() -> &'static str {
     let readme = include_str!("../README.md");
@@ -24,7 +24,12 @@ fn the_readme_spec_loads_simulates_and_renders() {
     assert!(spec.warnings().is_empty(), "{}", spec.warning_report());
     assert_eq!(spec.zone().name(), "Europe/Berlin");
     let workflow = Arc::new(Workflow::compile(&spec).expect("compiles"));
-    let config = SimConfig { weeks: 52, seed: 1, start: NaiveDate::from_ymd_opt(2026, 3, 2).expect("date") };
+    let config = SimConfig {
+        weeks: 52,
+        seed: 1,
+        start: NaiveDate::from_ymd_opt(2026, 3, 2).expect("date"),
+        history: SimHistory::Keep,
+    };
     let run = sim::simulate(workflow, &Model::defaults(&spec), &config, &mut ()).expect("a year simulates");
     assert_eq!(run.weeks.len(), 52);
     assert!(run.weeks.iter().any(|w| w.outcome == "shipped" && w.completed));

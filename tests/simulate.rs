@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use kars::spec::CheckedSpec;
-use kars::workflow::sim::{self, Entry, Model, SimConfig, Summary};
+use kars::workflow::sim::{self, Entry, Model, SimConfig, SimHistory, Summary};
 use kars::workflow::{Instance, Workflow};
 
 fn kars() -> CheckedSpec {
@@ -35,7 +35,7 @@ fn json_lines(spec: &CheckedSpec, model: &Model, config: &SimConfig) -> Vec<Stri
 fn same_seed_same_run_byte_for_byte() {
     let spec = kars();
     let model = kars_model(&spec);
-    let config = SimConfig { weeks: 26, seed: 42, start: date("2026-03-02") };
+    let config = SimConfig { weeks: 26, seed: 42, start: date("2026-03-02"), history: SimHistory::Keep };
     let first = json_lines(&spec, &model, &config);
     let second = json_lines(&spec, &model, &config);
     assert_eq!(first, second);
@@ -48,7 +48,7 @@ fn replaying_the_history_rebuilds_the_instance() {
     let spec = kars();
     let workflow = Arc::new(Workflow::compile(&spec).unwrap());
     let model = kars_model(&spec);
-    let config = SimConfig { weeks: 52, seed: 9, start: date("2026-01-05") };
+    let config = SimConfig { weeks: 52, seed: 9, start: date("2026-01-05"), history: SimHistory::Keep };
     let run = sim::simulate(Arc::clone(&workflow), &model, &config, &mut ()).unwrap();
     let replayed = Instance::replay(workflow, run.instance.history()).expect("the history replays");
     assert!(replayed == run.instance, "replay gives the same state and history");
@@ -62,7 +62,7 @@ fn a_quarter_reads_as_a_story() {
     let workflow = Arc::new(Workflow::compile(&spec).unwrap());
     let zone = workflow.zone();
     let model = kars_model(&spec);
-    let config = SimConfig { weeks: 13, seed: 7, start: date("2026-11-23") };
+    let config = SimConfig { weeks: 13, seed: 7, start: date("2026-11-23"), history: SimHistory::Keep };
     let run = sim::simulate(workflow, &model, &config, &mut ()).unwrap();
     let mut text: String = run.weeks.iter().map(|w| format!("{}\n", w.story(zone))).collect();
     text.push_str(&format!("\n{}\n", Summary::of(&run.weeks)));
@@ -73,7 +73,11 @@ fn a_quarter_reads_as_a_story() {
 fn json_lines_carry_the_documented_fields() {
     let spec = kars();
     let model = kars_model(&spec);
-    let lines = json_lines(&spec, &model, &SimConfig { weeks: 2, seed: 1, start: date("2026-11-23") });
+    let lines = json_lines(
+        &spec,
+        &model,
+        &SimConfig { weeks: 2, seed: 1, start: date("2026-11-23"), history: SimHistory::Keep },
+    );
     let (summary, entries) = lines.split_last().unwrap();
     for line in entries {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
@@ -101,8 +105,13 @@ fn defaults_run_any_valid_workflow() {
     let spec = kars::spec::load(include_str!("simulate/dst-gate.yaml"), "dst-gate.yaml").unwrap();
     let workflow = Arc::new(Workflow::compile(&spec).unwrap());
     let model = Model::defaults(&spec);
-    let run = sim::simulate(workflow, &model, &SimConfig { weeks: 60, seed: 5, start: date("2026-01-05") }, &mut ())
-        .expect("a workflow without a model file still simulates");
+    let run = sim::simulate(
+        workflow,
+        &model,
+        &SimConfig { weeks: 60, seed: 5, start: date("2026-01-05"), history: SimHistory::Keep },
+        &mut (),
+    )
+    .expect("a workflow without a model file still simulates");
     assert!(run.weeks.iter().all(|w| w.outcome == "done"));
 }
 
@@ -134,11 +143,29 @@ fn runs_past_the_engine_calendar_stop_with_an_error() {
     let model = Model::defaults(&spec);
     let workflow = Arc::new(Workflow::compile(&spec).expect("compiles"));
     for start in [date("8999-12-01"), date("9999-12-01"), NaiveDate::MAX] {
-        let config = SimConfig { weeks: 10, seed: 1, start };
+        let config = SimConfig { weeks: 10, seed: 1, start, history: SimHistory::Keep };
         let err = sim::simulate(Arc::clone(&workflow), &model, &config, &mut ()).unwrap_err();
         assert!(matches!(err, sim::SimError::OutOfRange { .. }), "{start}: {err}");
         assert!(err.to_string().contains("past the latest instant the engine works with"), "{err}");
     }
-    let early = SimConfig { weeks: 2, seed: 1, start: NaiveDate::MIN };
+    let early = SimConfig { weeks: 2, seed: 1, start: NaiveDate::MIN, history: SimHistory::Keep };
     assert_eq!(sim::simulate(workflow, &model, &early, &mut ()).unwrap().weeks.len(), 2);
+}
+
+/// Releasing each week's history changes nothing a run reports, and keeps the instance's
+/// history down to the records since the last week ended.
+#[test]
+fn releasing_history_changes_only_memory() {
+    let spec = kars();
+    let model = kars_model(&spec);
+    let keep = SimConfig { weeks: 30, seed: 11, start: date("2026-02-02"), history: SimHistory::Keep };
+    let release = SimConfig { history: SimHistory::Release, ..keep.clone() };
+    assert_eq!(json_lines(&spec, &model, &keep), json_lines(&spec, &model, &release));
+    let workflow = Arc::new(Workflow::compile(&spec).unwrap());
+    let kept = sim::simulate(Arc::clone(&workflow), &model, &keep, &mut ()).unwrap();
+    let released = sim::simulate(workflow, &model, &release, &mut ()).unwrap();
+    assert_eq!(kept.weeks, released.weeks);
+    assert_eq!(kept.instance.state(), released.instance.state());
+    assert!(released.instance.history().records.len() < 50, "{}", released.instance.history().records.len());
+    assert_eq!(released.instance.history().next_seq(), kept.instance.history().next_seq());
 }

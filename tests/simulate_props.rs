@@ -9,7 +9,7 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone, U
 use chrono_tz::Tz;
 use kars::spec::CheckedSpec;
 use kars::spec::calendar::WeekTime;
-use kars::workflow::sim::{self, Entry, EntryKind, Model, SimConfig};
+use kars::workflow::sim::{self, Entry, EntryKind, Model, SimConfig, SimHistory};
 use kars::workflow::{EffectKind, Instance, Workflow};
 use proptest::prelude::*;
 
@@ -109,7 +109,7 @@ fn model_strategy() -> impl Strategy<Value = String> {
 fn config_strategy() -> impl Strategy<Value = (SimConfig, usize)> {
     (1u32..=520, any::<u64>(), 0i64..(16 * 365), 0..ZONES.len()).prop_map(|(weeks, seed, day, zone)| {
         let start = NaiveDate::from_ymd_opt(2020, 1, 1).unwrap() + Duration::days(day);
-        (SimConfig { weeks, seed, start }, zone)
+        (SimConfig { weeks, seed, start, history: SimHistory::Keep }, zone)
     })
 }
 
@@ -266,7 +266,7 @@ proptest! {
         let spec = kars::spec::load(include_str!("simulate/dst-gate.yaml"), "dst-gate.yaml").unwrap();
         let model = Model::defaults(&spec);
         let start = NaiveDate::from_ymd_opt(2020, 1, 1).unwrap() + Duration::days(day);
-        let (run, _, _) = simulate(spec, &model, &SimConfig { weeks: 60, seed, start });
+        let (run, _, _) = simulate(spec, &model, &SimConfig { weeks: 60, seed, start, history: SimHistory::Keep });
         let mut checked = 0;
         for s in run.steps.iter().filter(|s| s.kind == EntryKind::GateArmed) {
             let opens = DateTime::parse_from_rfc3339(s.detail.as_deref().unwrap()).unwrap().with_timezone(&Utc);
@@ -283,8 +283,16 @@ proptest! {
 fn dst_gates_on_the_2026_transitions() {
     let spec = kars::spec::load(include_str!("simulate/dst-gate.yaml"), "dst-gate.yaml").unwrap();
     let model = Model::defaults(&spec);
-    let (run, _, _) =
-        simulate(spec, &model, &SimConfig { weeks: 45, seed: 1, start: NaiveDate::from_ymd_opt(2026, 3, 2).unwrap() });
+    let (run, _, _) = simulate(
+        spec,
+        &model,
+        &SimConfig {
+            weeks: 45,
+            seed: 1,
+            start: NaiveDate::from_ymd_opt(2026, 3, 2).unwrap(),
+            history: SimHistory::Keep,
+        },
+    );
     let armed: Vec<(String, String)> = run
         .steps
         .iter()

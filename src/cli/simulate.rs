@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use kars::workflow::Workflow;
-use kars::workflow::sim::{self, Entry, EntryKind, Model, SimConfig, Summary};
+use kars::workflow::sim::{self, Entry, EntryKind, Model, SimConfig, SimHistory, Summary};
 
 /// Arguments of `kars simulate`.
 #[derive(Debug, clap::Args)]
@@ -85,7 +85,7 @@ pub fn run(args: &Args) -> ExitCode {
         }
     };
     let zone = workflow.zone();
-    let config = SimConfig { weeks: args.weeks, seed: args.seed, start: args.start };
+    let config = SimConfig { weeks: args.weeks, seed: args.seed, start: args.start, history: SimHistory::Release };
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let progress = std::io::stderr().is_terminal() && args.weeks >= 1000;

@@ -15,4 +15,4 @@ mod run;
 
 pub use model::{Model, ModelError, ModelFile};
 pub use report::{Entry, EntryKind, Observer, Stats, Summary, WeekReport};
-pub use run::{SimConfig, SimError, SimRun, simulate};
+pub use run::{SimConfig, SimError, SimHistory, SimRun, simulate};

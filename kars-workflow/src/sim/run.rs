@@ -37,6 +37,20 @@ pub struct SimConfig {
     pub seed: u64,
     /// The first day; the instance starts at its local midnight.
     pub start: NaiveDate,
+    /// Whether the run keeps the instance's history in memory.
+    pub history: SimHistory,
+}
+
+/// What a simulation keeps of its instance's history.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SimHistory {
+    /// Keep every record, so that [`SimRun::instance`] can be replayed and inspected; memory
+    /// grows with the run (about 10 KB a simulated week).
+    #[default]
+    Keep,
+    /// Release each week's records when the week ends ([`Instance::release_history`]): memory
+    /// stays flat however long the run; [`SimRun::instance`] then holds only the last records.
+    Release,
 }
 
 /// Why a simulation stopped early.
@@ -152,6 +166,7 @@ pub fn simulate(
 
 struct Sim<'m> {
     workflow: Arc<Workflow>,
+    history: SimHistory,
     model: &'m Model,
     plans: Vec<NodePlan>,
     merge_sources: Vec<(String, String)>,
@@ -180,7 +195,9 @@ impl<'m> Sim<'m> {
         // About one history record per node and a few timers a week; capped so that a huge
         // `weeks` does not reserve memory up front.
         let per_week = workflow.node_count() + 8;
-        instance.reserve_history(per_week.saturating_mul(config.weeks.min(20_000) as usize));
+        if config.history == SimHistory::Keep {
+            instance.reserve_history(per_week.saturating_mul(config.weeks.min(20_000) as usize));
+        }
         let plans = workflow
             .nodes
             .iter()
@@ -207,6 +224,7 @@ impl<'m> Sim<'m> {
             cycle: Cycle { completed_by: vec![None; workflow.nodes.len()], ..Cycle::default() },
             acting: None,
             disagreements: 0,
+            history: config.history,
             model,
             workflow,
         }
@@ -391,6 +409,10 @@ impl<'m> Sim<'m> {
                     let outcome = workflow.label(outcome);
                     observer.entry(&Entry { kind: EntryKind::CycleEnded, outcome: Some(outcome), ..base });
                     reports.push(self.week_report(outcome, at));
+                    if self.history == SimHistory::Release {
+                        let next = self.instance.history().next_seq();
+                        self.instance.release_history(next);
+                    }
                     self.cycle.current = None;
                 }
                 NoticeKind::Stalled { node } => {
