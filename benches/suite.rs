@@ -1,10 +1,11 @@
 //! What users pay for, in one suite: load and validate the KARS spec, compile it, one engine
-//! transition, a simulated week, a simulated year, 10,000 simulated weeks, 10,000 concurrent
-//! instances (time and memory), and journal appends and replay.
+//! transition, a clean KARS week per instance (one instance after another, and 10,000 held in
+//! memory and advanced round-robin), a simulated week, a simulated year, 10,000 simulated
+//! weeks, 10,000 concurrent instances (time and memory), and journal appends and replay.
 //!
 //! Run with `cargo bench --bench suite`; figures are in README.md. Memory is measured with a
-//! counting allocator: the bytes still allocated after 10,000 instances are built, divided
-//! by 10,000.
+//! counting allocator: the bytes still allocated after 10,000 instances are built (at Tuesday,
+//! and at the end of a finished week), divided by 10,000.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -12,11 +13,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, NaiveDate, Utc};
-use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use kars::spec::{CheckedSpec, NodeId, RoleId};
 use kars::workflow::journal::{Durability, FileStore, FileStoreConfig, Store};
 use kars::workflow::sim::{self, Model, SimConfig, SimHistory};
-use kars::workflow::{Actor, Event, History, Instance, InstanceId, Record, Workflow};
+use kars::workflow::{ActionOutcome, Actor, EngineError, Event, History, Instance, InstanceId, Record, Workflow};
+
+#[path = "../examples/shared/kars_week.rs"]
+mod kars_week;
 
 /// Counts live heap bytes, for the memory figure.
 struct Counting;
@@ -215,5 +219,191 @@ fn journal_benches(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, spec_benches, engine_benches, simulation_benches, concurrency_benches, journal_benches);
+/// One input of the clean week, as the README's embedding example gives it: a person completes
+/// a task, or the host wakes the instance at `poll_timeout()`.
+enum Step {
+    Complete(Event),
+    Timeout,
+}
+
+/// The roles each person of the bundled spec's `team:` holds.
+fn holder(person: &str) -> Actor {
+    let roles: &[&str] = match person {
+        "alice" | "bob" => &["developer"],
+        "carol" => &["qa"],
+        "dave" => &["devops"],
+        "erin" => &["product_manager"],
+        _ => &["team_lead", "developer"],
+    };
+    Actor::new(person, roles.iter().map(|r| RoleId::new(*r).expect("role id")).collect())
+}
+
+/// Acknowledges every effect that waits for a result, at `now`, as the README does.
+fn acknowledge(instance: &mut Instance, now: DateTime<Utc>) {
+    while let Some(effect) = instance.poll_effect() {
+        if effect.kind.awaits_result() {
+            let event = Event::ActionResult { node: effect.node, outcome: ActionOutcome::Succeeded };
+            instance.handle_event(event, now).expect("the action waits for its result");
+        }
+    }
+}
+
+/// The instant a clean week starts: Monday 09:00 in Toronto.
+fn monday() -> DateTime<Utc> {
+    at("2026-11-23T14:00:00Z")
+}
+
+/// The clean week as the README drives it, worked out once on a probe instance: every task of
+/// `kars_week::CLEAN_WEEK` completed by a holder of its role as soon as the engine accepts it,
+/// every action acknowledged, and the clock jumped to `poll_timeout()` whenever the token
+/// waits for a gate (or a window), until the next cycle starts. Returns the steps and the
+/// number of nodes entered in that week.
+fn clean_week(workflow: &Arc<Workflow>) -> (Vec<Step>, usize) {
+    let mut probe = Instance::start(Arc::clone(workflow), InstanceId::new("probe").expect("id"), monday());
+    probe.set_notice_capacity(4096);
+    let mut now = monday();
+    let mut steps = Vec::new();
+    acknowledge(&mut probe, now);
+    let wake = |probe: &mut Instance, now: &mut DateTime<Utc>, steps: &mut Vec<Step>| {
+        *now = probe.poll_timeout().expect("a timer is armed");
+        probe.handle_timeout(*now);
+        acknowledge(probe, *now);
+        steps.push(Step::Timeout);
+    };
+    for (_, node, person, outcome) in kars_week::CLEAN_WEEK {
+        let event = Event::Complete {
+            node: NodeId::new(node).expect("node id"),
+            actor: holder(person),
+            outcome: outcome.map(str::to_owned),
+        };
+        // The token waits for a gate (at this node or one before it) or a window: sleep.
+        for _ in 0..64 {
+            match probe.handle_event(event.clone(), now) {
+                Ok(()) => break,
+                Err(
+                    EngineError::GateNotOpen { .. }
+                    | EngineError::WindowForbids { .. }
+                    | EngineError::NotAwaiting { .. },
+                ) => wake(&mut probe, &mut now, &mut steps),
+                Err(e) => panic!("the clean week's `{node}` was refused: {e}"),
+            }
+        }
+        assert!(probe.visits(probe.workflow().node_index(node).expect("node")) > 0, "`{node}` was reached");
+        acknowledge(&mut probe, now);
+        steps.push(Step::Complete(event));
+    }
+    while probe.cycle() == 1 {
+        wake(&mut probe, &mut now, &mut steps);
+    }
+    let mut entered = 0;
+    while let Some(notice) = probe.poll_notice() {
+        entered += usize::from(matches!(notice.kind, kars::workflow::NoticeKind::NodeEntered { .. }));
+    }
+    (steps, entered)
+}
+
+/// The clock of a week being driven, and how far its script has gone.
+struct Driven {
+    instance: Instance,
+    now: DateTime<Utc>,
+    next: usize,
+}
+
+impl Driven {
+    fn start(workflow: &Arc<Workflow>, id: &InstanceId) -> Self {
+        let mut instance = Instance::start(Arc::clone(workflow), id.clone(), monday());
+        acknowledge(&mut instance, monday());
+        Self { instance, now: monday(), next: 0 }
+    }
+
+    /// Plays one step; false once the script is done.
+    fn step(&mut self, steps: &[Step]) -> bool {
+        let Some(step) = steps.get(self.next) else {
+            return false;
+        };
+        self.next += 1;
+        match step {
+            Step::Timeout => {
+                self.now = self.instance.poll_timeout().expect("a timer is armed");
+                self.instance.handle_timeout(self.now);
+            }
+            Step::Complete(event) => self.instance.handle_event(event.clone(), self.now).expect("accepted"),
+        }
+        acknowledge(&mut self.instance, self.now);
+        true
+    }
+
+    /// Asserts that the week finished: the cycle ended and the next one started.
+    fn finished(self) -> Instance {
+        assert_eq!(self.instance.cycle(), 2, "the instance finished its week");
+        self.instance
+    }
+}
+
+fn week_benches(c: &mut Criterion) {
+    let workflow = Arc::new(Workflow::compile(&spec()).expect("compiles"));
+    let (steps, entered) = clean_week(&workflow);
+    println!("week: a clean KARS week enters {entered} nodes through {} inputs", steps.len());
+    let id = InstanceId::new("kars-release").expect("id");
+    let mut group = c.benchmark_group("week");
+    group.sample_size(10);
+    // One iteration is one instance's whole week (start, drive, drop); criterion runs well
+    // over 100,000 of them one after another per measurement. The throughput is nodes entered.
+    group.throughput(Throughput::Elements(entered as u64));
+    group.bench_function("a clean KARS week per instance, 100,000 instances one after another", |b| {
+        b.iter(|| {
+            let mut week = Driven::start(&workflow, &id);
+            while week.step(&steps) {}
+            week.finished()
+        });
+    });
+    // One iteration is 10,000 instances started, then advanced one input each in turn until
+    // every one has finished its week.
+    const ROUND: usize = 10_000;
+    group.throughput(Throughput::Elements((entered * ROUND) as u64));
+    group.bench_function("10,000 instances round-robin, a clean KARS week each", |b| {
+        b.iter(|| round_robin(&workflow, &steps, ROUND));
+    });
+    group.finish();
+    let before = LIVE.load(Ordering::Relaxed);
+    let mut instances = round_robin(&workflow, &steps, ROUND);
+    let bytes = LIVE.load(Ordering::Relaxed).saturating_sub(before);
+    println!(
+        "memory: 10,000 live instances at the end of a finished week, history kept, hold {:.2} MB, {} bytes each",
+        bytes as f64 / 1e6,
+        bytes / ROUND
+    );
+    for instance in &mut instances {
+        let journaled = instance.history().next_seq();
+        instance.release_history(journaled);
+    }
+    let bytes = LIVE.load(Ordering::Relaxed).saturating_sub(before);
+    println!(
+        "memory: the same 10,000 instances with their history released hold {:.2} MB, {} bytes each",
+        bytes as f64 / 1e6,
+        bytes / ROUND
+    );
+}
+
+/// Starts `count` instances, then plays one step of each in turn until all finished the week.
+fn round_robin(workflow: &Arc<Workflow>, steps: &[Step], count: usize) -> Vec<Instance> {
+    let mut weeks: Vec<Driven> =
+        (0..count).map(|n| Driven::start(workflow, &InstanceId::new(format!("team-{n}")).expect("id"))).collect();
+    for _ in 0..steps.len() {
+        for week in &mut weeks {
+            week.step(steps);
+        }
+    }
+    weeks.into_iter().map(Driven::finished).collect()
+}
+
+criterion_group!(
+    benches,
+    spec_benches,
+    engine_benches,
+    week_benches,
+    simulation_benches,
+    concurrency_benches,
+    journal_benches
+);
 criterion_main!(benches);
