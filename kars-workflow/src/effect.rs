@@ -27,6 +27,11 @@ impl ReleaseId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// An empty id, for a cache not yet filled.
+    pub(crate) fn unset() -> Self {
+        Self(String::new())
+    }
 }
 
 impl fmt::Display for ReleaseId {

@@ -1,9 +1,12 @@
-//! Calendar arithmetic the engine needs beyond `kars_spec::calendar`: the last occurrence of a
-//! recurring week time, and local-time formatting for messages and errors.
+//! Calendar arithmetic the engine needs beyond `kars_spec::calendar`: week times resolved
+//! through a small per-thread memo, the last and next occurrence of a recurring week time, and
+//! local-time formatting for messages and errors.
 
-use chrono::{DateTime, Duration, NaiveDate, Timelike, Utc};
+use std::cell::RefCell;
+
+use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Timelike, Utc};
 use chrono_tz::Tz;
-use kars_spec::calendar::{WeekTime, cycle_monday_of};
+use kars_spec::calendar::{WeekTime, cycle_monday_of, resolve_local};
 
 /// The earliest instant the engine works with: inputs before it count as it.
 pub const EARLIEST: DateTime<Utc> = DateTime::from_naive_utc_and_offset(
@@ -46,6 +49,51 @@ pub fn date_in_range(date: NaiveDate) -> bool {
     in_range(date.and_time(chrono::NaiveTime::MIN).and_utc())
 }
 
+/// How many resolved wall-clock times each thread remembers.
+const MEMO_SLOTS: usize = 256;
+
+/// One remembered resolution: the zone, the local time and the instant it resolved to.
+type MemoSlot = Option<(Tz, NaiveDateTime, DateTime<Utc>)>;
+
+thread_local! {
+    /// A direct-mapped memo of [`resolve_local`]: every instance of a workflow resolves the same
+    /// few week times (gates, deadlines, window edges, the next Monday) in the same weeks, and
+    /// a time-zone lookup costs far more than a table probe. `resolve_local` is a pure
+    /// function of its arguments, so the memo changes no result, only how often it is computed.
+    static MEMO: RefCell<[MemoSlot; MEMO_SLOTS]> = const { RefCell::new([None; MEMO_SLOTS]) };
+}
+
+/// [`resolve_local`], remembered per thread.
+#[must_use]
+pub fn resolve_local_memo(zone: Tz, local: NaiveDateTime) -> DateTime<Utc> {
+    let minutes = local.and_utc().timestamp().div_euclid(60);
+    let mixed = (minutes as u64 ^ (zone as u64).rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let slot = (mixed >> 56) as usize % MEMO_SLOTS;
+    let hit = MEMO.with(|memo| match memo.try_borrow().ok().and_then(|m| m.get(slot).copied().flatten()) {
+        Some((z, l, at)) if z == zone && l == local => Some(at),
+        _ => None,
+    });
+    if let Some(at) = hit {
+        return at;
+    }
+    let at = resolve_local(zone, local);
+    MEMO.with(|memo| {
+        if let Ok(mut m) = memo.try_borrow_mut()
+            && let Some(s) = m.get_mut(slot)
+        {
+            *s = Some((zone, local, at));
+        }
+    });
+    at
+}
+
+/// [`WeekTime::resolve`] through the memo: the instant of `time` in the cycle that starts on
+/// `monday`.
+#[must_use]
+pub fn resolve(time: WeekTime, monday: NaiveDate, zone: Tz) -> DateTime<Utc> {
+    resolve_local_memo(zone, time.local_in_cycle(monday))
+}
+
 /// The latest instant at or before `now` at which `time`'s weekday and time of day occur in
 /// `zone` (its week offset is ignored): how a recurring window edge is found.
 #[must_use]
@@ -56,7 +104,7 @@ pub fn last_occurrence(time: WeekTime, now: DateTime<Utc>, zone: Tz) -> DateTime
     let monday = cycle_monday_of(now.with_timezone(&zone).date_naive());
     let mut earliest = now;
     for back in 0..3 {
-        let at = this.resolve(monday - Duration::weeks(back), zone);
+        let at = resolve(this, monday - Duration::weeks(back), zone);
         if at <= now {
             return at;
         }
@@ -69,7 +117,19 @@ pub fn last_occurrence(time: WeekTime, now: DateTime<Utc>, zone: Tz) -> DateTime
 /// The first instant strictly after `now` at which `time`'s weekday and time of day occur.
 #[must_use]
 pub fn next_occurrence_after(time: WeekTime, now: DateTime<Utc>, zone: Tz) -> DateTime<Utc> {
-    time.next_occurrence(clamp(now) + Duration::seconds(1), zone)
+    // `WeekTime::next_occurrence` through the memo.
+    let now = clamp(now) + Duration::seconds(1);
+    let clock = time.time();
+    let this = WeekTime::new(0, time.weekday(), clock.hour() as u8, clock.minute() as u8).unwrap_or(time);
+    let monday = cycle_monday_of(now.with_timezone(&zone).date_naive());
+    for week in 0..3 {
+        let at = resolve(this, monday + Duration::weeks(week), zone);
+        if at >= now {
+            return at;
+        }
+    }
+    // Three weeks always contain an occurrence; kept total for safety.
+    resolve(this, monday + Duration::weeks(3), zone)
 }
 
 /// `at` as wall-clock time in `zone`, with the zone's abbreviation: `2026-11-30 09:45 EST`.
@@ -97,6 +157,29 @@ mod tests {
         let mon: WeekTime = "Monday 00:00 +1w".parse().unwrap();
         assert_eq!(last_occurrence(mon, utc("2026-11-28T05:00:00Z"), Toronto), utc("2026-11-23T05:00:00Z"));
         assert_eq!(next_occurrence_after(mon, utc("2026-11-23T05:00:00Z"), Toronto), utc("2026-11-30T05:00:00Z"));
+    }
+
+    #[test]
+    fn memo_agrees_with_the_calendar() {
+        let times: Vec<WeekTime> = ["Saturday 00:00", "Monday 00:00 +1w", "Sunday 02:30", "Sunday 01:30"]
+            .iter()
+            .map(|t| t.parse().unwrap())
+            .collect();
+        // DST weeks in Toronto (a gap on 2026-03-08, a fold on 2026-11-01) and quiet ones,
+        // twice over so that the second round reads the memo.
+        for _ in 0..2 {
+            for monday in ["2026-03-02", "2026-03-09", "2026-10-26", "2026-11-02", "2026-11-23"] {
+                let monday: NaiveDate = monday.parse().unwrap();
+                for t in &times {
+                    assert_eq!(resolve(*t, monday, Toronto), t.resolve(monday, Toronto));
+                    let now = t.resolve(monday, Toronto) - Duration::hours(30);
+                    assert_eq!(
+                        next_occurrence_after(*t, now, Toronto),
+                        t.next_occurrence(now + Duration::seconds(1), Toronto)
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -213,7 +213,7 @@ impl Instance {
                     _ => None,
                 };
                 let gate = armed
-                    .or_else(|| compiled.gate.map(|g| g.resolve(self.state.monday, self.workflow.zone)))
+                    .or_else(|| compiled.gate.map(|g| crate::gate::resolve(g, self.state.monday, self.workflow.zone)))
                     .filter(|at| *at > now);
                 (gate, Some(compiled.id.clone()))
             }

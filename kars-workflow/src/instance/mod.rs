@@ -43,12 +43,19 @@ pub struct Instance {
     replay: Option<Box<replay::Cursor>>,
     /// The instants resolved while handling the current input.
     resolved: Vec<Resolved>,
+    /// The running cycle's release id and the Monday it was formatted for.
+    release: (chrono::NaiveDate, crate::effect::ReleaseId),
 }
 
 impl PartialEq for Instance {
     fn eq(&self, other: &Self) -> bool {
         self.state == other.state && self.history == other.history
     }
+}
+
+/// A release id that no Monday matches, so that the first effect formats the real one.
+fn unformatted_release() -> (chrono::NaiveDate, crate::effect::ReleaseId) {
+    (chrono::NaiveDate::MIN, crate::effect::ReleaseId::unset())
 }
 
 /// The notice queue, boxed so that an instance without observers pays one pointer.
@@ -175,6 +182,7 @@ impl Instance {
             notices: Notices::new(options.notice_capacity),
             replay,
             resolved: Vec::new(),
+            release: unformatted_release(),
         };
         instance.refresh_calendar(now);
         let next = instance.start_cycle(now);
@@ -320,6 +328,12 @@ impl Instance {
         history.first_seq = until;
         if history.records.is_empty() {
             history.records = Vec::new();
+            // Nothing is held between inputs: give back the effect queue's and the resolved
+            // instants' buffers too, so an idle instance holds only its state.
+            if self.effects.is_empty() {
+                self.effects = VecDeque::new();
+            }
+            self.resolved = Vec::new();
         } else if history.records.capacity() > 4 * history.records.len().max(8) {
             history.records.shrink_to(2 * history.records.len());
         }
@@ -360,6 +374,7 @@ impl Instance {
             notices: None,
             replay: None,
             resolved: Vec::new(),
+            release: unformatted_release(),
         })
     }
 
@@ -418,7 +433,9 @@ impl Instance {
 
     fn push_record(&mut self, at: DateTime<Utc>, input: Input, verdict: Verdict) {
         let seq = self.history.next_seq();
-        let resolved = std::mem::take(&mut self.resolved);
+        // Exactly as long as needed (most inputs resolve nothing or one instant); the buffer
+        // stays for the next input.
+        let resolved = if self.resolved.is_empty() { Vec::new() } else { self.resolved.drain(..).collect() };
         self.history.records.push(Record { seq, at, input, verdict, resolved });
     }
 }

@@ -6,13 +6,13 @@
 //! waiting stalls the token instead of spinning.
 
 use chrono::{DateTime, Duration, Utc};
-use kars_spec::calendar::{cycle_monday_of, resolve_local};
+use kars_spec::calendar::cycle_monday_of;
 use kars_spec::spec::NodeKind;
 
 use super::Instance;
 use super::state::{DeadlineSlot, NO_OUTCOME, Phase, Token};
 use crate::effect::{Effect, EffectKey, EffectKind, NoticeKind, ReleaseId};
-use crate::gate::{format_local, last_occurrence, next_occurrence_after};
+use crate::gate::{format_local, last_occurrence, next_occurrence_after, resolve_local_memo};
 use crate::history::Resolved;
 use crate::template::{Vars, expand};
 use crate::workflow::{CompiledAction, CompiledEscalation, Decider, Jump, LabelIndex, NodeIndex, Workflow};
@@ -26,6 +26,29 @@ pub(crate) enum Next {
     End(LabelIndex),
     /// Nothing more until an input.
     Wait,
+}
+
+/// The last part of an effect key: the entry count, or what escalated.
+#[derive(Debug, Clone, Copy)]
+enum KeySuffix<'a> {
+    Entry(u16),
+    Word(&'a str),
+}
+
+/// `n` in decimal, written into `buf`.
+fn decimal(mut n: u16, buf: &mut [u8; 5]) -> &str {
+    let mut start = buf.len();
+    loop {
+        start -= 1;
+        if let Some(b) = buf.get_mut(start) {
+            *b = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || start == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(buf.get(start..).unwrap_or_default()).unwrap_or_default()
 }
 
 /// The most timers one input runs; the rest run on the next input (`poll_timeout` stays due).
@@ -259,7 +282,8 @@ impl Instance {
         self.refresh_windows(at);
         let following = self.state.monday.checked_add_signed(Duration::days(7)).unwrap_or(self.state.monday);
         let zone = self.workflow.zone;
-        let monday_start = self.resolve_next_cycle(|| resolve_local(zone, following.and_time(chrono::NaiveTime::MIN)));
+        let monday_start =
+            self.resolve_next_cycle(|| resolve_local_memo(zone, following.and_time(chrono::NaiveTime::MIN)));
         let next_start = at.max(monday_start);
         self.state.token = Token::Between { next_start };
         if at >= next_start { self.start_cycle(at) } else { Next::Wait }
@@ -281,7 +305,7 @@ impl Instance {
         state.retry_rounds = 0;
         let workflow = std::sync::Arc::clone(&self.workflow);
         for (slot, deadline) in workflow.deadlines.iter().enumerate() {
-            let at = self.resolve_deadline(deadline.node, || deadline.by.resolve(monday, zone));
+            let at = self.resolve_deadline(deadline.node, || crate::gate::resolve(deadline.by, monday, zone));
             if let Some(d) = self.state.deadlines.get_mut(slot) {
                 *d = DeadlineSlot { at, fired: false };
             }
@@ -351,17 +375,38 @@ impl Instance {
         }
     }
 
-    fn effect_key(&self, node: NodeIndex, suffix: &dyn std::fmt::Display) -> (EffectKey, ReleaseId) {
-        let release = ReleaseId::of(self.state.monday);
-        let key = format!("{}/{}/{}/{}", self.history.header.instance, release, self.workflow.node(node).id, suffix);
+    /// The release id of the running cycle, formatted once per cycle.
+    fn release_id(&mut self) -> ReleaseId {
+        if self.release.0 != self.state.monday {
+            self.release = (self.state.monday, ReleaseId::of(self.state.monday));
+        }
+        self.release.1.clone()
+    }
+
+    /// `{instance}/{release}/{node}/{suffix}`, built without the formatting machinery.
+    fn effect_key(&mut self, node: NodeIndex, suffix: KeySuffix<'_>) -> (EffectKey, ReleaseId) {
+        let release = self.release_id();
+        let instance = self.history.header.instance.as_str();
+        let id = self.workflow.node(node).id.as_str();
+        let mut digits = [0u8; 5];
+        let suffix = match suffix {
+            KeySuffix::Entry(n) => decimal(n, &mut digits),
+            KeySuffix::Word(w) => w,
+        };
+        let mut key = String::with_capacity(instance.len() + release.as_str().len() + id.len() + suffix.len() + 3);
+        for part in [instance, "/", release.as_str(), "/", id, "/", suffix] {
+            key.push_str(part);
+        }
         (EffectKey(key), release)
     }
 
-    fn expand(&self, node: NodeIndex, template: &str) -> String {
+    fn expand(&mut self, node: NodeIndex, template: &str) -> String {
+        let release = self.release_id();
         let compiled = self.workflow.node(node);
-        let release = ReleaseId::of(self.state.monday);
+        // Formatting a local time is the costly part: only for templates that use it.
         let deadline = compiled
             .deadline
+            .filter(|_| template.contains("{deadline}"))
             .and_then(|slot| self.state.deadlines.get(usize::from(slot)))
             .map(|d| format_local(d.at, self.workflow.zone));
         let vars = Vars {
@@ -403,7 +448,7 @@ impl Instance {
                 EffectKind::RunChecks { suite: suite.clone(), environment: environment.clone() }
             }
         };
-        let (key, release) = self.effect_key(node, &self.state.visits(node));
+        let (key, release) = self.effect_key(node, KeySuffix::Entry(self.state.visits(node)));
         self.effects.push_back(Effect { key, release, node: compiled.id.clone(), kind });
     }
 
@@ -415,7 +460,7 @@ impl Instance {
             Some(m) => self.expand(node, m),
             None => self.expand(node, "{release}: `{node}` escalated"),
         };
-        let (key, release) = self.effect_key(node, &suffix);
+        let (key, release) = self.effect_key(node, KeySuffix::Word(suffix));
         let kind = EffectKind::Notify { to: escalation.notify.clone(), message };
         self.effects.push_back(Effect { key, release, node: self.workflow.node(node).id.clone(), kind });
     }
@@ -425,7 +470,7 @@ impl Instance {
         let recorded = self.recorded(|r| matches!(r, Resolved::Gate { node: n, .. } if *n == node));
         let at = match recorded {
             Some(Resolved::Gate { at, .. }) => at,
-            _ => gate.resolve(monday, zone),
+            _ => crate::gate::resolve(gate, monday, zone),
         };
         self.resolved.push(Resolved::Gate { node, at });
         at
