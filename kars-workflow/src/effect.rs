@@ -19,18 +19,25 @@ impl ReleaseId {
     /// The release id of the cycle whose Monday is `monday`.
     #[must_use]
     pub fn of(monday: NaiveDate) -> Self {
-        Self(kars_spec::calendar::release_id(monday))
+        use chrono::Datelike;
+        let week = monday.iso_week();
+        let (year, number) = (week.year(), week.week());
+        // `kars_spec::calendar::release_id` without the formatting machinery for four-digit
+        // years (every instant the engine works with), the same text.
+        let Ok(year @ 1000..=9999) = u32::try_from(year) else {
+            return Self(kars_spec::calendar::release_id(monday));
+        };
+        let digit = |n: u32| char::from(b'0' + (n % 10) as u8);
+        let mut id = String::with_capacity(8);
+        id.extend([digit(year / 1000), digit(year / 100), digit(year / 10), digit(year), '-', 'W']);
+        id.extend([digit(number / 10), digit(number)]);
+        Self(id)
     }
 
     /// The id as a string slice.
     #[must_use]
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-
-    /// An empty id, for a cache not yet filled.
-    pub(crate) fn unset() -> Self {
-        Self(String::new())
     }
 }
 
@@ -210,4 +217,19 @@ pub enum NoticeKind {
         /// The node.
         node: NodeIndex,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn release_ids_match_the_calendar_text() {
+        for date in ["2026-11-23", "2026-01-01", "2020-12-31", "1000-01-06", "9000-01-01", "0999-12-31", "2027-01-04"] {
+            let date: NaiveDate = date.parse().unwrap();
+            assert_eq!(ReleaseId::of(date).as_str(), kars_spec::calendar::release_id(date));
+        }
+        assert_eq!(ReleaseId::of("2026-11-23".parse().unwrap()).as_str(), "2026-W48");
+        assert_eq!(ReleaseId::of("2026-01-01".parse().unwrap()).as_str(), "2026-W01");
+    }
 }

@@ -98,10 +98,19 @@ pub fn resolve(time: WeekTime, monday: NaiveDate, zone: Tz) -> DateTime<Utc> {
 /// `zone` (its week offset is ignored): how a recurring window edge is found.
 #[must_use]
 pub fn last_occurrence(time: WeekTime, now: DateTime<Utc>, zone: Tz) -> DateTime<Utc> {
+    let now = clamp(now);
+    last_in(time, now, local_monday(now, zone), zone)
+}
+
+/// The Monday of the local week of `at` in `zone`.
+fn local_monday(at: DateTime<Utc>, zone: Tz) -> NaiveDate {
+    cycle_monday_of(at.with_timezone(&zone).date_naive())
+}
+
+/// [`last_occurrence`] with the clamped `now` and its local Monday already known.
+fn last_in(time: WeekTime, now: DateTime<Utc>, monday: NaiveDate, zone: Tz) -> DateTime<Utc> {
     let clock = time.time();
     let this = WeekTime::new(0, time.weekday(), clock.hour() as u8, clock.minute() as u8).unwrap_or(time);
-    let now = clamp(now);
-    let monday = cycle_monday_of(now.with_timezone(&zone).date_naive());
     let mut earliest = now;
     for back in 0..3 {
         let at = resolve(this, monday - Duration::weeks(back), zone);
@@ -114,14 +123,35 @@ pub fn last_occurrence(time: WeekTime, now: DateTime<Utc>, zone: Tz) -> DateTime
     earliest - Duration::weeks(1)
 }
 
+/// The last occurrence of every edge at or before `now`, and the first occurrence of any edge
+/// strictly after it: [`last_occurrence`] and [`next_occurrence_after`] for a whole table,
+/// with the local week looked up once for each.
+pub(crate) fn edges_around(
+    edges: &[WeekTime],
+    now: DateTime<Utc>,
+    zone: Tz,
+) -> (Vec<DateTime<Utc>>, Option<DateTime<Utc>>) {
+    let now = clamp(now);
+    let monday = local_monday(now, zone);
+    let last = edges.iter().map(|t| last_in(*t, now, monday, zone)).collect();
+    let after = now + Duration::seconds(1);
+    let after_monday = local_monday(after, zone);
+    let next = edges.iter().map(|t| next_in(*t, after, after_monday, zone)).min();
+    (last, next)
+}
+
 /// The first instant strictly after `now` at which `time`'s weekday and time of day occur.
 #[must_use]
 pub fn next_occurrence_after(time: WeekTime, now: DateTime<Utc>, zone: Tz) -> DateTime<Utc> {
-    // `WeekTime::next_occurrence` through the memo.
-    let now = clamp(now) + Duration::seconds(1);
+    let after = clamp(now) + Duration::seconds(1);
+    next_in(time, after, local_monday(after, zone), zone)
+}
+
+/// `WeekTime::next_occurrence` through the memo: the first occurrence at or after `now`, whose
+/// local Monday is known.
+fn next_in(time: WeekTime, now: DateTime<Utc>, monday: NaiveDate, zone: Tz) -> DateTime<Utc> {
     let clock = time.time();
     let this = WeekTime::new(0, time.weekday(), clock.hour() as u8, clock.minute() as u8).unwrap_or(time);
-    let monday = cycle_monday_of(now.with_timezone(&zone).date_naive());
     for week in 0..3 {
         let at = resolve(this, monday + Duration::weeks(week), zone);
         if at >= now {

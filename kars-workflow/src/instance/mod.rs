@@ -43,19 +43,12 @@ pub struct Instance {
     replay: Option<Box<replay::Cursor>>,
     /// The instants resolved while handling the current input.
     resolved: Vec<Resolved>,
-    /// The running cycle's release id and the Monday it was formatted for.
-    release: (chrono::NaiveDate, crate::effect::ReleaseId),
 }
 
 impl PartialEq for Instance {
     fn eq(&self, other: &Self) -> bool {
         self.state == other.state && self.history == other.history
     }
-}
-
-/// A release id that no Monday matches, so that the first effect formats the real one.
-fn unformatted_release() -> (chrono::NaiveDate, crate::effect::ReleaseId) {
-    (chrono::NaiveDate::MIN, crate::effect::ReleaseId::unset())
 }
 
 /// The notice queue, boxed so that an instance without observers pays one pointer.
@@ -182,7 +175,6 @@ impl Instance {
             notices: Notices::new(options.notice_capacity),
             replay,
             resolved: Vec::new(),
-            release: unformatted_release(),
         };
         instance.refresh_calendar(now);
         let next = instance.start_cycle(now);
@@ -374,7 +366,6 @@ impl Instance {
             notices: None,
             replay: None,
             resolved: Vec::new(),
-            release: unformatted_release(),
         })
     }
 

@@ -12,7 +12,7 @@ use kars_spec::spec::NodeKind;
 use super::Instance;
 use super::state::{DeadlineSlot, NO_OUTCOME, Phase, Token};
 use crate::effect::{Effect, EffectKey, EffectKind, NoticeKind, ReleaseId};
-use crate::gate::{format_local, last_occurrence, next_occurrence_after, resolve_local_memo};
+use crate::gate::{format_local, resolve_local_memo};
 use crate::history::Resolved;
 use crate::template::{Vars, expand};
 use crate::workflow::{CompiledAction, CompiledEscalation, Decider, Jump, LabelIndex, NodeIndex, Workflow};
@@ -338,14 +338,8 @@ impl Instance {
             return;
         }
         let zone = workflow.zone;
-        let (last, next) = self.resolve_calendar(|| {
-            let last = workflow.calendar_edges.iter().map(|t| last_occurrence(*t, at, zone)).collect();
-            let next = workflow.calendar_edges.iter().map(|t| next_occurrence_after(*t, at, zone)).min();
-            (last, next)
-        });
-        for (slot, value) in self.state.calendar.iter_mut().zip(last) {
-            *slot = value;
-        }
+        // The last occurrences go straight into the state.
+        let next = self.resolve_calendar(|| crate::gate::edges_around(&workflow.calendar_edges, at, zone));
         // A recorded `next` that is not later than `at` would stop time; move it on.
         self.state.calendar_next = match at.checked_add_signed(Duration::seconds(1)) {
             Some(after) => next.map(|n| n.max(after)),
@@ -375,16 +369,13 @@ impl Instance {
         }
     }
 
-    /// The release id of the running cycle, formatted once per cycle.
-    fn release_id(&mut self) -> ReleaseId {
-        if self.release.0 != self.state.monday {
-            self.release = (self.state.monday, ReleaseId::of(self.state.monday));
-        }
-        self.release.1.clone()
+    /// The release id of the running cycle.
+    fn release_id(&self) -> ReleaseId {
+        ReleaseId::of(self.state.monday)
     }
 
     /// `{instance}/{release}/{node}/{suffix}`, built without the formatting machinery.
-    fn effect_key(&mut self, node: NodeIndex, suffix: KeySuffix<'_>) -> (EffectKey, ReleaseId) {
+    fn effect_key(&self, node: NodeIndex, suffix: KeySuffix<'_>) -> (EffectKey, ReleaseId) {
         let release = self.release_id();
         let instance = self.history.header.instance.as_str();
         let id = self.workflow.node(node).id.as_str();
@@ -400,7 +391,7 @@ impl Instance {
         (EffectKey(key), release)
     }
 
-    fn expand(&mut self, node: NodeIndex, template: &str) -> String {
+    fn expand(&self, node: NodeIndex, template: &str) -> String {
         let release = self.release_id();
         let compiled = self.workflow.node(node);
         // Formatting a local time is the costly part: only for templates that use it.
@@ -507,14 +498,17 @@ impl Instance {
     fn resolve_calendar(
         &mut self,
         compute: impl FnOnce() -> (Vec<DateTime<Utc>>, Option<DateTime<Utc>>),
-    ) -> (Vec<DateTime<Utc>>, Option<DateTime<Utc>>) {
+    ) -> Option<DateTime<Utc>> {
         let edges = self.workflow.calendar_edges.len();
         let (last, next) = match self.recorded(|r| matches!(r, Resolved::Calendar { last, .. } if last.len() == edges))
         {
             Some(Resolved::Calendar { last, next }) => (last, next),
             _ => compute(),
         };
-        self.resolved.push(Resolved::Calendar { last: last.clone(), next });
-        (last, next)
+        for (slot, value) in self.state.calendar.iter_mut().zip(&last) {
+            *slot = *value;
+        }
+        self.resolved.push(Resolved::Calendar { last, next });
+        next
     }
 }
