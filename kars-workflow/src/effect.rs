@@ -27,10 +27,12 @@ impl ReleaseId {
         let Ok(year @ 1000..=9999) = u32::try_from(year) else {
             return Self(kars_spec::calendar::release_id(monday));
         };
-        let digit = |n: u32| char::from(b'0' + (n % 10) as u8);
+        let digit = |n: u32| b'0' + (n % 10) as u8;
+        let text = [digit(year / 1000), digit(year / 100), digit(year / 10), digit(year), b'-', b'W'];
         let mut id = String::with_capacity(8);
-        id.extend([digit(year / 1000), digit(year / 100), digit(year / 10), digit(year), '-', 'W']);
-        id.extend([digit(number / 10), digit(number)]);
+        id.push_str(std::str::from_utf8(&text).unwrap_or_default());
+        id.push(char::from(digit(number / 10)));
+        id.push(char::from(digit(number)));
         Self(id)
     }
 

@@ -369,14 +369,8 @@ impl Instance {
         }
     }
 
-    /// The release id of the running cycle.
-    fn release_id(&self) -> ReleaseId {
-        ReleaseId::of(self.state.monday)
-    }
-
     /// `{instance}/{release}/{node}/{suffix}`, built without the formatting machinery.
-    fn effect_key(&self, node: NodeIndex, suffix: KeySuffix<'_>) -> (EffectKey, ReleaseId) {
-        let release = self.release_id();
+    fn effect_key(&self, release: &ReleaseId, node: NodeIndex, suffix: KeySuffix<'_>) -> EffectKey {
         let instance = self.history.header.instance.as_str();
         let id = self.workflow.node(node).id.as_str();
         let mut digits = [0u8; 5];
@@ -388,11 +382,10 @@ impl Instance {
         for part in [instance, "/", release.as_str(), "/", id, "/", suffix] {
             key.push_str(part);
         }
-        (EffectKey(key), release)
+        EffectKey(key)
     }
 
-    fn expand(&self, node: NodeIndex, template: &str) -> String {
-        let release = self.release_id();
+    fn expand(&self, release: &ReleaseId, node: NodeIndex, template: &str) -> String {
         let compiled = self.workflow.node(node);
         // Formatting a local time is the costly part: only for templates that use it.
         let deadline = compiled
@@ -416,12 +409,13 @@ impl Instance {
         let Some(action) = &compiled.action else {
             return;
         };
+        let release = ReleaseId::of(self.state.monday);
         let kind = match action {
             CompiledAction::Notify { to, message } => {
                 if to.is_empty() {
                     return;
                 }
-                EffectKind::Notify { to: to.clone(), message: self.expand(node, message) }
+                EffectKind::Notify { to: to.clone(), message: self.expand(&release, node, message) }
             }
             CompiledAction::OpenPullRequest { from, to } => {
                 EffectKind::OpenPullRequest { from: from.clone(), to: to.clone() }
@@ -439,7 +433,7 @@ impl Instance {
                 EffectKind::RunChecks { suite: suite.clone(), environment: environment.clone() }
             }
         };
-        let (key, release) = self.effect_key(node, KeySuffix::Entry(self.state.visits(node)));
+        let key = self.effect_key(&release, node, KeySuffix::Entry(self.state.visits(node)));
         self.effects.push_back(Effect { key, release, node: compiled.id.clone(), kind });
     }
 
@@ -447,11 +441,12 @@ impl Instance {
         if escalation.notify.is_empty() {
             return;
         }
+        let release = ReleaseId::of(self.state.monday);
         let message = match &escalation.message {
-            Some(m) => self.expand(node, m),
-            None => self.expand(node, "{release}: `{node}` escalated"),
+            Some(m) => self.expand(&release, node, m),
+            None => self.expand(&release, node, "{release}: `{node}` escalated"),
         };
-        let (key, release) = self.effect_key(node, KeySuffix::Word(suffix));
+        let key = self.effect_key(&release, node, KeySuffix::Word(suffix));
         let kind = EffectKind::Notify { to: escalation.notify.clone(), message };
         self.effects.push_back(Effect { key, release, node: self.workflow.node(node).id.clone(), kind });
     }
