@@ -307,8 +307,9 @@ impl Instance {
     /// history that does not start at record 0. A [`Snapshot`] of a released instance holds
     /// only the records still held, and [`Instance::restore`] accepts it.
     ///
-    /// The record list's memory is returned once it is empty; otherwise only a list that has
-    /// become mostly spare capacity is shrunk, so releasing after every input costs nothing.
+    /// The record list's memory is returned once it is empty (with the drained effect queue's
+    /// and the per-input scratch buffers); otherwise only a list that has become mostly spare
+    /// capacity is shrunk, so releasing after every input costs next to nothing.
     pub fn release_history(&mut self, before_seq: u64) {
         let history = &mut self.history;
         let until = before_seq.min(history.next_seq());
