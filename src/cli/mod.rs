@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch; each subcommand lives in its own module.
 //!
-//! Exit codes: 0 success, 1 an invalid spec or a refused action, 2 usage or IO errors.
+//! Exit codes: 0 success, 1 an invalid spec or a refused action, 2 usage or IO errors (nothing
+//! committed), 3 a change committed whose report could not be written.
 
 use std::process::ExitCode;
 
@@ -17,6 +18,9 @@ mod simulate;
 pub const EXIT_INVALID: u8 = 1;
 /// The process exit code for usage and IO errors.
 pub const EXIT_USAGE: u8 = 2;
+/// The process exit code for a change that was committed but whose report could not be
+/// written (standard output closed or full).
+pub const EXIT_UNREPORTED: u8 = 3;
 
 /// kars: workflows as YAML specs, checked, drawn, simulated and run.
 #[derive(Debug, Parser)]

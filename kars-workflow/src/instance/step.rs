@@ -280,13 +280,30 @@ impl Instance {
         state.misses = 0;
         state.retry_rounds = 0;
         let workflow = std::sync::Arc::clone(&self.workflow);
+        // The instance's first cycle may start after some of its deadlines: those are missed
+        // before the start, recorded once, and do not escalate.
+        let first = self.state.cycle == 1;
+        let started = at;
+        let mut missed_before_start = 0u64;
         for (slot, deadline) in workflow.deadlines.iter().enumerate() {
             let at = self.resolve_deadline(deadline.node, || deadline.by.resolve(monday, zone));
+            let passed = first && at < started;
             if let Some(d) = self.state.deadlines.get_mut(slot) {
-                *d = DeadlineSlot { at, fired: false };
+                *d = DeadlineSlot { at, fired: passed };
+            }
+            if passed {
+                missed_before_start |= 1 << slot.min(63);
+                self.state.misses = self.state.misses.saturating_add(1);
             }
         }
         self.notice(at, NoticeKind::CycleStarted { monday });
+        if missed_before_start != 0 {
+            for (slot, deadline) in workflow.deadlines.iter().enumerate().take(64) {
+                if missed_before_start & (1 << slot) != 0 {
+                    self.notice(at, NoticeKind::DeadlineMissedBeforeStart { node: deadline.node });
+                }
+            }
+        }
         Next::Enter(workflow.start)
     }
 
@@ -351,7 +368,7 @@ impl Instance {
         }
     }
 
-    fn effect_key(&self, node: NodeIndex, suffix: &dyn std::fmt::Display) -> (EffectKey, ReleaseId) {
+    pub(crate) fn effect_key(&self, node: NodeIndex, suffix: &dyn std::fmt::Display) -> (EffectKey, ReleaseId) {
         let release = ReleaseId::of(self.state.monday);
         let key = format!("{}/{}/{}/{}", self.history.header.instance, release, self.workflow.node(node).id, suffix);
         (EffectKey(key), release)
