@@ -202,3 +202,16 @@ fn simulate_refuses_a_start_outside_the_engine_calendar() {
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert!(stdout.contains("1 weeks from 1000-01-02"), "{stdout}");
 }
+
+/// `kars --help` writes standard output too: a closed pipe exits 0, a full disk 2.
+#[test]
+fn help_into_a_closed_pipe_or_a_full_disk() {
+    let run = kars(&["--help"], Stdio::null(), closed_pipe());
+    assert_eq!((run.code, run.stderr.as_str()), (Some(0), ""));
+    #[cfg(target_os = "linux")]
+    {
+        let run = kars(&["--help"], Stdio::null(), dev_full());
+        assert_eq!(run.code, Some(2));
+        assert_eq!(run.stderr, "error: cannot write to standard output: No space left on device (os error 28)\n");
+    }
+}

@@ -72,6 +72,21 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
+/// Prints clap's help, version or usage error and gives its exit code (0 for `--help` and
+/// `--version`, 2 for a usage error). Help that cannot be written, other than to a closed
+/// pipe, exits 2 with one line on standard error, as for any command.
+pub fn parse_failed(error: &clap::Error) -> ExitCode {
+    let code = u8::try_from(error.exit_code()).unwrap_or(EXIT_USAGE);
+    match error.print() {
+        Ok(()) => ExitCode::from(code),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(code),
+        Err(e) => {
+            io::errln!("error: cannot write to standard output: {e}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
 /// Why a command stopped: the text to print on standard error, once, and the exit code.
 #[derive(Debug)]
 pub struct Failure {
