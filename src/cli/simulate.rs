@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use kars::workflow::sim::{self, Entry, EntryKind, Model, SimConfig, SimHistory, Summary};
+use kars::workflow::sim::{self, Entry, EntryKind, Model, Observer, SimConfig, SimError, SimHistory, Summary};
 use kars::workflow::{Workflow, gate};
 
 use super::io::{Output, eprint, finish, read_text};
@@ -99,34 +99,24 @@ fn simulate(args: &Args, out: &mut Output) -> Result<(), Failure> {
     let workflow = Arc::new(workflow);
     let zone = workflow.zone();
     let config = SimConfig { weeks: args.weeks, seed: args.seed, start: args.start, history: SimHistory::Release };
-    let progress = std::io::stderr().is_terminal() && args.weeks >= 1000;
-    let mut ended = 0u32;
-    let format = args.format;
-    let timeline = args.timeline;
-    let mut observer = |entry: &Entry<'_>| {
-        if out.has_failed() {
-            return;
-        }
-        // A failed write is kept by `out`; the next entries are skipped.
-        let _ = match format {
-            Format::Json => serde_json::to_writer(&mut *out, &entry.to_json(zone))
-                .map_err(std::io::Error::from)
-                .and_then(|()| writeln!(out)),
-            Format::Text if timeline => writeln!(out, "{}", story_line(entry, zone)),
-            Format::Text => Ok(()),
-        };
-        if entry.kind == EntryKind::CycleEnded {
-            ended += 1;
-            if progress && ended.is_multiple_of(500) {
-                eprint(format_args!("\rsimulated {ended} of {} weeks", config.weeks));
-            }
-        }
+    let mut printer = Printer {
+        out: &mut *out,
+        zone,
+        format: args.format,
+        timeline: args.timeline,
+        progress: std::io::stderr().is_terminal() && args.weeks >= 1000,
+        weeks: args.weeks,
+        ended: 0,
     };
-    let run = sim::simulate(workflow, &model, &config, &mut observer);
-    if progress {
+    let run = sim::simulate(workflow, &model, &config, &mut printer);
+    if printer.progress {
         eprint(format_args!("\n"));
     }
-    let run = run.map_err(Failure::invalid)?;
+    let run = match run {
+        // Standard output failed; `finish` reports it.
+        Err(SimError::Stopped { .. }) => return Ok(()),
+        run => run.map_err(Failure::invalid)?,
+    };
     let summary = Summary::of(&run.weeks);
     // Write errors are kept by `out` and reported by `finish`.
     let _ = match args.format {
@@ -134,7 +124,7 @@ fn simulate(args: &Args, out: &mut Output) -> Result<(), Failure> {
             .map_err(std::io::Error::from)
             .and_then(|()| writeln!(out)),
         Format::Text => {
-            if !timeline {
+            if !args.timeline {
                 let model = model_path.as_ref().map_or("defaults".to_owned(), |p| p.display().to_string());
                 let _ = writeln!(
                     out,
@@ -153,6 +143,41 @@ fn simulate(args: &Args, out: &mut Output) -> Result<(), Failure> {
         }
     };
     Ok(())
+}
+
+/// Writes each entry as it happens (with `--format json` or `--timeline`) and counts the weeks
+/// for the progress line; stops the run when standard output fails.
+struct Printer<'a> {
+    out: &'a mut Output,
+    zone: chrono_tz::Tz,
+    format: Format,
+    timeline: bool,
+    progress: bool,
+    weeks: u32,
+    ended: u32,
+}
+
+impl Observer for Printer<'_> {
+    fn entry(&mut self, entry: &Entry<'_>) {
+        // A failed write is kept by `out`, and `stop` ends the run.
+        let _ = match self.format {
+            Format::Json => serde_json::to_writer(&mut *self.out, &entry.to_json(self.zone))
+                .map_err(std::io::Error::from)
+                .and_then(|()| writeln!(self.out)),
+            Format::Text if self.timeline => writeln!(self.out, "{}", story_line(entry, self.zone)),
+            Format::Text => Ok(()),
+        };
+        if entry.kind == EntryKind::CycleEnded {
+            self.ended += 1;
+            if self.progress && self.ended.is_multiple_of(500) {
+                eprint(format_args!("\rsimulated {} of {} weeks", self.ended, self.weeks));
+            }
+        }
+    }
+
+    fn stop(&self) -> bool {
+        self.out.has_failed()
+    }
 }
 
 fn story_line(entry: &Entry<'_>, zone: chrono_tz::Tz) -> String {
