@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::io::{Output, finish};
-use super::{EXIT_INVALID, EXIT_USAGE};
+use super::EXIT_USAGE;
 
 /// Arguments of `kars check`.
 #[derive(Debug, clap::Args)]
@@ -30,9 +30,8 @@ pub fn run(args: &Args) -> ExitCode {
             }
             Err(failure) => failure.print(),
         };
-        // An unreadable file (2) outranks an invalid one (1).
+        // An unreadable file (`EXIT_USAGE`, 2) outranks an invalid one (`EXIT_INVALID`, 1).
         worst = worst.max(code);
     }
-    debug_assert!(worst <= EXIT_USAGE && EXIT_INVALID < EXIT_USAGE);
     finish(worst, out.finish(), EXIT_USAGE)
 }

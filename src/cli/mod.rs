@@ -13,7 +13,9 @@
 //!
 //! Errors print once, on standard error. A closed pipe on standard output (`kars … | head -1`)
 //! is not an error: the command stops writing, prints nothing more, and exits with the code it
-//! would have had.
+//! would have had. The reader chose to stop reading, which is a normal use, so a message would
+//! be noise in every such pipeline; keeping the command's own code means that a script with
+//! `set -o pipefail` still sees an invalid spec (1), and that a committed change still says 0.
 
 use std::process::ExitCode;
 
