@@ -4,8 +4,8 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::io::{Output, finish};
 use super::EXIT_USAGE;
+use super::io::{Output, finish};
 
 /// Arguments of `kars check`.
 #[derive(Debug, clap::Args)]
