@@ -143,7 +143,11 @@ impl Event {
     /// The result of `effect`, reported by the host's adapter that performed it.
     #[must_use]
     pub fn result_of(effect: &crate::effect::Effect, outcome: ActionOutcome) -> Self {
-        Event::ActionResult { node: effect.node.clone(), outcome, reporter: Reporter::Effect { key: effect.key.clone() } }
+        Event::ActionResult {
+            node: effect.node.clone(),
+            outcome,
+            reporter: Reporter::Effect { key: effect.key.clone() },
+        }
     }
 
     /// The node the event names, if it names one.

@@ -68,7 +68,8 @@ mod workflow;
 pub use effect::{Effect, EffectKey, EffectKind, Notice, NoticeKind, ReleaseId};
 pub use error::{CompileError, EngineError, Expecting, Forbidden, Mismatch};
 pub use event::{
-    ActionOutcome, ActionOutcomeError, Actor, Event, InstanceId, InstanceIdError, InstanceIdRule, MAX_INSTANCE_ID_LEN, MergeRequest, Reporter,
+    ActionOutcome, ActionOutcomeError, Actor, Event, InstanceId, InstanceIdError, InstanceIdRule, MAX_INSTANCE_ID_LEN,
+    MergeRequest, Reporter,
 };
 pub use history::{History, HistoryHeader, Input, Record, Resolved, Verdict};
 pub use instance::{CycleReport, DeadlineView, Footprint, Instance, Options, Snapshot, State, Waiting, WaitingFor};

@@ -655,7 +655,6 @@ pub(crate) mod compile {
     }
 }
 
-
 /// The roles that may report a waiting action's result by hand: its `reported_by`, or else the
 /// roles of the nearest task or role decision before it, following the action's single way in
 /// back through other actions and waits. Empty when there is none (then only the host's

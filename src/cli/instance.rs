@@ -32,7 +32,8 @@ use kars::workflow::driver::{
 use kars::workflow::journal::FileStore;
 use kars::workflow::{ActionOutcome, Actor};
 
-use super::{EXIT_INVALID, EXIT_UNREPORTED, EXIT_USAGE};
+use super::io::Output;
+use super::{EXIT_INVALID, EXIT_UNREPORTED, EXIT_USAGE, Failure};
 
 /// Arguments of `kars instance`.
 #[derive(Debug, clap::Args)]
@@ -211,21 +212,7 @@ pub fn run(args: &Args) -> ExitCode {
     };
     match result {
         Ok(done) => done.emit(),
-        Err(failure) => failure.exit(),
-    }
-}
-
-/// A failed command: the exit code and what to print.
-pub struct Failure {
-    code: u8,
-    message: String,
-}
-
-impl Failure {
-    /// Prints the failure once and gives its exit code.
-    pub fn exit(self) -> ExitCode {
-        let _ = writeln!(std::io::stderr(), "{}", self.message);
-        ExitCode::from(self.code)
+        Err(failure) => ExitCode::from(failure.print()),
     }
 }
 
@@ -260,24 +247,15 @@ struct Done {
 
 impl Done {
     /// Writes the output once; a closed or full standard output is not a panic, and the exit
-    /// code says whether the change was committed.
+    /// code says whether the change was committed (see [`super::io::finish`]).
     fn emit(self) -> ExitCode {
-        let mut stderr = std::io::stderr();
         for warning in &self.warnings {
-            let _ = writeln!(stderr, "{warning}");
+            super::io::errln!("{warning}");
         }
-        let mut stdout = std::io::stdout().lock();
-        match stdout.write_all(self.out.as_bytes()).and_then(|()| stdout.flush()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) if self.committed => {
-                let _ = writeln!(stderr, "error: the change was committed, but its report could not be written: {e}");
-                ExitCode::from(EXIT_UNREPORTED)
-            }
-            Err(e) => {
-                let _ = writeln!(stderr, "error: cannot write to standard output: {e}");
-                ExitCode::from(EXIT_USAGE)
-            }
-        }
+        let mut out = Output::stdout();
+        out.print(&self.out);
+        let unwritten = if self.committed { EXIT_UNREPORTED } else { EXIT_USAGE };
+        super::io::finish(0, out.finish(), unwritten)
     }
 }
 
@@ -374,17 +352,10 @@ fn read_roster(path: &Path, spec: &CheckedSpec) -> Result<Roster, Failure> {
     Roster::from_yaml(&text, &origin, spec.spec()).map_err(invalid)
 }
 
-/// Reads a spec or team file (`-` for standard input).
+/// Reads a spec or team file (`-` for standard input), capped like every input.
 fn read_text(path: &Path) -> Result<(String, String), Failure> {
-    if path.as_os_str() == "-" {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
-            .map_err(|e| usage(format!("cannot read standard input: {e}")))?;
-        return Ok((text, "<stdin>".to_owned()));
-    }
-    let text =
-        std::fs::read_to_string(path).map_err(|e| usage(format!("cannot read `{}`: {e}", path.display())))?;
-    Ok((text, path.display().to_string()))
+    let input = super::io::read_text(path)?;
+    Ok((input.text, input.origin))
 }
 
 fn adapters(effects: Option<&EffectArgs>, out: &Buffer, id: &str, program: &Program) -> Adapters {
@@ -626,7 +597,13 @@ fn render_report(session: &mut Session, report: &Report, text: &mut String) -> V
 }
 
 /// `kars render FILE --journal DIR --id ID`: the picture of where the instance stands.
-fn render_state(spec: &CheckedSpec, options: &RenderOptions, journal: &Path, id: &str, now: &Now) -> Result<String, Failure> {
+fn render_state(
+    spec: &CheckedSpec,
+    options: &RenderOptions,
+    journal: &Path,
+    id: &str,
+    now: &Now,
+) -> Result<String, Failure> {
     let program = Program::new(spec).map_err(invalid)?;
     let store = open_store(journal)?;
     let id = instance_id(id)?;

@@ -119,14 +119,11 @@ pub struct Account {
 pub fn replay_journal(program: &Program, journal: &Journaled) -> Result<Account, DriverError> {
     let mut caused = vec![Caused::default(); journal.entries.len()];
     // Input records are matched to their entries by sequence number.
-    let positions: Vec<usize> = journal
-        .entries
-        .iter()
-        .enumerate()
-        .filter_map(|(i, e)| matches!(e, Entry::Input(_)).then_some(i))
-        .collect();
+    let positions: Vec<usize> =
+        journal.entries.iter().enumerate().filter_map(|(i, e)| matches!(e, Entry::Input(_)).then_some(i)).collect();
     let loaded = replay(program, journal, Options { notice_capacity: 4096 }, |record, instance| {
-        let Some(slot) = usize::try_from(record.seq).ok().and_then(|s| positions.get(s)).and_then(|&p| caused.get_mut(p))
+        let Some(slot) =
+            usize::try_from(record.seq).ok().and_then(|s| positions.get(s)).and_then(|&p| caused.get_mut(p))
         else {
             return;
         };

@@ -732,12 +732,7 @@ impl<S: Store, C: Clock> Driver<S, C> {
     ///
     /// # Errors
     /// As [`Driver::handle_event`].
-    pub fn report(
-        &mut self,
-        node: NodeId,
-        outcome: ActionOutcome,
-        reporter: Reporter,
-    ) -> Result<Report, DriverError> {
+    pub fn report(&mut self, node: NodeId, outcome: ActionOutcome, reporter: Reporter) -> Result<Report, DriverError> {
         self.handle_event(Event::ActionResult { node, outcome, reporter })
     }
 

@@ -122,7 +122,10 @@ impl Roster {
     pub fn from_yaml(text: &str, origin: &str, spec: &Spec) -> Result<Self, RosterError> {
         let parsed: IndexMap<PersonId, TeamEntry> = serde_saphyr::from_str(text).map_err(|e| RosterError::Parse {
             origin: origin.to_owned(),
-            detail: first_line(&e.to_string()).replace("data did not match any variant of untagged enum TeamEntry", "an entry is neither a list of roles nor `{ roles: [...], logins: [...] }`"),
+            detail: first_line(&e.to_string()).replace(
+                "data did not match any variant of untagged enum TeamEntry",
+                "an entry is neither a list of roles nor `{ roles: [...], logins: [...] }`",
+            ),
         })?;
         let mut people = IndexMap::with_capacity(parsed.len());
         for (person, entry) in parsed {
@@ -156,7 +159,8 @@ impl Roster {
                 let problem = if !kars_spec::is_login(login) {
                     Some(format!("`{}` of `{person}` is not a login name", login.escape_debug()))
                 } else {
-                    seen.insert(login, person).map(|other| format!("login `{login}` is listed for `{other}` and `{person}`"))
+                    seen.insert(login, person)
+                        .map(|other| format!("login `{login}` is listed for `{other}` and `{person}`"))
                 };
                 if let Some(problem) = problem {
                     return Err(RosterError::BadLogin { origin: origin.to_owned(), problem });
@@ -265,8 +269,7 @@ mod tests {
         assert!(err.starts_with("team.yaml: `zoe` holds role `tester`"), "{err}");
         let err = Roster::from_yaml("- zoe\n", "team.yaml", &spec).unwrap_err().to_string();
         assert!(!err.contains("untagged enum"), "{err}");
-        let err =
-            Roster::from_yaml("zoe: { roles: [qa], extra: 1 }\n", "team.yaml", &spec).unwrap_err().to_string();
+        let err = Roster::from_yaml("zoe: { roles: [qa], extra: 1 }\n", "team.yaml", &spec).unwrap_err().to_string();
         assert!(!err.contains("TeamEntry"), "{err}");
         let shared = "a: { roles: [qa], logins: [x] }\nb: { roles: [qa], logins: [x] }\n";
         let err = Roster::from_yaml(shared, "team.yaml", &spec).unwrap_err().to_string();

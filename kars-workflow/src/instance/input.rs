@@ -206,9 +206,7 @@ impl Instance {
         let (until, until_node) = self.window_until(index, now);
         let window = self.workflow.windows.get(index).map(|w| w.id.clone());
         match window {
-            Some(window) => {
-                EngineError::WindowForbids { window, subject, until, until_node, zone: self.workflow.zone }
-            }
+            Some(window) => EngineError::WindowForbids { window, subject, until, until_node, zone: self.workflow.zone },
             None => EngineError::NotAwaiting {
                 node: self.workflow.node(self.workflow.start).id.clone(),
                 current: None,

@@ -84,13 +84,8 @@ impl Instance {
             return Err(mismatch(Some(0), Mismatch::NoStart));
         };
         let started = history.header.started_at;
-        let mut instance = Self::begin(
-            workflow,
-            history.header.instance.clone(),
-            started,
-            Some(Cursor::of(&first.resolved)),
-            options,
-        );
+        let mut instance =
+            Self::begin(workflow, history.header.instance.clone(), started, Some(Cursor::of(&first.resolved)), options);
         instance.check_replayed(0)?;
         after(first, &mut instance);
         for (i, record) in history.records.iter().enumerate().skip(1) {

@@ -130,6 +130,13 @@ pub trait Observer {
     fn wants_entries(&self) -> bool {
         true
     }
+
+    /// Whether the run should stop now, with [`super::SimError::Stopped`]: checked between
+    /// steps, so that a command whose output has gone (`kars simulate … | head -1`) stops at
+    /// once instead of simulating every remaining week.
+    fn stop(&self) -> bool {
+        false
+    }
 }
 
 /// Ignores the timeline (for benchmarks and summaries).

@@ -92,7 +92,8 @@ impl<'a> Transcript<'a> {
 
     /// An effect emitted and not acknowledged yet.
     pub fn pending(&mut self, at: DateTime<Utc>, effect: &Effect) {
-        let text = format!("effect {} ({}): not performed yet", effect.key, describe_effect(&effect.kind, self.program));
+        let text =
+            format!("effect {} ({}): not performed yet", effect.key, describe_effect(&effect.kind, self.program));
         self.line(at, 1, &text);
     }
 
