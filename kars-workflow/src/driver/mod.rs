@@ -355,8 +355,8 @@ impl<S: Store, C: Clock> Driver<S, C> {
         start: Start,
     ) -> Result<(Self, Report), DriverError> {
         let now = parts.clock.now();
-        let mut instance = Instance::start(Arc::clone(&program.workflow), id.clone(), now);
-        instance.set_notice_capacity(NOTICE_CAPACITY);
+        let options = crate::instance::Options { notice_capacity: NOTICE_CAPACITY };
+        let instance = Instance::start_with(Arc::clone(&program.workflow), id.clone(), now, options);
         let roster = start.roster.unwrap_or_else(|| program.default_roster.clone());
         let header = JournalHeader {
             format: record::JOURNAL_FORMAT,
@@ -586,6 +586,12 @@ impl<S: Store, C: Clock> Driver<S, C> {
                     // Cannot happen (see above); rebuild from what is durable all the same.
                     debug_assert!(false, "a refused record held resolved instants");
                     self.reload()?;
+                }
+                // Refused by a stale instance? Another writer advanced it: catch up, try again.
+                if attempt < self.config.conflict_retries && self.store.version(&self.id)? != self.version {
+                    attempt += 1;
+                    self.reload()?;
+                    continue;
                 }
                 if done.is_none() && self.is_synced() {
                     return Ok(refused);

@@ -21,7 +21,8 @@
 //! is an [`crate::EngineError`] with ids, a failed effect a [`Failure`] with the adapter's own
 //! words kept apart.
 //!
-//! Version 2 reads version 1 journals: their header has no clock mode (a real instance) and no
+//! Version 2 reads version 1 journals: their header has no clock mode (a rehearsal: version 1
+//! took every time and actor from the command line) and no
 //! roster (the spec's `team:`), their action results name no reporter
 //! ([`crate::Reporter::Unrecorded`]) and their failures are one string ([`Failure::Text`]).
 //!
@@ -54,6 +55,13 @@ pub enum ClockMode {
     Rehearsal,
 }
 
+impl ClockMode {
+    /// The mode of a format 1 journal.
+    fn legacy() -> Self {
+        ClockMode::Rehearsal
+    }
+}
+
 impl std::fmt::Display for ClockMode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -71,8 +79,9 @@ pub struct JournalHeader {
     pub format: u32,
     /// Who and what the history belongs to, with the spec's fingerprint.
     pub history: HistoryHeader,
-    /// A real instance or a rehearsal.
-    #[serde(default)]
+    /// A real instance or a rehearsal. Format 1 had no such field: its instances took every
+    /// time and actor from the command line, which is what a rehearsal is.
+    #[serde(default = "ClockMode::legacy")]
     pub clock: ClockMode,
     /// The roster fixed at the start; `None` (format 1): the spec's `team:`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
