@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::calendar::WeekTime;
 use crate::id::{BranchId, ChannelId, EnvironmentId, NodeId, PersonId, PhaseId, RoleId, WindowId};
 
-/// The spec format version this crate reads and writes.
+/// The spec format version this crate reads and writes; every version is listed in the
+/// repository's `CHANGELOG.md` (a test fails when this changes without an entry there).
 pub const FORMAT_VERSION: u32 = 1;
 
 /// A whole workflow spec: a mermaid flowchart plus its meaning.

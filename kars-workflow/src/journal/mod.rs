@@ -79,6 +79,13 @@ pub use error::{Corruption, JournalError};
 pub use file::{Durability, FileStore, FileStoreConfig};
 pub use memory::MemoryStore;
 
+/// The byte-format version of [`FileStore`] files (the `u32` after the magic `KARSJRNL`) that
+/// this build writes and reads; the layout is in this module's doc. It versions the framing and
+/// checksums only: what the records mean is versioned by the driver's
+/// [`JOURNAL_FORMAT`](crate::driver::JOURNAL_FORMAT). Every version is listed in the
+/// repository's `CHANGELOG.md`.
+pub const FILE_FORMAT: u32 = format::FORMAT_VERSION;
+
 /// The largest record or header a store accepts by default: 16 MiB.
 pub const DEFAULT_MAX_RECORD_LEN: u32 = 16 * 1024 * 1024;
 

@@ -28,7 +28,8 @@ use serde::{Deserialize, Serialize};
 use super::actors::Team;
 use super::hours::{MinuteRange, WorkingHours};
 
-/// The model file format version.
+/// The model file format version this build reads; every version is listed in the
+/// repository's `CHANGELOG.md` (a test fails when this changes without an entry there).
 pub const MODEL_VERSION: u32 = 1;
 
 /// The largest model file kars reads, in bytes.
