@@ -7,6 +7,7 @@
 //! windows decide which land. See [`simulate`].
 
 mod actors;
+pub mod expect;
 pub mod hours;
 pub mod model;
 mod report;
