@@ -112,12 +112,15 @@ struct CycleFacts {
     /// Whether each tracked deadline node missed its deadline.
     missed: Vec<bool>,
     /// First opening and closing of each tracked window.
-    windows: Vec<(Option<DateTime<Utc>>, Option<DateTime<Utc>>)>,
+    windows: Vec<WindowTimes>,
     production: Option<DateTime<Utc>>,
     on_time: bool,
     merges: u16,
     disagreements: u16,
 }
+
+/// When a window first opened and first closed in a cycle.
+type WindowTimes = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 
 /// The nodes and windows the expectations read, so the observer keeps only those.
 struct Tracked {
