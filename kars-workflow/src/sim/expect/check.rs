@@ -305,16 +305,16 @@ impl Checker<'_> {
             return Err(self.invalid(
                 *at,
                 &format!("{path}.{key}"),
-                format!("`{key}` does not apply to a `{kind}` expectation"),
-                Some(format!("a `{kind}` expectation takes {}", list(takes))),
+                format!("`{key}` does not go with `{kind}`"),
+                Some(format!("an expectation with `{kind}` takes {}", list(takes, "and"))),
             ));
         }
         let missing = |key: &str| {
             self.invalid(
                 at,
                 &path,
-                format!("a `{kind}` expectation needs `{key}`"),
-                Some(format!("it takes {}", list(takes))),
+                format!("an expectation with `{kind}` needs `{key}`"),
+                Some(format!("it takes {}", list(takes, "and"))),
             )
         };
         Ok(match kind {
@@ -323,8 +323,10 @@ impl Checker<'_> {
                 let outcomes = cycle_outcomes(self.spec);
                 if !outcomes.contains(&outcome.value) {
                     let help = match did_you_mean(&outcome.value, outcomes.iter().map(String::as_str)) {
-                        Some(close) => format!("did you mean `{close}`? the spec's cycles end {}", list(&outcomes)),
-                        None => format!("the spec's cycles end {}", list(&outcomes)),
+                        Some(close) => {
+                            format!("did you mean `{close}`? the spec's cycles end {}", list(&outcomes, "or"))
+                        }
+                        None => format!("the spec's cycles end {}", list(&outcomes, "or")),
                     };
                     return Err(self.invalid(
                         outcome.referenced,
@@ -365,7 +367,7 @@ impl Checker<'_> {
                         written.referenced,
                         &format!("{path}.deadline_missed"),
                         format!("node `{node}` has no deadline"),
-                        Some(format!("nodes with a deadline: {}", list(&with))),
+                        Some(format!("nodes with a deadline: {}", list(&with, "and"))),
                     ));
                 }
                 ExpectationKind::DeadlineMissed { node, share: self.share(&path, e, at)? }
@@ -481,8 +483,8 @@ impl Checker<'_> {
         let Some(id) = id else {
             let windows: Vec<String> = self.spec.windows.keys().map(ToString::to_string).collect();
             let help = match did_you_mean(window.trim(), windows.iter().map(String::as_str)) {
-                Some(close) => format!("did you mean `{close}`? the spec's windows are {}", list(&windows)),
-                None => format!("the spec's windows are {}", list(&windows)),
+                Some(close) => format!("did you mean `{close}`? the spec has {}", windows_in(&windows)),
+                None => format!("the spec has {}", windows_in(&windows)),
             };
             return Err(self.invalid(
                 written.referenced,
@@ -534,11 +536,21 @@ pub(crate) fn cycle_outcomes(spec: &Spec) -> Vec<String> {
     outcomes
 }
 
-fn list<S: AsRef<str>>(names: &[S]) -> String {
+/// Names in backticks, the last joined with `conjunction` (`and`, `or`).
+fn list<S: AsRef<str>>(names: &[S], conjunction: &str) -> String {
     let quoted: Vec<String> = names.iter().map(|n| format!("`{}`", n.as_ref())).collect();
     match quoted.as_slice() {
         [] => "(none)".to_owned(),
         [one] => one.clone(),
-        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+        [init @ .., last] => format!("{} {conjunction} {last}", init.join(", ")),
+    }
+}
+
+/// `the window `a``, `the windows `a` and `b``, `no windows`.
+fn windows_in(windows: &[String]) -> String {
+    match windows.len() {
+        0 => "no windows".to_owned(),
+        1 => format!("the window {}", list(windows, "and")),
+        _ => format!("the windows {}", list(windows, "and")),
     }
 }

@@ -125,6 +125,13 @@ fn syntax_error(error: &serde_saphyr::Error, origin: &str) -> ExpectError {
     .to_owned();
     let message = if message.starts_with("budget breached") {
         "the file goes past a parse limit: expectations files take no anchors or aliases, at most 16 levels of nesting and 20,000 values".to_owned()
+    } else if let Some(kind) = message.strip_prefix("invalid ") {
+        match kind {
+            "u32" | "u64" => "expected a whole number here".to_owned(),
+            "f64" => "expected a number here".to_owned(),
+            "bool" => "expected `true` or `false` here".to_owned(),
+            _ => message,
+        }
     } else {
         message
     };

@@ -226,10 +226,17 @@ impl Expectations {
             match simulate(Arc::clone(workflow), model, &config, &mut observer) {
                 Ok(run) => merge_reports(&mut cycles, &run.weeks),
                 Err(error) => {
-                    let at = match cycles.last() {
-                        Some(c) => CycleRef { seed, week: cycles.len() as u32, release: c.release.clone() },
-                        None => CycleRef { seed, week: 1, release: ReleaseId::of(self.start) },
+                    // The week reports of a stopped run are lost: its cycles count as not on
+                    // time, and the cycle it stopped in as one without an outcome.
+                    let release = match &error {
+                        SimError::Stalled { release, .. }
+                        | SimError::OutOfRange { release, .. }
+                        | SimError::NoProgress { release, .. } => release.clone(),
                     };
+                    if cycles.last().is_none_or(|c| c.outcome.is_some()) {
+                        cycles.push(tracked.fresh(release.clone()));
+                    }
+                    let at = CycleRef { seed, week: cycles.len() as u32, release };
                     stopped.push(Stopped { seed, at, error });
                 }
             }
