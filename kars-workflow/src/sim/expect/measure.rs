@@ -106,6 +106,8 @@ pub enum Measured {
 #[derive(Debug, Clone)]
 struct CycleFacts {
     release: ReleaseId,
+    /// Whether its `CycleStarted` entry came.
+    started: bool,
     outcome: Option<String>,
     /// First completion of each tracked node.
     completed: Vec<Option<DateTime<Utc>>>,
@@ -164,6 +166,7 @@ impl Tracked {
     fn fresh(&self, release: ReleaseId) -> CycleFacts {
         CycleFacts {
             release,
+            started: false,
             outcome: None,
             completed: vec![None; self.nodes.len()],
             missed: vec![false; self.deadlines.len()],
@@ -176,11 +179,16 @@ impl Tracked {
     }
 
     fn record(&self, cycles: &mut Vec<CycleFacts>, entry: &Entry<'_>) {
-        if entry.kind == EntryKind::CycleStarted {
+        // Entries before the first cycle starts (a window already open at the start) belong
+        // to the first cycle; every later start begins a new one.
+        if cycles.last().is_none_or(|c| entry.kind == EntryKind::CycleStarted && c.started) {
             cycles.push(self.fresh(entry.release.clone()));
-            return;
         }
         let Some(cycle) = cycles.last_mut() else { return };
+        if entry.kind == EntryKind::CycleStarted {
+            cycle.started = true;
+            return;
+        }
         let position = |list: &[NodeId]| entry.node.and_then(|n| list.iter().position(|x| x == n));
         match entry.kind {
             EntryKind::Completed => {
