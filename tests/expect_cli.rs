@@ -120,3 +120,37 @@ fn from_week_must_be_a_simulated_week() {
     assert_eq!(stories.len(), 2, "{}", run.stdout);
     assert!(stories[0].starts_with("2026-W03") && stories[1].starts_with("2026-W04"), "{}", run.stdout);
 }
+
+fn readme_section() -> &'static str {
+    let readme = include_str!("../README.md");
+    readme
+        .split("## Test your own workflow")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("the README has the section")
+}
+
+fn blocks<'a>(text: &'a str, fence: &str) -> Vec<&'a str> {
+    text.split(&format!("```{fence}\n")).skip(1).filter_map(|rest| rest.split("```").next()).collect()
+}
+
+/// The README's expectations file is the bundled one without its comments, its command is real
+/// and its failing excerpt is what that command prints; its Rust is the example's, verbatim.
+#[test]
+fn the_readme_section_shows_real_files_and_output() {
+    let section = readme_section();
+    let bundled: String = include_str!("../workflows/kars-release.expect.yaml")
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .map(|l| format!("{}\n", l.split(" #").next().unwrap_or(l).trim_end()))
+        .collect();
+    assert_eq!(blocks(section, "yaml")[0], bundled);
+    let command = blocks(section, "sh")[0].trim();
+    assert_eq!(command, format!("kars {}", GATE_ON_I.join(" ")));
+    let run = kars(&GATE_ON_I);
+    for line in blocks(section, "text")[0].lines() {
+        assert!(run.stdout.lines().any(|l| l == line), "`{line}` is not in the real output:\n{}", run.stdout);
+    }
+    let example = include_str!("../examples/test_your_workflow.rs");
+    assert!(example.contains(blocks(section, "rs")[0]), "the README's property is not the example's");
+}
