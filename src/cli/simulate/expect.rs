@@ -113,7 +113,10 @@ fn render(
     for stopped in &report.stopped {
         out.push_str(&format!(
             "error  seed {} stopped in week {} ({}): {}\n",
-            stopped.seed, stopped.at.week, stopped.at.release, stopped.error
+            stopped.seed,
+            stopped.at.week,
+            stopped.at.release,
+            stopped.error.to_string().replace('\n', "\n       ")
         ));
         out.push_str(&format!("       replay: {}\n", replay.command(&stopped.at)));
     }

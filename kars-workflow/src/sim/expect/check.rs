@@ -554,3 +554,34 @@ fn windows_in(windows: &[String]) -> String {
         _ => format!("the windows {}", list(windows, "and")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kars() -> CheckedSpec {
+        kars_spec::load(include_str!("../../../../workflows/kars-release.yaml"), "kars-release.yaml").unwrap()
+    }
+
+    /// The module's documented example is a valid file for the bundled spec.
+    #[test]
+    fn the_documented_example_checks() {
+        let doc = include_str!("mod.rs");
+        let yaml: String = doc
+            .split("//! ```yaml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("//! ```").next())
+            .unwrap()
+            .lines()
+            .map(|l| format!("{}\n", l.strip_prefix("//! ").unwrap_or("")))
+            .collect();
+        let checked = Expectations::load(&kars(), &yaml, "doc").unwrap();
+        assert_eq!(checked.items.len(), 6);
+        assert_eq!(checked.seeds.len(), 10);
+    }
+
+    #[test]
+    fn cycle_outcomes_come_from_nodes_and_escalations() {
+        assert_eq!(cycle_outcomes(kars().spec()), ["slipped", "incident", "released"]);
+    }
+}

@@ -384,3 +384,65 @@ fn pick(values: &[i64], quantile: Quantile) -> Option<i64> {
     };
     values.get(index).copied()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::expect::Expectation;
+
+    fn facts(release: &str, merges: u16, disagreements: u16) -> CycleFacts {
+        let monday = NaiveDate::parse_from_str(release, "%Y-%m-%d").unwrap();
+        CycleFacts {
+            release: ReleaseId::of(monday),
+            started: true,
+            outcome: Some("done".into()),
+            completed: Vec::new(),
+            missed: Vec::new(),
+            windows: Vec::new(),
+            production: None,
+            on_time: true,
+            merges,
+            disagreements,
+        }
+    }
+
+    fn tracked() -> Tracked {
+        Tracked {
+            zone: chrono_tz::UTC,
+            nodes: Vec::new(),
+            deadlines: Vec::new(),
+            windows: Vec::new(),
+            deploys: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn quantiles_take_the_nearest_rank() {
+        let values: Vec<i64> = (1..=10).collect();
+        assert_eq!(pick(&values, Quantile::Percentile(90)), Some(9));
+        assert_eq!(pick(&values, Quantile::Percentile(50)), Some(5));
+        assert_eq!(pick(&values, Quantile::Percentile(1)), Some(1));
+        assert_eq!(pick(&values, Quantile::Max), Some(10));
+        assert_eq!(pick(&[], Quantile::Max), None);
+        assert_eq!(pick(&[7], Quantile::Percentile(99)), Some(7));
+    }
+
+    /// The engine never disagrees with `may()` in a real run, so a failing run is built by hand:
+    /// the first week with a disagreement, in seed order, is the one named.
+    #[test]
+    fn a_disagreement_breaks_merges_follow_the_windows() {
+        let runs = vec![
+            (4, vec![facts("2026-01-05", 3, 0), facts("2026-01-12", 2, 0)]),
+            (9, vec![facts("2026-01-05", 1, 0), facts("2026-01-12", 4, 2)]),
+        ];
+        let kind = Expectation { name: "w".into(), kind: ExpectationKind::MergesFollowTheWindows };
+        let start = NaiveDate::from_ymd_opt(2026, 1, 5).unwrap();
+        let result = weigh(&kind.name, &kind.kind, &tracked(), &runs, start);
+        assert!(!result.passed);
+        assert_eq!(result.measured, Measured::Count { count: 2, of: 10 });
+        let broken = result.first_broken.unwrap();
+        assert_eq!((broken.seed, broken.week, broken.release.as_str()), (9, 2, "2026-W03"));
+        let clean = vec![(4, vec![facts("2026-01-05", 3, 0)])];
+        assert!(weigh(&kind.name, &kind.kind, &tracked(), &clean, start).passed);
+    }
+}
