@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc, Weekday};
 use kars_spec::spec::Action;
 use kars_spec::{NodeId, WindowId};
 
-use super::check::{ExpectationKind, Expectations, Point, Quantile, Share};
+use super::kinds::{ExpectationKind, Expectations, Point, Quantile, Share};
 use crate::effect::ReleaseId;
 use crate::sim::report::{Entry, EntryKind};
 use crate::sim::{Model, SimConfig, SimError, SimHistory, WeekReport, simulate};
@@ -251,7 +251,7 @@ impl Expectations {
             runs.push((seed, cycles));
         }
         let cycles = runs.iter().map(|(_, c)| c.len() as u32).sum();
-        let results = self.items.iter().map(|e| weigh(&e.name, &e.kind, &tracked, &runs, self.start)).collect();
+        let results = self.items.iter().map(|e| weigh(&e.name, &e.kind, &tracked, &runs)).collect();
         ExpectReport { seeds: self.seeds.clone(), start: self.start, weeks: self.weeks, cycles, results, stopped }
     }
 }
@@ -272,15 +272,11 @@ fn merge_reports(cycles: &mut [CycleFacts], reports: &[WeekReport]) {
     }
 }
 
-/// The instant `by` falls on in the cycle of `release`, in `workflow`'s zone.
-fn due(
-    release: &ReleaseId,
-    by: kars_spec::calendar::WeekTime,
-    zone: chrono_tz::Tz,
-    fallback: NaiveDate,
-) -> DateTime<Utc> {
-    let monday = monday_of(release).unwrap_or(fallback);
-    by.resolve(monday, zone)
+/// The instant `by` falls on in the cycle of `release`, in `zone`.
+fn due(release: &ReleaseId, by: kars_spec::calendar::WeekTime, zone: chrono_tz::Tz) -> Option<DateTime<Utc>> {
+    let monday = monday_of(release);
+    debug_assert!(monday.is_some(), "release ids are made from a Monday: {release}");
+    Some(by.resolve(monday?, zone))
 }
 
 /// The Monday of a release id such as `2026-W48`.
@@ -289,13 +285,7 @@ fn monday_of(release: &ReleaseId) -> Option<NaiveDate> {
     NaiveDate::from_isoywd_opt(year.parse().ok()?, week.parse().ok()?, Weekday::Mon)
 }
 
-fn weigh(
-    name: &str,
-    kind: &ExpectationKind,
-    tracked: &Tracked,
-    runs: &[(u64, Vec<CycleFacts>)],
-    start: NaiveDate,
-) -> ExpectResult {
+fn weigh(name: &str, kind: &ExpectationKind, tracked: &Tracked, runs: &[(u64, Vec<CycleFacts>)]) -> ExpectResult {
     let all = || runs.iter().flat_map(|(seed, cycles)| cycles.iter().enumerate().map(move |(i, c)| (*seed, i, c)));
     let first = |bad: &dyn Fn(&CycleFacts) -> bool| {
         all().find(|(_, _, c)| bad(c)).map(|(seed, i, c)| CycleRef {
@@ -327,7 +317,10 @@ fn weigh(
         ExpectationKind::CompletesBy { node, by, share: bound } => {
             let i = tracked.nodes.iter().position(|n| n == node);
             share(
-                &|c| i.and_then(|i| c.completed[i]).is_some_and(|at| at <= due(&c.release, *by, tracked.zone, start)),
+                &|c| {
+                    i.and_then(|i| c.completed[i])
+                        .is_some_and(|at| due(&c.release, *by, tracked.zone).is_some_and(|due| at <= due))
+                },
                 *bound,
             )
         }
@@ -436,13 +429,12 @@ mod tests {
             (9, vec![facts("2026-01-05", 1, 0), facts("2026-01-12", 4, 2)]),
         ];
         let kind = Expectation { name: "w".into(), kind: ExpectationKind::MergesFollowTheWindows };
-        let start = NaiveDate::from_ymd_opt(2026, 1, 5).unwrap();
-        let result = weigh(&kind.name, &kind.kind, &tracked(), &runs, start);
+        let result = weigh(&kind.name, &kind.kind, &tracked(), &runs);
         assert!(!result.passed);
         assert_eq!(result.measured, Measured::Count { count: 2, of: 10 });
         let broken = result.first_broken.unwrap();
         assert_eq!((broken.seed, broken.week, broken.release.as_str()), (9, 2, "2026-W03"));
         let clean = vec![(4, vec![facts("2026-01-05", 3, 0)])];
-        assert!(weigh(&kind.name, &kind.kind, &tracked(), &clean, start).passed);
+        assert!(weigh(&kind.name, &kind.kind, &tracked(), &clean).passed);
     }
 }

@@ -19,13 +19,15 @@
 
 mod check;
 mod file;
+mod kinds;
 mod measure;
 mod render;
 
 use std::fmt;
 
-pub use check::{Expectation, ExpectationKind, Expectations, MAX_SEEDS, MAX_TOTAL_WEEKS, Point, Quantile, Share};
+pub use check::{MAX_SEEDS, MAX_TOTAL_WEEKS};
 pub use file::{EXPECT_VERSION, ExpectFile, ExpectationFile, MAX_EXPECT_BYTES, RunFile};
+pub use kinds::{Expectation, ExpectationKind, Expectations, Point, Quantile, Share};
 pub use measure::{CycleRef, ExpectReport, ExpectResult, Measured, Stopped};
 
 /// A problem in an expectations file.

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::check::{ExpectationKind, Share};
+use super::kinds::{ExpectationKind, Share};
 use super::measure::{ExpectResult, Measured};
 
 fn percent(x: f64) -> String {
