@@ -1,4 +1,4 @@
-//! Property testing your own workflow: [proptest] strategies for seeds, start dates (DST weeks
+//! Property testing your own workflow: [proptest](mod@proptest) strategies for seeds, start dates (DST weeks
 //! of your zone included), zones, simulation models and roster changes, and [`each_cycle`], which
 //! runs a simulation and hands each cycle's timeline to a closure.
 //!
