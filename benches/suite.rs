@@ -1,6 +1,7 @@
 //! What users pay for, in one suite: load and validate the KARS spec, compile it, one engine
-//! transition, a simulated week, a simulated year, 10,000 simulated weeks, 10,000 concurrent
-//! instances (time and memory), and journal appends and replay.
+//! transition, a simulated week, a simulated year, 10,000 simulated weeks, the bundled
+//! expectations (a year over ten seeds), 10,000 concurrent instances (time and memory), and
+//! journal appends and replay.
 //!
 //! Run with `cargo bench --bench suite`; figures are in README.md. Memory is measured with a
 //! counting allocator: the bytes still allocated after 10,000 instances are built, divided
@@ -15,6 +16,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use kars::spec::{CheckedSpec, NodeId, RoleId};
 use kars::workflow::journal::{Durability, FileStore, FileStoreConfig, Store};
+use kars::workflow::sim::expect::Expectations;
 use kars::workflow::sim::{self, Model, SimConfig, SimHistory};
 use kars::workflow::{Actor, Event, History, Instance, InstanceId, Record, Workflow};
 
@@ -122,6 +124,21 @@ fn simulation_benches(c: &mut Criterion) {
     group.finish();
 }
 
+/// `kars simulate workflows/kars-release.yaml --expect`: ten seeds of 52 weeks, measured.
+fn expect_benches(c: &mut Criterion) {
+    let checked = spec();
+    let workflow = Arc::new(Workflow::compile(&checked).expect("compiles"));
+    let model = Model::load(&checked, MODEL, "kars-release.model.yaml").expect("valid model");
+    let yaml = include_str!("../workflows/kars-release.expect.yaml");
+    let expectations = Expectations::load(&checked, yaml, "kars-release.expect.yaml").expect("valid expectations");
+    let mut group = c.benchmark_group("expect");
+    group.sample_size(20);
+    group.bench_function("a year over ten seeds (520 cycles)", |b| {
+        b.iter(|| black_box(expectations.evaluate(&workflow, &model)));
+    });
+    group.finish();
+}
+
 fn concurrency_benches(c: &mut Criterion) {
     let workflow = Arc::new(Workflow::compile(&spec()).expect("compiles"));
     let mut group = c.benchmark_group("concurrent");
@@ -215,5 +232,13 @@ fn journal_benches(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, spec_benches, engine_benches, simulation_benches, concurrency_benches, journal_benches);
+criterion_group!(
+    benches,
+    spec_benches,
+    engine_benches,
+    simulation_benches,
+    expect_benches,
+    concurrency_benches,
+    journal_benches
+);
 criterion_main!(benches);

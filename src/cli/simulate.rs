@@ -1,4 +1,5 @@
-//! `kars simulate FILE --weeks N --seed S --start YYYY-MM-DD [--model FILE] [--format text|json]`.
+//! `kars simulate FILE --weeks N --seed S --start YYYY-MM-DD [--model FILE] [--format text|json]`,
+//! and `kars simulate FILE --expect [EXPECT]` (see [`expect`]).
 
 use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
@@ -12,6 +13,8 @@ use kars::workflow::{Workflow, gate};
 use super::io::{Output, eprint, finish, read_text};
 use super::{EXIT_USAGE, Failure};
 
+mod expect;
+
 /// Arguments of `kars simulate`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -24,8 +27,8 @@ pub struct Args {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// The first day (YYYY-MM-DD, local to the spec's zone); the instance starts at its midnight.
-    #[arg(long, value_parser = parse_date)]
-    start: NaiveDate,
+    #[arg(long, value_parser = parse_date, required_unless_present = "expect")]
+    start: Option<NaiveDate>,
     /// A model file (durations, failure chances, lateness); by default `NAME.model.yaml` beside
     /// the spec when it exists, else built-in defaults.
     #[arg(long)]
@@ -36,6 +39,19 @@ pub struct Args {
     /// With `text`: print every step of every week, not only one line per week.
     #[arg(long)]
     timeline: bool,
+    /// Print only from this week on (a release id like `2026-W07`); the run before it still
+    /// happens, so the week is the one the whole run produced.
+    #[arg(long, value_name = "RELEASE")]
+    from_week: Option<String>,
+    /// Check the expectations in EXPECT (by default `NAME.expect.yaml` beside the spec) over
+    /// the seeds and weeks it names; exit 1 when any fails.
+    #[arg(
+        long,
+        value_name = "EXPECT",
+        num_args = 0..=1,
+        conflicts_with_all = ["weeks", "seed", "start", "format", "timeline", "from_week"]
+    )]
+    expect: Option<Option<PathBuf>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -46,9 +62,14 @@ enum Format {
 
 /// `NAME.model.yaml` beside `NAME.yaml`, when it exists.
 fn beside(spec: &std::path::Path) -> Option<PathBuf> {
-    let stem = spec.file_stem()?.to_str()?;
-    let candidate = spec.with_file_name(format!("{stem}.model.yaml"));
+    let candidate = sibling(spec, "model")?;
     candidate.is_file().then_some(candidate)
+}
+
+/// `NAME.KIND.yaml` beside `NAME.yaml`.
+fn sibling(spec: &std::path::Path, kind: &str) -> Option<PathBuf> {
+    let stem = spec.file_stem()?.to_str()?;
+    Some(spec.with_file_name(format!("{stem}.{kind}.yaml")))
 }
 
 /// The first and last start days the engine's calendar ([`gate::EARLIEST`]..[`gate::LATEST`])
@@ -77,15 +98,16 @@ fn parse_date(text: &str) -> Result<NaiveDate, String> {
 pub fn run(args: &Args) -> ExitCode {
     let mut out = Output::stdout();
     let code = match simulate(args, &mut out) {
-        Ok(()) => 0,
+        Ok(code) => code,
         Err(failure) => failure.print(),
     };
     finish(code, out.finish(), EXIT_USAGE)
 }
 
 /// Reads the spec and the model, runs, and writes the report to `out`; a write error stops the
-/// run early and is left in `out` for [`finish`].
-fn simulate(args: &Args, out: &mut Output) -> Result<(), Failure> {
+/// run early and is left in `out` for [`finish`]. Returns the exit code: 0, or 1 when an
+/// expectation fails.
+fn simulate(args: &Args, out: &mut Output) -> Result<u8, Failure> {
     let (spec, source_name) = super::read_spec(&args.file)?;
     let model_path = args.model.clone().or_else(|| beside(&args.file));
     let model = match &model_path {
@@ -97,8 +119,18 @@ fn simulate(args: &Args, out: &mut Output) -> Result<(), Failure> {
     };
     let workflow = Workflow::compile(&spec).map_err(|e| Failure::invalid(format!("{source_name}: {e}")))?;
     let workflow = Arc::new(workflow);
+    if let Some(expect) = &args.expect {
+        return expect::run(args, expect.as_deref(), &spec, &workflow, &model, model_path.as_deref(), out);
+    }
+    let Some(start) = args.start else {
+        return Err(Failure {
+            code: EXIT_USAGE,
+            message: "error: give the first day with `--start YYYY-MM-DD`".into(),
+        });
+    };
     let zone = workflow.zone();
-    let config = SimConfig { weeks: args.weeks, seed: args.seed, start: args.start, history: SimHistory::Release };
+    let config = SimConfig { weeks: args.weeks, seed: args.seed, start, history: SimHistory::Release };
+    let from_week = args.from_week.as_deref();
     let mut printer = Printer {
         out: &mut *out,
         zone,
@@ -107,6 +139,8 @@ fn simulate(args: &Args, out: &mut Output) -> Result<(), Failure> {
         progress: std::io::stderr().is_terminal() && args.weeks >= 1000,
         weeks: args.weeks,
         ended: 0,
+        from_week,
+        shown: from_week.is_none(),
     };
     let run = sim::simulate(workflow, &model, &config, &mut printer);
     if printer.progress {
@@ -114,8 +148,26 @@ fn simulate(args: &Args, out: &mut Output) -> Result<(), Failure> {
     }
     let run = match run {
         // Standard output failed; `finish` reports it.
-        Err(SimError::Stopped { .. }) => return Ok(()),
+        Err(SimError::Stopped { .. }) => return Ok(0),
         run => run.map_err(Failure::invalid)?,
+    };
+    let first = match from_week {
+        None => 0,
+        Some(week) => match run.weeks.iter().position(|w| w.release.as_str() == week) {
+            Some(i) => i,
+            None => {
+                let span = match (run.weeks.first(), run.weeks.last()) {
+                    (Some(a), Some(b)) => format!(" ({} to {})", a.release, b.release),
+                    _ => String::new(),
+                };
+                return Err(Failure {
+                    code: EXIT_USAGE,
+                    message: format!(
+                        "error: `--from-week {week}` is not among the simulated weeks{span}\nhelp: write a release id like `2026-W07`, and give `--weeks` enough to reach it"
+                    ),
+                });
+            }
+        },
     };
     let summary = Summary::of(&run.weeks);
     // Write errors are kept by `out` and reported by `finish`.
@@ -131,18 +183,18 @@ fn simulate(args: &Args, out: &mut Output) -> Result<(), Failure> {
                     "{}: {} weeks from {}, seed {}, model {model}, times in {}",
                     spec.spec().name,
                     args.weeks,
-                    args.start,
+                    start,
                     args.seed,
                     zone.name()
                 );
-                for week in &run.weeks {
+                for week in run.weeks.get(first..).unwrap_or_default() {
                     let _ = writeln!(out, "{}", week.story(zone));
                 }
             }
             writeln!(out).and_then(|()| writeln!(out, "{summary}"))
         }
     };
-    Ok(())
+    Ok(0)
 }
 
 /// Writes each entry as it happens (with `--format json` or `--timeline`) and counts the weeks
@@ -155,12 +207,17 @@ struct Printer<'a> {
     progress: bool,
     weeks: u32,
     ended: u32,
+    /// `--from-week`: entries are printed from this week on.
+    from_week: Option<&'a str>,
+    shown: bool,
 }
 
 impl Observer for Printer<'_> {
     fn entry(&mut self, entry: &Entry<'_>) {
+        self.shown = self.shown || self.from_week == Some(entry.release.as_str());
         // A failed write is kept by `out`, and `stop` ends the run.
         let _ = match self.format {
+            _ if !self.shown => Ok(()),
             Format::Json => serde_json::to_writer(&mut *self.out, &entry.to_json(self.zone))
                 .map_err(std::io::Error::from)
                 .and_then(|()| writeln!(self.out)),

@@ -189,6 +189,9 @@ pub struct WeekReport {
     pub merges: u16,
     /// Of those, refused by a window.
     pub merges_refused: u16,
+    /// Merges where the window's answer (`may()`) and the engine's verdict disagreed (0 unless
+    /// the engine is broken; see [`crate::sim::SimRun::policy_disagreements`]).
+    pub policy_disagreements: u16,
 }
 
 fn minutes<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

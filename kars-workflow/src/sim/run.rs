@@ -151,6 +151,7 @@ struct Cycle {
     refused: u16,
     merges: u16,
     merges_refused: u16,
+    disagreements: u16,
 }
 
 /// Runs `workflow` for `config.weeks` cycles with `model`'s people, telling `observer` every
@@ -460,6 +461,7 @@ impl<'m> Sim<'m> {
             refused: c.refused,
             merges: c.merges,
             merges_refused: c.merges_refused,
+            policy_disagreements: c.disagreements,
         }
     }
 

@@ -175,6 +175,7 @@ impl Sim<'_> {
                 let result = self.instance.handle_event(Event::Merge { source, target, actor }, now);
                 if permission.allowed != result.is_ok() {
                     self.disagreements += 1;
+                    self.cycle.disagreements = self.cycle.disagreements.saturating_add(1);
                 }
                 self.cycle.merges += 1;
                 if result.is_err() {
