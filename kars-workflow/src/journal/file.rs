@@ -103,6 +103,10 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// work on read-only files and directories. Every wait for a lock is bounded by
 /// [`FileStoreConfig::lock_timeout`]. Locks are advisory: other programs must not write the
 /// files. The format and the recovery rules are in the [module documentation](super).
+///
+/// A handle remembers where each journal it has checked ends, so an append scans only the
+/// bytes added since (by any writer): damage to bytes it has already checked is found by the
+/// next read or by a new handle, which scan the whole file.
 #[derive(Debug)]
 pub struct FileStore {
     pub(super) dir: PathBuf,
@@ -288,7 +292,11 @@ impl FileStore {
     fn check(&self, id: &InstanceId, scan: &Scan) -> Result<(), JournalError> {
         match &scan.stop {
             Stop::End | Stop::Torn => Ok(()),
-            Stop::Problem(problem) => Err(self.problem(id, scan.end, problem.clone())),
+            Stop::Problem(problem) => {
+                // What this handle remembered about the file is not to be trusted any more.
+                self.forget(id);
+                Err(self.problem(id, scan.end, problem.clone()))
+            }
         }
     }
 
