@@ -1,6 +1,7 @@
 //! The journal and the file system: read-only files, bounded lock waits, symbolic links, file
 //! modes and leftovers of interrupted creates. Some tests re-run this test binary as a child
 //! process (selected by an environment variable) to act as another process or another user.
+#![cfg(unix)]
 
 use std::fs;
 use std::io::{BufRead, BufReader};
@@ -318,6 +319,43 @@ fn racing_creates_of_one_id_never_break_each_other() {
     for round in 0..rounds {
         assert_eq!(wins.iter().map(|w| w[round]).sum::<u32>(), 1, "round {round}");
     }
+    assert!(temp_files(dir.path()).is_empty());
+}
+
+/// The racing child's environment variable: the journal directory to create instances in.
+const RACE_ENV: &str = "KARS_JOURNAL_CREATE_RACE_DIR";
+const RACE_TEST: &str = "racing_creates_in_several_processes_never_break_each_other";
+
+/// Processes racing to create the same instances, in the same order, never break one another:
+/// each id is won by exactly one process and no create fails otherwise.
+#[test]
+fn racing_creates_in_several_processes_never_break_each_other() {
+    if let Ok(dir) = std::env::var(RACE_ENV) {
+        let store = FileStore::open(&dir).unwrap().with_config(config());
+        for round in 0..150 {
+            match store.create(&id(&format!("r{round}")), b"") {
+                Ok(()) => println!("\nwon r{round}"),
+                Err(JournalError::AlreadyExists { .. }) => {}
+                Err(e) => panic!("round {round}: {e}"),
+            }
+        }
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let children: Vec<Child> = (0..3)
+        .map(|_| {
+            child(RACE_TEST, (RACE_ENV, dir.path().to_str().unwrap()), false).stdout(Stdio::piped()).spawn().unwrap()
+        })
+        .collect();
+    let mut won = Vec::new();
+    for c in children {
+        let output = c.wait_with_output().unwrap();
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        assert!(output.status.success(), "{stdout}");
+        won.extend(stdout.lines().filter_map(|l| l.strip_prefix("won r")?.parse::<u32>().ok()));
+    }
+    won.sort_unstable();
+    assert_eq!(won, (0..150).collect::<Vec<_>>());
     assert!(temp_files(dir.path()).is_empty());
 }
 
