@@ -262,13 +262,13 @@ impl FileStore {
         file: &mut File,
         path: &Path,
         len: u64,
-        visit: impl FnMut(Vec<u8>),
+        records: Option<&mut Vec<Vec<u8>>>,
     ) -> Result<(Vec<u8>, Scan), JournalError> {
         let max = self.config.max_record_len;
         file.seek(SeekFrom::Start(0)).map_err(|e| JournalError::io(path, e))?;
         let header = format::read_file_header(&*file, len, max).map_err(|e| self.read_error(id, path, e))?;
         let start = format::frames_start(header.len());
-        let scan = format::scan_frames(&*file, start, len, 0, max, visit).map_err(|e| JournalError::io(path, e))?;
+        let scan = format::scan_frames(&*file, start, len, 0, max, records).map_err(|e| JournalError::io(path, e))?;
         Ok((header, scan))
     }
 
@@ -310,10 +310,10 @@ impl FileStore {
             Some(tail) if tail.file == ident && tail.end < len => {
                 file.seek(SeekFrom::Start(tail.end)).map_err(|e| JournalError::io(path, e))?;
                 let max = self.config.max_record_len;
-                format::scan_frames(&*file, tail.end, len, tail.version, max, |_| {})
+                format::scan_frames(&*file, tail.end, len, tail.version, max, None)
                     .map_err(|e| JournalError::io(path, e))?
             }
-            _ => self.scan_all(id, file, path, len, |_| {})?.1,
+            _ => self.scan_all(id, file, path, len, None)?.1,
         };
         self.check(id, &scan)?;
         let tail = Tail { file: ident, end: scan.end, version: scan.version };
@@ -425,7 +425,7 @@ impl Store for FileStore {
         let (mut file, path) = self.open_locked(id, Access::Read)?;
         let meta = file.metadata().map_err(|e| JournalError::io(&path, e))?;
         let mut records = Vec::new();
-        let (header, scan) = self.scan_all(id, &mut file, &path, meta.len(), |p| records.push(p))?;
+        let (header, scan) = self.scan_all(id, &mut file, &path, meta.len(), Some(&mut records))?;
         self.check(id, &scan)?;
         self.remember(id, Tail { file: identity(&meta), end: scan.end, version: scan.version });
         Ok(Stored { header, records, version: scan.version })

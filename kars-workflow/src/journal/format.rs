@@ -1,6 +1,6 @@
 //! Encoding and scanning of the journal's on-disk format (see the module doc of `journal`).
 
-use std::io::{BufReader, Read};
+use std::io::{BufRead, BufReader, Read};
 
 use super::Corruption;
 use super::crc::{Crc32c, crc32c};
@@ -156,10 +156,12 @@ pub(crate) struct Scan {
 }
 
 /// Scans the frames read from `r`, which is positioned at absolute offset `base` (the start of
-/// frame `first_index`) of a file of `file_len` bytes, calling `visit` with each valid payload.
+/// frame `first_index`) of a file of `file_len` bytes, pushing each valid payload to `records`
+/// if given.
 ///
-/// A payload is allocated only once its frame header checks, its length is within `max`, and
-/// the file holds all of it.
+/// A payload is allocated only if it is kept, and only once its frame header checks, its
+/// length is within `max`, and the file holds all of it. A payload that is not kept is checked
+/// straight from the read buffer.
 ///
 /// # Errors
 /// Only if reading fails; damage ends the scan with [`Stop::Problem`].
@@ -169,7 +171,7 @@ pub(crate) fn scan_frames(
     file_len: u64,
     first_index: u64,
     max: u32,
-    mut visit: impl FnMut(Vec<u8>),
+    mut records: Option<&mut Vec<Vec<u8>>>,
 ) -> std::io::Result<Scan> {
     let mut r = BufReader::with_capacity(64 * 1024, r);
     let (mut at, mut index) = (base, first_index);
@@ -199,13 +201,33 @@ pub(crate) fn scan_frames(
         if len > max {
             return stop(at, index, Stop::Problem(Problem::TooLarge { index: Some(index), len: u64::from(len) }));
         }
-        let mut payload = vec![0u8; len as usize];
-        r.read_exact(&mut payload)?;
-        if self::payload_crc(&payload) != payload_crc {
+        let mut payload = Vec::new();
+        let keep = records.is_some();
+        if keep {
+            payload.reserve_exact(len as usize);
+        }
+        let mut crc = Crc32c::new();
+        let mut left = len as usize;
+        while left > 0 {
+            let buf = r.fill_buf()?;
+            if buf.is_empty() {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            let n = buf.len().min(left);
+            crc = crc.update(&buf[..n]);
+            if keep {
+                payload.extend_from_slice(&buf[..n]);
+            }
+            r.consume(n);
+            left -= n;
+        }
+        if mask(crc.finish()) != payload_crc {
             // The whole frame is there and its header checks: a flipped byte, not a torn write.
             return stop(at, index, Stop::Problem(Problem::Damaged(Corruption::PayloadChecksum { index })));
         }
-        visit(payload);
+        if let Some(records) = records.as_deref_mut() {
+            records.push(payload);
+        }
         at += (FRAME_HEADER as u64) + u64::from(len);
         index += 1;
     }
@@ -246,7 +268,7 @@ mod tests {
         assert_eq!(header, b"hdr");
         let start = frames_start(header.len());
         let mut out = Vec::new();
-        let scan = scan_frames(&buf[start as usize..], start, buf.len() as u64, 0, MAX, |p| out.push(p)).unwrap();
+        let scan = scan_frames(&buf[start as usize..], start, buf.len() as u64, 0, MAX, Some(&mut out)).unwrap();
         (out, scan)
     }
 
@@ -273,8 +295,10 @@ mod tests {
         // Whatever the index, twelve zero bytes do not decode as an empty record.
         for index in [0u64, 1, 2, 1000, u64::MAX] {
             let zeros = [0u8; FRAME_HEADER];
-            let scan = scan_frames(&zeros[..], 0, 12, index, MAX, |_| panic!("a frame of zeros was accepted")).unwrap();
+            let mut out = Vec::new();
+            let scan = scan_frames(&zeros[..], 0, 12, index, MAX, Some(&mut out)).unwrap();
             assert_eq!(scan.stop, Stop::Torn);
+            assert!(out.is_empty(), "a frame of zeros was accepted");
         }
         assert_ne!(payload_crc(b""), 0);
     }
@@ -318,11 +342,13 @@ mod tests {
         frame[..4].copy_from_slice(&len);
         frame[4..8].copy_from_slice(&crc);
         frame[8..].copy_from_slice(&frame_crc(0, len, crc).to_le_bytes());
-        let scan = scan_frames(&frame[..], 0, 12, 0, MAX, |_| panic!("allocated")).unwrap();
+        let mut out = Vec::new();
+        let scan = scan_frames(&frame[..], 0, 12, 0, MAX, Some(&mut out)).unwrap();
         assert_eq!(scan.stop, Stop::Torn);
         // ...and as too large when the file is long enough (its bytes are never read).
-        let scan = scan_frames(&frame[..], 0, 12 + u64::from(u32::MAX), 0, MAX, |_| panic!("allocated")).unwrap();
+        let scan = scan_frames(&frame[..], 0, 12 + u64::from(u32::MAX), 0, MAX, Some(&mut out)).unwrap();
         assert_eq!(scan.stop, Stop::Problem(Problem::TooLarge { index: Some(0), len: u64::from(u32::MAX) }));
+        assert!(out.is_empty());
         // A header over the cap is refused before it is read.
         let buf = encode_file_header(&[7; 100]);
         let err = read_file_header(&buf[..], buf.len() as u64, 99).unwrap_err();

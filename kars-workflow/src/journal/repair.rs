@@ -30,7 +30,7 @@ impl FileStore {
         self.refuse_if_read_only(id)?;
         let (mut file, path) = self.open_locked(id, Access::ReadWrite)?;
         let len = file.metadata().map_err(|e| JournalError::io(&path, e))?.len();
-        let (_, scan) = self.scan_all(id, &mut file, &path, len, |_| {})?;
+        let (_, scan) = self.scan_all(id, &mut file, &path, len, None)?;
         let damage = match scan.stop {
             Stop::End => None,
             Stop::Torn => None,
