@@ -199,8 +199,9 @@ fn journal_benches(c: &mut Criterion) {
             .into_iter()
             .enumerate()
     {
-        let store =
-            FileStore::with_config(dir.path(), FileStoreConfig::default().with_durability(durability)).expect("store");
+        let store = FileStore::open(dir.path())
+            .expect("store")
+            .with_config(FileStoreConfig::default().with_durability(durability));
         let id = InstanceId::new(format!("append-{n}")).expect("id");
         store.create(&id, &header).expect("create");
         let mut version = 0;
@@ -211,8 +212,9 @@ fn journal_benches(c: &mut Criterion) {
             });
         });
     }
-    let store = FileStore::with_config(dir.path(), FileStoreConfig::default().with_durability(Durability::None))
-        .expect("store");
+    let store = FileStore::open(dir.path())
+        .expect("store")
+        .with_config(FileStoreConfig::default().with_durability(Durability::None));
     let id = InstanceId::new("year").expect("id");
     store.create(&id, &header).expect("create");
     let slices: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
