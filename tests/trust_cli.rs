@@ -273,3 +273,80 @@ fn a_format_1_journal_still_reads_and_goes_on() {
     let history = j.instance("history", &[]);
     assert!(history.stdout.contains("result of `H`: succeeded, reported by bob"), "{}", history.stdout);
 }
+
+/// A rehearsal with a few records, for the journal tests below.
+fn rehearsal() -> Journal {
+    let j = Journal::new();
+    assert_eq!(j.instance("start", &[SPEC, "--clock", "virtual", "--now", "2026-11-23T08:00:00-05:00"]).code, 0);
+    let act = j.instance("act", &["--node", "B", "--actor", "erin", "--now", "2026-11-23T09:00:00-05:00"]);
+    assert_eq!(act.code, 0, "{}", act.stderr);
+    j
+}
+
+/// Finding 7: a full-length last record whose checksum fails is corruption, not a torn tail:
+/// read commands refuse it and leave the file alone; `repair` backs the file up and cuts it.
+#[test]
+fn a_flipped_byte_in_the_last_record_is_corruption_until_repaired() {
+    let j = rehearsal();
+    let path = j.dir.path().join("kars-release.journal");
+    let mut bytes = j.bytes();
+    let last = bytes.len() - 3;
+    bytes[last] ^= 0x20;
+    std::fs::write(&path, &bytes).unwrap();
+    for sub in ["history", "status"] {
+        let run = j.instance(sub, &[]);
+        assert_eq!(run.code, 2, "{sub}: {}", run.stdout);
+        assert!(run.stderr.contains("is corrupt at byte"), "{sub}: {}", run.stderr);
+        assert!(run.stderr.contains("kars instance repair"), "{sub}: {}", run.stderr);
+    }
+    assert_eq!(j.bytes(), bytes, "readers never write");
+    let repair = j.instance("repair", &[]);
+    assert_eq!(repair.code, 0, "{}", repair.stderr);
+    assert!(repair.stdout.contains("kars-release.journal.bak-1"), "{}", repair.stdout);
+    assert_eq!(std::fs::read(j.dir.path().join("kars-release.journal.bak-1")).unwrap(), bytes);
+    let history = j.instance("history", &[]);
+    assert_eq!(history.code, 0, "{}", history.stderr);
+    assert!(!history.stdout.contains("erin completes `B`"), "the damaged record is gone: {}", history.stdout);
+}
+
+/// A torn tail (an append cut short) is ignored by readers and cut by the next writer, which
+/// says so on stderr.
+#[test]
+fn a_torn_tail_is_left_alone_by_readers_and_cut_by_a_writer_that_says_so() {
+    let j = rehearsal();
+    let path = j.dir.path().join("kars-release.journal");
+    let mut bytes = j.bytes();
+    bytes.extend_from_slice(&[0x40, 0, 0, 0, 1, 2, 3]);
+    std::fs::write(&path, &bytes).unwrap();
+    let status = j.instance("status", &["--now", "2026-11-23T09:10:00-05:00"]);
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    assert_eq!(j.bytes(), bytes);
+    let act = j.instance("act", &["--node", "C", "--actor", "frank", "--now", "2026-11-23T09:30:00-05:00"]);
+    assert_eq!(act.code, 0, "{}", act.stderr);
+    assert!(act.stderr.contains("cut a torn tail of 7 bytes"), "{}", act.stderr);
+}
+
+/// Finding 8: a read-only journal (file 0444, directory 0555) read by another user.
+#[test]
+fn read_commands_work_on_a_read_only_journal_of_another_user() {
+    if Command::new("setpriv").arg("--version").output().is_err() || me() != "root" {
+        eprintln!("skipped: needs root and setpriv to run as another user");
+        return;
+    }
+    let j = rehearsal();
+    let dir = j.dir.path();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.join("kars-release.journal"), std::fs::Permissions::from_mode(0o444)).unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let before = j.bytes();
+    for sub in ["status", "history"] {
+        let out = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_kars"), "instance", sub])
+            .args(["--journal", j.path(), "--id", "kars-release"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{sub}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert_eq!(j.bytes(), before);
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+}

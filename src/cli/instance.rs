@@ -57,6 +57,8 @@ enum Command {
     /// Replace the instance's roster (a journaled change, by a role the spec's
     /// `team_managed_by` names).
     Team(TeamChangeArgs),
+    /// Make a damaged journal readable again: back it up, then cut it at the first bad record.
+    Repair(RepairArgs),
 }
 
 /// Where the instance is.
@@ -188,6 +190,12 @@ struct HistoryArgs {
 }
 
 #[derive(Debug, clap::Args)]
+struct RepairArgs {
+    #[command(flatten)]
+    target: Target,
+}
+
+#[derive(Debug, clap::Args)]
 struct TeamChangeArgs {
     #[command(flatten)]
     target: Target,
@@ -209,6 +217,7 @@ pub fn run(args: &Args) -> ExitCode {
         Command::Tick(a) => tick(a),
         Command::History(a) => history(a),
         Command::Team(a) => team(a),
+        Command::Repair(a) => repair(a),
     };
     match result {
         Ok(done) => done.emit(),
@@ -373,12 +382,27 @@ fn adapters(effects: Option<&EffectArgs>, out: &Buffer, id: &str, program: &Prog
     adapters
 }
 
+/// How a command uses the journal directory.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// `status`, `history`, `render`: never write (works on read-only files).
+    Read,
+    /// `act`, `tick`, `team`, `repair`.
+    Write,
+}
+
 /// An existing journal directory.
-fn open_store(dir: &Path) -> Result<FileStore, Failure> {
-    if !dir.is_dir() {
-        return Err(usage(format!("there is no journal directory `{}`", dir.display())));
+fn open_store(dir: &Path, access: Access) -> Result<FileStore, Failure> {
+    match access {
+        Access::Read => FileStore::open_read_only(dir),
+        Access::Write => FileStore::open(dir),
     }
-    FileStore::open(dir).map_err(usage)
+    .map_err(usage)
+}
+
+/// A torn tail a writer cut (an append interrupted before it was acknowledged), for stderr.
+fn tail_cuts(store: &FileStore) -> Vec<String> {
+    store.take_tail_cuts().into_iter().map(|cut| format!("warning: {cut}")).collect()
 }
 
 /// Refuses `--team` outside `start`.
@@ -400,8 +424,8 @@ struct Session {
 }
 
 /// Opens `target` with the spec stored in its journal: one read, one replay.
-fn open(target: &Target, now: &Now, effects: Option<&EffectArgs>) -> Result<Session, Failure> {
-    let store = open_store(&target.journal)?;
+fn open(target: &Target, now: &Now, effects: Option<&EffectArgs>, access: Access) -> Result<Session, Failure> {
+    let store = open_store(&target.journal, access)?;
     let id = instance_id(&target.id)?;
     let now = parse_now(now)?;
     let journal = read_journal(&store, &id).map_err(driver_failure)?;
@@ -468,7 +492,7 @@ fn start(args: &StartArgs) -> Result<Done, Failure> {
         Some(path) => Some(read_roster(path, &spec)?),
         None => None,
     };
-    let store = FileStore::open(&args.journal).map_err(usage)?;
+    let store = FileStore::create_dir(&args.journal).map_err(usage)?;
     let out = Buffer::default();
     let parts = Parts {
         store,
@@ -486,14 +510,14 @@ fn start(args: &StartArgs) -> Result<Done, Failure> {
 
 fn status(args: &StatusArgs) -> Result<Done, Failure> {
     no_team(&args.team)?;
-    let session = open(&args.target, &args.now, None)?;
+    let session = open(&args.target, &args.now, None, Access::Read)?;
     let out = status::render(&session.driver, session.mode);
     Ok(Done { out, warnings: Vec::new(), committed: false })
 }
 
 fn act(args: &ActArgs) -> Result<Done, Failure> {
     no_team(&args.team)?;
-    let mut session = open(&args.target, &args.now, Some(&args.effects))?;
+    let mut session = open(&args.target, &args.now, Some(&args.effects), Access::Write)?;
     let actor = who_acts(&session, args.actor.actor.as_deref())?;
     let node = NodeId::new(args.node.clone()).map_err(usage)?;
     let report = session.driver.act(actor, node, args.outcome.as_deref()).map_err(driver_failure)?;
@@ -504,7 +528,7 @@ fn act(args: &ActArgs) -> Result<Done, Failure> {
 
 fn tick(args: &TickArgs) -> Result<Done, Failure> {
     no_team(&args.team)?;
-    let mut session = open(&args.target, &args.now, Some(&args.effects))?;
+    let mut session = open(&args.target, &args.now, Some(&args.effects), Access::Write)?;
     let report = session.driver.tick().map_err(driver_failure)?;
     let mut text = String::new();
     if !report.ran_timers() {
@@ -515,7 +539,7 @@ fn tick(args: &TickArgs) -> Result<Done, Failure> {
 }
 
 fn team(args: &TeamChangeArgs) -> Result<Done, Failure> {
-    let mut session = open(&args.target, &args.now, None)?;
+    let mut session = open(&args.target, &args.now, None, Access::Write)?;
     let roster = read_roster(&args.file, &session.spec)?;
     let actor = who_acts(&session, args.actor.actor.as_deref())?;
     let report = session.driver.change_roster(&actor, roster).map_err(driver_failure)?;
@@ -524,8 +548,17 @@ fn team(args: &TeamChangeArgs) -> Result<Done, Failure> {
     Ok(Done { out: text, warnings, committed: report.committed() })
 }
 
+/// `kars instance repair`: the only way past a damaged journal. The file is copied first.
+fn repair(args: &RepairArgs) -> Result<Done, Failure> {
+    let store = open_store(&args.target.journal, Access::Write)?;
+    let id = instance_id(&args.target.id)?;
+    let report = store.repair(&id).map_err(usage)?;
+    let committed = report.bytes_removed > 0;
+    Ok(Done { out: format!("{report}\n"), warnings: Vec::new(), committed })
+}
+
 fn history(args: &HistoryArgs) -> Result<Done, Failure> {
-    let store = open_store(&args.target.journal)?;
+    let store = open_store(&args.target.journal, Access::Read)?;
     let id = instance_id(&args.target.id)?;
     let journal = read_journal(&store, &id).map_err(driver_failure)?;
     let (_, program) = stored_spec(&journal)?;
@@ -577,7 +610,7 @@ fn render_report(session: &mut Session, report: &Report, text: &mut String) -> V
     }
     text.push_str(&transcript.finish());
     text.push_str(&session.out.take());
-    let mut warnings = Vec::new();
+    let mut warnings = tail_cuts(session.driver.store());
     for entry in &report.log {
         use kars::workflow::driver::LogKind;
         match &entry.kind {
@@ -605,7 +638,7 @@ fn render_state(
     now: &Now,
 ) -> Result<String, Failure> {
     let program = Program::new(spec).map_err(invalid)?;
-    let store = open_store(journal)?;
+    let store = open_store(journal, Access::Read)?;
     let id = instance_id(id)?;
     let journal = read_journal(&store, &id).map_err(driver_failure)?;
     let mode = journal.header.clock;
