@@ -14,6 +14,7 @@ pub mod model;
 mod report;
 pub mod rng;
 mod run;
+mod yaml;
 
 pub use model::{Model, ModelError, ModelFile};
 pub use report::{Entry, EntryKind, Observer, Stats, Summary, WeekReport};

@@ -112,32 +112,13 @@ impl ExpectFile {
 
 /// A YAML or shape error as `file:line:column: message`.
 fn syntax_error(error: &serde_saphyr::Error, origin: &str) -> ExpectError {
-    let text = error.without_snippet().to_string();
-    let text = text.strip_prefix("error: ").unwrap_or(&text);
-    let message = match text.split_once(": ") {
-        Some((place, rest)) if place.starts_with("line ") => rest,
-        _ => text,
-    };
-    let message = match message.rsplit_once(" at line ") {
-        Some((head, tail)) if tail.contains(", column ") => head,
+    let message = crate::sim::yaml::parser_message(error, "expectations files");
+    let message = match message.strip_prefix("invalid ") {
+        Some("u32" | "u64") => "expected a whole number here".to_owned(),
+        Some("f64") => "expected a number here".to_owned(),
+        Some("bool") => "expected `true` or `false` here".to_owned(),
         _ => message,
-    }
-    .to_owned();
-    let message = if message.starts_with("budget breached") {
-        "the file goes past a parse limit: expectations files take no anchors or aliases, at most 16 levels of nesting and 20,000 values".to_owned()
-    } else if let Some(kind) = message.strip_prefix("invalid ") {
-        match kind {
-            "u32" | "u64" => "expected a whole number here".to_owned(),
-            "f64" => "expected a number here".to_owned(),
-            "bool" => "expected `true` or `false` here".to_owned(),
-            _ => message,
-        }
-    } else {
-        message
     };
-    let (line, column) = match error.location().filter(|l| l.line() > 0) {
-        Some(at) => (at.line(), at.column()),
-        None => (0, 0),
-    };
+    let (line, column) = crate::sim::yaml::location(error).unwrap_or((0, 0));
     ExpectError::Syntax { origin: origin.to_owned(), line, column, message }
 }
