@@ -1,7 +1,8 @@
 //! What users pay for, in one suite: load and validate the KARS spec, compile it, one engine
 //! transition, a clean KARS week per instance (one instance after another, and 10,000 held in
 //! memory and advanced round-robin), a simulated week, a simulated year, 10,000 simulated
-//! weeks, 10,000 concurrent instances (time and memory), and journal appends and replay.
+//! weeks, the bundled expectations (a year over ten seeds), 10,000 concurrent instances (time
+//! and memory), and journal appends and replay.
 //!
 //! Run with `cargo bench --bench suite`; figures are in README.md. Memory is measured with a
 //! counting allocator: the bytes still allocated after 10,000 instances are built (at Tuesday,
@@ -16,6 +17,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use kars::spec::{CheckedSpec, NodeId, RoleId};
 use kars::workflow::journal::{Durability, FileStore, FileStoreConfig, Store};
+use kars::workflow::sim::expect::Expectations;
 use kars::workflow::sim::{self, Model, SimConfig, SimHistory};
 use kars::workflow::{ActionOutcome, Actor, EngineError, Event, History, Instance, InstanceId, Record, Workflow};
 
@@ -126,6 +128,21 @@ fn simulation_benches(c: &mut Criterion) {
     group.finish();
 }
 
+/// `kars simulate workflows/kars-release.yaml --expect`: ten seeds of 52 weeks, measured.
+fn expect_benches(c: &mut Criterion) {
+    let checked = spec();
+    let workflow = Arc::new(Workflow::compile(&checked).expect("compiles"));
+    let model = Model::load(&checked, MODEL, "kars-release.model.yaml").expect("valid model");
+    let yaml = include_str!("../workflows/kars-release.expect.yaml");
+    let expectations = Expectations::load(&checked, yaml, "kars-release.expect.yaml").expect("valid expectations");
+    let mut group = c.benchmark_group("expect");
+    group.sample_size(20);
+    group.bench_function("a year over ten seeds (520 cycles)", |b| {
+        b.iter(|| black_box(expectations.evaluate(&workflow, &model)));
+    });
+    group.finish();
+}
+
 fn concurrency_benches(c: &mut Criterion) {
     let workflow = Arc::new(Workflow::compile(&spec()).expect("compiles"));
     let mut group = c.benchmark_group("concurrent");
@@ -186,8 +203,9 @@ fn journal_benches(c: &mut Criterion) {
             .into_iter()
             .enumerate()
     {
-        let store =
-            FileStore::with_config(dir.path(), FileStoreConfig::default().with_durability(durability)).expect("store");
+        let store = FileStore::open(dir.path())
+            .expect("store")
+            .with_config(FileStoreConfig::default().with_durability(durability));
         let id = InstanceId::new(format!("append-{n}")).expect("id");
         store.create(&id, &header).expect("create");
         let mut version = 0;
@@ -198,8 +216,9 @@ fn journal_benches(c: &mut Criterion) {
             });
         });
     }
-    let store = FileStore::with_config(dir.path(), FileStoreConfig::default().with_durability(Durability::None))
-        .expect("store");
+    let store = FileStore::open(dir.path())
+        .expect("store")
+        .with_config(FileStoreConfig::default().with_durability(Durability::None));
     let id = InstanceId::new("year").expect("id");
     store.create(&id, &header).expect("create");
     let slices: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
@@ -242,7 +261,7 @@ fn holder(person: &str) -> Actor {
 fn acknowledge(instance: &mut Instance, now: DateTime<Utc>) {
     while let Some(effect) = instance.poll_effect() {
         if effect.kind.awaits_result() {
-            let event = Event::ActionResult { node: effect.node, outcome: ActionOutcome::Succeeded };
+            let event = Event::result_of(&effect, ActionOutcome::Succeeded);
             instance.handle_event(event, now).expect("the action waits for its result");
         }
     }
@@ -411,6 +430,7 @@ criterion_group!(
     engine_benches,
     week_benches,
     simulation_benches,
+    expect_benches,
     concurrency_benches,
     journal_benches
 );

@@ -130,7 +130,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let adapters = Adapters::new(WebhookNotifier::new(url))
         .with_vcs(GitVcs::new(&repo).with_identity("kars release bot", "bot@example.invalid"))
         .with_operations(ops);
-    let store = FileStore::open(work.path().join("journal"))?;
+    let store = FileStore::create_dir(work.path().join("journal"))?;
     let parts = Parts { store, clock: Arc::clone(&clock), adapters, config: DriverConfig::default() };
     let mut driver = Driver::create(parts, &program, &InstanceId::new("kars-release")?, None)?;
 

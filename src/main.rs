@@ -7,6 +7,8 @@ use clap::Parser;
 mod cli;
 
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
-    cli::run(args)
+    match cli::Cli::try_parse() {
+        Ok(args) => cli::run(args),
+        Err(error) => cli::parse_failed(&error),
+    }
 }

@@ -185,10 +185,10 @@ fn event(node: &str, person: &str, outcome: Option<&str>) -> Event {
 /// Runs one step: time passes until the step's instant, then the act.
 fn run_step<S: Store>(driver: &mut Driver<S, Arc<VirtualClock>>, step: &Step) -> Result<(), DriverError> {
     match step {
-        Step::Until(at) => driver.run_until(local(at)),
+        Step::Until(at) => driver.run_until(local(at)).map(drop),
         Step::Act(at, node, person, outcome) => {
             driver.run_until(local(at))?;
-            driver.handle_event(event(node, person, *outcome))
+            driver.handle_event(event(node, person, *outcome)).map(drop)
         }
     }
 }
@@ -287,7 +287,7 @@ fn a_failed_deploy_takes_the_rollback_path() {
         Entry::Done(d) if d.key.as_str() == "kars/2026-W48/Y/1" => Some(d.status.clone()),
         _ => None,
     });
-    assert!(matches!(y, Some(EffectStatus::Failed { error }) if error.contains("injected permanent failure")));
+    assert!(matches!(y, Some(EffectStatus::Failed(f)) if f.to_string().contains("injected permanent failure")));
 }
 
 #[test]
@@ -324,12 +324,13 @@ fn results_reported_later_move_the_token() {
     assert_eq!(driver.instance().current_node().unwrap().as_str(), "H");
     let h: kars::workflow::EffectKey = serde_json::from_str("\"kars/2026-W48/H/1\"").unwrap();
     assert!(driver.is_acknowledged(&h));
-    driver.report(kars::spec::NodeId::new("H").unwrap(), ActionOutcome::Succeeded).unwrap();
+    let dave = kars::workflow::Reporter::Person(roster().actor("dave").unwrap());
+    driver.report(kars::spec::NodeId::new("H").unwrap(), ActionOutcome::Succeeded, dave.clone()).unwrap();
     assert_eq!(driver.instance().current_node().unwrap().as_str(), "I");
     // A second report is refused and (by default) leaves no trace in the journal, nor in memory.
     let version = driver.version();
     let recorded = driver.instance().history().next_seq();
-    let err = driver.report(kars::spec::NodeId::new("H").unwrap(), ActionOutcome::Succeeded).unwrap_err();
+    let err = driver.report(kars::spec::NodeId::new("H").unwrap(), ActionOutcome::Succeeded, dave).unwrap_err();
     assert!(err.is_refusal(), "{err}");
     assert_eq!(driver.store().version(&id()).unwrap(), version);
     assert_eq!(driver.instance().history().next_seq(), recorded);

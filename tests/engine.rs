@@ -103,8 +103,8 @@ impl Run {
                         Some(Some(entries)) => entries.contains(&entry),
                         None => false,
                     };
-                    acks.push((
-                        effect.node.clone(),
+                    acks.push(Event::result_of(
+                        &effect,
                         if failed { ActionOutcome::Failed } else { ActionOutcome::Succeeded },
                     ));
                 }
@@ -112,8 +112,8 @@ impl Run {
             if acks.is_empty() {
                 return;
             }
-            for (node, outcome) in acks {
-                self.input(at, Event::ActionResult { node, outcome });
+            for event in acks {
+                self.input(at, event);
             }
         }
     }
@@ -158,7 +158,7 @@ impl Run {
                 actor.name,
                 outcome.as_ref().map(|o| format!(" ({o})")).unwrap_or_default()
             ),
-            Event::ActionResult { node, outcome } => format!("> result of {node}: {outcome:?}"),
+            Event::ActionResult { node, outcome, .. } => format!("> result of {node}: {outcome:?}"),
             Event::Merge { source, target, actor } => format!("> {} merges {source} into {target}", actor.name),
         };
         self.line(at, &text);
@@ -234,7 +234,10 @@ fn run_script(text: &str) -> (String, Instance) {
                     ["result", node, outcome] => {
                         let outcome =
                             if *outcome == "failed" { ActionOutcome::Failed } else { ActionOutcome::Succeeded };
-                        r.input(at, Event::ActionResult { node: NodeId::new(*node).unwrap(), outcome });
+                        // The host's adapter reports the result of the effect it performed.
+                        let key = r.instance.result_key().unwrap_or_else(|| serde_json::from_str("\"none\"").unwrap());
+                        let reporter = kars::workflow::Reporter::Effect { key };
+                        r.input(at, Event::ActionResult { node: NodeId::new(*node).unwrap(), outcome, reporter });
                     }
                     ["merge", source, target, name] => {
                         let event = Event::Merge {
@@ -372,7 +375,7 @@ fn refusals_name_what_to_fix() {
         EngineError::GateNotOpen {
             node: NodeId::new("D").unwrap(),
             opens_at: utc("2026-11-24T14:00:00Z"),
-            opens_local: "2026-11-24 09:00 EST".into()
+            zone: chrono_tz::America::Toronto
         }
     );
     assert_eq!(
@@ -400,7 +403,7 @@ fn decisions_accept_only_declared_branches() {
     }
     while let Some(e) = instance.poll_effect() {
         if e.kind.awaits_result() {
-            let event = Event::ActionResult { node: e.node, outcome: ActionOutcome::Succeeded };
+            let event = Event::result_of(&e, ActionOutcome::Succeeded);
             instance.handle_event(event, toronto("2026-11-27 08:00")).unwrap();
         }
     }

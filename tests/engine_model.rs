@@ -174,7 +174,8 @@ fn run(spec_file: &str, start_day: i64, start_minute: i64, ops: &[Op], acks: Opt
                 acked += 1;
                 let outcome = if failed { ActionOutcome::Failed } else { ActionOutcome::Succeeded };
                 // The token may have moved on (a deadline jump); a refusal is fine here.
-                let _ = instance.handle_event(Event::ActionResult { node, outcome }, now);
+                let reporter = adapter(&instance);
+                let _ = instance.handle_event(Event::ActionResult { node, outcome, reporter }, now);
                 model.observe(&mut instance);
             }
         }
@@ -244,7 +245,7 @@ fn run(spec_file: &str, start_day: i64, start_minute: i64, ops: &[Op], acks: Opt
                     Some(i) => node_ids.get(*i).cloned().unwrap_or_else(|| "Unknown".into()),
                 };
                 let outcome = if *failed { ActionOutcome::Failed } else { ActionOutcome::Succeeded };
-                Event::ActionResult { node: NodeId::new(node).unwrap(), outcome }
+                Event::ActionResult { node: NodeId::new(node).unwrap(), outcome, reporter: adapter(&instance) }
             }
             Op::Merge { source, target } => Event::Merge {
                 source: BRANCHES[*source].to_owned(),
@@ -358,4 +359,11 @@ fn replay_refuses_forged_instants() {
     let mut extra = instance.history().clone();
     extra.records[0].resolved.push(kars_workflow::Resolved::NextCycle { at });
     assert!(Instance::replay(kars, &extra).is_err());
+}
+
+/// The host's adapter reporting the result of the effect the instance waits for (a key that
+/// matches nothing when it waits for none: the engine refuses that).
+fn adapter(instance: &Instance) -> kars::workflow::Reporter {
+    let key = instance.result_key().unwrap_or_else(|| serde_json::from_str("\"none\"").unwrap());
+    kars::workflow::Reporter::Effect { key }
 }

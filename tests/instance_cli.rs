@@ -1,7 +1,8 @@
-//! `kars instance` end to end: a whole KARS week driven through the binary with `--now` on a
-//! temporary journal directory, with the roster's people acting at the right times, the
-//! operator reporting deploys, refusals that write nothing, and snapshots of the session, the
-//! status, the history and the rendered picture.
+//! `kars instance` end to end: a whole KARS week driven through the binary as a rehearsal
+//! (`--clock virtual`, so `--now` and `--actor` are the caller's word) on a temporary journal
+//! directory, with the roster's people acting at the right times, DevOps reporting deploys,
+//! refusals that write nothing, and snapshots of the session, the status, the history and the
+//! rendered picture. The trust rules of real instances are in `tests/trust_cli.rs`.
 
 use std::path::Path;
 use std::process::Command;
@@ -46,7 +47,7 @@ impl Session {
         let dir = self.dir().to_str().unwrap().to_owned();
         let mut all = vec!["instance", sub];
         if sub == "start" {
-            all.push(SPEC);
+            all.extend([SPEC, "--clock", "virtual"]);
         } else {
             all.extend(["--id", "kars-release"]);
         }
@@ -73,8 +74,9 @@ impl Session {
         self.instance("act", &args, now, 0)
     }
 
-    fn report(&mut self, now: &str, node: &str, outcome: &str) -> Output {
-        self.instance("act", &["--node", node, "--outcome", outcome], now, 0)
+    /// `actor` reports the result of waiting action `node`.
+    fn report(&mut self, now: &str, node: &str, actor: &str, outcome: &str) -> Output {
+        self.instance("act", &["--node", node, "--actor", actor, "--outcome", outcome], now, 0)
     }
 
     fn journal_bytes(&self) -> Vec<u8> {
@@ -104,8 +106,8 @@ fn a_kars_week_through_the_command_line() {
     assert!(review.stderr.contains("they completed `E` this cycle"), "{}", review.stderr);
     let merge = s.act("2026-11-25T14:00:00-05:00", "F", "bob", Some("approved"));
     assert!(merge.stdout.contains("[operator] merge feature/* -> kars-dev"), "{}", merge.stdout);
-    s.report("2026-11-25T14:20:00-05:00", "G", "succeeded");
-    s.report("2026-11-25T14:40:00-05:00", "H", "succeeded");
+    s.report("2026-11-25T14:20:00-05:00", "G", "bob", "succeeded");
+    s.report("2026-11-25T14:40:00-05:00", "H", "dave", "succeeded");
     let freeze = s.act("2026-11-26T17:30:00-05:00", "I", "erin", None);
     assert!(
         freeze.stdout.contains("[channel #kars-releases] Code freeze for 2026-W48 is in effect"),
@@ -141,13 +143,13 @@ fn a_kars_week_through_the_command_line() {
     // Monday: the deploy.
     s.instance("tick", &[], "2026-11-30T09:46:00-05:00", 0);
     s.act("2026-11-30T09:50:00-05:00", "U", "dave", None);
-    s.report("2026-11-30T09:52:00-05:00", "V", "succeeded");
+    s.report("2026-11-30T09:52:00-05:00", "V", "dave", "succeeded");
     s.act("2026-11-30T09:55:00-05:00", "W", "frank", Some("approved"));
     s.instance("tick", &[], "2026-11-30T10:00:00-05:00", 0);
-    s.report("2026-11-30T10:02:00-05:00", "X", "succeeded");
-    s.report("2026-11-30T10:05:00-05:00", "Y", "succeeded");
+    s.report("2026-11-30T10:02:00-05:00", "X", "frank", "succeeded");
+    s.report("2026-11-30T10:05:00-05:00", "Y", "dave", "succeeded");
     s.act("2026-11-30T10:10:00-05:00", "Z", "dave", None);
-    s.report("2026-11-30T10:15:00-05:00", "AD", "succeeded");
+    s.report("2026-11-30T10:15:00-05:00", "AD", "dave", "succeeded");
     s.act("2026-11-30T10:30:00-05:00", "AE", "erin", None);
     let lifted = s.instance("tick", &[], "2026-11-30T11:00:00-05:00", 0);
     assert!(lifted.stdout.contains("cycle ended: released"), "{}", lifted.stdout);
@@ -170,28 +172,55 @@ fn a_failed_deploy_reported_by_the_operator_rolls_back() {
     s.act("2026-12-01T09:10:00-05:00", "D", "alice", None);
     s.act("2026-12-01T09:20:00-05:00", "E", "alice", None);
     s.act("2026-12-01T09:30:00-05:00", "F", "frank", Some("approved"));
-    let bad = s.instance("act", &["--node", "G", "--outcome", "maybe"], "2026-12-01T09:40:00-05:00", 1);
-    assert!(bad.stderr.contains("`maybe` is not an action result"), "{}", bad.stderr);
-    let missing = s.instance("act", &["--node", "G"], "2026-12-01T09:40:00-05:00", 2);
-    assert!(missing.stderr.contains("needs `--outcome succeeded` or `--outcome failed`"), "{}", missing.stderr);
-    let failed = s.report("2026-12-01T09:40:00-05:00", "G", "failed");
+    let bad =
+        s.instance("act", &["--node", "G", "--actor", "bob", "--outcome", "maybe"], "2026-12-01T09:40:00-05:00", 1);
+    assert!(bad.stderr.contains("`G` has no outcome `maybe`; valid: `succeeded`, `failed`"), "{}", bad.stderr);
+    let missing = s.instance("act", &["--node", "G", "--actor", "bob"], "2026-12-01T09:40:00-05:00", 1);
+    assert!(missing.stderr.contains("`G` needs an outcome; valid: `succeeded`, `failed`"), "{}", missing.stderr);
+    let failed = s.report("2026-12-01T09:40:00-05:00", "G", "bob", "failed");
     assert!(failed.stdout.contains("result of `G`: failed"), "{}", failed.stdout);
     assert!(failed.stdout.contains("[operator] deploy `dev`"), "{}", failed.stdout);
 }
 
 #[test]
-fn a_team_file_replaces_the_spec_roster_and_is_checked() {
+fn a_team_file_fixes_the_roster_at_the_start_and_only_a_team_change_replaces_it() {
     let mut s = Session::new();
-    s.instance("start", &[], "2026-11-23T08:00:00-05:00", 0);
     let team = s.dir().join("team.yaml");
-    std::fs::write(&team, "zoe: [product_manager]\n").unwrap();
+    std::fs::write(&team, "zoe: [product_manager]\nfrank: [team_lead]\n").unwrap();
     let team = team.to_str().unwrap().to_owned();
-    s.instance("act", &["--node", "B", "--actor", "erin", "--team", &team], "2026-11-23T09:00:00-05:00", 1);
-    let zoe = s.instance("act", &["--node", "B", "--actor", "zoe", "--team", &team], "2026-11-23T09:00:00-05:00", 0);
+    s.instance("start", &["--team", &team], "2026-11-23T08:00:00-05:00", 0);
+    let erin = s.instance("act", &["--node", "B", "--actor", "erin"], "2026-11-23T09:00:00-05:00", 1);
+    assert!(erin.stderr.contains("`erin` is not on the team roster"), "{}", erin.stderr);
+    // `--team` after the start is refused and says how to change the roster.
+    let late = s.instance("act", &["--node", "B", "--actor", "erin", "--team", &team], "2026-11-23T09:00:00-05:00", 1);
+    assert!(late.stderr.contains("the roster belongs to the instance"), "{}", late.stderr);
+    assert!(late.stderr.contains("kars instance team"), "{}", late.stderr);
+    let zoe = s.instance("act", &["--node", "B", "--actor", "zoe"], "2026-11-23T09:00:00-05:00", 0);
     assert!(zoe.stdout.contains("zoe completes `B`"), "{}", zoe.stdout);
-    std::fs::write(s.dir().join("team.yaml"), "zoe: [tester]\n").unwrap();
-    let bad = s.instance("status", &["--team", &team], "2026-11-23T09:00:00-05:00", 1);
+    // A roster change is journaled, by a role the spec's `team_managed_by` names.
+    let next = s.dir().join("next.yaml");
+    std::fs::write(&next, "zoe: [product_manager]\nfrank: [team_lead]\nyann: [developer]\n").unwrap();
+    let next = next.to_str().unwrap().to_owned();
+    let denied = s.instance("team", &["--file", &next, "--actor", "zoe"], "2026-11-23T09:10:00-05:00", 1);
+    assert!(denied.stderr.contains("which needs one of the roles `team_lead`"), "{}", denied.stderr);
+    let changed = s.instance("team", &["--file", &next, "--actor", "frank"], "2026-11-23T09:10:00-05:00", 0);
+    assert!(changed.stdout.contains("frank changes the roster"), "{}", changed.stdout);
+    s.act("2026-11-23T09:30:00-05:00", "C", "frank", None);
+    s.instance("tick", &[], "2026-11-24T09:05:00-05:00", 0);
+    s.act("2026-11-24T10:00:00-05:00", "D", "yann", None);
+    let bad = s.dir().join("bad.yaml");
+    std::fs::write(&bad, "zoe: [tester]\n").unwrap();
+    let bad =
+        s.instance("team", &["--file", bad.to_str().unwrap(), "--actor", "frank"], "2026-11-24T10:10:00-05:00", 1);
     assert!(bad.stderr.contains("`zoe` holds role `tester`, which the spec does not declare"), "{}", bad.stderr);
+    let dir = s.dir().to_str().unwrap().to_owned();
+    let history = s.kars(&["instance", "history", "--journal", &dir, "--id", "kars-release"]);
+    assert!(
+        history.stdout.contains("frank changes the roster: zoe [product_manager]; frank [team_lead]; yann [developer]"),
+        "{}",
+        history.stdout
+    );
+    assert!(history.stdout.contains("yann completes `D`"), "{}", history.stdout);
 }
 
 #[test]
@@ -267,7 +296,11 @@ fn with_git_the_merge_runs_in_the_repository() {
         "2026-11-25T14:00:00-05:00",
         0,
     );
-    assert!(merged.stdout.contains("effect kars-release/2026-W48/G/1: done, succeeded"), "{}", merged.stdout);
+    assert!(
+        merged.stdout.contains("effect kars-release/2026-W48/G/1 (merge feature/* -> kars-dev): done, succeeded"),
+        "{}",
+        merged.stdout
+    );
     assert!(merged.stdout.contains("[operator] deploy `dev`"), "{}", merged.stdout);
     let log = git(&repo, &["log", "--format=%s", "kars-dev"]);
     assert!(log.starts_with("Merge branch 'feature/login' into kars-dev"), "{log}");

@@ -41,9 +41,14 @@ fn no_sync() -> FileStoreConfig {
     FileStoreConfig::default().with_durability(Durability::None)
 }
 
+/// A store without fsync in `dir`, created if missing.
+fn store_in(dir: &Path) -> FileStore {
+    FileStore::create_dir(dir).unwrap().with_config(no_sync())
+}
+
 /// Writes records `0..n` one append at a time and returns the file's bytes and each frame's start.
 fn build_journal(dir: &Path, n: u64) -> (Vec<u8>, Vec<usize>) {
-    let store = FileStore::with_config(dir, no_sync()).unwrap();
+    let store = store_in(dir);
     let j = id("j");
     store.create(&j, b"the header").unwrap();
     let mut starts = Vec::new();
@@ -101,7 +106,7 @@ fn memory_store_semantics() {
 #[test]
 fn oversized_records_and_headers_are_refused_whole() {
     let dir = tempfile::tempdir().unwrap();
-    let file = FileStore::with_config(dir.path(), no_sync().with_max_record_len(8)).unwrap();
+    let file = FileStore::open(dir.path()).unwrap().with_config(no_sync().with_max_record_len(8));
     let memory = MemoryStore::with_max_record_len(8);
     for store in [&file as &dyn Store, &memory] {
         let err = store.create(&id("big"), &[0; 9]).unwrap_err();
@@ -124,7 +129,8 @@ fn instance_ids_cannot_escape_the_directory() {
 }
 
 /// Truncating the journal at any byte past its file header reads as exactly the records whose
-/// frames are complete, cuts the rest, and leaves a journal that accepts the next append.
+/// frames are complete without changing the file; the next append cuts the rest, reports the
+/// cut, and succeeds.
 #[test]
 fn truncation_anywhere_yields_the_complete_prefix() {
     let work = tempfile::tempdir().unwrap();
@@ -136,7 +142,7 @@ fn truncation_anywhere_yields_the_complete_prefix() {
     let dir = work.path().join("cut");
     fs::create_dir(&dir).unwrap();
     // Each case gets a new file: rewriting one file would make ext4 flush it on every close.
-    let store = FileStore::with_config(&dir, no_sync()).unwrap();
+    let store = store_in(&dir);
     for (case, cut) in offsets.into_iter().enumerate() {
         let j = id(&format!("c{case}"));
         fs::write(store.path_of(&j), &bytes[..cut]).unwrap();
@@ -153,15 +159,23 @@ fn truncation_anywhere_yields_the_complete_prefix() {
         for (i, r) in stored.records.iter().enumerate() {
             assert_eq!(r, &record(i as u64), "cut at {cut}");
         }
+        assert_eq!(fs::read(store.path_of(&j)).unwrap(), &bytes[..cut], "cut at {cut}: a read changed the file");
         let frame_end = if complete == 40 { bytes.len() } else { starts[complete] };
-        assert_eq!(fs::metadata(store.path_of(&j)).unwrap().len() as usize, frame_end, "the tear is cut");
         assert_eq!(store.append(&j, complete as u64, &[b"next"]).unwrap(), complete as u64 + 1);
+        let cuts = store.take_tail_cuts();
+        if frame_end < cut {
+            assert_eq!(cuts.len(), 1, "cut at {cut}: {cuts:?}");
+            assert_eq!((&cuts[0].id, cuts[0].offset, cuts[0].bytes), (&j, frame_end as u64, (cut - frame_end) as u64));
+        } else {
+            assert!(cuts.is_empty(), "cut at {cut}: a whole frame boundary is no tear: {cuts:?}");
+        }
         assert_eq!(store.read(&j).unwrap().records.last().unwrap(), b"next");
     }
 }
 
-/// Flipping any one bit of a journal never returns wrong data: the read fails with `Corrupt`,
-/// or, only for a bit in the last frame, returns the records before it.
+/// Flipping any one bit of a journal makes reads and appends fail with `Corrupt` at or before
+/// the flipped byte, and leaves the file unchanged: no record is dropped silently, not even the
+/// last one.
 #[test]
 fn every_bit_flip_is_detected() {
     let work = tempfile::tempdir().unwrap();
@@ -173,31 +187,31 @@ fn every_bit_flip_is_detected() {
         (0..small.len() * 8).map(|bit| (&small[..], &small_starts[..], bit)).collect();
     let mut rng = Rng(11);
     cases.extend((0..3000).map(|_| (&large[..], &large_starts[..], rng.below(large.len() as u64 * 8) as usize)));
-    let (mut corrupt, mut truncated) = (0, 0);
-    let store = FileStore::with_config(&dir, no_sync()).unwrap();
+    let store = store_in(&dir);
+    let mut last_frame = 0;
     for (case, (bytes, starts, bit)) in cases.into_iter().enumerate() {
         let mut damaged = bytes.to_vec();
         damaged[bit / 8] ^= 1 << (bit % 8);
         let j = id(&format!("c{case}"));
         fs::write(store.path_of(&j), &damaged).unwrap();
-        match store.read(&j) {
-            Err(JournalError::Corrupt { offset, .. }) => {
-                assert!(offset as usize <= bit / 8, "the damage at byte {} is reported at {offset}", bit / 8);
-                corrupt += 1;
-            }
-            Ok(stored) => {
-                let last = starts.len() - 1;
-                assert!(bit / 8 >= starts[last], "bit {bit} is before the last frame yet was not reported");
-                assert_eq!(stored.version, last as u64, "bit {bit}");
-                for (i, r) in stored.records.iter().enumerate() {
-                    assert_eq!(r, &record(i as u64), "bit {bit}");
+        for (what, result) in
+            [("read", store.read(&j).map(|s| s.version)), ("append", store.append(&j, starts.len() as u64, &[b"x"]))]
+        {
+            match result {
+                Err(JournalError::Corrupt { offset, .. }) => {
+                    assert!(
+                        offset as usize <= bit / 8,
+                        "{what}: the damage at byte {} is reported at {offset}",
+                        bit / 8
+                    );
                 }
-                truncated += 1;
+                other => panic!("bit {bit}: {what} returned {other:?}"),
             }
-            Err(other) => panic!("bit {bit}: unexpected error {other}"),
         }
+        assert_eq!(fs::read(store.path_of(&j)).unwrap(), damaged, "bit {bit}: the file changed");
+        last_frame += usize::from(bit / 8 >= starts[starts.len() - 1]);
     }
-    assert!(corrupt > 0 && truncated > 0, "{corrupt} corrupt, {truncated} truncated");
+    assert!(last_frame > 100, "only {last_frame} flips hit the last frame");
 }
 
 #[test]
@@ -216,10 +230,7 @@ fn corruption_reports_where_and_what() {
     );
     assert_eq!(
         err.to_string().lines().next().unwrap(),
-        format!(
-            "the journal of instance `j` is corrupt at byte {}: record 2 fails its checksum and later records follow it",
-            starts[2]
-        )
+        format!("the journal of instance `j` is corrupt at byte {}: record 2 fails its checksum", starts[2])
     );
     assert!(matches!(store.append(&id("j"), 5, &[b"x"]), Err(JournalError::Corrupt { .. })), "appends refuse too");
     fs::write(dir.join("k.journal"), b"PK\x03\x04 not a journal").unwrap();
@@ -227,8 +238,9 @@ fn corruption_reports_where_and_what() {
     assert!(matches!(err, JournalError::Corrupt { offset: 0, reason: Corruption::BadMagic, .. }), "{err:?}");
 }
 
+/// A zero-filled tail (space allocated, never written) is a tear: readers leave it, writers cut it.
 #[test]
-fn a_zero_filled_tail_is_cut() {
+fn a_zero_filled_tail_is_cut_by_writers_only() {
     let work = tempfile::tempdir().unwrap();
     let (mut bytes, _) = build_journal(&work.path().join("src"), 3);
     let len = bytes.len();
@@ -236,9 +248,23 @@ fn a_zero_filled_tail_is_cut() {
     let dir = work.path().join("z");
     fs::create_dir(&dir).unwrap();
     fs::write(dir.join("j.journal"), &bytes).unwrap();
-    let store = FileStore::open(&dir).unwrap();
+    let store = FileStore::open(&dir).unwrap().with_config(no_sync());
     assert_eq!(store.read(&id("j")).unwrap().version, 3);
+    assert_eq!(store.version(&id("j")).unwrap(), 3);
+    assert_eq!(fs::read(dir.join("j.journal")).unwrap(), bytes, "readers change nothing");
+    assert!(store.take_tail_cuts().is_empty());
+    assert_eq!(store.append(&id("j"), 3, &[]).unwrap(), 3);
     assert_eq!(fs::metadata(dir.join("j.journal")).unwrap().len() as usize, len);
+    let cuts = store.take_tail_cuts();
+    assert_eq!(cuts.len(), 1);
+    assert_eq!((cuts[0].offset, cuts[0].bytes), (len as u64, 4096));
+    assert_eq!(
+        cuts[0].to_string(),
+        format!(
+            "cut a torn tail of 4096 bytes at byte {len} from the journal of instance `j` (an append that was interrupted before it was acknowledged)"
+        )
+    );
+    assert!(store.take_tail_cuts().is_empty(), "cuts are reported once");
 }
 
 proptest! {
@@ -253,7 +279,7 @@ proptest! {
         cut_frac in 0.0f64..=1.0,
     ) {
         let dir = tempfile::tempdir().unwrap();
-        let store = FileStore::with_config(dir.path(), no_sync()).unwrap();
+        let store = store_in(dir.path());
         let j = id("p");
         store.create(&j, b"h").unwrap();
         let mut version = 0;
@@ -266,7 +292,7 @@ proptest! {
         let header_end = 21;
         let cut = header_end + ((bytes.len() - header_end) as f64 * cut_frac) as usize;
         fs::write(&path, &bytes[..cut]).unwrap();
-        let stored = FileStore::with_config(dir.path(), no_sync()).unwrap().read(&j).unwrap();
+        let stored = store_in(dir.path()).read(&j).unwrap();
         let mut end = header_end;
         let complete = records.iter().take_while(|r| { end += 12 + r.len(); end <= cut }).count();
         prop_assert_eq!(&stored.records[..], &records[..complete]);
@@ -335,8 +361,8 @@ fn race(stores: Vec<Arc<dyn Store>>, threads: usize, target: u64) {
 #[test]
 fn racing_threads_on_two_file_handles_claim_each_version_once() {
     let dir = tempfile::tempdir().unwrap();
-    let a: Arc<dyn Store> = Arc::new(FileStore::with_config(dir.path(), no_sync()).unwrap());
-    let b: Arc<dyn Store> = Arc::new(FileStore::with_config(dir.path(), no_sync()).unwrap());
+    let a: Arc<dyn Store> = Arc::new(store_in(dir.path()));
+    let b: Arc<dyn Store> = Arc::new(store_in(dir.path()));
     race(vec![a, b], 4, 300);
 }
 

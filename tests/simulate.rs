@@ -169,3 +169,29 @@ fn releasing_history_changes_only_memory() {
     assert!(released.instance.history().records.len() < 50, "{}", released.instance.history().records.len());
     assert_eq!(released.instance.history().next_seq(), kept.instance.history().next_seq());
 }
+
+/// An observer that asks to stop ends the run at once with `SimError::Stopped`, having seen
+/// no entry after it asked.
+#[test]
+fn an_observer_can_stop_the_run() {
+    struct StopAfter {
+        seen: usize,
+        limit: usize,
+    }
+    impl sim::Observer for StopAfter {
+        fn entry(&mut self, _: &Entry<'_>) {
+            self.seen += 1;
+        }
+        fn stop(&self) -> bool {
+            self.seen >= self.limit
+        }
+    }
+    let spec = kars();
+    let workflow = Arc::new(Workflow::compile(&spec).expect("compiles"));
+    let config = SimConfig { weeks: 100_000, seed: 1, start: date("2026-11-23"), history: SimHistory::Release };
+    let mut observer = StopAfter { seen: 0, limit: 10 };
+    let err = sim::simulate(workflow, &Model::defaults(&spec), &config, &mut observer).unwrap_err();
+    assert!(matches!(err, sim::SimError::Stopped { .. }), "{err}");
+    // One step may emit several entries before the next check.
+    assert!((10..40).contains(&observer.seen), "{}", observer.seen);
+}

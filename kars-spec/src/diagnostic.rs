@@ -154,6 +154,9 @@ codes! {
     DistinctFrom = "K0510",
     /// `K0511` (warning) an `outcome` that no path uses.
     UnusedOutcome = "K0511",
+    /// `K0512` a login that is not a valid operating-system login name, or one listed for two
+    /// people.
+    Login = "K0512",
     /// `K0601` a node is listed in two phases.
     NodeInTwoPhases = "K0601",
     /// `K0602` a phase id is also a node id (mermaid shares the namespace).

@@ -37,7 +37,8 @@ pub use load::{MAX_INPUT_BYTES, load_bytes};
 pub use locate::{MAX_ALIASES, MAX_DEPTH, MAX_EXPANDED_BYTES, MAX_NODES, MAX_SCALAR_BYTES};
 pub use schema::json_schema;
 pub use spec::Spec;
-pub use validate::PLACEHOLDERS;
+pub use suggest::did_you_mean;
+pub use validate::{PLACEHOLDERS, is_login};
 
 /// Parses YAML into a [`Spec`] and checks it; `origin` names the source in diagnostics
 /// (a file name).

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::calendar::WeekTime;
 use crate::id::{BranchId, ChannelId, EnvironmentId, NodeId, PersonId, PhaseId, RoleId, WindowId};
 
-/// The spec format version this crate reads and writes.
+/// The spec format version this crate reads and writes; every version is listed in the
+/// repository's `CHANGELOG.md` (a test fails when this changes without an entry there).
 pub const FORMAT_VERSION: u32 = 1;
 
 /// A whole workflow spec: a mermaid flowchart plus its meaning.
@@ -41,6 +42,10 @@ pub struct Spec {
     /// Who holds which roles: the team roster that resolves an actor's name to roles.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub team: IndexMap<PersonId, Person>,
+    /// The roles that may change a running instance's roster (a journaled change); empty means
+    /// the roster is fixed when the instance starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub team_managed_by: Vec<RoleId>,
     /// Where notifications go.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub channels: IndexMap<ChannelId, Channel>,
@@ -116,6 +121,10 @@ pub struct Person {
     pub name: Option<String>,
     /// The roles the person holds.
     pub roles: Vec<RoleId>,
+    /// The operating-system logins that are this person's: `kars instance` acts as the person
+    /// whose login runs it. Service accounts (a CI runner, a cron job) are people like any other.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logins: Vec<String>,
 }
 
 /// A notification channel.
@@ -237,6 +246,11 @@ pub struct Node {
     /// Tasks: the roles that may complete it. Decisions: the roles that may decide.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<RoleId>,
+    /// Waiting actions: the roles that may report the action's result by hand. Empty: the
+    /// roles of the nearest task or role decision before the action (on its single way in);
+    /// results the driver's own adapters report need no role.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reported_by: Vec<RoleId>,
     /// Tasks: the outcomes an actor may report (`approved`); empty means none is asked.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outcomes: Vec<String>,

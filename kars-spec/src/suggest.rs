@@ -2,7 +2,7 @@
 
 /// The candidate closest to `word`, when it is close enough to be a likely typo: equal but for
 /// case, or within an edit distance of a third of the word's length (at least 1, at most 3).
-pub(crate) fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let lower = word.to_lowercase();
     let limit = (word.chars().count() / 3).clamp(1, 3);
     let mut best: Option<(usize, &'a str)> = None;

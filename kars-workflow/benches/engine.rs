@@ -95,7 +95,7 @@ fn week(workflow: &Arc<Workflow>) -> Instance {
 fn ack(instance: &mut Instance, now: DateTime<Utc>) {
     while let Some(effect) = instance.poll_effect() {
         if effect.kind.awaits_result() {
-            let event = Event::ActionResult { node: effect.node, outcome: ActionOutcome::Succeeded };
+            let event = Event::result_of(&effect, ActionOutcome::Succeeded);
             instance.handle_event(event, now).expect("acknowledged");
         }
     }

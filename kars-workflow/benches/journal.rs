@@ -15,7 +15,7 @@ fn record(i: u64) -> Vec<u8> {
 }
 
 fn store(dir: &std::path::Path, durability: Durability) -> FileStore {
-    FileStore::with_config(dir, FileStoreConfig::default().with_durability(durability)).expect("bench directory")
+    FileStore::open(dir).expect("bench directory").with_config(FileStoreConfig::default().with_durability(durability))
 }
 
 fn appends(c: &mut Criterion) {

@@ -196,6 +196,12 @@ pub enum NoticeKind {
         /// The node.
         node: NodeIndex,
     },
+    /// A deadline had passed before the instance started: recorded as missed, without an
+    /// escalation (nobody could have met it).
+    DeadlineMissedBeforeStart {
+        /// The node.
+        node: NodeIndex,
+    },
     /// A retry loop used up its attempts; its escalation ran.
     RetryExhausted {
         /// The node that starts the loop.

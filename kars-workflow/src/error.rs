@@ -4,7 +4,11 @@
 use std::fmt;
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use kars_spec::{BranchId, Fingerprint, NodeId, RoleId, WindowId};
+
+use crate::effect::EffectKey;
+use crate::gate::format_local;
 use serde::{Deserialize, Serialize};
 
 /// Why a checked spec could not be compiled. A spec that passed validation never gives one.
@@ -170,8 +174,9 @@ impl fmt::Display for Mismatch {
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum EngineError {
-    /// The actor holds none of the roles the node needs.
-    #[error("`{actor}` may not act on `{node}`, which needs one of the roles {}", ticks(needed))]
+    /// The actor holds none of the roles the node needs (for an action: the roles that may
+    /// report its result).
+    #[error("{}", unauthorized_text(actor, node, needed))]
     Unauthorized {
         /// The node.
         node: NodeId,
@@ -203,28 +208,55 @@ pub enum EngineError {
         expecting: Expecting,
     },
     /// The node's gate has not opened yet.
-    #[error("`{node}` cannot start before its gate opens at {opens_local} ({} UTC)", opens_at.format("%Y-%m-%d %H:%M"))]
+    #[error(
+        "`{node}` cannot start before its gate opens at {} ({} UTC)",
+        format_local(*opens_at, *zone),
+        opens_at.format("%Y-%m-%d %H:%M")
+    )]
     GateNotOpen {
         /// The gated node.
         node: NodeId,
         /// When the gate opens.
         opens_at: DateTime<Utc>,
-        /// The same instant in the workflow's zone (`2026-11-30 09:45 EST`).
-        opens_local: String,
+        /// The workflow's zone, in which the message shows the instant.
+        #[serde(with = "zone_name")]
+        zone: Tz,
     },
     /// An open window forbids the input.
-    #[error("window `{window}` forbids {subject} until {}", until_text(until_local.as_deref(), until_node.as_ref()))]
+    #[error("window `{window}` forbids {subject} until {}", until_text(until.map(|at| format_local(at, *zone)), until_node.as_ref()))]
     WindowForbids {
         /// The window.
         window: WindowId,
-        /// What is forbidden (``merges from `feature/x` into `kars-dev` ``).
-        subject: String,
+        /// What is forbidden.
+        subject: Forbidden,
         /// When the window closes, when that is known.
         until: Option<DateTime<Utc>>,
-        /// The same instant in the workflow's zone (`2026-11-30 00:00 EST`).
-        until_local: Option<String>,
         /// The node whose completion closes the window, for node-bound windows.
         until_node: Option<NodeId>,
+        /// The workflow's zone, in which the message shows the instant.
+        #[serde(with = "zone_name")]
+        zone: Tz,
+    },
+    /// A waiting action's result names an effect other than the one the node's current visit
+    /// emitted: a late result of an earlier visit, or of another instance.
+    #[error(
+        "the result for `{node}` comes from effect `{key}`, but `{node}` waits for effect `{expected}`\nhelp: a late or repeated result changes nothing; report the result of the current effect"
+    )]
+    StaleResult {
+        /// The action node.
+        node: NodeId,
+        /// The effect the result names.
+        key: EffectKey,
+        /// The effect the node waits for.
+        expected: EffectKey,
+    },
+    /// A new action result that does not say who reports it.
+    #[error(
+        "the result for `{node}` does not say who reports it\nhelp: report it as a person (`Reporter::Person`) or as the adapter that performed the effect (`Reporter::Effect`)"
+    )]
+    NoReporter {
+        /// The action node.
+        node: NodeId,
     },
     /// A decision branch or task outcome that the node does not declare, or a missing one.
     #[error("{}", outcome_text(node, given.as_deref(), valid))]
@@ -258,11 +290,64 @@ pub enum EngineError {
     },
 }
 
+/// What a window forbids, as data: the message is rendered from it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Forbidden {
+    /// A merge from `source` into `target`.
+    Merge {
+        /// The source branch.
+        source: String,
+        /// The target branch.
+        target: String,
+    },
+    /// Work on a task or decision (a `pause_tasks` window).
+    Work {
+        /// The node.
+        node: NodeId,
+    },
+}
+
+impl fmt::Display for Forbidden {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Forbidden::Merge { source, target } => write!(f, "merges from `{source}` into `{target}`"),
+            Forbidden::Work { node } => write!(f, "work on `{node}`"),
+        }
+    }
+}
+
+/// Serializes a zone as its IANA name.
+mod zone_name {
+    use chrono_tz::Tz;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(zone: &Tz, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(zone.name())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Tz, D::Error> {
+        let name = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        name.parse().map_err(|_| serde::de::Error::custom(format_args!("`{name}` is not an IANA time zone")))
+    }
+}
+
 fn ticks<T: fmt::Display>(items: &[T]) -> String {
     if items.is_empty() {
         return "(none)".to_owned();
     }
     items.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
+}
+
+fn unauthorized_text(actor: &str, node: &NodeId, needed: &[RoleId]) -> String {
+    if needed.is_empty() {
+        format!(
+            "`{actor}` may not report the result of `{node}`: no role may report it by hand\nhelp: add `reported_by: [ROLE]` to node `{node}` in the spec"
+        )
+    } else {
+        format!("`{actor}` may not act on `{node}`, which needs one of the roles {}", ticks(needed))
+    }
 }
 
 fn at_node(current: Option<&NodeId>, expecting: &Expecting) -> String {
@@ -272,11 +357,11 @@ fn at_node(current: Option<&NodeId>, expecting: &Expecting) -> String {
     }
 }
 
-fn until_text(until: Option<&str>, node: Option<&NodeId>) -> String {
+fn until_text(until: Option<String>, node: Option<&NodeId>) -> String {
     match (node, until) {
         (Some(node), Some(at)) => format!("`{node}` completes (its gate opens {at})"),
         (Some(node), None) => format!("`{node}` completes"),
-        (None, Some(at)) => at.to_owned(),
+        (None, Some(at)) => at,
         (None, None) => "it closes".to_owned(),
     }
 }

@@ -31,6 +31,35 @@ impl Actor {
     }
 }
 
+/// Who reports a waiting action's result.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Reporter {
+    /// The host's adapter performed the action's effect (the one with this idempotency key)
+    /// and reports what came of it. The key must be the one the instance emitted for the
+    /// node's current visit: a late result of an earlier visit is refused.
+    Effect {
+        /// The effect's idempotency key.
+        key: crate::effect::EffectKey,
+    },
+    /// A person reports the result; they must hold one of the node's `reported_by` roles.
+    Person(Actor),
+    /// A record journaled before reporters were recorded (journal format 1). Accepted when an
+    /// old history is replayed; refused as a new input.
+    #[default]
+    Unrecorded,
+}
+
+impl fmt::Display for Reporter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reporter::Effect { key } => write!(f, "effect `{key}`"),
+            Reporter::Person(actor) => f.write_str(&actor.name),
+            Reporter::Unrecorded => f.write_str("(not recorded)"),
+        }
+    }
+}
+
 /// The result the host reports for a waiting action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -55,12 +84,16 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         outcome: Option<String>,
     },
-    /// The host reports the result of a waiting action.
+    /// The result of a waiting action, and who reports it.
     ActionResult {
         /// The action node.
         node: NodeId,
         /// How it went.
         outcome: ActionOutcome,
+        /// Who reports it: the host's adapter that performed the effect, or a person whose
+        /// roles the node's `reported_by` must include.
+        #[serde(default)]
+        reporter: Reporter,
     },
     /// The host's merge bot records a merge; refused while a window forbids it.
     Merge {
@@ -73,7 +106,50 @@ pub enum Event {
     },
 }
 
+impl fmt::Display for ActionOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl ActionOutcome {
+    /// `succeeded` or `failed`, as the spec's `map` keys and the command line write it.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionOutcome::Succeeded => "succeeded",
+            ActionOutcome::Failed => "failed",
+        }
+    }
+}
+
+/// A word that is not an action result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not an action result\nhelp: an action result is `succeeded` or `failed`")]
+pub struct ActionOutcomeError(pub String);
+
+impl FromStr for ActionOutcome {
+    type Err = ActionOutcomeError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "succeeded" => Ok(ActionOutcome::Succeeded),
+            "failed" => Ok(ActionOutcome::Failed),
+            other => Err(ActionOutcomeError(other.to_owned())),
+        }
+    }
+}
+
 impl Event {
+    /// The result of `effect`, reported by the host's adapter that performed it.
+    #[must_use]
+    pub fn result_of(effect: &crate::effect::Effect, outcome: ActionOutcome) -> Self {
+        Event::ActionResult {
+            node: effect.node.clone(),
+            outcome,
+            reporter: Reporter::Effect { key: effect.key.clone() },
+        }
+    }
+
     /// The node the event names, if it names one.
     #[must_use]
     pub fn node(&self) -> Option<&NodeId> {

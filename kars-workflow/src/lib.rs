@@ -66,9 +66,10 @@ mod template;
 mod workflow;
 
 pub use effect::{Effect, EffectKey, EffectKind, Notice, NoticeKind, ReleaseId};
-pub use error::{CompileError, EngineError, Expecting, Mismatch};
+pub use error::{CompileError, EngineError, Expecting, Forbidden, Mismatch};
 pub use event::{
-    ActionOutcome, Actor, Event, InstanceId, InstanceIdError, InstanceIdRule, MAX_INSTANCE_ID_LEN, MergeRequest,
+    ActionOutcome, ActionOutcomeError, Actor, Event, InstanceId, InstanceIdError, InstanceIdRule, MAX_INSTANCE_ID_LEN,
+    MergeRequest, Reporter,
 };
 pub use history::{History, HistoryHeader, Input, Record, Resolved, Verdict};
 pub use instance::{CycleReport, DeadlineView, Footprint, Instance, Options, Snapshot, State, Waiting, WaitingFor};

@@ -598,7 +598,11 @@ pub(crate) mod compile {
                 id: id.clone(),
                 label: node.label.clone(),
                 kind: node.kind,
-                roles: node.roles.clone().into_boxed_slice(),
+                roles: if node.kind == NodeKind::Action {
+                    reporters(spec, id).into_boxed_slice()
+                } else {
+                    node.roles.clone().into_boxed_slice()
+                },
                 outcomes: node.outcomes.iter().map(|o| labels.intern(o)).collect::<Result<_, _>>()?,
                 distinct_from: node
                     .distinct_from
@@ -649,6 +653,33 @@ pub(crate) mod compile {
             index,
         })
     }
+}
+
+/// The roles that may report a waiting action's result by hand: its `reported_by`, or else the
+/// roles of the nearest task or role decision before it, following the action's single way in
+/// back through other actions and waits. Empty when there is none (then only the host's
+/// adapters report it).
+fn reporters(spec: &kars_spec::Spec, id: &NodeId) -> Vec<RoleId> {
+    if let Some(node) = spec.nodes.get(id)
+        && !node.reported_by.is_empty()
+    {
+        return node.reported_by.clone();
+    }
+    let mut at = id;
+    for _ in 0..spec.nodes.len() {
+        let mut ins = spec.edges.iter().filter(|e| e.to == *at);
+        let (Some(edge), None) = (ins.next(), ins.next()) else { return Vec::new() };
+        let Some(node) = spec.nodes.get(&edge.from) else { return Vec::new() };
+        match node.kind {
+            NodeKind::Task => return node.roles.clone(),
+            NodeKind::Decision => {
+                return node.decided_by.as_ref().and_then(|d| d.role.clone()).into_iter().collect();
+            }
+            NodeKind::Action | NodeKind::Wait => at = &edge.from,
+            NodeKind::Start | NodeKind::End => return Vec::new(),
+        }
+    }
+    Vec::new()
 }
 
 #[cfg(test)]

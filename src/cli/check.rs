@@ -1,8 +1,11 @@
 //! `kars check FILE...`: load and validate specs, print diagnostics rustc-style on stderr.
 
-use std::io::Read as _;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+use super::EXIT_USAGE;
+use super::io::{Output, finish};
 
 /// Arguments of `kars check`.
 #[derive(Debug, clap::Args)]
@@ -12,52 +15,23 @@ pub struct Args {
     files: Vec<PathBuf>,
 }
 
-/// Reads at most one byte more than the loader accepts, so a huge file or an endless stream
-/// is refused without being read whole.
-fn read_capped(reader: impl std::io::Read) -> std::io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    let cap = u64::try_from(kars::spec::MAX_INPUT_BYTES).unwrap_or(u64::MAX).saturating_add(1);
-    reader.take(cap).read_to_end(&mut bytes)?;
-    Ok(bytes)
-}
-
-/// Checks every file; exit 0 when all are valid, 1 when any is invalid, 2 when a file cannot
-/// be read (the other files are still checked).
+/// Checks every file; exit 0 when all are valid, 1 when any is invalid (too large, not UTF-8,
+/// or failing a rule), 2 when a file cannot be read or the report cannot be written (the other
+/// files are still checked).
 pub fn run(args: &Args) -> ExitCode {
-    let mut invalid = false;
-    let mut unreadable = false;
+    let mut out = Output::stdout();
+    let mut worst = 0;
     for file in &args.files {
-        let (origin, bytes) = if file.as_os_str() == "-" {
-            ("<stdin>".to_owned(), read_capped(std::io::stdin().lock()))
-        } else {
-            (file.display().to_string(), std::fs::File::open(file).and_then(read_capped))
+        let code = match super::read_spec(file) {
+            Ok((_, origin)) => {
+                // A failed write is kept by `out` and reported by `finish`.
+                let _ = writeln!(out, "{origin}: ok");
+                0
+            }
+            Err(failure) => failure.print(),
         };
-        let bytes = match bytes {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                eprintln!("error: cannot read `{origin}`: {e}");
-                unreadable = true;
-                continue;
-            }
-        };
-        match kars::spec::load_bytes(&bytes, &origin) {
-            Ok(spec) => {
-                if !spec.warnings().is_empty() {
-                    eprint!("{}", spec.warning_report());
-                }
-                println!("{origin}: ok");
-            }
-            Err(report) => {
-                eprint!("{report}");
-                invalid = true;
-            }
-        }
+        // An unreadable file (`EXIT_USAGE`, 2) outranks an invalid one (`EXIT_INVALID`, 1).
+        worst = worst.max(code);
     }
-    if unreadable {
-        ExitCode::from(super::EXIT_USAGE)
-    } else if invalid {
-        ExitCode::from(super::EXIT_INVALID)
-    } else {
-        ExitCode::SUCCESS
-    }
+    finish(worst, out.finish(), EXIT_USAGE)
 }

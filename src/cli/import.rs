@@ -4,6 +4,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use super::io::{Output, errln, finish, read_text};
+use super::{EXIT_INVALID, EXIT_USAGE, Failure};
+
 /// Arguments of `kars import`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -12,21 +15,22 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> ExitCode {
-    let (source, origin) = match super::read_input(&args.file) {
-        Ok(read) => read,
-        Err(code) => return code,
+    let input = match read_text(&args.file) {
+        Ok(input) => input,
+        Err(e) => return ExitCode::from(Failure::from(e).print()),
     };
-    match kars::spec::mermaid::import(&source) {
+    match kars::spec::mermaid::import(&input.text) {
         Ok(outcome) => {
             for warning in &outcome.warnings {
-                eprintln!("warning: {origin}: {warning}");
+                errln!("warning: {}: {warning}", input.origin);
             }
-            print!("{}", kars::spec::mermaid::to_yaml(&outcome.spec));
-            ExitCode::SUCCESS
+            let mut out = Output::stdout();
+            out.print(&kars::spec::mermaid::to_yaml(&outcome.spec));
+            finish(0, out.finish(), EXIT_USAGE)
         }
         Err(error) => {
-            eprint!("{}", error.excerpt(&origin, &source));
-            ExitCode::from(super::EXIT_INVALID)
+            super::io::eprint(format_args!("{}", error.excerpt(&input.origin, &input.text)));
+            ExitCode::from(EXIT_INVALID)
         }
     }
 }

@@ -1,13 +1,18 @@
 //! `kars instance`: run a workflow instance from a terminal or a cron job, with its journal in
-//! a directory. `start` stores the spec's text in the journal, so the other commands need no
-//! spec file; the team roster (the spec's `team:`, or `--team FILE`) says who holds which role.
+//! a directory. `start` stores the spec's text and the roster in the journal, so the other
+//! commands need no spec file.
 //!
-//! Every command takes `--now RFC3339` (default: the real clock). A refused action prints the
-//! reason, writes nothing and exits 1; usage and IO errors exit 2. Notifications go to standard
-//! output (or `--webhook URL`), pull requests and merges to `--git REPO` when given, and every
-//! other waiting action (deploys, rollbacks, checks) is reported by the operator with
-//! `kars instance act --node NODE --outcome succeeded|failed`.
+//! Trust: on a real instance (the default) the clock is the system's and the person acting is
+//! the one whose operating-system login runs the command (their roster entry lists it under
+//! `logins:`); `--now` is refused and `--actor` may only name oneself. A rehearsal
+//! (`start --clock virtual`) takes `--now` and `--actor` as the caller's word, for tests, demos
+//! and walkthroughs, and says so in `status` and `history`. Time never goes backwards in an
+//! instance. A refused action prints the reason, writes nothing and exits 1; usage and IO
+//! errors exit 2; a change that was committed but whose report could not be written (a closed
+//! or full standard output) exits 3.
 
+mod identity;
+mod status;
 mod transcript;
 
 use std::io::Write;
@@ -17,18 +22,18 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
 use kars::spec::mermaid::{RenderOptions, StateView};
-use kars::spec::spec::NodeKind;
 use kars::spec::{CheckedSpec, NodeId};
 use kars::workflow::InstanceId;
 use kars::workflow::adapter::{AdapterError, ConsoleNotifier, GitVcs};
 use kars::workflow::driver::{
-    Adapters, Clock, Driver, DriverConfig, DriverError, JournalHeader, Operation, Operations, Parts, Program, Roster,
-    SpecText, SystemClock, VirtualClock, read_journal,
+    Adapters, Clock, ClockMode, Driver, DriverConfig, DriverError, Earlier, Entry, Journaled, Operation, Operations,
+    Parts, Program, Report, Roster, SpecText, Start, SystemClock, VirtualClock, read_journal, replay_journal,
 };
 use kars::workflow::journal::FileStore;
-use kars::workflow::{ActionOutcome, Event, Waiting, WaitingFor};
+use kars::workflow::{ActionOutcome, Actor};
 
-use super::{EXIT_INVALID, EXIT_USAGE};
+use super::io::Output;
+use super::{EXIT_INVALID, EXIT_UNREPORTED, EXIT_USAGE, Failure};
 
 /// Arguments of `kars instance`.
 #[derive(Debug, clap::Args)]
@@ -43,12 +48,17 @@ enum Command {
     Start(StartArgs),
     /// Where the instance stands: the node, who can act, until when.
     Status(StatusArgs),
-    /// Complete a task or take a decision as `--actor`, or report an action's result.
+    /// Complete a task, take a decision, or report an action's result, as yourself.
     Act(ActArgs),
     /// Run the timers that are due (gates, deadlines, windows, the next cycle) and their effects.
     Tick(TickArgs),
-    /// Everything that happened, in the workflow's local time.
+    /// Everything that happened, in the workflow's local time, as recorded.
     History(HistoryArgs),
+    /// Replace the instance's roster (a journaled change, by a role the spec's
+    /// `team_managed_by` names).
+    Team(TeamChangeArgs),
+    /// Make a damaged journal readable again: back it up, then cut it at the first bad record.
+    Repair(RepairArgs),
 }
 
 /// Where the instance is.
@@ -62,12 +72,22 @@ struct Target {
     id: String,
 }
 
-/// The time to act at.
+/// The time to act at, for rehearsals.
 #[derive(Debug, clap::Args)]
 struct Now {
-    /// The current time, RFC 3339 (`2026-11-23T09:00:00-05:00`); default: the real clock.
+    /// Rehearsals only: the time, RFC 3339 (`2026-11-23T09:00:00-05:00`); never earlier than
+    /// the last recorded instant. Real instances run on the system clock.
     #[arg(long, value_name = "RFC3339")]
     now: Option<String>,
+}
+
+/// Who acts.
+#[derive(Debug, clap::Args)]
+struct ActorArg {
+    /// Rehearsals: the person on the roster who acts. Real instances: you, as your login says
+    /// (naming anyone else is refused).
+    #[arg(long, value_name = "NAME")]
+    actor: Option<String>,
 }
 
 /// Where effects go.
@@ -82,12 +102,20 @@ struct EffectArgs {
     git: Option<PathBuf>,
 }
 
-/// The team roster.
+/// `--team` where the roster cannot be given: accepted only to say how to change it.
 #[derive(Debug, clap::Args)]
-struct TeamArgs {
-    /// A YAML map from each person to their roles (default: the spec's `team:`).
-    #[arg(long, value_name = "FILE")]
+struct NoTeam {
+    #[arg(long, value_name = "FILE", hide = true)]
     team: Option<PathBuf>,
+}
+
+/// Whose word the clock is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ClockArg {
+    /// A real instance: the system clock, identities from logins.
+    System,
+    /// A rehearsal: `--now` and `--actor` are the caller's word.
+    Virtual,
 }
 
 #[derive(Debug, clap::Args)]
@@ -100,10 +128,15 @@ struct StartArgs {
     /// The instance id (default: the workflow's name).
     #[arg(long, value_name = "ID")]
     id: Option<String>,
+    /// A real instance (`system`, the default) or a rehearsal (`virtual`).
+    #[arg(long, value_enum, default_value = "system")]
+    clock: ClockArg,
     #[command(flatten)]
     now: Now,
-    #[command(flatten)]
-    team: TeamArgs,
+    /// The roster: a YAML map from each person to their roles and logins (default: the
+    /// spec's `team:`). Fixed with the instance; changed later with `kars instance team`.
+    #[arg(long, value_name = "FILE")]
+    team: Option<PathBuf>,
     #[command(flatten)]
     effects: EffectArgs,
 }
@@ -115,7 +148,7 @@ struct StatusArgs {
     #[command(flatten)]
     now: Now,
     #[command(flatten)]
-    team: TeamArgs,
+    team: NoTeam,
 }
 
 #[derive(Debug, clap::Args)]
@@ -125,16 +158,15 @@ struct ActArgs {
     /// The task, decision or waiting action.
     #[arg(long, value_name = "NODE")]
     node: String,
-    /// Who acts (a person on the team roster); optional when reporting an action's result.
-    #[arg(long, value_name = "NAME")]
-    actor: Option<String>,
+    #[command(flatten)]
+    actor: ActorArg,
     /// The task's outcome, the decision's branch, or an action's result (`succeeded`, `failed`).
     #[arg(long, value_name = "LABEL")]
     outcome: Option<String>,
     #[command(flatten)]
     now: Now,
     #[command(flatten)]
-    team: TeamArgs,
+    team: NoTeam,
     #[command(flatten)]
     effects: EffectArgs,
 }
@@ -146,7 +178,7 @@ struct TickArgs {
     #[command(flatten)]
     now: Now,
     #[command(flatten)]
-    team: TeamArgs,
+    team: NoTeam,
     #[command(flatten)]
     effects: EffectArgs,
 }
@@ -157,6 +189,25 @@ struct HistoryArgs {
     target: Target,
 }
 
+#[derive(Debug, clap::Args)]
+struct RepairArgs {
+    #[command(flatten)]
+    target: Target,
+}
+
+#[derive(Debug, clap::Args)]
+struct TeamChangeArgs {
+    #[command(flatten)]
+    target: Target,
+    /// The new roster: a YAML map from each person to their roles and logins.
+    #[arg(long, value_name = "FILE")]
+    file: PathBuf,
+    #[command(flatten)]
+    actor: ActorArg,
+    #[command(flatten)]
+    now: Now,
+}
+
 /// Runs `kars instance`.
 pub fn run(args: &Args) -> ExitCode {
     let result = match &args.command {
@@ -165,24 +216,21 @@ pub fn run(args: &Args) -> ExitCode {
         Command::Act(a) => act(a),
         Command::Tick(a) => tick(a),
         Command::History(a) => history(a),
+        Command::Team(a) => team(a),
+        Command::Repair(a) => repair(a),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(Failure { code, message }) => {
-            eprintln!("{message}");
-            ExitCode::from(code)
-        }
+        Ok(done) => done.emit(),
+        Err(failure) => ExitCode::from(failure.print()),
     }
-}
-
-/// A failed command: the exit code and what to print.
-pub struct Failure {
-    code: u8,
-    message: String,
 }
 
 fn usage(message: impl std::fmt::Display) -> Failure {
     Failure { code: EXIT_USAGE, message: format!("error: {message}") }
+}
+
+fn invalid(message: impl std::fmt::Display) -> Failure {
+    Failure { code: EXIT_INVALID, message: format!("error: {message}") }
 }
 
 fn refused(message: impl std::fmt::Display) -> Failure {
@@ -192,11 +240,31 @@ fn refused(message: impl std::fmt::Display) -> Failure {
 /// Journal and driver errors: refusals and spec problems exit 1, the rest 2.
 fn driver_failure(e: DriverError) -> Failure {
     match e {
-        DriverError::Refused(_) => refused(e),
-        DriverError::SpecChanged { .. } | DriverError::Replay { .. } => {
-            Failure { code: EXIT_INVALID, message: format!("error: {e}") }
-        }
+        DriverError::Refused(_) | DriverError::ClockBehind { .. } | DriverError::RosterLocked { .. } => refused(e),
+        DriverError::SpecChanged { .. } | DriverError::Replay { .. } => invalid(e),
         other => usage(other),
+    }
+}
+
+/// What a successful command prints: its standard output, its warnings, and whether it
+/// changed the journal.
+struct Done {
+    out: String,
+    warnings: Vec<String>,
+    committed: bool,
+}
+
+impl Done {
+    /// Writes the output once; a closed or full standard output is not a panic, and the exit
+    /// code says whether the change was committed (see [`super::io::finish`]).
+    fn emit(self) -> ExitCode {
+        for warning in &self.warnings {
+            super::io::errln!("{warning}");
+        }
+        let mut out = Output::stdout();
+        out.print(&self.out);
+        let unwritten = if self.committed { EXIT_UNREPORTED } else { EXIT_USAGE };
+        super::io::finish(0, out.finish(), unwritten)
     }
 }
 
@@ -242,17 +310,40 @@ impl Operations for Operator {
     }
 }
 
-fn parse_now(now: &Now) -> Result<Box<dyn Clock>, Failure> {
-    match &now.now {
-        None => Ok(Box::new(SystemClock)),
-        Some(text) => DateTime::parse_from_rfc3339(text)
-            .map(|t| Box::new(VirtualClock::new(t.with_timezone(&Utc))) as Box<dyn Clock>)
-            .map_err(|e| {
-                usage(format!(
-                    "`--now {text}` is not an RFC 3339 time ({e})\nhelp: write it like `2026-11-23T09:00:00-05:00`"
-                ))
-            }),
+/// The time a command gives: `--now` for rehearsals, the system clock otherwise.
+fn parse_now(now: &Now) -> Result<Option<DateTime<Utc>>, Failure> {
+    let Some(text) = &now.now else { return Ok(None) };
+    let at = DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&Utc)).map_err(|e| {
+        usage(format!("`--now {text}` is not an RFC 3339 time ({e})\nhelp: write it like `2026-11-23T09:00:00-05:00`"))
+    })?;
+    if !kars::workflow::gate::in_range(at) {
+        return Err(usage(format!(
+            "`--now {text}` is outside the engine's calendar ({} to {})",
+            kars::workflow::gate::EARLIEST.format("%Y-%m-%d"),
+            kars::workflow::gate::LATEST.format("%Y-%m-%d")
+        )));
     }
+    Ok(Some(at))
+}
+
+/// The clock of an instance in `mode`.
+fn clock_for(mode: ClockMode, now: Option<DateTime<Utc>>, id: &str) -> Result<Box<dyn Clock>, Failure> {
+    match (mode, now) {
+        (ClockMode::System, None) => Ok(Box::new(SystemClock)),
+        (ClockMode::System, Some(_)) => Err(refused(format!(
+            "instance `{id}` is a real instance: it runs on the system clock, and `--now` is refused\nhelp: `--now` is for rehearsals, started with `kars instance start --clock virtual`"
+        ))),
+        (ClockMode::Rehearsal, Some(at)) => Ok(Box::new(VirtualClock::new(at))),
+        (ClockMode::Rehearsal, None) => Ok(Box::new(VirtualClock::new(SystemClock.now()))),
+    }
+}
+
+fn config_for(mode: ClockMode) -> DriverConfig {
+    let earlier = match mode {
+        ClockMode::System => Earlier::Hold,
+        ClockMode::Rehearsal => Earlier::Refuse,
+    };
+    DriverConfig { earlier, ..DriverConfig::default() }
 }
 
 fn instance_id(id: &str) -> Result<InstanceId, Failure> {
@@ -261,20 +352,19 @@ fn instance_id(id: &str) -> Result<InstanceId, Failure> {
 
 fn load_spec(text: &str, origin: &str) -> Result<(CheckedSpec, Program), Failure> {
     let spec = kars::spec::load(text, origin).map_err(|r| Failure { code: EXIT_INVALID, message: r.to_string() })?;
-    let program = Program::new(&spec).map_err(|e| Failure { code: EXIT_INVALID, message: format!("error: {e}") })?;
+    let program = Program::new(&spec).map_err(invalid)?;
     Ok((spec, program))
 }
 
-fn roster(team: &TeamArgs, spec: &CheckedSpec) -> Result<Roster, Failure> {
-    match &team.team {
-        None => Ok(Roster::from_spec(spec.spec())),
-        Some(path) => {
-            let text =
-                std::fs::read_to_string(path).map_err(|e| usage(format!("cannot read `{}`: {e}", path.display())))?;
-            Roster::from_yaml(&text, &path.display().to_string(), spec.spec())
-                .map_err(|e| Failure { code: EXIT_INVALID, message: format!("error: {e}") })
-        }
-    }
+fn read_roster(path: &Path, spec: &CheckedSpec) -> Result<Roster, Failure> {
+    let (text, origin) = read_text(path)?;
+    Roster::from_yaml(&text, &origin, spec.spec()).map_err(invalid)
+}
+
+/// Reads a spec or team file (`-` for standard input), capped like every input.
+fn read_text(path: &Path) -> Result<(String, String), Failure> {
+    let input = super::io::read_text(path)?;
+    Ok((input.text, input.origin))
 }
 
 fn adapters(effects: Option<&EffectArgs>, out: &Buffer, id: &str, program: &Program) -> Adapters {
@@ -292,239 +382,251 @@ fn adapters(effects: Option<&EffectArgs>, out: &Buffer, id: &str, program: &Prog
     adapters
 }
 
+/// How a command uses the journal directory.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// `status`, `history`, `render`: never write (works on read-only files).
+    Read,
+    /// `act`, `tick`, `team`, `repair`.
+    Write,
+}
+
+/// An existing journal directory.
+fn open_store(dir: &Path, access: Access) -> Result<FileStore, Failure> {
+    match access {
+        Access::Read => FileStore::open_read_only(dir),
+        Access::Write => FileStore::open(dir),
+    }
+    .map_err(usage)
+}
+
+/// A torn tail a writer cut (an append interrupted before it was acknowledged), for stderr.
+fn tail_cuts(store: &FileStore) -> Vec<String> {
+    store.take_tail_cuts().into_iter().map(|cut| format!("warning: {cut}")).collect()
+}
+
+/// Refuses `--team` outside `start`.
+fn no_team(team: &NoTeam) -> Result<(), Failure> {
+    match &team.team {
+        None => Ok(()),
+        Some(_) => Err(refused(
+            "the roster belongs to the instance: it is fixed at `kars instance start` and `--team` is refused here\nhelp: change it with `kars instance team --journal DIR --id ID --file TEAM.yaml`, as a holder of a role the spec's `team_managed_by` names",
+        )),
+    }
+}
+
 /// An opened instance with what the commands need around it.
-struct Opened {
+struct Session {
     driver: Driver<FileStore, Box<dyn Clock>>,
     spec: CheckedSpec,
     out: Buffer,
+    mode: ClockMode,
 }
 
-fn store_at(dir: &Path, create: bool) -> Result<FileStore, Failure> {
-    if !create && !dir.is_dir() {
-        return Err(usage(format!("there is no journal directory `{}`", dir.display())));
-    }
-    FileStore::open(dir).map_err(usage)
-}
-
-/// Opens `target` with the spec stored in its journal.
-fn open(target: &Target, now: &Now, effects: Option<&EffectArgs>) -> Result<Opened, Failure> {
-    let store = store_at(&target.journal, false)?;
+/// Opens `target` with the spec stored in its journal: one read, one replay.
+fn open(target: &Target, now: &Now, effects: Option<&EffectArgs>, access: Access) -> Result<Session, Failure> {
+    let store = open_store(&target.journal, access)?;
     let id = instance_id(&target.id)?;
+    let now = parse_now(now)?;
     let journal = read_journal(&store, &id).map_err(driver_failure)?;
+    let (spec, program) = stored_spec(&journal)?;
+    let mode = journal.header.clock;
+    let out = Buffer::default();
+    let parts = Parts {
+        store,
+        clock: clock_for(mode, now, id.as_str())?,
+        adapters: adapters(effects, &out, id.as_str(), &program),
+        config: config_for(mode),
+    };
+    let driver = Driver::open_read(parts, &program, journal).map_err(driver_failure)?;
+    Ok(Session { driver, spec, out, mode })
+}
+
+fn stored_spec(journal: &Journaled) -> Result<(CheckedSpec, Program), Failure> {
     let Some(stored) = &journal.header.spec else {
         return Err(usage(format!(
-            "the journal of instance `{id}` holds no spec\nhelp: instances for the command line are started with `kars instance start`"
+            "the journal of instance `{}` holds no spec\nhelp: instances for the command line are started with `kars instance start`",
+            journal.id
         )));
     };
-    let (spec, program) = load_spec(&stored.text, &stored.origin)?;
-    let out = Buffer::default();
-    let parts = Parts {
-        store,
-        clock: parse_now(now)?,
-        adapters: adapters(effects, &out, &target.id, &program),
-        config: DriverConfig::default(),
-    };
-    let driver = Driver::open(parts, &program, &id).map_err(driver_failure)?;
-    Ok(Opened { driver, spec, out })
+    load_spec(&stored.text, &stored.origin)
 }
 
-fn start(args: &StartArgs) -> Result<(), Failure> {
-    let (text, origin) = super::read_input(&args.file)
-        .map_err(|_| Failure { code: EXIT_USAGE, message: format!("error: cannot read `{}`", args.file.display()) })?;
-    let (spec, program) = load_spec(&text, &origin)?;
-    let team = roster(&args.team, &spec)?;
-    let id = instance_id(args.id.as_deref().unwrap_or(&spec.spec().name))?;
-    let store = store_at(&args.journal, true)?;
-    let out = Buffer::default();
-    let parts = Parts {
-        store,
-        clock: parse_now(&args.now)?,
-        adapters: adapters(Some(&args.effects), &out, id.as_str(), &program),
-        config: DriverConfig::default(),
-    };
-    let stored = SpecText { origin, text };
-    let driver = Driver::create(parts, &program, &id, Some(stored)).map_err(driver_failure)?;
-    let mut opened = Opened { driver, spec, out };
-    println!("started instance `{id}` of workflow `{}`", program.workflow().name());
-    report(&mut opened, 0, &team)
-}
-
-fn status(args: &StatusArgs) -> Result<(), Failure> {
-    let opened = open(&args.target, &args.now, None)?;
-    let team = roster(&args.team, &opened.spec)?;
-    print_status(&opened, &team);
-    Ok(())
-}
-
-fn act(args: &ActArgs) -> Result<(), Failure> {
-    let mut opened = open(&args.target, &args.now, Some(&args.effects))?;
-    let team = roster(&args.team, &opened.spec)?;
-    let node = NodeId::new(args.node.clone()).map_err(usage)?;
-    let workflow = Arc::clone(opened.driver.program().workflow());
-    let kind = workflow.node_index(node.as_str()).and_then(|i| workflow.node_kind(i));
-    let actor = args.actor.as_deref().map(|name| team.actor(name).map_err(refused)).transpose()?;
-    let event = if kind == Some(NodeKind::Action) {
-        let outcome = match args.outcome.as_deref() {
-            Some("succeeded") => ActionOutcome::Succeeded,
-            Some("failed") => ActionOutcome::Failed,
-            Some(other) => {
-                return Err(refused(format!(
-                    "`{other}` is not an action result\nhelp: report `--outcome succeeded` or `--outcome failed` for action `{node}`"
-                )));
+/// The person acting: from the login on a real instance, `--actor` in a rehearsal.
+fn who_acts(session: &Session, named: Option<&str>) -> Result<Actor, Failure> {
+    let roster = session.driver.roster();
+    match session.mode {
+        ClockMode::System => {
+            let login = identity::os_login().map_err(usage)?;
+            let actor = roster.actor_for_login(&login).map_err(refused)?;
+            match named {
+                Some(name) if name != actor.name => Err(refused(format!(
+                    "you are `{}` (login `{login}`), and `--actor {name}` names someone else\nhelp: on a real instance people act as themselves; leave `--actor` out",
+                    actor.name
+                ))),
+                _ => Ok(actor),
             }
-            None => return Err(usage(format!("action `{node}` needs `--outcome succeeded` or `--outcome failed`"))),
-        };
-        Event::ActionResult { node, outcome }
-    } else {
-        let Some(actor) = actor else {
-            return Err(usage(format!("`--actor NAME` is required to act on `{node}`")));
-        };
-        Event::Complete { node, actor, outcome: args.outcome.clone() }
-    };
-    let from = opened.driver.version();
-    opened.driver.handle_event(event).map_err(driver_failure)?;
-    report(&mut opened, from, &team)
-}
-
-fn tick(args: &TickArgs) -> Result<(), Failure> {
-    let mut opened = open(&args.target, &args.now, Some(&args.effects))?;
-    let team = roster(&args.team, &opened.spec)?;
-    let from = opened.driver.version();
-    let ran = opened.driver.tick().map_err(driver_failure)?;
-    if !ran {
-        println!("no timer was due");
+        }
+        ClockMode::Rehearsal => match named {
+            Some(name) => roster.actor(name).map_err(refused),
+            None => identity::os_login()
+                .ok()
+                .and_then(|login| roster.actor_for_login(&login).ok())
+                .ok_or_else(|| usage("`--actor NAME` says who acts in a rehearsal")),
+        },
     }
-    report(&mut opened, from, &team)
 }
 
-fn history(args: &HistoryArgs) -> Result<(), Failure> {
-    let store = store_at(&args.target.journal, false)?;
+fn start(args: &StartArgs) -> Result<Done, Failure> {
+    // Everything is checked before anything is created.
+    let (text, origin) = read_text(&args.file)?;
+    let (spec, program) = load_spec(&text, &origin)?;
+    let now = parse_now(&args.now)?;
+    let mode = match args.clock {
+        ClockArg::System => ClockMode::System,
+        ClockArg::Virtual => ClockMode::Rehearsal,
+    };
+    let id = instance_id(args.id.as_deref().unwrap_or(&spec.spec().name))?;
+    let clock = clock_for(mode, now, id.as_str())?;
+    let roster = match &args.team {
+        Some(path) => Some(read_roster(path, &spec)?),
+        None => None,
+    };
+    let store = FileStore::create_dir(&args.journal).map_err(usage)?;
+    let out = Buffer::default();
+    let parts = Parts {
+        store,
+        clock,
+        adapters: adapters(Some(&args.effects), &out, id.as_str(), &program),
+        config: config_for(mode),
+    };
+    let start = Start { spec: Some(SpecText { origin, text }), clock: mode, roster };
+    let (driver, report) = Driver::create_with(parts, &program, &id, start).map_err(driver_failure)?;
+    let mut session = Session { driver, spec, out, mode };
+    let mut text = format!("started instance `{id}` of workflow `{}` ({mode})\n", program.workflow().name());
+    let warnings = render_report(&mut session, &report, &mut text);
+    Ok(Done { out: text, warnings, committed: true })
+}
+
+fn status(args: &StatusArgs) -> Result<Done, Failure> {
+    no_team(&args.team)?;
+    let session = open(&args.target, &args.now, None, Access::Read)?;
+    let out = status::render(&session.driver, session.mode);
+    Ok(Done { out, warnings: Vec::new(), committed: false })
+}
+
+fn act(args: &ActArgs) -> Result<Done, Failure> {
+    no_team(&args.team)?;
+    let mut session = open(&args.target, &args.now, Some(&args.effects), Access::Write)?;
+    let actor = who_acts(&session, args.actor.actor.as_deref())?;
+    let node = NodeId::new(args.node.clone()).map_err(usage)?;
+    let report = session.driver.act(actor, node, args.outcome.as_deref()).map_err(driver_failure)?;
+    let mut text = String::new();
+    let warnings = render_report(&mut session, &report, &mut text);
+    Ok(Done { out: text, warnings, committed: report.committed() })
+}
+
+fn tick(args: &TickArgs) -> Result<Done, Failure> {
+    no_team(&args.team)?;
+    let mut session = open(&args.target, &args.now, Some(&args.effects), Access::Write)?;
+    let report = session.driver.tick().map_err(driver_failure)?;
+    let mut text = String::new();
+    if !report.ran_timers() {
+        text.push_str("no timer was due\n");
+    }
+    let warnings = render_report(&mut session, &report, &mut text);
+    Ok(Done { out: text, warnings, committed: report.committed() })
+}
+
+fn team(args: &TeamChangeArgs) -> Result<Done, Failure> {
+    let mut session = open(&args.target, &args.now, None, Access::Write)?;
+    let roster = read_roster(&args.file, &session.spec)?;
+    let actor = who_acts(&session, args.actor.actor.as_deref())?;
+    let report = session.driver.change_roster(&actor, roster).map_err(driver_failure)?;
+    let mut text = String::new();
+    let warnings = render_report(&mut session, &report, &mut text);
+    Ok(Done { out: text, warnings, committed: report.committed() })
+}
+
+/// `kars instance repair`: the only way past a damaged journal. The file is copied first.
+fn repair(args: &RepairArgs) -> Result<Done, Failure> {
+    let store = open_store(&args.target.journal, Access::Write)?;
+    let id = instance_id(&args.target.id)?;
+    let report = store.repair(&id).map_err(usage)?;
+    let committed = report.bytes_removed > 0;
+    Ok(Done { out: format!("{report}\n"), warnings: Vec::new(), committed })
+}
+
+fn history(args: &HistoryArgs) -> Result<Done, Failure> {
+    let store = open_store(&args.target.journal, Access::Read)?;
     let id = instance_id(&args.target.id)?;
     let journal = read_journal(&store, &id).map_err(driver_failure)?;
-    let Some(stored) = &journal.header.spec else {
-        return Err(usage(format!("the journal of instance `{id}` holds no spec")));
-    };
-    let (_, program) = load_spec(&stored.text, &stored.origin)?;
-    if program.workflow().fingerprint() != journal.header.history.fingerprint {
-        return Err(driver_failure(DriverError::SpecChanged {
-            id,
-            recorded: journal.header.history.fingerprint,
-            current: program.workflow().fingerprint(),
-        }));
-    }
-    print_transcript(&program, &journal.header, &journal.entries, 0);
-    Ok(())
-}
-
-fn print_transcript(program: &Program, header: &JournalHeader, entries: &[kars::workflow::driver::Entry], from: usize) {
-    let zone = program.workflow().zone();
-    for lines in transcript::transcript(program, header, entries).iter().skip(from) {
-        for line in lines {
-            println!("{}", line.render(zone));
+    let (_, program) = stored_spec(&journal)?;
+    let account = replay_journal(&program, &journal).map_err(driver_failure)?;
+    let mut text = format!(
+        "instance `{id}` of workflow `{}`, {} instance\n",
+        program.workflow().name(),
+        match journal.header.clock {
+            ClockMode::System => "a real",
+            ClockMode::Rehearsal => "a rehearsal",
+        }
+    );
+    let mut transcript = transcript::Transcript::new(&program, journal.header.history.started_at);
+    let mut acked = std::collections::BTreeSet::new();
+    for (entry, caused) in journal.entries.iter().zip(&account.caused) {
+        transcript.know(&caused.effects);
+        let notices: Vec<_> = caused.notices.iter().collect();
+        transcript.entry(entry, &notices);
+        if let Entry::Done(done) = entry {
+            acked.insert(done.key.clone());
         }
     }
+    let last = journal.entries.iter().rev().find_map(|e| match e {
+        Entry::Input(r) => Some(r.at),
+        _ => None,
+    });
+    for caused in &account.caused {
+        for effect in caused.effects.iter().filter(|e| !acked.contains(&e.key)) {
+            transcript.pending(last.unwrap_or(journal.header.history.started_at), effect);
+        }
+    }
+    text.push_str(&transcript.finish());
+    Ok(Done { out: text, warnings: Vec::new(), committed: false })
 }
 
-/// Prints what the command journaled (from version `from`), what its effects printed, and
-/// where the instance stands now; reports journal failures that happened while effects ran.
-fn report(opened: &mut Opened, from: u64, team: &Roster) -> Result<(), Failure> {
-    let journal = read_journal(opened.driver.store(), opened.driver.id()).map_err(driver_failure)?;
-    let program = opened.driver.program().clone();
-    print_transcript(&program, &journal.header, &journal.entries, usize::try_from(from).unwrap_or(usize::MAX));
-    print!("{}", opened.out.take());
-    for entry in opened.driver.take_log() {
+/// Renders what a driver call did, what its effects printed, and where the instance stands;
+/// returns the warnings for standard error.
+fn render_report(session: &mut Session, report: &Report, text: &mut String) -> Vec<String> {
+    let program = session.driver.program().clone();
+    let started = session.driver.header().history.started_at;
+    let mut transcript = transcript::Transcript::new(&program, started);
+    transcript.know(report.effects.iter().map(|run| &run.effect));
+    for appended in &report.appended {
+        let notices: Vec<_> = match &appended.entry {
+            Entry::Input(record) => report.notices_of(record.seq).collect(),
+            _ => Vec::new(),
+        };
+        transcript.entry(&appended.entry, &notices);
+    }
+    text.push_str(&transcript.finish());
+    text.push_str(&session.out.take());
+    let mut warnings = tail_cuts(session.driver.store());
+    for entry in &report.log {
         use kars::workflow::driver::LogKind;
         match &entry.kind {
             LogKind::Retrying { attempt, error } => {
-                eprintln!("warning: effect {} attempt {attempt} failed, retrying: {error}", entry.key);
+                warnings.push(format!("warning: effect {} attempt {attempt} failed, retrying: {error}", entry.key));
             }
-            LogKind::Failed { error } => eprintln!("warning: effect {} failed: {error}", entry.key),
-            LogKind::ResultRefused { error } => eprintln!("warning: the result of {} was refused: {error}", entry.key),
+            LogKind::Failed { error } => warnings.push(format!("warning: effect {} failed: {error}", entry.key)),
+            LogKind::ResultRefused { error } => {
+                warnings.push(format!("warning: the result of {} was refused: {error}", entry.key));
+            }
             _ => {}
         }
     }
-    println!();
-    print_status(opened, team);
-    Ok(())
-}
-
-fn print_status(opened: &Opened, team: &Roster) {
-    let driver = &opened.driver;
-    let instance = driver.instance();
-    let workflow = instance.workflow();
-    let zone = workflow.zone();
-    let now = driver.clock().now();
-    let local = |at: DateTime<Utc>| at.with_timezone(&zone).format("%a %Y-%m-%d %H:%M %Z").to_string();
-    let waiting = instance.waiting(now);
-    println!("instance `{}` of workflow `{}`, release {}", driver.id(), workflow.name(), waiting.release);
-    println!("now:        {}", local(now));
-    if let Some(node) = &waiting.node {
-        let label = workflow.node_index(node.as_str()).and_then(|i| workflow.node_label(i)).unwrap_or_default();
-        println!("at:         `{node}` {}", label.replace('\n', " "));
-    }
-    println!("waiting:    {}", waiting_text(&waiting));
-    println!("who:        {}", who(&waiting, team, driver.id().as_str()));
-    if let Some(d) = &waiting.deadline {
-        let missed = if d.missed { " (missed)" } else { "" };
-        println!("deadline:   {}{missed}", local(d.at));
-    }
-    if let Some(w) = &waiting.paused_by {
-        println!("paused by:  window `{w}` (tasks and decisions wait until it closes)");
-    }
-    match instance.poll_timeout() {
-        Some(at) if at <= now => println!("next timer: {} (due: run `kars instance tick`)", local(at)),
-        Some(at) => println!("next timer: {}", local(at)),
-        None => {}
-    }
-    let pending = driver.pending_effects().count();
-    if pending > 0 {
-        println!("pending:    {pending} effect(s) not yet performed (the next `act` or `tick` runs them)");
-    }
-    for cycle in instance.cycle_outcomes().iter().rev().take(3) {
-        println!("finished:   {} {} at {}", cycle.release, cycle.outcome, local(cycle.ended_at));
-    }
-}
-
-fn waiting_text(waiting: &Waiting) -> String {
-    let text = waiting.to_string();
-    // The release is printed on the first line already.
-    text.split_once(": ").map_or(text.clone(), |(_, rest)| rest.to_owned())
-}
-
-fn who(waiting: &Waiting, team: &Roster, id: &str) -> String {
-    let people = |roles: &[kars::spec::RoleId]| {
-        let list: Vec<String> = team
-            .people()
-            .filter(|(_, held)| held.iter().any(|r| roles.contains(r)))
-            .map(|(person, _)| person.to_string())
-            .collect();
-        if list.is_empty() { "nobody on the roster holds the role".to_owned() } else { list.join(", ") }
-    };
-    match &waiting.reason {
-        WaitingFor::Task { node, roles, outcomes } if outcomes.is_empty() => {
-            format!("{} (`kars instance act --id {id} --node {node} --actor NAME`)", people(roles))
-        }
-        WaitingFor::Task { node, roles, outcomes } => {
-            format!(
-                "{} (`kars instance act --id {id} --node {node} --actor NAME --outcome {}`)",
-                people(roles),
-                outcomes.join("|")
-            )
-        }
-        WaitingFor::Decision { node, role, branches } => format!(
-            "{} (`kars instance act --id {id} --node {node} --actor NAME --outcome {}`)",
-            people(std::slice::from_ref(role)),
-            branches.join("|")
-        ),
-        WaitingFor::ActionResult { node } => {
-            format!("the operator (`kars instance act --id {id} --node {node} --outcome succeeded|failed`)")
-        }
-        WaitingFor::Gate { .. } | WaitingFor::NextCycle { .. } => {
-            "nobody: time moves it on (`kars instance tick`)".to_owned()
-        }
-        WaitingFor::Stalled { .. } => "nobody: the instance is stalled".to_owned(),
-        _ => "nobody".to_owned(),
-    }
+    text.push('\n');
+    text.push_str(&status::render(&session.driver, session.mode));
+    warnings
 }
 
 /// `kars render FILE --journal DIR --id ID`: the picture of where the instance stands.
@@ -535,39 +637,25 @@ fn render_state(
     id: &str,
     now: &Now,
 ) -> Result<String, Failure> {
-    let program = Program::new(spec).map_err(|e| Failure { code: EXIT_INVALID, message: format!("error: {e}") })?;
-    let store = store_at(journal, false)?;
+    let program = Program::new(spec).map_err(invalid)?;
+    let store = open_store(journal, Access::Read)?;
     let id = instance_id(id)?;
+    let journal = read_journal(&store, &id).map_err(driver_failure)?;
+    let mode = journal.header.clock;
     let parts = Parts {
         store,
-        clock: parse_now(now)?,
+        clock: clock_for(mode, parse_now(now)?, id.as_str())?,
         adapters: Adapters::new(ConsoleNotifier::new(std::io::sink())),
-        config: DriverConfig::default(),
+        config: config_for(mode),
     };
-    let driver = Driver::open(parts, &program, &id).map_err(driver_failure)?;
+    let driver = Driver::open_read(parts, &program, journal).map_err(driver_failure)?;
     let instance = driver.instance();
-    let waiting = instance.waiting(driver.clock().now());
+    let waiting = instance.waiting(driver.clock().now().max(instance.latest_instant()));
     let current: Vec<NodeId> = waiting.node.iter().cloned().collect();
     let visited: Vec<NodeId> =
         instance.visited_this_cycle().into_iter().filter(|n| !current.contains(n)).cloned().collect();
-    let state = StateView { current, visited, waiting: Some(short_waiting(&waiting)) };
+    let state = StateView { current, visited, waiting: Some(status::short_waiting(&waiting)) };
     Ok(kars::spec::mermaid::render_state(spec.spec(), options, &state))
-}
-
-/// The waiting text on the current node of a rendering.
-fn short_waiting(waiting: &Waiting) -> String {
-    match &waiting.reason {
-        WaitingFor::Task { roles, .. } => {
-            let roles: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
-            format!("waits for {}", roles.join(" or "))
-        }
-        WaitingFor::Decision { role, .. } => format!("{role} decides"),
-        WaitingFor::Gate { opens_local, .. } => format!("gate opens {opens_local}"),
-        WaitingFor::ActionResult { .. } => "waits for its result".to_owned(),
-        WaitingFor::NextCycle { starts_local, .. } => format!("next cycle {starts_local}"),
-        WaitingFor::Stalled { .. } => "stalled".to_owned(),
-        _ => "waiting".to_owned(),
-    }
 }
 
 /// The `--journal`, `--id` and `--now` options of `kars render`.
@@ -588,13 +676,5 @@ impl RenderTarget {
     pub fn render(&self, spec: &CheckedSpec, options: &RenderOptions) -> Option<Result<String, Failure>> {
         let (journal, id) = (self.journal.as_ref()?, self.id.as_ref()?);
         Some(render_state(spec, options, journal, id, &self.now))
-    }
-}
-
-impl Failure {
-    /// Prints the failure and gives its exit code.
-    pub fn exit(self) -> ExitCode {
-        eprintln!("{}", self.message);
-        ExitCode::from(self.code)
     }
 }

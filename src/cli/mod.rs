@@ -1,6 +1,21 @@
-//! Command-line parsing and dispatch; each subcommand lives in its own module.
+//! Command-line parsing and dispatch; each subcommand lives in its own module, reading its
+//! inputs through [`io::read_bytes`] / [`io::read_text`] (capped at [`io::MAX_INPUT_BYTES`]) and
+//! writing standard output through [`io::Output`].
 //!
-//! Exit codes: 0 success, 1 an invalid spec or a refused action, 2 usage or IO errors.
+//! Exit codes:
+//! - 0: success;
+//! - 1 ([`EXIT_INVALID`]): an invalid spec, model or flowchart, an input past the size cap or not
+//!   UTF-8, a refused action;
+//! - 2 ([`EXIT_USAGE`]): a usage error, an input that cannot be read, or standard output that
+//!   cannot be written (a full disk); nothing was changed;
+//! - 3 ([`EXIT_UNREPORTED`]): the change was committed (journaled) but its report could not be
+//!   written to standard output: do not retry it, read the state with `kars instance status`.
+//!
+//! Errors print once, on standard error. A closed pipe on standard output (`kars … | head -1`)
+//! is not an error: the command stops writing, prints nothing more, and exits with the code it
+//! would have had. The reader chose to stop reading, which is a normal use, so a message would
+//! be noise in every such pipeline; keeping the command's own code means that a script with
+//! `set -o pipefail` still sees an invalid spec (1), and that a committed change still says 0.
 
 use std::process::ExitCode;
 
@@ -9,14 +24,18 @@ use clap::{Parser, Subcommand};
 mod check;
 mod import;
 mod instance;
+mod io;
 mod render;
 mod schema;
 mod simulate;
 
 /// The process exit code for an invalid spec or a refused action.
 pub const EXIT_INVALID: u8 = 1;
-/// The process exit code for usage and IO errors.
+/// The process exit code for usage and IO errors: nothing was changed.
 pub const EXIT_USAGE: u8 = 2;
+/// The process exit code for a change that was committed but whose report could not be
+/// written to standard output.
+pub const EXIT_UNREPORTED: u8 = 3;
 
 /// kars: workflows as YAML specs, checked, drawn, simulated and run.
 #[derive(Debug, Parser)]
@@ -54,41 +73,78 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-/// Reads a file, or standard input for `-`; returns the text and the name to show in messages.
-fn read_input(file: &std::path::Path) -> Result<(String, String), ExitCode> {
-    if file.as_os_str() == "-" {
-        let mut text = String::new();
-        return match std::io::Read::read_to_string(&mut std::io::stdin(), &mut text) {
-            Ok(_) => Ok((text, "<stdin>".to_owned())),
-            Err(e) => {
-                eprintln!("error: cannot read standard input: {e}");
-                Err(ExitCode::from(EXIT_USAGE))
-            }
-        };
-    }
-    match std::fs::read_to_string(file) {
-        Ok(text) => Ok((text, file.display().to_string())),
+/// Prints clap's help, version or usage error and gives its exit code (0 for `--help` and
+/// `--version`, 2 for a usage error). Help that cannot be written, other than to a closed
+/// pipe, exits 2 with one line on standard error, as for any command.
+pub fn parse_failed(error: &clap::Error) -> ExitCode {
+    let code = u8::try_from(error.exit_code()).unwrap_or(EXIT_USAGE);
+    match error.print() {
+        Ok(()) => ExitCode::from(code),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: cannot read `{}`: {e}", file.display());
-            Err(ExitCode::from(EXIT_USAGE))
+            io::errln!("error: cannot write to standard output: {e}");
+            ExitCode::from(EXIT_USAGE)
         }
     }
 }
 
-/// Reads and checks a spec (`-` for standard input), printing its warnings or diagnostics on
-/// stderr; on failure, the exit code (2 when it cannot be read, 1 when it is invalid).
-fn load_spec(file: &std::path::Path) -> Result<(kars::spec::CheckedSpec, String), ExitCode> {
-    let (text, name) = read_input(file)?;
-    match kars::spec::load(&text, &name) {
-        Ok(spec) => {
-            if !spec.warnings().is_empty() {
-                eprint!("{}", spec.warning_report());
-            }
-            Ok((spec, name))
-        }
-        Err(report) => {
-            eprint!("{report}");
-            Err(ExitCode::from(EXIT_INVALID))
-        }
+/// Why a command stopped: the text to print on standard error, once, and the exit code.
+#[derive(Debug)]
+pub struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    /// An invalid input (exit 1); `message` is prefixed with `error: `.
+    pub fn invalid(message: impl std::fmt::Display) -> Self {
+        Self { code: EXIT_INVALID, message: format!("error: {message}") }
     }
+
+    /// An invalid spec (exit 1): its diagnostics, printed as they are.
+    pub fn report(report: &kars::spec::Report) -> Self {
+        Self { code: EXIT_INVALID, message: report.to_string().trim_end().to_owned() }
+    }
+
+    /// Prints the failure on standard error and gives its exit code.
+    pub fn print(self) -> u8 {
+        io::errln!("{}", self.message);
+        self.code
+    }
+}
+
+impl From<io::ReadError> for Failure {
+    fn from(e: io::ReadError) -> Self {
+        Self { code: e.exit_code(), message: format!("error: {e}") }
+    }
+}
+
+/// Reads and checks a spec (`-` for standard input) and prints its warnings on stderr;
+/// returns it with the name to show in messages.
+///
+/// The bytes go to [`kars::spec::load_bytes`], so a file that is not UTF-8 gets the loader's
+/// located diagnostic; a file past the cap gets the loader's `K0101` diagnostic with its real
+/// size.
+///
+/// # Errors
+/// A [`Failure`]: exit 2 when the file cannot be read, 1 when it is too large or invalid.
+pub fn read_spec(file: &std::path::Path) -> Result<(kars::spec::CheckedSpec, String), Failure> {
+    let input = match io::read_bytes(file) {
+        Ok(input) => input,
+        Err(io::ReadError::TooLarge { origin, size }) => return Err(Failure::report(&too_large(origin, size))),
+        Err(e) => return Err(e.into()),
+    };
+    let spec = kars::spec::load_bytes(&input.bytes, &input.origin).map_err(|r| Failure::report(&r))?;
+    if !spec.warnings().is_empty() {
+        io::eprint(format_args!("{}", spec.warning_report()));
+    }
+    Ok((spec, input.origin))
+}
+
+/// The loader's `K0101` diagnostic for a spec past the cap, with its real size when known.
+fn too_large(origin: String, size: io::Size) -> kars::spec::Report {
+    use kars::spec::diagnostic::{Code, Diagnostic};
+    let diagnostic = Diagnostic::error(Code::InputTooLarge, size.too_large())
+        .help("a workflow spec is a few kilobytes; is this the right file?");
+    kars::spec::Report::new(origin, vec![diagnostic])
 }

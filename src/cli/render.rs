@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use kars::spec::mermaid::{Lanes, RenderOptions, Shapes};
 
+use super::io::{Output, finish};
+
 /// Arguments of `kars render`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -38,16 +40,9 @@ enum ShapesArg {
 }
 
 pub fn run(args: &Args) -> ExitCode {
-    let (source, origin) = match super::read_input(&args.file) {
-        Ok(read) => read,
-        Err(code) => return code,
-    };
-    let spec = match kars::spec::load(&source, &origin) {
-        Ok(spec) => spec,
-        Err(report) => {
-            eprintln!("{report}");
-            return ExitCode::from(super::EXIT_INVALID);
-        }
+    let (spec, _) = match super::read_spec(&args.file) {
+        Ok(loaded) => loaded,
+        Err(failure) => return ExitCode::from(failure.print()),
     };
     let options = RenderOptions {
         annotate: args.annotate,
@@ -60,10 +55,12 @@ pub fn run(args: &Args) -> ExitCode {
             ShapesArg::ByKind => Shapes::ByKind,
         },
     };
-    match args.instance.render(&spec, &options) {
-        None => print!("{}", kars::spec::mermaid::render(spec.spec(), &options)),
-        Some(Ok(text)) => print!("{text}"),
-        Some(Err(failure)) => return failure.exit(),
-    }
-    ExitCode::SUCCESS
+    let text = match args.instance.render(&spec, &options) {
+        None => kars::spec::mermaid::render(spec.spec(), &options),
+        Some(Ok(text)) => text,
+        Some(Err(failure)) => return ExitCode::from(failure.print()),
+    };
+    let mut out = Output::stdout();
+    out.print(&text);
+    finish(0, out.finish(), super::EXIT_USAGE)
 }

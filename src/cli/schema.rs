@@ -3,6 +3,8 @@
 use std::io::Write as _;
 use std::process::ExitCode;
 
+use super::io::{Output, finish};
+
 /// Arguments of `kars schema`.
 #[derive(Debug, clap::Args)]
 pub struct Args {}
@@ -11,9 +13,7 @@ pub struct Args {}
 /// `schema/kars-spec.schema.json`.
 pub fn run(_args: &Args) -> ExitCode {
     let text = serde_json::to_string_pretty(&kars::spec::json_schema()).unwrap_or_default();
-    let mut out = std::io::stdout().lock();
-    if writeln!(out, "{text}").and_then(|()| out.flush()).is_err() {
-        return ExitCode::from(super::EXIT_USAGE);
-    }
-    ExitCode::SUCCESS
+    let mut out = Output::stdout();
+    let _ = writeln!(out, "{text}");
+    finish(0, out.finish(), super::EXIT_USAGE)
 }

@@ -171,6 +171,40 @@ impl Cx<'_> {
         }
     }
 
+    /// The roster: roles exist, logins are valid and nobody shares one.
+    fn team(&mut self) {
+        let spec = self.spec;
+        let mut owners: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+        for (person, p) in &spec.team {
+            let path = root().key("team").key(person.as_str());
+            for (i, role) in p.roles.iter().enumerate() {
+                self.role_ref(role.as_str(), path.clone().key("roles").index(i));
+            }
+            for (i, login) in p.logins.iter().enumerate() {
+                let at = path.clone().key("logins").index(i);
+                if !is_login(login) {
+                    self.push(
+                        Diagnostic::error(Code::Login, format!("`{}` is not a login name", login.escape_debug()))
+                            .at_path(at)
+                            .help("a login is 1 to 64 of `A-Z a-z 0-9 . _ -`, not starting with `-`, as `id -un` prints it"),
+                    );
+                } else if let Some(other) = owners.insert(login.as_str(), person.as_str()) {
+                    self.push(
+                        Diagnostic::error(
+                            Code::Login,
+                            format!("login `{login}` is listed for `{other}` and `{person}`"),
+                        )
+                        .at_path(at)
+                        .help("a login identifies one person: keep it on one roster entry"),
+                    );
+                }
+            }
+        }
+        for (i, role) in spec.team_managed_by.iter().enumerate() {
+            self.role_ref(role.as_str(), root().key("team_managed_by").index(i));
+        }
+    }
+
     /// Version, zone, team, branches, environments, windows and phases. Returns the zone.
     fn sections(&mut self) -> Option<Tz> {
         let spec = self.spec;
@@ -184,11 +218,7 @@ impl Cx<'_> {
         }
         self.non_empty(&spec.name, "the workflow `name`", root().key("name"));
         let zone = self.zone();
-        for (person, p) in &spec.team {
-            for (i, role) in p.roles.iter().enumerate() {
-                self.role_ref(role.as_str(), root().key("team").key(person.as_str()).key("roles").index(i));
-            }
-        }
+        self.team();
         for (role, r) in &spec.roles {
             self.non_empty(
                 &r.title,
@@ -388,4 +418,12 @@ impl Cx<'_> {
 
 fn placeholder_list() -> String {
     PLACEHOLDERS.iter().map(|p| format!("`{{{p}}}`")).collect::<Vec<_>>().join(", ")
+}
+
+/// Whether `login` is a portable operating-system login name.
+#[must_use]
+pub fn is_login(login: &str) -> bool {
+    (1..=64).contains(&login.len())
+        && !login.starts_with('-')
+        && login.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }

@@ -34,6 +34,9 @@ pub(super) fn check(cx: &mut Cx<'_>) {
         for (i, role) in node.roles.iter().enumerate() {
             cx.role_ref(role.as_str(), path.clone().key("roles").index(i));
         }
+        for (i, role) in node.reported_by.iter().enumerate() {
+            cx.role_ref(role.as_str(), path.clone().key("reported_by").index(i));
+        }
         for (i, outcome) in node.outcomes.iter().enumerate() {
             cx.non_empty(outcome, "an outcome", path.clone().key("outcomes").index(i));
         }
@@ -124,6 +127,15 @@ fn kind_fields(cx: &mut Cx<'_>, id: &NodeId, node: &Node, path: &Path, back_edge
         "only tasks and decisions are done by people",
     );
     not_allowed(cx, "outcomes", !node.outcomes.is_empty(), &[K::Task], "only tasks ask their actor for an outcome");
+    let reported = !node.reported_by.is_empty();
+    not_allowed(cx, "reported_by", reported, &[K::Action], "only actions that wait for a result have one to report");
+    if reported && node.kind == K::Action && matches!(node.action, Some(Action::Notify(_))) {
+        cx.push(
+            Diagnostic::error(Code::FieldNotAllowed, format!("`reported_by` is not allowed on notify action `{id}`"))
+                .at_key(path.clone().key("reported_by"))
+                .help("a notification does not wait for a result, so nobody reports one"),
+        );
+    }
     not_allowed(cx, "distinct_from", !node.distinct_from.is_empty(), &[K::Task], "only tasks have an actor to compare");
     let timed = [K::End, K::Task, K::Action, K::Decision, K::Wait];
     not_allowed(cx, "gate", node.gate.is_some(), &timed, "the start node begins the cycle and cannot wait");

@@ -1,6 +1,7 @@
 //! `DriverError`: why a driver command failed or an instance's journal cannot be opened.
 
-use kars_spec::Fingerprint;
+use chrono::{DateTime, Utc};
+use kars_spec::{Fingerprint, RoleId};
 
 use crate::InstanceId;
 use crate::error::EngineError;
@@ -62,6 +63,30 @@ pub enum DriverError {
     /// The string is not a valid instance id (for hosts that turn names into ids with `?`).
     #[error("{0}")]
     InvalidId(#[from] crate::InstanceIdError),
+    /// The clock reads earlier than the latest instant the instance accepted, and the driver
+    /// is told to refuse that ([`super::Earlier::Refuse`]).
+    #[error(
+        "instance `{id}` has recorded {} already; the time given, {}, is earlier\nhelp: time never goes backwards in an instance: give a time at or after the last one recorded",
+        latest.to_rfc3339(), now.to_rfc3339()
+    )]
+    ClockBehind {
+        /// The instance.
+        id: InstanceId,
+        /// The clock's time.
+        now: DateTime<Utc>,
+        /// The latest instant the instance accepted.
+        latest: DateTime<Utc>,
+    },
+    /// The actor may not change the roster.
+    #[error("{}", roster_locked(id, by, managed_by))]
+    RosterLocked {
+        /// The instance.
+        id: InstanceId,
+        /// Who tried.
+        by: String,
+        /// The roles that may.
+        managed_by: Vec<RoleId>,
+    },
     /// An earlier journal failure left the driver unable to tell what is durable.
     #[error(
         "the driver of instance `{id}` lost track of its journal after an earlier failure\nhelp: open the instance again"
@@ -87,5 +112,19 @@ impl DriverError {
     #[must_use]
     pub fn is_refusal(&self) -> bool {
         matches!(self, Self::Refused(_))
+    }
+}
+
+fn roster_locked(id: &InstanceId, by: &str, managed_by: &[RoleId]) -> String {
+    if managed_by.is_empty() {
+        format!(
+            "`{by}` may not change the roster of instance `{id}`: the spec lets nobody change a running instance's roster\nhelp: add `team_managed_by: [ROLE]` to the spec for the roles that may, or start a new instance with the new roster"
+        )
+    } else {
+        let roles: Vec<String> = managed_by.iter().map(|r| format!("`{r}`")).collect();
+        format!(
+            "`{by}` may not change the roster of instance `{id}`, which needs one of the roles {}\nhelp: ask a holder of one of those roles",
+            roles.join(", ")
+        )
     }
 }

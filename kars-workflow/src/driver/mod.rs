@@ -37,9 +37,31 @@
 //! # Refused inputs
 //!
 //! A refused input changes no state. By default ([`Refusals::Discard`]) it is not journaled
-//! and the in-memory history forgets it too (the driver reloads from the journal), as the
+//! and the in-memory history forgets it too ([`Instance::discard_refused`]; timers due before
+//! an event run as their own input first, so the refused record holds nothing else), as the
 //! `kars instance` command line wants: nothing is written for a refused action.
-//! [`Refusals::Journal`] keeps refused attempts in the journal as an audit trail.
+//! [`Refusals::Journal`] keeps refused attempts in the journal as an audit trail, as typed
+//! data ([`EngineError`] with ids), never as rendered text.
+//!
+//! # What a call did
+//!
+//! Every call that can change the journal returns a [`Report`]: the entries it appended with
+//! their journal positions, the transitions they caused ([`crate::Notice`]s) and the effects
+//! it performed with their status. A host renders that; it never reads the journal again to
+//! find out. Opening reads the journal once and the engine replays it once
+//! ([`Driver::open_read`] takes a journal the host already read, for example to compile the
+//! spec stored in its header).
+//!
+//! # Time and people
+//!
+//! The driver asks its [`Clock`] for the time of every input. An instant earlier than the
+//! latest the instance accepted is held at that latest one ([`Earlier::Hold`], for a system
+//! clock stepped back) or refused ([`Earlier::Refuse`], for rehearsals whose clock is a
+//! person's word): a journal never records time going backwards. The roster is the
+//! instance's, journaled at its start ([`Start::roster`]) and changed only by
+//! [`Driver::change_roster`], by a holder of a role the spec's `team_managed_by` names. The
+//! host says who acts: an [`Actor`](crate::Actor) it resolved from something the caller
+//! cannot type (an OS login, a token), with [`Roster::actor_for_login`] or [`Roster::actor`].
 //!
 //! # Concurrency
 //!
@@ -91,36 +113,50 @@ mod load;
 mod ops;
 mod perform;
 mod record;
+mod report;
 mod roster;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use kars_spec::{CheckedSpec, NodeId};
+use kars_spec::spec::NodeKind;
+use kars_spec::{CheckedSpec, NodeId, RoleId};
 
 pub use clock::{Clock, SystemClock, VirtualClock};
 pub use error::DriverError;
-pub use load::{Journaled, read_journal};
+pub use load::{Account, Caused, Journaled, read_journal, replay_journal};
 pub use ops::{
     Adapters, ManualOperations, Operation, Operations, OperationsFn, RecordingOperations, RetryPolicy, Scripted,
 };
 pub use perform::{LogEntry, LogKind};
-pub use record::{Done, EffectStatus, Entry, JOURNAL_FORMAT, JournalHeader, SpecText};
-pub use roster::{Roster, RosterError};
+pub use record::{
+    ClockMode, Done, EffectStatus, Entry, Failure, JOURNAL_FORMAT, JournalHeader, OLDEST_JOURNAL_FORMAT, RosterChange,
+    SpecText,
+};
+pub use report::{Appended, EffectRun, Report};
+pub use roster::{Member, Roster, RosterError};
 
 use crate::effect::{Effect, EffectKey};
 use crate::error::{CompileError, EngineError};
-use crate::event::{ActionOutcome, Event, InstanceId};
+use crate::event::{ActionOutcome, Actor, Event, InstanceId, Reporter};
+use crate::history::{Input, Record};
 use crate::instance::Instance;
 use crate::journal::{JournalError, Store};
 use crate::workflow::Workflow;
 
-/// A compiled workflow with what the driver needs from the spec besides: channel addresses.
+/// How many undrained transition notices a driven instance keeps (they are drained after each
+/// input into the call's [`Report`]).
+const NOTICE_CAPACITY: usize = 256;
+
+/// A compiled workflow with what the driver needs from the spec besides: channel addresses,
+/// the default roster and who may change a roster.
 #[derive(Debug, Clone)]
 pub struct Program {
     workflow: Arc<Workflow>,
     channels: BTreeMap<String, String>,
+    default_roster: Roster,
+    team_managed_by: Vec<RoleId>,
 }
 
 impl Program {
@@ -131,7 +167,9 @@ impl Program {
     pub fn new(spec: &CheckedSpec) -> Result<Self, CompileError> {
         let workflow = Arc::new(Workflow::compile(spec)?);
         let channels = spec.spec().channels.iter().map(|(id, c)| (id.to_string(), c.name.clone())).collect();
-        Ok(Self { workflow, channels })
+        let default_roster = Roster::from_spec(spec.spec());
+        let team_managed_by = spec.spec().team_managed_by.clone();
+        Ok(Self { workflow, channels, default_roster, team_managed_by })
     }
 
     /// The compiled workflow.
@@ -145,6 +183,18 @@ impl Program {
     #[must_use]
     pub fn channel_address(&self, id: &str) -> String {
         self.channels.get(id).cloned().unwrap_or_else(|| format!("#{id}"))
+    }
+
+    /// The spec's `team:` as a roster.
+    #[must_use]
+    pub fn default_roster(&self) -> &Roster {
+        &self.default_roster
+    }
+
+    /// The roles that may change a running instance's roster (the spec's `team_managed_by`).
+    #[must_use]
+    pub fn team_managed_by(&self) -> &[RoleId] {
+        &self.team_managed_by
     }
 }
 
@@ -171,6 +221,18 @@ pub enum HistoryInMemory {
     ReleaseJournaled,
 }
 
+/// What the driver does when its clock reads earlier than the latest instant the instance
+/// accepted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Earlier {
+    /// Use the latest instant instead (a system clock stepped back a little).
+    #[default]
+    Hold,
+    /// Refuse the call with [`DriverError::ClockBehind`] (a rehearsal's clock is a person's
+    /// word, and time must not go backwards in the record).
+    Refuse,
+}
+
 /// How a driver behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DriverConfig {
@@ -182,6 +244,8 @@ pub struct DriverConfig {
     pub conflict_retries: u32,
     /// Journaled history records: kept in memory or released.
     pub memory: HistoryInMemory,
+    /// A clock that reads earlier than the instance's latest instant.
+    pub earlier: Earlier,
 }
 
 impl Default for DriverConfig {
@@ -191,6 +255,7 @@ impl Default for DriverConfig {
             refusals: Refusals::Discard,
             conflict_retries: 3,
             memory: HistoryInMemory::default(),
+            earlier: Earlier::default(),
         }
     }
 }
@@ -206,6 +271,17 @@ pub struct Parts<S, C> {
     pub adapters: Adapters,
     /// The configuration.
     pub config: DriverConfig,
+}
+
+/// What a new instance's journal header holds besides the engine's start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Start {
+    /// The spec's text, stored so that later commands need no spec file.
+    pub spec: Option<SpecText>,
+    /// A real instance or a rehearsal.
+    pub clock: ClockMode,
+    /// The roster; `None`: the spec's `team:`.
+    pub roster: Option<Roster>,
 }
 
 /// An input for [`Driver::apply`].
@@ -225,6 +301,7 @@ pub struct Driver<S: Store, C: Clock> {
     id: InstanceId,
     header: JournalHeader,
     instance: Instance,
+    roster: Roster,
     /// The journal's version (its number of records).
     version: u64,
     /// How many of the instance's history records are journaled (their sequence numbers are
@@ -233,6 +310,10 @@ pub struct Driver<S: Store, C: Clock> {
     acked: BTreeSet<EffectKey>,
     pending: VecDeque<Effect>,
     log: Vec<LogEntry>,
+    /// What the current call did.
+    report: Report,
+    /// Notices of inputs handled but not yet journaled.
+    staged: Vec<(u64, crate::effect::Notice)>,
     broken: bool,
 }
 
@@ -248,7 +329,8 @@ impl<S: Store, C: Clock> std::fmt::Debug for Driver<S, C> {
 
 impl<S: Store, C: Clock> Driver<S, C> {
     /// Starts instance `id` of `program` at the clock's time: creates its journal (with `spec`
-    /// in the header when given), journals the start and runs its first effects.
+    /// in the header when given), journals the start and runs its first effects. A real
+    /// instance with the spec's roster; see [`Driver::create_with`].
     ///
     /// # Errors
     /// [`DriverError::Journal`] if the instance exists or the journal fails.
@@ -258,28 +340,62 @@ impl<S: Store, C: Clock> Driver<S, C> {
         id: &InstanceId,
         spec: Option<SpecText>,
     ) -> Result<Self, DriverError> {
+        Self::create_with(parts, program, id, Start { spec, ..Start::default() }).map(|(driver, _)| driver)
+    }
+
+    /// Starts instance `id` of `program` at the clock's time with the header `start`, and
+    /// returns what the start did (its record, its first effects).
+    ///
+    /// # Errors
+    /// [`DriverError::Journal`] if the instance exists or the journal fails.
+    pub fn create_with(
+        parts: Parts<S, C>,
+        program: &Program,
+        id: &InstanceId,
+        start: Start,
+    ) -> Result<(Self, Report), DriverError> {
         let now = parts.clock.now();
-        let instance = Instance::start(Arc::clone(&program.workflow), id.clone(), now);
-        let header = JournalHeader { format: JOURNAL_FORMAT, history: instance.history().header.clone(), spec };
+        let options = crate::instance::Options { notice_capacity: NOTICE_CAPACITY };
+        let instance = Instance::start_with(Arc::clone(&program.workflow), id.clone(), now, options);
+        let roster = start.roster.unwrap_or_else(|| program.default_roster.clone());
+        let header = JournalHeader {
+            format: record::JOURNAL_FORMAT,
+            history: instance.history().header.clone(),
+            clock: start.clock,
+            roster: Some(roster.clone()),
+            spec: start.spec,
+        };
         let bytes = serde_json::to_vec(&header)
             .map_err(|e| DriverError::BadHeader { id: id.clone(), detail: e.to_string() })?;
         parts.store.create(id, &bytes)?;
-        let mut driver = Self::assemble(parts, program, id.clone(), header, instance);
-        driver.resume()?;
-        Ok(driver)
+        let mut driver = Self::assemble(parts, program, id.clone(), header, instance, roster);
+        let report = driver.resume()?;
+        Ok((driver, report))
     }
 
-    /// Opens instance `id` from its journal: replays its history and finds the effects that
-    /// were emitted but not acknowledged (they run at the next command, or [`Driver::resume`]).
+    /// Opens instance `id` from its journal: reads it once, replays its history once, and
+    /// finds the effects that were emitted but not acknowledged (they run at the next call,
+    /// or [`Driver::resume`]).
     ///
     /// # Errors
     /// [`DriverError::SpecChanged`] when the journal was written for another spec;
     /// [`DriverError::Journal`], [`DriverError::BadHeader`], [`DriverError::BadRecord`] or
     /// [`DriverError::Replay`] when the journal cannot be read back.
     pub fn open(parts: Parts<S, C>, program: &Program, id: &InstanceId) -> Result<Self, DriverError> {
-        let loaded = load::load(&parts.store, program, id)?;
-        let mut driver = Self::assemble(parts, program, id.clone(), loaded.header.clone(), loaded.instance);
-        driver.install(loaded.version, loaded.journaled, loaded.acked);
+        let journal = read_journal(&parts.store, id)?;
+        Self::open_read(parts, program, journal)
+    }
+
+    /// Opens an instance from a journal the host has read already with [`read_journal`] (to
+    /// compile the spec its header stores, say): replays it without reading it again.
+    ///
+    /// # Errors
+    /// As [`Driver::open`], but for reading.
+    pub fn open_read(parts: Parts<S, C>, program: &Program, journal: Journaled) -> Result<Self, DriverError> {
+        let id = journal.id.clone();
+        let load::Loaded { header, instance, version, journaled, acked, roster } = load::load(program, journal)?;
+        let mut driver = Self::assemble(parts, program, id, header, instance, roster);
+        driver.settle(version, journaled, acked);
         Ok(driver)
     }
 
@@ -288,8 +404,10 @@ impl<S: Store, C: Clock> Driver<S, C> {
         program: &Program,
         id: InstanceId,
         header: JournalHeader,
-        instance: Instance,
+        mut instance: Instance,
+        roster: Roster,
     ) -> Self {
+        instance.set_notice_capacity(NOTICE_CAPACITY);
         let Parts { store, clock, adapters, config } = parts;
         Self {
             store,
@@ -300,16 +418,31 @@ impl<S: Store, C: Clock> Driver<S, C> {
             id,
             header,
             instance,
+            roster,
             version: 0,
             journaled: 0,
             acked: BTreeSet::new(),
             pending: VecDeque::new(),
             log: Vec::new(),
+            report: Report::default(),
+            staged: Vec::new(),
             broken: false,
         }
     }
 
-    fn install(&mut self, version: u64, journaled: u64, acked: BTreeSet<EffectKey>) {
+    fn install(&mut self, loaded: load::Loaded) {
+        let load::Loaded { header, instance, version, journaled, acked, roster } = loaded;
+        self.instance = instance;
+        self.instance.set_notice_capacity(NOTICE_CAPACITY);
+        self.header = header;
+        self.roster = roster;
+        self.settle(version, journaled, acked);
+    }
+
+    /// Takes the journal's position after a load, and queues the unacknowledged effects.
+    fn settle(&mut self, version: u64, journaled: u64, acked: BTreeSet<EffectKey>) {
+        // What replay recomputed was reported when it first happened.
+        while self.instance.poll_notice().is_some() {}
         self.version = version;
         self.journaled = journaled;
         self.acked = acked;
@@ -340,13 +473,13 @@ impl<S: Store, C: Clock> Driver<S, C> {
         }
     }
 
-    /// Rebuilds everything from the journal; on failure the driver is broken.
+    /// Rebuilds everything from the journal (one read, one replay); on failure the driver is
+    /// broken.
     fn reload(&mut self) -> Result<(), DriverError> {
-        match load::load(&self.store, &self.program, &self.id) {
+        let loaded = read_journal(&self.store, &self.id).and_then(|journal| load::load(&self.program, journal));
+        match loaded {
             Ok(loaded) => {
-                self.instance = loaded.instance;
-                self.header = loaded.header;
-                self.install(loaded.version, loaded.journaled, loaded.acked);
+                self.install(loaded);
                 Ok(())
             }
             Err(e) => {
@@ -360,6 +493,19 @@ impl<S: Store, C: Clock> Driver<S, C> {
         if self.broken { Err(DriverError::Broken { id: self.id.clone() }) } else { Ok(()) }
     }
 
+    /// The time of the next input: the clock's, by the [`Earlier`] rule.
+    fn now(&self) -> Result<DateTime<Utc>, DriverError> {
+        let now = self.clock.now();
+        let latest = self.instance.latest_instant();
+        if now >= latest {
+            return Ok(now);
+        }
+        match self.config.earlier {
+            Earlier::Hold => Ok(latest),
+            Earlier::Refuse => Err(DriverError::ClockBehind { id: self.id.clone(), now, latest }),
+        }
+    }
+
     /// Appends the unjournaled history records and `done`, then queues the new effects.
     fn commit(&mut self, done: Option<&Done>) -> Result<(), DriverError> {
         let bad = |e: serde_json::Error| DriverError::BadRecord {
@@ -367,8 +513,9 @@ impl<S: Store, C: Clock> Driver<S, C> {
             index: usize::try_from(self.version).unwrap_or(usize::MAX),
             detail: e.to_string(),
         };
-        let mut payloads = Vec::new();
-        for record in self.instance.history().since(self.journaled) {
+        let records = self.instance.history().since(self.journaled);
+        let mut payloads = Vec::with_capacity(records.len() + 1);
+        for record in records {
             payloads.push(serde_json::to_vec(&load::EntryRef::Input(record)).map_err(bad)?);
         }
         if let Some(done) = done {
@@ -376,8 +523,22 @@ impl<S: Store, C: Clock> Driver<S, C> {
         }
         if !payloads.is_empty() {
             let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
-            self.version = self.store.append(&self.id, self.version, &refs)?;
+            let from = self.version;
+            self.version = self.store.append(&self.id, from, &refs)?;
+            let entries = self
+                .instance
+                .history()
+                .since(self.journaled)
+                .iter()
+                .cloned()
+                .map(Entry::Input)
+                .chain(done.cloned().map(Entry::Done));
+            for (version, entry) in (from + 1..).zip(entries) {
+                self.report.appended.push(Appended { version, entry });
+            }
         }
+        self.stage_notices();
+        self.report.notices.append(&mut self.staged);
         self.journaled = self.instance.history().next_seq();
         self.release_journaled();
         if let Some(done) = done {
@@ -387,36 +548,62 @@ impl<S: Store, C: Clock> Driver<S, C> {
         Ok(())
     }
 
+    /// Moves the instance's notices to the staged ones, with the sequence number of the record
+    /// that caused them (the last one).
+    fn stage_notices(&mut self) {
+        let seq = self.instance.history().next_seq().saturating_sub(1);
+        while let Some(notice) = self.instance.poll_notice() {
+            self.staged.push((seq, notice));
+        }
+    }
+
     /// Handles `step` and journals it with `done`; returns the engine's refusal, if any.
-    fn apply(&mut self, step: Step, done: Option<Done>) -> Result<Option<EngineError>, DriverError> {
+    fn apply(&mut self, step: &Step, done: Option<&Done>) -> Result<Option<EngineError>, DriverError> {
         self.check()?;
         let mut attempt = 0;
         loop {
-            let now = self.clock.now();
-            let refused = match &step {
-                Step::Event(event) => self.instance.handle_event(event.clone(), now).err(),
+            let now = self.now()?;
+            self.staged.clear();
+            let refused = match step {
+                Step::Event(event) => {
+                    // Timers due run as their own input first, so that a refused event's
+                    // record holds nothing but the refusal.
+                    self.instance.handle_timeout(now);
+                    self.stage_notices();
+                    let refused = self.instance.handle_event(event.clone(), now).err();
+                    self.stage_notices();
+                    refused
+                }
                 Step::Timeout => {
                     self.instance.handle_timeout(now);
+                    self.stage_notices();
                     None
                 }
                 Step::Nothing => None,
             };
             if refused.is_some() && self.config.refusals == Refusals::Discard {
-                let seen = self.version;
-                self.reload()?;
-                // Refused by a stale instance: another writer advanced it; try again.
-                if self.version != seen && attempt < self.config.conflict_retries {
+                if !self.instance.discard_refused() {
+                    // Cannot happen (see above); rebuild from what is durable all the same.
+                    debug_assert!(false, "a refused record held resolved instants");
+                    self.reload()?;
+                }
+                // Refused by a stale instance? Another writer advanced it: catch up, try again.
+                if attempt < self.config.conflict_retries && self.store.version(&self.id)? != self.version {
                     attempt += 1;
+                    self.reload()?;
                     continue;
                 }
+                if done.is_none() && self.is_synced() {
+                    return Ok(refused);
+                }
             }
-            match self.commit(done.as_ref()) {
+            match self.commit(done) {
                 Ok(()) => return Ok(refused),
                 Err(DriverError::Journal(JournalError::Conflict { .. })) if attempt < self.config.conflict_retries => {
                     attempt += 1;
                     self.reload()?;
                     // Another process acknowledged this effect (and reported its result).
-                    if done.as_ref().is_some_and(|d| self.acked.contains(&d.key)) {
+                    if done.is_some_and(|d| self.acked.contains(&d.key)) {
                         return Ok(None);
                     }
                 }
@@ -428,21 +615,48 @@ impl<S: Store, C: Clock> Driver<S, C> {
         }
     }
 
+    /// Runs the timers due by now as their own input.
+    fn timers(&mut self) -> Result<bool, DriverError> {
+        let now = self.now()?;
+        let due = self.instance.poll_timeout().is_some_and(|wake| wake <= now);
+        if due {
+            self.apply(&Step::Timeout, None)?;
+        }
+        Ok(due)
+    }
+
+    /// Starts a call: clears the report.
+    fn begin(&mut self) {
+        self.report = Report::default();
+    }
+
+    /// Ends a call: hands over the report.
+    fn finish(&mut self) -> Report {
+        std::mem::take(&mut self.report)
+    }
+
     /// Journals what is not journaled yet (after an interrupted start) and runs every pending
     /// effect: the ones a crash left unacknowledged, and whatever their results cause.
     ///
     /// # Errors
     /// [`DriverError::Journal`] if the journal fails (the driver then holds what is durable),
     /// [`DriverError::Broken`] after a failure it could not recover from.
-    pub fn resume(&mut self) -> Result<(), DriverError> {
+    pub fn resume(&mut self) -> Result<Report, DriverError> {
+        self.begin();
+        self.run_pending()?;
+        Ok(self.finish())
+    }
+
+    fn run_pending(&mut self) -> Result<(), DriverError> {
         if !self.is_synced() {
-            self.apply(Step::Nothing, None)?;
+            self.apply(&Step::Nothing, None)?;
         }
         self.check()?;
         while let Some(effect) = self.pending.pop_front() {
             if self.acked.contains(&effect.key) {
                 continue;
             }
+            let logged = self.log.len();
             let performed = {
                 let mut cx = perform::Context {
                     adapters: &self.adapters,
@@ -453,57 +667,133 @@ impl<S: Store, C: Clock> Driver<S, C> {
                 };
                 cx.perform(&effect)
             };
-            let done = Done { key: effect.key.clone(), at: self.clock.now(), status: performed.status };
+            let at = self.now()?;
+            let done = Done { key: effect.key.clone(), at, status: performed.status.clone() };
             let step = match performed.result {
-                Some(outcome) => Step::Event(Event::ActionResult { node: effect.node.clone(), outcome }),
+                Some(outcome) => Step::Event(Event::ActionResult {
+                    node: effect.node.clone(),
+                    outcome,
+                    reporter: Reporter::Effect { key: effect.key.clone() },
+                }),
                 None => Step::Nothing,
             };
-            if let Some(error) = self.apply(step, Some(done))? {
-                let at = self.clock.now();
+            if let Some(error) = self.apply(&step, Some(&done))? {
                 let kind = LogKind::ResultRefused { error: Box::new(error) };
                 self.log.push(LogEntry { at, key: effect.key.clone(), node: effect.node.clone(), kind });
             }
+            self.report.log.extend(self.log.get(logged..).unwrap_or_default().iter().cloned());
+            self.report.effects.push(EffectRun { effect, status: performed.status });
         }
         Ok(())
     }
 
-    /// Handles `event` at the clock's time, journals it, and runs the effects it causes.
+    /// Handles `event` at the clock's time (after the timers due by then), journals it, and
+    /// runs the effects it causes.
     ///
     /// # Errors
     /// [`DriverError::Refused`] when the engine refuses the event (nothing changes and, with
-    /// [`Refusals::Discard`], nothing is written); journal failures as [`Driver::resume`].
-    pub fn handle_event(&mut self, event: Event) -> Result<(), DriverError> {
-        self.resume()?;
-        let refused = self.apply(Step::Event(event), None)?;
-        self.resume()?;
+    /// [`Refusals::Discard`], nothing is written for it); [`DriverError::ClockBehind`] for a
+    /// clock behind the instance under [`Earlier::Refuse`]; journal failures as
+    /// [`Driver::resume`].
+    pub fn handle_event(&mut self, event: Event) -> Result<Report, DriverError> {
+        self.begin();
+        self.run_pending()?;
+        let refused = self.apply(&Step::Event(event), None)?;
+        self.run_pending()?;
         match refused {
             Some(e) => Err(DriverError::Refused(Box::new(e))),
-            None => Ok(()),
+            None => Ok(self.finish()),
         }
+    }
+
+    /// `actor` acts on `node`: completes a task (with `outcome` when it asks for one), takes a
+    /// decision (`outcome` is the branch), or reports a waiting action's result (`outcome` is
+    /// `succeeded` or `failed`; the actor needs a role the node's `reported_by` names).
+    ///
+    /// # Errors
+    /// As [`Driver::handle_event`]; an action result that is not `succeeded` or `failed` is
+    /// refused as an unknown outcome.
+    pub fn act(&mut self, actor: Actor, node: NodeId, outcome: Option<&str>) -> Result<Report, DriverError> {
+        let workflow = &self.program.workflow;
+        let kind = workflow.node_index(node.as_str()).and_then(|i| workflow.node_kind(i));
+        let event = if kind == Some(NodeKind::Action) {
+            let parsed = outcome.and_then(|o| o.parse::<ActionOutcome>().ok());
+            let Some(outcome_value) = parsed else {
+                let error = EngineError::UnknownOutcome {
+                    node,
+                    given: outcome.map(str::to_owned),
+                    valid: vec!["succeeded".to_owned(), "failed".to_owned()],
+                };
+                return Err(DriverError::Refused(Box::new(error)));
+            };
+            Event::ActionResult { node, outcome: outcome_value, reporter: Reporter::Person(actor) }
+        } else {
+            Event::Complete { node, actor, outcome: outcome.map(str::to_owned) }
+        };
+        self.handle_event(event)
     }
 
     /// Reports the result of a waiting action that the host ran itself (its [`Operations`]
-    /// returned `Ok(None)`).
+    /// returned `Ok(None)`), saying who reports it.
     ///
     /// # Errors
     /// As [`Driver::handle_event`].
-    pub fn report(&mut self, node: NodeId, outcome: ActionOutcome) -> Result<(), DriverError> {
-        self.handle_event(Event::ActionResult { node, outcome })
+    pub fn report(&mut self, node: NodeId, outcome: ActionOutcome, reporter: Reporter) -> Result<Report, DriverError> {
+        self.handle_event(Event::ActionResult { node, outcome, reporter })
     }
 
-    /// Runs the timers due by the clock's time (each at its own instant) and their effects;
-    /// returns whether any was due.
+    /// Replaces the instance's roster, as `by`, who must hold a role the spec's
+    /// `team_managed_by` names. The change is journaled; it is the only way a running
+    /// instance's roster changes.
+    ///
+    /// # Errors
+    /// [`DriverError::RosterLocked`] when `by` may not change it; journal failures.
+    pub fn change_roster(&mut self, by: &Actor, roster: Roster) -> Result<Report, DriverError> {
+        self.begin();
+        self.check()?;
+        if !by.holds_any(&self.program.team_managed_by) {
+            return Err(DriverError::RosterLocked {
+                id: self.id.clone(),
+                by: by.name.clone(),
+                managed_by: self.program.team_managed_by.clone(),
+            });
+        }
+        let mut attempt = 0;
+        loop {
+            let change = RosterChange { at: self.now()?, by: by.name.clone(), roster: roster.clone() };
+            let bytes = serde_json::to_vec(&load::EntryRef::Roster(&change)).map_err(|e| DriverError::BadRecord {
+                id: self.id.clone(),
+                index: usize::try_from(self.version).unwrap_or(usize::MAX),
+                detail: e.to_string(),
+            })?;
+            match self.store.append(&self.id, self.version, &[&bytes]) {
+                Ok(version) => {
+                    self.version = version;
+                    self.roster = roster;
+                    self.report.appended.push(Appended { version, entry: Entry::Roster(change) });
+                    return Ok(self.finish());
+                }
+                Err(JournalError::Conflict { .. }) if attempt < self.config.conflict_retries => {
+                    attempt += 1;
+                    self.reload()?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Runs the timers due by the clock's time (each at its own instant) and their effects.
+    /// Whether any was due: [`Report::ran_timers`].
     ///
     /// # Errors
     /// As [`Driver::resume`].
-    pub fn tick(&mut self) -> Result<bool, DriverError> {
-        self.resume()?;
-        let due = self.instance.poll_timeout().is_some_and(|wake| wake <= self.clock.now());
-        if due {
-            self.apply(Step::Timeout, None)?;
-            self.resume()?;
+    pub fn tick(&mut self) -> Result<Report, DriverError> {
+        self.begin();
+        self.run_pending()?;
+        if self.timers()? {
+            self.run_pending()?;
         }
-        Ok(due)
+        Ok(self.finish())
     }
 
     /// Lets time pass until `until`: sleeps (or jumps) to each timer due by then, handles it at
@@ -511,32 +801,30 @@ impl<S: Store, C: Clock> Driver<S, C> {
     ///
     /// # Errors
     /// As [`Driver::resume`].
-    pub fn run_until(&mut self, until: DateTime<Utc>) -> Result<(), DriverError> {
-        self.resume()?;
+    pub fn run_until(&mut self, until: DateTime<Utc>) -> Result<Report, DriverError> {
+        let mut report = self.resume()?;
         while let Some(wake) = self.instance.poll_timeout().filter(|w| *w <= until) {
             self.clock.sleep_until(wake);
-            self.tick()?;
+            report.absorb(self.tick()?);
             if self.instance.poll_timeout().is_some_and(|next| next <= wake) {
                 break; // a timer that does not move on; never spin
             }
         }
         self.clock.sleep_until(until);
-        Ok(())
+        Ok(report)
     }
 
-    /// Sleeps until the next timer and handles it; `false` if the instance has none.
+    /// Sleeps until the next timer and handles it; an empty report if the instance has none.
     ///
     /// # Errors
     /// As [`Driver::resume`].
-    pub fn wait(&mut self) -> Result<bool, DriverError> {
-        self.resume()?;
-        match self.instance.poll_timeout() {
-            Some(wake) => {
-                self.clock.sleep_until(wake);
-                self.tick()
-            }
-            None => Ok(false),
+    pub fn wait(&mut self) -> Result<Report, DriverError> {
+        let mut report = self.resume()?;
+        if let Some(wake) = self.instance.poll_timeout() {
+            self.clock.sleep_until(wake);
+            report.absorb(self.tick()?);
         }
+        Ok(report)
     }
 
     /// The next instant a timer is due (see [`Instance::poll_timeout`]).
@@ -564,6 +852,12 @@ impl<S: Store, C: Clock> Driver<S, C> {
     #[must_use]
     pub fn header(&self) -> &JournalHeader {
         &self.header
+    }
+
+    /// The roster in force.
+    #[must_use]
+    pub fn roster(&self) -> &Roster {
+        &self.roster
     }
 
     /// The compiled workflow and channels.
@@ -610,5 +904,13 @@ impl<S: Store, C: Clock> Driver<S, C> {
     /// Takes the log, leaving it empty.
     pub fn take_log(&mut self) -> Vec<LogEntry> {
         std::mem::take(&mut self.log)
+    }
+}
+
+impl Report {
+    /// Whether the call ran a timer (a gate, a deadline, a window edge, the next cycle).
+    #[must_use]
+    pub fn ran_timers(&self) -> bool {
+        self.appended.iter().any(|a| matches!(&a.entry, Entry::Input(Record { input: Input::Timeout, .. })))
     }
 }

@@ -9,7 +9,7 @@ use kars_spec::spec::Recipient;
 
 use super::clock::Clock;
 use super::ops::{Adapters, Operation, RetryPolicy};
-use super::record::EffectStatus;
+use super::record::{EffectStatus, Failure};
 use crate::adapter::{AdapterError, Audience, BranchSelector, MergeRequest, Notification, OpenPullRequest};
 use crate::effect::{Effect, EffectKey, EffectKind};
 use crate::error::EngineError;
@@ -123,7 +123,7 @@ impl<C: Clock> Context<'_, C> {
                 }
                 let status = match failure {
                     None => EffectStatus::Sent,
-                    Some(e) => EffectStatus::Failed { error: e.to_string() },
+                    Some(e) => EffectStatus::Failed(Failure::from(&e)),
                 };
                 if status == EffectStatus::Sent {
                     self.entry(effect, LogKind::Performed(status.clone()));
@@ -164,7 +164,7 @@ impl<C: Clock> Context<'_, C> {
             Ok(Some(o)) => Performed { status: EffectStatus::Reported(o), result: Some(o) },
             Ok(None) => Performed { status: EffectStatus::Handed, result: None },
             Err(e) => {
-                let status = EffectStatus::Failed { error: e.to_string() };
+                let status = EffectStatus::Failed(Failure::from(&e));
                 let result = effect.kind.awaits_result().then_some(ActionOutcome::Failed);
                 return Performed { status, result };
             }

@@ -1,11 +1,12 @@
 //! What the driver writes to the journal: a [`JournalHeader`] and [`Entry`] records, as JSON.
 //!
-//! # Format (version 1)
+//! # Format (version 2)
 //!
 //! The header is the JSON of [`JournalHeader`]: the format version, the engine's
-//! [`HistoryHeader`] (spec fingerprint, workflow name, instance id, start instant) and, when the
-//! host wants commands to run without the spec file (the `kars instance` command line does),
-//! the spec's text. Each journal record is the JSON of one [`Entry`]:
+//! [`HistoryHeader`] (spec fingerprint, workflow name, instance id, start instant), the
+//! instance's [`ClockMode`] (a real instance or a rehearsal), its roster as fixed at the start,
+//! and, when the host wants commands to run without the spec file (the `kars instance` command
+//! line does), the spec's text. Each journal record is the JSON of one [`Entry`]:
 //!
 //! * `{"input": Record}` — one engine history record, exactly as [`crate::Instance::history`]
 //!   holds it: the input (start, event or timeout), its verdict and the instants the engine
@@ -14,6 +15,16 @@
 //! * `{"done": Done}` — the acknowledgement of an effect: its idempotency key, when, and how it
 //!   ended. An effect that was emitted by a journaled input and has no `done` entry is run again
 //!   (with the same key) when the journal is reopened.
+//! * `{"roster": RosterChange}` — the roster replaced, by whom and when.
+//!
+//! Everything stored is typed data (kinds, ids, instants), never a rendered sentence: a refusal
+//! is an [`crate::EngineError`] with ids, a failed effect a [`Failure`] with the adapter's own
+//! words kept apart.
+//!
+//! Version 2 reads version 1 journals: their header has no clock mode (a rehearsal: version 1
+//! took every time and actor from the command line) and no
+//! roster (the spec's `team:`), their action results name no reporter
+//! ([`crate::Reporter::Unrecorded`]) and their failures are one string ([`Failure::Text`]).
 //!
 //! Records are journaled, not recomputed inputs, because a record carries the instants the
 //! engine resolved under the tz database of the day: replay must not resolve them again.
@@ -21,12 +32,44 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::roster::Roster;
+use crate::adapter::AdapterError;
 use crate::effect::EffectKey;
 use crate::event::ActionOutcome;
 use crate::history::{HistoryHeader, Record};
 
-/// The journal format version this build writes and reads.
-pub const JOURNAL_FORMAT: u32 = 1;
+/// The journal format version this build writes.
+pub const JOURNAL_FORMAT: u32 = 2;
+
+/// The oldest journal format version this build still reads.
+pub const OLDEST_JOURNAL_FORMAT: u32 = 1;
+
+/// Whose word the instance's clock is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClockMode {
+    /// A real instance: it runs on the system clock, and identities come from the host.
+    #[default]
+    System,
+    /// A rehearsal (tests, demos, walkthroughs): the caller says what time it is and who acts.
+    Rehearsal,
+}
+
+impl ClockMode {
+    /// The mode of a format 1 journal.
+    fn legacy() -> Self {
+        ClockMode::Rehearsal
+    }
+}
+
+impl std::fmt::Display for ClockMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ClockMode::System => "real (system clock)",
+            ClockMode::Rehearsal => "rehearsal (virtual clock)",
+        })
+    }
+}
 
 /// The header of an instance's journal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +79,13 @@ pub struct JournalHeader {
     pub format: u32,
     /// Who and what the history belongs to, with the spec's fingerprint.
     pub history: HistoryHeader,
+    /// A real instance or a rehearsal. Format 1 had no such field: its instances took every
+    /// time and actor from the command line, which is what a rehearsal is.
+    #[serde(default = "ClockMode::legacy")]
+    pub clock: ClockMode,
+    /// The roster fixed at the start; `None` (format 1): the spec's `team:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roster: Option<Roster>,
     /// The spec's text, when the host stores it with the instance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spec: Option<SpecText>,
@@ -60,6 +110,20 @@ pub enum Entry {
     Input(Record),
     /// An effect acknowledgement.
     Done(Done),
+    /// The roster replaced.
+    Roster(RosterChange),
+}
+
+/// A journaled roster change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RosterChange {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Who changed it (a person on the roster before the change).
+    pub by: String,
+    /// The new roster.
+    pub roster: Roster,
 }
 
 /// The acknowledgement of an effect.
@@ -88,10 +152,67 @@ pub enum EffectStatus {
     Handed,
     /// The effect failed for good (permanently, or after its retries); for a waiting action a
     /// `failed` result follows in the same append.
-    Failed {
-        /// The last error.
+    Failed(Failure),
+}
+
+/// Why an effect failed for good, as data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+#[non_exhaustive]
+pub enum Failure {
+    /// An adapter call failed.
+    Adapter {
+        /// The adapter (`git`, `webhook`).
+        adapter: String,
+        /// What it was doing (`merge`, `notify`).
+        operation: String,
+        /// Whether the last failure was transient (the retries ran out) or permanent.
+        transient: bool,
+        /// The adapter's own words (a status line, a tool's message).
+        detail: String,
+    },
+    /// A failure journaled by format 1: one line of text.
+    Text {
+        /// The text.
         error: String,
     },
+}
+
+impl From<&AdapterError> for Failure {
+    fn from(e: &AdapterError) -> Self {
+        match e {
+            AdapterError::Transient { adapter, operation, detail, .. }
+            | AdapterError::Permanent { adapter, operation, detail, .. } => Failure::Adapter {
+                adapter: (*adapter).to_owned(),
+                operation: (*operation).to_owned(),
+                transient: e.is_transient(),
+                detail: detail.clone(),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Adapter { adapter, operation, transient, detail } => {
+                let after = if *transient { " (retries used up)" } else { "" };
+                write!(f, "{adapter} could not {operation}{after}: {detail}")
+            }
+            Failure::Text { error } => f.write_str(error.lines().next().unwrap_or_default()),
+        }
+    }
+}
+
+impl std::fmt::Display for EffectStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EffectStatus::Sent => f.write_str("sent"),
+            EffectStatus::Reported(outcome) => write!(f, "done, {outcome}"),
+            EffectStatus::Handed => f.write_str("handed to the operator"),
+            EffectStatus::Failed(failure) => write!(f, "failed: {failure}"),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -111,5 +232,21 @@ mod tests {
             r#"{"done":{"key":"kars/2026-W48/J/1","at":"2026-11-26T22:30:00Z","status":{"reported":"failed"}}}"#
         );
         assert_eq!(serde_json::from_str::<Entry>(&json).unwrap(), done);
+    }
+
+    #[test]
+    fn format_1_failures_and_headers_still_read() {
+        let old = r#"{"done":{"key":"k/1","at":"2026-11-26T22:30:00Z","status":{"failed":{"error":"git could not merge: conflict"}}}}"#;
+        let Entry::Done(done) = serde_json::from_str::<Entry>(old).unwrap() else { panic!("not a done entry") };
+        assert_eq!(done.status, EffectStatus::Failed(Failure::Text { error: "git could not merge: conflict".into() }));
+        let new = EffectStatus::Failed(Failure::Adapter {
+            adapter: "git".into(),
+            operation: "merge".into(),
+            transient: false,
+            detail: "conflict".into(),
+        });
+        let json = serde_json::to_string(&new).unwrap();
+        assert_eq!(json, r#"{"failed":{"adapter":"git","operation":"merge","transient":false,"detail":"conflict"}}"#);
+        assert_eq!(serde_json::from_str::<EffectStatus>(&json).unwrap(), new);
     }
 }

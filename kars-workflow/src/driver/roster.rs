@@ -1,10 +1,15 @@
-//! The team roster: who holds which role. The host (not the person acting) says who someone
-//! is; the roster turns a name into an [`Actor`] with the roles the spec or a team file gives.
+//! The team roster: who holds which role, and which operating-system logins are theirs. The
+//! host (not the person acting) says who someone is; the roster turns that into an [`Actor`].
+//!
+//! An instance's roster is fixed when it starts (the spec's `team:`, or a team file given to
+//! the start) and journaled; it changes afterwards only by a journaled
+//! [`RosterChange`](super::RosterChange) made by a holder of a role the spec's
+//! `team_managed_by` names.
 
 use indexmap::IndexMap;
-use kars_spec::spec::{Person, Spec};
+use kars_spec::spec::Spec;
 use kars_spec::{PersonId, RoleId};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::event::Actor;
 
@@ -13,11 +18,13 @@ use crate::event::Actor;
 #[non_exhaustive]
 pub enum RosterError {
     /// The team file is not a YAML map from people to roles.
-    #[error("{origin}: {detail}\nhelp: a team file maps each person to their roles, e.g. `alice: [developer]`")]
+    #[error(
+        "{origin}: {detail}\nhelp: a team file maps each person to their roles (`alice: [developer]`) or to an entry like the spec's `team:` (`alice: {{ roles: [developer], logins: [alice] }}`)"
+    )]
     Parse {
         /// The file.
         origin: String,
-        /// What the parser said.
+        /// What is wrong, from the parser.
         detail: String,
     },
     /// A person holds a role the spec does not declare.
@@ -34,6 +41,14 @@ pub enum RosterError {
         /// The declared roles, in backticks.
         known: String,
     },
+    /// A login is not a login name, or is listed for two people.
+    #[error("{origin}: {problem}\nhelp: a login is 1 to 64 of `A-Z a-z 0-9 . _ -` and identifies one person")]
+    BadLogin {
+        /// The file.
+        origin: String,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// Nobody of that name is on the roster.
     #[error("`{name}` is not on the team roster\nhelp: the people on the roster are {known}")]
     UnknownActor {
@@ -42,19 +57,42 @@ pub enum RosterError {
         /// The people on the roster, in backticks.
         known: String,
     },
+    /// No person on the roster lists the login.
+    #[error(
+        "login `{login}` is not on the instance's roster\nhelp: a person acts through the logins listed under `logins:` in their roster entry; {known}"
+    )]
+    UnknownLogin {
+        /// The login.
+        login: String,
+        /// Who lists which logins.
+        known: String,
+    },
 }
 
-/// People and their roles, in roster order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// A person on a roster: their roles and their operating-system logins.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    /// The roles the person holds.
+    pub roles: Vec<RoleId>,
+    /// The logins that are theirs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logins: Vec<String>,
+}
+
+/// People, their roles and logins, in roster order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct Roster {
-    people: IndexMap<PersonId, Vec<RoleId>>,
+    people: IndexMap<PersonId, Member>,
 }
 
+/// One entry of a team file: a list of roles, or an entry as in a spec's `team:`.
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum Entry {
+enum TeamEntry {
     Roles(Vec<RoleId>),
-    Person(Person),
+    Person(kars_spec::spec::Person),
 }
 
 fn ticks<'a>(items: impl Iterator<Item = &'a str>) -> String {
@@ -66,35 +104,70 @@ impl Roster {
     /// The spec's `team:`.
     #[must_use]
     pub fn from_spec(spec: &Spec) -> Self {
-        Self { people: spec.team.iter().map(|(id, p)| (id.clone(), p.roles.clone())).collect() }
+        let people = spec
+            .team
+            .iter()
+            .map(|(id, p)| (id.clone(), Member { roles: p.roles.clone(), logins: p.logins.clone() }))
+            .collect();
+        Self { people }
     }
 
     /// A team file: a YAML map from each person to a list of roles (`alice: [developer]`) or to
-    /// a `{ name, roles }` entry as in a spec's `team:`. Every role must be one of `spec`'s.
+    /// a `{ name, roles, logins }` entry as in a spec's `team:`. Every role must be one of
+    /// `spec`'s, every login a login name that no one else lists.
     ///
     /// # Errors
     /// [`RosterError::Parse`] for YAML that is not such a map, [`RosterError::UnknownRole`]
-    /// for a role the spec does not declare.
+    /// for a role the spec does not declare, [`RosterError::BadLogin`] for a bad or shared login.
     pub fn from_yaml(text: &str, origin: &str, spec: &Spec) -> Result<Self, RosterError> {
-        let parsed: IndexMap<PersonId, Entry> = serde_saphyr::from_str(text)
-            .map_err(|e| RosterError::Parse { origin: origin.to_owned(), detail: e.to_string() })?;
+        let parsed: IndexMap<PersonId, TeamEntry> = serde_saphyr::from_str(text).map_err(|e| RosterError::Parse {
+            origin: origin.to_owned(),
+            detail: first_line(&e.to_string()).replace(
+                "data did not match any variant of untagged enum TeamEntry",
+                "an entry is neither a list of roles nor `{ roles: [...], logins: [...] }`",
+            ),
+        })?;
         let mut people = IndexMap::with_capacity(parsed.len());
         for (person, entry) in parsed {
-            let roles = match entry {
-                Entry::Roles(roles) => roles,
-                Entry::Person(p) => p.roles,
+            let member = match entry {
+                TeamEntry::Roles(roles) => Member { roles, logins: Vec::new() },
+                TeamEntry::Person(p) => Member { roles: p.roles, logins: p.logins },
             };
-            if let Some(role) = roles.iter().find(|r| !spec.roles.contains_key(*r)) {
+            people.insert(person, member);
+        }
+        let roster = Self { people };
+        roster.check(origin, spec)?;
+        Ok(roster)
+    }
+
+    /// Checks that every role is `spec`'s and every login valid and listed once.
+    ///
+    /// # Errors
+    /// As [`Roster::from_yaml`].
+    pub fn check(&self, origin: &str, spec: &Spec) -> Result<(), RosterError> {
+        let mut seen: IndexMap<&str, &PersonId> = IndexMap::new();
+        for (person, member) in &self.people {
+            if let Some(role) = member.roles.iter().find(|r| !spec.roles.contains_key(*r)) {
                 return Err(RosterError::UnknownRole {
                     origin: origin.to_owned(),
-                    person,
+                    person: person.clone(),
                     role: role.clone(),
                     known: ticks(spec.roles.keys().map(RoleId::as_str)),
                 });
             }
-            people.insert(person, roles);
+            for login in &member.logins {
+                let problem = if !kars_spec::is_login(login) {
+                    Some(format!("`{}` of `{person}` is not a login name", login.escape_debug()))
+                } else {
+                    seen.insert(login, person)
+                        .map(|other| format!("login `{login}` is listed for `{other}` and `{person}`"))
+                };
+                if let Some(problem) = problem {
+                    return Err(RosterError::BadLogin { origin: origin.to_owned(), problem });
+                }
+            }
         }
-        Ok(Self { people })
+        Ok(())
     }
 
     /// The actor called `name`, with the roles the roster gives them.
@@ -103,7 +176,7 @@ impl Roster {
     /// [`RosterError::UnknownActor`] listing the people on the roster.
     pub fn actor(&self, name: &str) -> Result<Actor, RosterError> {
         match self.people.get(name) {
-            Some(roles) => Ok(Actor::new(name, roles.clone())),
+            Some(member) => Ok(Actor::new(name, member.roles.clone())),
             None => Err(RosterError::UnknownActor {
                 name: name.to_owned(),
                 known: ticks(self.people.keys().map(PersonId::as_str)),
@@ -111,16 +184,50 @@ impl Roster {
         }
     }
 
+    /// The person whose entry lists `login`, as an actor.
+    ///
+    /// # Errors
+    /// [`RosterError::UnknownLogin`] saying who lists which logins.
+    pub fn actor_for_login(&self, login: &str) -> Result<Actor, RosterError> {
+        let found = self.people.iter().find(|(_, m)| m.logins.iter().any(|l| l == login));
+        match found {
+            Some((person, member)) => Ok(Actor::new(person.as_str(), member.roles.clone())),
+            None => {
+                let listed: Vec<String> = self
+                    .people
+                    .iter()
+                    .filter(|(_, m)| !m.logins.is_empty())
+                    .map(|(p, m)| format!("`{p}`: {}", ticks(m.logins.iter().map(String::as_str))))
+                    .collect();
+                let known = if listed.is_empty() {
+                    "nobody on this roster lists a login".to_owned()
+                } else {
+                    format!("the roster lists {}", listed.join("; "))
+                };
+                Err(RosterError::UnknownLogin { login: login.to_owned(), known })
+            }
+        }
+    }
+
     /// The people who hold `role`, in roster order.
     #[must_use]
     pub fn holders(&self, role: &RoleId) -> Vec<&PersonId> {
-        self.people.iter().filter(|(_, roles)| roles.contains(role)).map(|(p, _)| p).collect()
+        self.people.iter().filter(|(_, m)| m.roles.contains(role)).map(|(p, _)| p).collect()
     }
 
     /// Every person and their roles, in roster order.
     pub fn people(&self) -> impl Iterator<Item = (&PersonId, &[RoleId])> {
-        self.people.iter().map(|(p, r)| (p, r.as_slice()))
+        self.people.iter().map(|(p, m)| (p, m.roles.as_slice()))
     }
+
+    /// Every person and their entry, in roster order.
+    pub fn members(&self) -> impl Iterator<Item = (&PersonId, &Member)> {
+        self.people.iter()
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -134,7 +241,7 @@ mod tests {
     }
 
     #[test]
-    fn the_spec_team_resolves_names() {
+    fn the_spec_team_resolves_names_and_logins() {
         let roster = Roster::from_spec(&spec());
         let frank = roster.actor("frank").unwrap();
         assert_eq!(frank.roles.len(), 2);
@@ -142,19 +249,30 @@ mod tests {
         assert!(err.contains("`alice`, `bob`, `carol`"), "{err}");
         let qa = RoleId::new("qa").unwrap();
         assert_eq!(roster.holders(&qa).len(), 1);
+        assert_eq!(roster.actor_for_login("carol").unwrap().name, "carol");
+        let err = roster.actor_for_login("mallory").unwrap_err().to_string();
+        assert!(err.starts_with("login `mallory` is not on the instance's roster"), "{err}");
     }
 
     #[test]
-    fn team_files_take_both_forms_and_refuse_unknown_roles() {
+    fn team_files_take_both_forms_and_refuse_unknown_roles_and_shared_logins() {
         let spec = spec();
-        let roster =
-            Roster::from_yaml("zoe: [qa, devops]\nyann: { name: Yann, roles: [developer] }\n", "team.yaml", &spec)
-                .unwrap();
+        let roster = Roster::from_yaml(
+            "zoe: [qa, devops]\nyann: { name: Yann, roles: [developer], logins: [yann, ci-runner] }\n",
+            "team.yaml",
+            &spec,
+        )
+        .unwrap();
         assert_eq!(roster.actor("zoe").unwrap().roles.len(), 2);
-        assert_eq!(roster.actor("yann").unwrap().roles.len(), 1);
+        assert_eq!(roster.actor_for_login("ci-runner").unwrap().name, "yann");
         let err = Roster::from_yaml("zoe: [tester]\n", "team.yaml", &spec).unwrap_err().to_string();
         assert!(err.starts_with("team.yaml: `zoe` holds role `tester`"), "{err}");
-        assert!(Roster::from_yaml("- zoe\n", "team.yaml", &spec).is_err());
-        assert!(Roster::from_yaml("zoe: { roles: [qa], extra: 1 }\n", "team.yaml", &spec).is_err());
+        let err = Roster::from_yaml("- zoe\n", "team.yaml", &spec).unwrap_err().to_string();
+        assert!(!err.contains("untagged enum"), "{err}");
+        let err = Roster::from_yaml("zoe: { roles: [qa], extra: 1 }\n", "team.yaml", &spec).unwrap_err().to_string();
+        assert!(!err.contains("TeamEntry"), "{err}");
+        let shared = "a: { roles: [qa], logins: [x] }\nb: { roles: [qa], logins: [x] }\n";
+        let err = Roster::from_yaml(shared, "team.yaml", &spec).unwrap_err().to_string();
+        assert!(err.contains("login `x` is listed for `a` and `b`"), "{err}");
     }
 }

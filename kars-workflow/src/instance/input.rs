@@ -9,21 +9,20 @@ use kars_spec::{NodeId, RoleId};
 use super::Instance;
 use super::state::{Phase, Token};
 use crate::effect::NoticeKind;
-use crate::error::{EngineError, Expecting};
-use crate::event::{ActionOutcome, Actor, Event};
-use crate::gate::format_local;
+use crate::error::{EngineError, Expecting, Forbidden};
+use crate::event::{ActionOutcome, Actor, Event, Reporter};
 use crate::workflow::{CompiledAction, CompiledEdge, Decider, LabelIndex, NodeIndex};
 
 impl Instance {
     pub(crate) fn apply(&mut self, event: &Event, now: DateTime<Utc>) -> Result<(), EngineError> {
         match event {
             Event::Complete { node, actor, outcome } => self.complete_event(node, actor, outcome.as_deref(), now),
-            Event::ActionResult { node, outcome } => self.action_result(node, *outcome, now),
+            Event::ActionResult { node, outcome, reporter } => self.action_result(node, *outcome, reporter, now),
             Event::Merge { source, target, .. } => {
                 let (refused, _) =
                     crate::policy::merge_refusal(&self.workflow, self.state.open_windows, source, target);
                 if let Some(window) = refused {
-                    let subject = format!("merges from `{source}` into `{target}`");
+                    let subject = Forbidden::Merge { source: source.clone(), target: target.clone() };
                     return Err(self.window_error(window, subject, now));
                 }
                 self.notice(now, NoticeKind::MergeRecorded);
@@ -68,11 +67,9 @@ impl Instance {
     /// Checks that the token is at `index`, its gate is open and it expects `want`.
     fn awaiting(&self, node: &NodeId, index: NodeIndex, want: &[Expecting]) -> Result<(), EngineError> {
         match self.state.token {
-            Token::At { node: at, phase: Phase::Gated { opens_at } } if at == index => Err(EngineError::GateNotOpen {
-                node: node.clone(),
-                opens_at,
-                opens_local: format_local(opens_at, self.workflow.zone),
-            }),
+            Token::At { node: at, phase: Phase::Gated { opens_at } } if at == index => {
+                Err(EngineError::GateNotOpen { node: node.clone(), opens_at, zone: self.workflow.zone })
+            }
             Token::At { node: at, phase: Phase::Ready } if at == index && want.contains(&self.expecting()) => Ok(()),
             _ => Err(self.not_awaiting(node)),
         }
@@ -90,7 +87,7 @@ impl Instance {
         let paused = self.state.open_windows & self.workflow.pause_mask;
         if paused != 0 {
             let window = paused.trailing_zeros() as usize;
-            return Err(self.window_error(window, format!("work on `{node}`"), now));
+            return Err(self.window_error(window, Forbidden::Work { node: node.clone() }, now));
         }
         let workflow = std::sync::Arc::clone(&self.workflow);
         let compiled = workflow.node(index);
@@ -159,13 +156,38 @@ impl Instance {
         }
     }
 
-    fn action_result(&mut self, node: &NodeId, outcome: ActionOutcome, now: DateTime<Utc>) -> Result<(), EngineError> {
+    fn action_result(
+        &mut self,
+        node: &NodeId,
+        outcome: ActionOutcome,
+        reporter: &Reporter,
+        now: DateTime<Utc>,
+    ) -> Result<(), EngineError> {
         let index = self.lookup(node)?;
         self.awaiting(node, index, &[Expecting::ActionResult])?;
         let workflow = std::sync::Arc::clone(&self.workflow);
         let compiled = workflow.node(index);
         if !compiled.action.as_ref().is_some_and(CompiledAction::waits) {
             return Err(self.not_awaiting(node));
+        }
+        match reporter {
+            Reporter::Effect { key } => {
+                let expected = self.action_key(index);
+                if *key != expected {
+                    return Err(EngineError::StaleResult { node: node.clone(), key: key.clone(), expected });
+                }
+            }
+            // For an action, the compiled roles are the roles that may report its result.
+            Reporter::Person(actor) if !actor.holds_any(&compiled.roles) => {
+                return Err(EngineError::Unauthorized {
+                    node: node.clone(),
+                    actor: actor.name.clone(),
+                    needed: compiled.roles.to_vec(),
+                });
+            }
+            Reporter::Person(_) => {}
+            Reporter::Unrecorded if self.replay.is_some() => {}
+            Reporter::Unrecorded => return Err(EngineError::NoReporter { node: node.clone() }),
         }
         let label = match outcome {
             ActionOutcome::Succeeded => workflow.succeeded,
@@ -180,14 +202,11 @@ impl Instance {
     }
 
     /// A `WindowForbids` error for window `index`, with when (or on what) it closes.
-    pub(crate) fn window_error(&self, index: usize, subject: String, now: DateTime<Utc>) -> EngineError {
+    pub(crate) fn window_error(&self, index: usize, subject: Forbidden, now: DateTime<Utc>) -> EngineError {
         let (until, until_node) = self.window_until(index, now);
         let window = self.workflow.windows.get(index).map(|w| w.id.clone());
         match window {
-            Some(window) => {
-                let until_local = until.map(|at| format_local(at, self.workflow.zone));
-                EngineError::WindowForbids { window, subject, until, until_local, until_node }
-            }
+            Some(window) => EngineError::WindowForbids { window, subject, until, until_node, zone: self.workflow.zone },
             None => EngineError::NotAwaiting {
                 node: self.workflow.node(self.workflow.start).id.clone(),
                 current: None,

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::effect::{Effect, Notice, NoticeKind};
+use crate::effect::{Effect, EffectKey, Notice, NoticeKind};
 use crate::error::EngineError;
 use crate::event::{Event, InstanceId};
 use crate::history::{History, HistoryHeader, Input, Record, Resolved, Verdict};
@@ -311,6 +311,7 @@ impl Instance {
     /// and the per-input scratch buffers); otherwise only a list that has become mostly spare
     /// capacity is shrunk, so releasing after every input costs next to nothing.
     pub fn release_history(&mut self, before_seq: u64) {
+        debug_assert!(self.replay.is_none(), "history released while replaying");
         let history = &mut self.history;
         let until = before_seq.min(history.next_seq());
         if until <= history.first_seq {
@@ -421,6 +422,41 @@ impl Instance {
         if n.capacity > 0 {
             n.queue.push_back(Notice { at, kind });
         }
+    }
+
+    /// Forgets the last input if it was refused: a host that does not keep refused attempts
+    /// (the driver's [`crate::driver::Refusals::Discard`]) calls this right after the refusal.
+    /// A refused input changed no state, so only its history record goes. Returns whether one
+    /// was forgotten: not when timers that were due ran before the refusal (the record then
+    /// holds their resolved instants; run [`Instance::handle_timeout`] before an event to keep
+    /// them apart).
+    pub fn discard_refused(&mut self) -> bool {
+        let last_refused = self
+            .history
+            .records
+            .last()
+            .is_some_and(|r| matches!(r.verdict, Verdict::Refused(_)) && r.resolved.is_empty());
+        if last_refused {
+            self.history.records.pop();
+        }
+        last_refused
+    }
+
+    /// The latest instant the instance has accepted an input at (or started at): inputs at an
+    /// earlier instant count as this one.
+    #[must_use]
+    pub fn latest_instant(&self) -> DateTime<Utc> {
+        self.state.clock
+    }
+
+    /// The idempotency key of the effect the waiting action at the token performs: what a
+    /// host reports its result with ([`crate::Reporter::Effect`]). `None` when the token is not
+    /// at a waiting action.
+    #[must_use]
+    pub fn result_key(&self) -> Option<EffectKey> {
+        let node = self.state.current()?;
+        let waits = self.workflow.node(node).action.as_ref().is_some_and(crate::workflow::CompiledAction::waits);
+        (waits && self.expecting() == crate::error::Expecting::ActionResult).then(|| self.action_key(node))
     }
 
     fn push_record(&mut self, at: DateTime<Utc>, input: Input, verdict: Verdict) {

@@ -62,10 +62,12 @@ pub enum WaitingFor {
         /// The same instant in the workflow's zone.
         opens_local: String,
     },
-    /// The host's report of an action's result.
+    /// An action's result: from the host's adapter, or reported by a person.
     ActionResult {
         /// The action node.
         node: NodeId,
+        /// The roles that may report it by hand (its `reported_by`, or the roles before it).
+        reporters: Vec<RoleId>,
     },
     /// The next cycle.
     NextCycle {
@@ -126,7 +128,7 @@ impl fmt::Display for Waiting {
                 write!(f, "decision `{node}` waits for role `{role}` to pick {}", list(branches))?;
             }
             WaitingFor::Gate { node, opens_local, .. } => write!(f, "`{node}` waits for its gate at {opens_local}")?,
-            WaitingFor::ActionResult { node } => write!(f, "action `{node}` waits for its result")?,
+            WaitingFor::ActionResult { node, .. } => write!(f, "action `{node}` waits for its result")?,
             WaitingFor::NextCycle { starts_local, .. } => write!(f, "the next cycle starts at {starts_local}")?,
             WaitingFor::Stalled { node } => write!(f, "`{node}` is stalled and cannot move on")?,
         }
@@ -220,7 +222,9 @@ impl Instance {
                                 .labels_of(self.workflow.out_edges(node).iter().filter_map(|e| e.label)),
                         },
                         Some(Decider::OutcomeOf { .. }) => WaitingFor::Stalled { node: id.clone() },
-                        None if compiled.action.is_some() => WaitingFor::ActionResult { node: id.clone() },
+                        None if compiled.action.is_some() => {
+                            WaitingFor::ActionResult { node: id.clone(), reporters: compiled.roles.to_vec() }
+                        }
                         None => WaitingFor::Task {
                             node: id.clone(),
                             roles: compiled.roles.to_vec(),

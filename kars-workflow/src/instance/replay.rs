@@ -55,6 +55,23 @@ impl Instance {
     /// released by [`Instance::release_history`] gives [`Mismatch::Partial`]: read it whole from
     /// the store), or an input's recorded verdict or resolved instants do not reproduce.
     pub fn replay(workflow: Arc<Workflow>, history: &History) -> Result<Self, EngineError> {
+        Self::replay_with(workflow, history, super::Options::default(), |_, _| {})
+    }
+
+    /// [`Instance::replay`] that lets the caller watch: `after(record, instance)` runs after
+    /// each record is replayed, so an observer drains the notices (turned on by `options`)
+    /// and effects that record caused. This is how a host shows a history with its
+    /// transitions without driving a second instance: the recorded instants are used, never
+    /// resolved again.
+    ///
+    /// # Errors
+    /// As [`Instance::replay`].
+    pub fn replay_with(
+        workflow: Arc<Workflow>,
+        history: &History,
+        options: super::Options,
+        mut after: impl FnMut(&crate::history::Record, &mut Instance),
+    ) -> Result<Self, EngineError> {
         let mismatch = |seq: Option<u64>, mismatch: Mismatch| EngineError::ReplayMismatch { seq, mismatch };
         if history.header.fingerprint != workflow.fingerprint {
             let m = Mismatch::Fingerprint { recorded: history.header.fingerprint, workflow: workflow.fingerprint };
@@ -67,14 +84,10 @@ impl Instance {
             return Err(mismatch(Some(0), Mismatch::NoStart));
         };
         let started = history.header.started_at;
-        let mut instance = Self::begin(
-            workflow,
-            history.header.instance.clone(),
-            started,
-            Some(Cursor::of(&first.resolved)),
-            super::Options::default(),
-        );
+        let mut instance =
+            Self::begin(workflow, history.header.instance.clone(), started, Some(Cursor::of(&first.resolved)), options);
         instance.check_replayed(0)?;
+        after(first, &mut instance);
         for (i, record) in history.records.iter().enumerate().skip(1) {
             let seq = i as u64;
             if record.seq != seq {
@@ -100,6 +113,7 @@ impl Instance {
                 return Err(mismatch(Some(seq), m));
             }
             instance.check_replayed(seq)?;
+            after(record, &mut instance);
         }
         instance.replay = None;
         Ok(instance)

@@ -304,13 +304,30 @@ impl Instance {
         state.misses = 0;
         state.retry_rounds = 0;
         let workflow = std::sync::Arc::clone(&self.workflow);
+        // The instance's first cycle may start after some of its deadlines: those are missed
+        // before the start, recorded once, and do not escalate.
+        let first = self.state.cycle == 1;
+        let started = at;
+        let mut missed_before_start = 0u64;
         for (slot, deadline) in workflow.deadlines.iter().enumerate() {
             let at = self.resolve_deadline(deadline.node, || crate::gate::resolve(deadline.by, monday, zone));
+            let passed = first && at < started;
             if let Some(d) = self.state.deadlines.get_mut(slot) {
-                *d = DeadlineSlot { at, fired: false };
+                *d = DeadlineSlot { at, fired: passed };
+            }
+            if passed {
+                missed_before_start |= 1 << slot.min(63);
+                self.state.misses = self.state.misses.saturating_add(1);
             }
         }
         self.notice(at, NoticeKind::CycleStarted { monday });
+        if missed_before_start != 0 {
+            for (slot, deadline) in workflow.deadlines.iter().enumerate().take(64) {
+                if missed_before_start & (1 << slot) != 0 {
+                    self.notice(at, NoticeKind::DeadlineMissedBeforeStart { node: deadline.node });
+                }
+            }
+        }
         Next::Enter(workflow.start)
     }
 
@@ -370,6 +387,12 @@ impl Instance {
     }
 
     /// `{instance}/{release}/{node}/{suffix}`, built without the formatting machinery.
+    /// The key of the effect that node `node`'s current visit performs (its action).
+    pub(crate) fn action_key(&self, node: NodeIndex) -> EffectKey {
+        let release = ReleaseId::of(self.state.monday);
+        self.effect_key(&release, node, KeySuffix::Entry(self.state.visits(node)))
+    }
+
     fn effect_key(&self, release: &ReleaseId, node: NodeIndex, suffix: KeySuffix<'_>) -> EffectKey {
         let instance = self.history.header.instance.as_str();
         let id = self.workflow.node(node).id.as_str();

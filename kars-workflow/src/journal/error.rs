@@ -2,7 +2,9 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
+use super::LockHolder;
 use crate::{InstanceId, InstanceIdError};
 
 /// Why a journal operation failed.
@@ -22,11 +24,12 @@ pub enum JournalError {
         /// The version actually stored.
         actual: u64,
     },
-    /// The journal is damaged before its tail, so acknowledged records would be lost.
+    /// The journal is damaged (not merely torn at its tail), so reading on would lose or invent
+    /// acknowledged records. Only [`FileStore::repair`](super::FileStore::repair) gets past it.
     #[error(
         "the journal of instance `{id}` is corrupt at byte {offset}: {reason}\n\
-         help: the damage is not a torn last write, so kars refuses to drop records silently; \
-         restore the file from a backup or move it aside"
+         help: this is not a torn last write, so no record is dropped silently; `kars instance repair` \
+         (`FileStore::repair`) backs the file up and then cuts it at byte {offset}, losing the records from there on"
     )]
     Corrupt {
         /// The instance.
@@ -68,6 +71,73 @@ pub enum JournalError {
         /// The limit in bytes.
         max: u32,
     },
+    /// A stored record or header is longer than this store's size limit: it is refused before
+    /// anything of that size is allocated.
+    #[error(
+        "the journal of instance `{id}` holds {} of {len} bytes at byte {offset}, over the limit of {max} bytes\n\
+         help: if the file is trusted, open it with a larger `max_record_len`",
+        stored_what(*index)
+    )]
+    StoredTooLarge {
+        /// The instance.
+        id: InstanceId,
+        /// The byte offset of the frame (or of the header's length field).
+        offset: u64,
+        /// The record index, or `None` for the header.
+        index: Option<u64>,
+        /// The length the file claims, in bytes.
+        len: u64,
+        /// The limit in bytes.
+        max: u32,
+    },
+    /// Another handle or process held the journal's lock for longer than the lock timeout.
+    #[error(
+        "the journal of instance `{id}` is locked by {}; gave up after {:.1} s\n\
+         help: wait for it to finish and retry, or raise the lock timeout (`FileStoreConfig::with_lock_timeout`)",
+        holder.as_ref().map_or_else(|| "another process".to_owned(), ToString::to_string),
+        waited.as_secs_f64()
+    )]
+    Locked {
+        /// The instance.
+        id: InstanceId,
+        /// How long this call waited.
+        waited: Duration,
+        /// Who holds the lock, when the operating system says (Linux: `/proc/locks`).
+        holder: Option<LockHolder>,
+    },
+    /// The journal's path is a symbolic link: it is refused and its target is never opened.
+    #[error(
+        "the journal of instance `{id}` at `{}` is a symbolic link, which kars does not follow\n\
+         help: journal files must be regular files in the journal directory; replace the link with the file",
+        path.display()
+    )]
+    Symlink {
+        /// The instance.
+        id: InstanceId,
+        /// The link.
+        path: PathBuf,
+    },
+    /// A write through a store opened with [`FileStore::open_read_only`](super::FileStore::open_read_only).
+    #[error(
+        "cannot change instance `{id}`: the journal directory `{}` was opened read-only",
+        dir.display()
+    )]
+    ReadOnly {
+        /// The instance.
+        id: InstanceId,
+        /// The journal directory.
+        dir: PathBuf,
+    },
+    /// The journal directory does not exist.
+    #[error(
+        "there is no journal directory `{}`\n\
+         help: check the path; a journal directory is created only when the first instance is created in it",
+        dir.display()
+    )]
+    NoDirectory {
+        /// The directory.
+        dir: PathBuf,
+    },
     /// The string is not a valid instance id (for hosts that turn names into ids with `?`).
     #[error("{0}")]
     InvalidId(#[from] InstanceIdError),
@@ -77,6 +147,13 @@ fn what(index: Option<usize>) -> String {
     match index {
         Some(i) => format!("record {i} of the append"),
         None => "the header".to_owned(),
+    }
+}
+
+fn stored_what(index: Option<u64>) -> String {
+    match index {
+        Some(i) => format!("record {i}"),
+        None => "a header".to_owned(),
     }
 }
 
@@ -106,7 +183,7 @@ pub enum Corruption {
         /// The record index of the frame.
         index: u64,
     },
-    /// A frame's payload does not match its checksum and later data follows it.
+    /// A complete frame's payload does not match its checksum (a flipped byte, not a torn write).
     PayloadChecksum {
         /// The record index of the frame.
         index: u64,
@@ -126,7 +203,7 @@ impl fmt::Display for Corruption {
                 write!(f, "the frame of record {index} has a damaged length or checksum field")
             }
             Self::PayloadChecksum { index } => {
-                write!(f, "record {index} fails its checksum and later records follow it")
+                write!(f, "record {index} fails its checksum")
             }
         }
     }

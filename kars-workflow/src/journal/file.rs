@@ -1,14 +1,17 @@
 //! `FileStore`: one append-only, checksummed file per instance, locked and fsynced on commit.
 
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::fs::{self, File};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
-use super::format::{self, Scan};
-use super::{DEFAULT_MAX_RECORD_LEN, JournalError, Store, Stored, check_sizes};
+use super::files::{self, Access, FileIdentity, identity};
+use super::format::{self, Problem, ReadError, Scan, Stop};
+use super::lock::{self, LockFailure, LockKind};
+use super::{DEFAULT_MAX_RECORD_LEN, JournalError, Store, Stored, TailCut, check_sizes};
 use crate::InstanceId;
 
 /// The extension of journal files.
@@ -33,13 +36,23 @@ pub enum Durability {
 pub struct FileStoreConfig {
     /// When an append counts as done.
     pub durability: Durability,
-    /// The largest record or header accepted, in bytes.
+    /// The largest record or header accepted, in bytes, on write and on read.
     pub max_record_len: u32,
+    /// How long an operation waits for a journal's lock before it fails with
+    /// [`JournalError::Locked`].
+    pub lock_timeout: Duration,
 }
+
+/// The default [`FileStoreConfig::lock_timeout`]: 5 seconds.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Default for FileStoreConfig {
     fn default() -> Self {
-        Self { durability: Durability::Fsync, max_record_len: DEFAULT_MAX_RECORD_LEN }
+        Self {
+            durability: Durability::Fsync,
+            max_record_len: DEFAULT_MAX_RECORD_LEN,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+        }
     }
 }
 
@@ -57,31 +70,24 @@ impl FileStoreConfig {
         self.max_record_len = max_record_len;
         self
     }
+
+    /// This configuration with another lock timeout (`Duration::ZERO`: try once, never wait).
+    #[must_use]
+    pub fn with_lock_timeout(mut self, lock_timeout: Duration) -> Self {
+        self.lock_timeout = lock_timeout;
+        self
+    }
 }
 
 /// What this handle last saw at the end of a journal: a hint that spares a rescan.
 ///
 /// It is trusted only while the file has the same identity and length, which holds because a
-/// journal only grows by appends and only shrinks by cutting a torn tail past its valid end.
+/// journal only grows by appends and only shrinks by cuts at or before its valid end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Tail {
-    file: FileIdentity,
-    end: u64,
-    version: u64,
-}
-
-/// A file's identity (device and inode on Unix), so a replaced file is noticed.
-type FileIdentity = Option<(u64, u64)>;
-
-#[cfg(unix)]
-fn identity(meta: &fs::Metadata) -> FileIdentity {
-    use std::os::unix::fs::MetadataExt;
-    Some((meta.dev(), meta.ino()))
-}
-
-#[cfg(not(unix))]
-fn identity(_: &fs::Metadata) -> FileIdentity {
-    None
+pub(super) struct Tail {
+    pub(super) file: FileIdentity,
+    pub(super) end: u64,
+    pub(super) version: u64,
 }
 
 /// Distinguishes temporary files of one process.
@@ -89,40 +95,81 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// The default [`Store`]: a directory with one append-only file per instance.
 ///
-/// Appends take an exclusive lock on the instance's file (`flock` on Unix, `LockFileEx` on
-/// Windows), re-read the version under the lock and write only if it is the expected one, so
-/// several threads, handles or processes may share the directory. Locks are advisory: other
-/// programs must not write the files. Reads also take the lock, because they cut torn tails.
-/// The format is described in the [module documentation](super).
+/// Writers ([`Store::create`], [`Store::append`], [`FileStore::repair`]) take an exclusive
+/// lock on the instance's file (`flock` on Unix, `LockFileEx` on Windows), re-read the version
+/// under the lock and write only if it is the expected one, so several threads, handles or
+/// processes may share the directory. Readers ([`Store::read`], [`Store::version`],
+/// [`Store::list`]) open files read-only, take a shared lock, and never change a byte: they
+/// work on read-only files and directories. Every wait for a lock is bounded by
+/// [`FileStoreConfig::lock_timeout`]. Locks are advisory: other programs must not write the
+/// files. The format and the recovery rules are in the [module documentation](super).
+///
+/// A handle remembers where each journal it has checked ends, so an append scans only the
+/// bytes added since (by any writer): damage to bytes it has already checked is found by the
+/// next read or by a new handle, which scan the whole file.
 #[derive(Debug)]
 pub struct FileStore {
-    dir: PathBuf,
-    config: FileStoreConfig,
+    pub(super) dir: PathBuf,
+    pub(super) config: FileStoreConfig,
+    pub(super) read_only: bool,
     tails: Mutex<HashMap<InstanceId, Tail>>,
+    cuts: Mutex<Vec<TailCut>>,
 }
 
 impl FileStore {
-    /// Opens (and creates, if missing) the journal directory `dir` with the default config.
+    /// Opens the existing journal directory `dir` for reading and writing, with the default
+    /// config (change it with [`FileStore::with_config`]).
     ///
     /// # Errors
-    /// [`JournalError::Io`] if the directory cannot be created or is not a directory.
+    /// [`JournalError::NoDirectory`] if `dir` does not exist, [`JournalError::Io`] if it is not
+    /// a directory or cannot be inspected.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, JournalError> {
-        Self::with_config(dir, FileStoreConfig::default())
+        Self::at(dir.as_ref(), false)
     }
 
-    /// Opens (and creates, if missing) the journal directory `dir` with `config`.
+    /// Opens the existing journal directory `dir` for reading only: reads work on read-only
+    /// files and directories, and every write fails with [`JournalError::ReadOnly`].
+    ///
+    /// # Errors
+    /// As [`FileStore::open`].
+    pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Self, JournalError> {
+        Self::at(dir.as_ref(), true)
+    }
+
+    /// Creates the journal directory `dir` (and missing parents) private to its owner (mode
+    /// 0700), or opens it if it exists (its mode is left as it is), for reading and writing.
     ///
     /// # Errors
     /// [`JournalError::Io`] if the directory cannot be created or is not a directory.
-    pub fn with_config(dir: impl AsRef<Path>, config: FileStoreConfig) -> Result<Self, JournalError> {
-        let dir = dir.as_ref().to_path_buf();
-        fs::create_dir_all(&dir).map_err(|e| JournalError::io(&dir, e))?;
-        let meta = fs::metadata(&dir).map_err(|e| JournalError::io(&dir, e))?;
+    pub fn create_dir(dir: impl AsRef<Path>) -> Result<Self, JournalError> {
+        let dir = dir.as_ref();
+        files::create_dir_private(dir).map_err(|e| JournalError::io(dir, e))?;
+        Self::at(dir, false)
+    }
+
+    fn at(dir: &Path, read_only: bool) -> Result<Self, JournalError> {
+        let meta = fs::metadata(dir).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => JournalError::NoDirectory { dir: dir.to_path_buf() },
+            _ => JournalError::io(dir, e),
+        })?;
         if !meta.is_dir() {
             let err = io::Error::new(io::ErrorKind::NotADirectory, "the journal path is not a directory");
-            return Err(JournalError::io(&dir, err));
+            return Err(JournalError::io(dir, err));
         }
-        Ok(Self { dir, config, tails: Mutex::new(HashMap::new()) })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            config: FileStoreConfig::default(),
+            read_only,
+            tails: Mutex::new(HashMap::new()),
+            cuts: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// This store with `config`.
+    #[must_use]
+    pub fn with_config(mut self, config: FileStoreConfig) -> Self {
+        self.config = config;
+        self
     }
 
     /// The journal directory.
@@ -137,28 +184,63 @@ impl FileStore {
         self.config
     }
 
+    /// Whether this store was opened with [`FileStore::open_read_only`].
+    #[must_use]
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
     /// The file that holds instance `id`'s journal.
     #[must_use]
     pub fn path_of(&self, id: &InstanceId) -> PathBuf {
         self.dir.join(format!("{id}.{EXTENSION}"))
     }
 
-    fn fsync(&self) -> bool {
+    /// The torn tails this handle's writers cut since the last call, oldest first.
+    ///
+    /// A host shows them to a person (the command line prints them on stderr): a cut loses no
+    /// acknowledged record, but it means an earlier append was interrupted. Cuts are kept
+    /// until taken; there is at most one per interrupted append.
+    #[must_use]
+    pub fn take_tail_cuts(&self) -> Vec<TailCut> {
+        std::mem::take(&mut *self.cuts.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    pub(super) fn fsync(&self) -> bool {
         self.config.durability == Durability::Fsync
     }
 
-    /// Opens `id`'s journal for reading and writing and takes its exclusive lock.
-    fn open_locked(&self, id: &InstanceId) -> Result<(File, PathBuf), JournalError> {
+    pub(super) fn refuse_if_read_only(&self, id: &InstanceId) -> Result<(), JournalError> {
+        if self.read_only {
+            return Err(JournalError::ReadOnly { id: id.clone(), dir: self.dir.clone() });
+        }
+        Ok(())
+    }
+
+    /// Opens `id`'s journal without following a symbolic link and takes its lock: shared for
+    /// [`Access::Read`], exclusive for [`Access::ReadWrite`].
+    pub(super) fn open_locked(&self, id: &InstanceId, access: Access) -> Result<(File, PathBuf), JournalError> {
         let path = self.path_of(id);
-        let file = OpenOptions::new().read(true).write(true).open(&path).map_err(|e| {
+        let file = files::open(&path, access).map_err(|e| {
             if e.kind() == io::ErrorKind::NotFound {
                 JournalError::NotFound { id: id.clone() }
+            } else if files::is_symlink(&path) {
+                JournalError::Symlink { id: id.clone(), path: path.clone() }
             } else {
                 JournalError::io(&path, e)
             }
         })?;
-        file.lock().map_err(|e| JournalError::io(&path, e))?;
-        Ok((file, path))
+        let kind = match access {
+            Access::Read => LockKind::Shared,
+            Access::ReadWrite => LockKind::Exclusive,
+        };
+        match lock::lock(&file, kind, self.config.lock_timeout) {
+            Ok(()) => Ok((file, path)),
+            Err(LockFailure::TimedOut { waited, holder }) => {
+                Err(JournalError::Locked { id: id.clone(), waited, holder })
+            }
+            Err(LockFailure::Io(e)) => Err(JournalError::io(&path, e)),
+        }
     }
 
     fn cached(&self, id: &InstanceId) -> Option<Tail> {
@@ -169,50 +251,90 @@ impl FileStore {
         self.tails.lock().unwrap_or_else(PoisonError::into_inner).insert(id.clone(), tail);
     }
 
-    fn forget(&self, id: &InstanceId) {
+    pub(super) fn forget(&self, id: &InstanceId) {
         self.tails.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
     }
 
-    /// Finds the valid end and version of a locked journal, scanning only what this handle has
-    /// not seen, and cuts a torn tail.
-    fn tail(&self, id: &InstanceId, file: &mut File, path: &Path) -> Result<Tail, JournalError> {
-        let meta = file.metadata().map_err(|e| JournalError::io(path, e))?;
-        let (len, ident) = (meta.len(), identity(&meta));
-        let scan =
-            match self.cached(id) {
-                Some(tail) if tail.file == ident && tail.end == len => return Ok(tail),
-                Some(tail) if tail.file == ident && tail.end < len => {
-                    let mut buf = Vec::new();
-                    file.seek(SeekFrom::Start(tail.end)).map_err(|e| JournalError::io(path, e))?;
-                    file.read_to_end(&mut buf).map_err(|e| JournalError::io(path, e))?;
-                    format::scan_frames(&buf, tail.end, tail.version, |_| {})
-                        .map_err(|(offset, reason)| JournalError::Corrupt { id: id.clone(), offset, reason })?
-                }
-                _ => {
-                    let buf = read_all(file, path)?;
-                    let (_, start) = format::parse_file_header(&buf)
-                        .map_err(|(offset, reason)| JournalError::Corrupt { id: id.clone(), offset, reason })?;
-                    format::scan_frames(&buf[start..], start as u64, 0, |_| {})
-                        .map_err(|(offset, reason)| JournalError::Corrupt { id: id.clone(), offset, reason })?
-                }
-            };
-        self.cut_torn_tail(file, path, scan)?;
-        let tail = Tail { file: ident, end: scan.end, version: scan.version };
-        self.remember(id, tail);
-        Ok(tail)
+    /// Reads the file header and scans every frame of a locked journal of `len` bytes.
+    pub(super) fn scan_all(
+        &self,
+        id: &InstanceId,
+        file: &mut File,
+        path: &Path,
+        len: u64,
+        records: Option<&mut Vec<Vec<u8>>>,
+    ) -> Result<(Vec<u8>, Scan), JournalError> {
+        let max = self.config.max_record_len;
+        file.seek(SeekFrom::Start(0)).map_err(|e| JournalError::io(path, e))?;
+        let header = format::read_file_header(&*file, len, max).map_err(|e| self.read_error(id, path, e))?;
+        let start = format::frames_start(header.len());
+        let scan = format::scan_frames(&*file, start, len, 0, max, records).map_err(|e| JournalError::io(path, e))?;
+        Ok((header, scan))
     }
 
-    fn cut_torn_tail(&self, file: &File, path: &Path, scan: Scan) -> Result<(), JournalError> {
-        if scan.torn {
-            file.set_len(scan.end).map_err(|e| JournalError::io(path, e))?;
+    fn read_error(&self, id: &InstanceId, path: &Path, error: ReadError) -> JournalError {
+        match error {
+            ReadError::Io(e) => JournalError::io(path, e),
+            ReadError::At(offset, problem) => self.problem(id, offset, problem),
+        }
+    }
+
+    pub(super) fn problem(&self, id: &InstanceId, offset: u64, problem: Problem) -> JournalError {
+        match problem {
+            Problem::Damaged(reason) => JournalError::Corrupt { id: id.clone(), offset, reason },
+            Problem::TooLarge { index, len } => {
+                JournalError::StoredTooLarge { id: id.clone(), offset, index, len, max: self.config.max_record_len }
+            }
+        }
+    }
+
+    /// Fails on a scan that stopped at a problem; a torn tail is not one.
+    fn check(&self, id: &InstanceId, scan: &Scan) -> Result<(), JournalError> {
+        match &scan.stop {
+            Stop::End | Stop::Torn => Ok(()),
+            Stop::Problem(problem) => {
+                // What this handle remembered about the file is not to be trusted any more.
+                self.forget(id);
+                Err(self.problem(id, scan.end, problem.clone()))
+            }
+        }
+    }
+
+    /// Finds the valid end and version of a locked journal, scanning only what this handle has
+    /// not seen. Returns it with the file's length: bytes past the end are a torn tail.
+    fn tail(&self, id: &InstanceId, file: &mut File, path: &Path) -> Result<(Tail, u64), JournalError> {
+        let meta = file.metadata().map_err(|e| JournalError::io(path, e))?;
+        let (len, ident) = (meta.len(), identity(&meta));
+        let scan = match self.cached(id) {
+            Some(tail) if tail.file == ident && tail.end == len => return Ok((tail, len)),
+            Some(tail) if tail.file == ident && tail.end < len => {
+                file.seek(SeekFrom::Start(tail.end)).map_err(|e| JournalError::io(path, e))?;
+                let max = self.config.max_record_len;
+                format::scan_frames(&*file, tail.end, len, tail.version, max, None)
+                    .map_err(|e| JournalError::io(path, e))?
+            }
+            _ => self.scan_all(id, file, path, len, None)?.1,
+        };
+        self.check(id, &scan)?;
+        let tail = Tail { file: ident, end: scan.end, version: scan.version };
+        self.remember(id, tail);
+        Ok((tail, len))
+    }
+
+    /// Cuts the torn tail of a journal locked for writing and reports the cut.
+    fn cut_torn_tail(&self, id: &InstanceId, file: &File, path: &Path, end: u64, len: u64) -> Result<(), JournalError> {
+        if len > end {
+            file.set_len(end).map_err(|e| JournalError::io(path, e))?;
             if self.fsync() {
                 file.sync_data().map_err(|e| JournalError::io(path, e))?;
             }
+            let cut = TailCut { id: id.clone(), offset: end, bytes: len - end };
+            self.cuts.lock().unwrap_or_else(PoisonError::into_inner).push(cut);
         }
         Ok(())
     }
 
-    fn sync_dir(&self) -> Result<(), JournalError> {
+    pub(super) fn sync_dir(&self) -> Result<(), JournalError> {
         #[cfg(unix)]
         if self.fsync() {
             File::open(&self.dir).and_then(|d| d.sync_all()).map_err(|e| JournalError::io(&self.dir, e))?;
@@ -221,41 +343,40 @@ impl FileStore {
     }
 }
 
-fn read_all(file: &mut File, path: &Path) -> Result<Vec<u8>, JournalError> {
-    let mut buf = Vec::new();
-    file.seek(SeekFrom::Start(0)).map_err(|e| JournalError::io(path, e))?;
-    file.read_to_end(&mut buf).map_err(|e| JournalError::io(path, e))?;
-    Ok(buf)
-}
-
 impl Store for FileStore {
     fn create(&self, id: &InstanceId, header: &[u8]) -> Result<(), JournalError> {
+        self.refuse_if_read_only(id)?;
         let max = self.config.max_record_len;
         if u32::try_from(header.len()).map_or(true, |len| len > max) {
             return Err(JournalError::TooLarge { id: id.clone(), index: None, len: header.len(), max });
         }
         let path = self.path_of(id);
-        if path.exists() {
-            return Err(JournalError::AlreadyExists { id: id.clone() });
-        }
-        // Write the whole header to a temporary file, make it durable, then link it into place:
-        // the journal appears complete or not at all, and only one of two racing creators wins.
-        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let temp = self.dir.join(format!(".{id}.{}-{n}.tmp", std::process::id()));
-        let written = (|| {
-            let mut file = OpenOptions::new().write(true).create_new(true).open(&temp)?;
-            file.write_all(&format::encode_file_header(header))?;
-            if self.fsync() {
-                file.sync_all()?;
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(JournalError::Symlink { id: id.clone(), path });
             }
-            Ok::<_, io::Error>(())
-        })();
+            Ok(_) => return Err(JournalError::AlreadyExists { id: id.clone() }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(JournalError::io(&path, e)),
+        }
+        files::remove_leftovers(&self.dir, id.as_ref()).map_err(|e| JournalError::io(&self.dir, e))?;
+        // Write the whole header to a locked temporary file, make it durable, then link it into
+        // place: the journal appears complete or not at all, and only one of two racing
+        // creators wins. The lock tells a later create that the temporary file is not a leftover.
+        let (mut file, temp) =
+            files::create_temp(&self.dir, id.as_ref(), || TEMP_COUNTER.fetch_add(1, Ordering::Relaxed))
+                .map_err(|e| JournalError::io(&self.dir, e))?;
+        let written = file.write_all(&format::encode_file_header(header)).and_then(|()| match self.fsync() {
+            true => file.sync_all(),
+            false => Ok(()),
+        });
         if let Err(e) = written {
             let _ = fs::remove_file(&temp);
             return Err(JournalError::io(&temp, e));
         }
         let linked = fs::hard_link(&temp, &path);
         let _ = fs::remove_file(&temp);
+        drop(file);
         match linked {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
@@ -268,9 +389,11 @@ impl Store for FileStore {
     }
 
     fn append(&self, id: &InstanceId, expected_version: u64, records: &[&[u8]]) -> Result<u64, JournalError> {
+        self.refuse_if_read_only(id)?;
         check_sizes(id, records, self.config.max_record_len)?;
-        let (mut file, path) = self.open_locked(id)?;
-        let tail = self.tail(id, &mut file, &path)?;
+        let (mut file, path) = self.open_locked(id, Access::ReadWrite)?;
+        let (tail, len) = self.tail(id, &mut file, &path)?;
+        self.cut_torn_tail(id, &file, &path, tail.end, len)?;
         if tail.version != expected_version {
             return Err(JournalError::Conflict { id: id.clone(), expected: expected_version, actual: tail.version });
         }
@@ -288,7 +411,7 @@ impl Store for FileStore {
             Ok::<_, io::Error>(())
         })();
         if let Err(e) = written {
-            // Best effort: drop the partial write now; the next open would cut it anyway.
+            // Best effort: drop this handle's own partial write now.
             let _ = file.set_len(tail.end);
             self.forget(id);
             return Err(JournalError::io(&path, e));
@@ -299,22 +422,18 @@ impl Store for FileStore {
     }
 
     fn read(&self, id: &InstanceId) -> Result<Stored, JournalError> {
-        let (mut file, path) = self.open_locked(id)?;
-        let buf = read_all(&mut file, &path)?;
-        let corrupt = |(offset, reason)| JournalError::Corrupt { id: id.clone(), offset, reason };
-        let (header, start) = format::parse_file_header(&buf).map_err(corrupt)?;
-        let mut records = Vec::new();
-        let scan =
-            format::scan_frames(&buf[start..], start as u64, 0, |p| records.push(p.to_vec())).map_err(corrupt)?;
-        self.cut_torn_tail(&file, &path, scan)?;
+        let (mut file, path) = self.open_locked(id, Access::Read)?;
         let meta = file.metadata().map_err(|e| JournalError::io(&path, e))?;
+        let mut records = Vec::new();
+        let (header, scan) = self.scan_all(id, &mut file, &path, meta.len(), Some(&mut records))?;
+        self.check(id, &scan)?;
         self.remember(id, Tail { file: identity(&meta), end: scan.end, version: scan.version });
-        Ok(Stored { header: header.to_vec(), records, version: scan.version })
+        Ok(Stored { header, records, version: scan.version })
     }
 
     fn version(&self, id: &InstanceId) -> Result<u64, JournalError> {
-        let (mut file, path) = self.open_locked(id)?;
-        Ok(self.tail(id, &mut file, &path)?.version)
+        let (mut file, path) = self.open_locked(id, Access::Read)?;
+        Ok(self.tail(id, &mut file, &path)?.0.version)
     }
 
     fn list(&self) -> Result<Vec<InstanceId>, JournalError> {

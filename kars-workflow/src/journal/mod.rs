@@ -17,16 +17,41 @@
 //! use kars_workflow::journal::{FileStore, JournalError, Store};
 //!
 //! let dir = tempfile::tempdir()?;
-//! let store = FileStore::open(dir.path())?;
+//! let store = FileStore::create_dir(dir.path().join("journal"))?;
 //! let id = InstanceId::new("kars-release")?;
 //! store.create(&id, br#"{"spec":"kars-release"}"#)?;
 //! let v = store.append(&id, 0, &[br#"{"started":"2026-W48"}"#])?;
 //! assert_eq!(v, 1);
 //! // A writer that has not seen version 1 loses.
 //! assert!(matches!(store.append(&id, 0, &[b"late"]), Err(JournalError::Conflict { actual: 1, .. })));
-//! assert_eq!(store.read(&id)?.records.len(), 1);
+//! // A read-only handle reads, and refuses to write.
+//! let reader = FileStore::open_read_only(dir.path().join("journal"))?;
+//! assert_eq!(reader.read(&id)?.records.len(), 1);
+//! assert!(matches!(reader.append(&id, 1, &[b"x"]), Err(JournalError::ReadOnly { .. })));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # Readers and writers of a [`FileStore`]
+//!
+//! - **Readers never write.** [`Store::read`], [`Store::version`] and [`Store::list`] open
+//!   files read-only (`O_RDONLY`), take at most a shared lock, and change no byte, so they work
+//!   on read-only files and directories. [`FileStore::open_read_only`] makes a handle that
+//!   only reads.
+//! - **Writers** ([`Store::create`], [`Store::append`], [`FileStore::repair`]) take an exclusive
+//!   lock; a read-only handle refuses them with [`JournalError::ReadOnly`].
+//! - **Lock waits are bounded** by [`FileStoreConfig::lock_timeout`] (5 s by default); then the
+//!   call fails with [`JournalError::Locked`], naming the holder's process when Linux's
+//!   `/proc/locks` says.
+//! - **Files.** Journal files are opened with `O_NOFOLLOW`: a symbolic link is refused with
+//!   [`JournalError::Symlink`] and its target is never opened. Journal and backup files are
+//!   created 0600, directories made by [`FileStore::create_dir`] 0700.
+//!   [`FileStore::open`] and [`FileStore::open_read_only`] never create a directory. A `create`
+//!   interrupted by a crash can leave a `.<id>.<pid>-<n>.tmp` file; the next `create` of the
+//!   same id removes it, and leaves alone the temporary file of a `create` still running
+//!   (which holds a lock on it).
+//! - **Byte caps.** [`FileStoreConfig::max_record_len`] bounds records and headers on write
+//!   ([`JournalError::TooLarge`]) and on read ([`JournalError::StoredTooLarge`], before
+//!   anything of the claimed size is allocated).
 //!
 //! # On-disk format of a [`FileStore`] journal (format version 1)
 //!
@@ -56,28 +81,51 @@
 //!
 //! # Recovery rules
 //!
-//! A crash can leave a *torn tail*: an incomplete last frame, a last frame whose payload crc
-//! fails and which runs exactly to the end of the file, or a damaged region followed only by
+//! A crash during an append can leave a *torn tail*: fewer bytes than a frame header, a frame
+//! whose (checked) length runs past the end of the file, or a damaged region followed only by
 //! zero bytes (space the file system allocated but never wrote). A torn tail holds only an
-//! append that was never acknowledged, so it is cut off (the file is truncated under the lock)
-//! and never reported as an error. Any other damage — a bad file header, a frame crc that fails
-//! with non-zero bytes after it, a payload crc that fails with a later frame after it — is
-//! corruption *before* the tail and is a hard [`JournalError::Corrupt`]: acknowledged records
-//! are never dropped silently.
+//! append that was never acknowledged. A reader ignores it and leaves it in place; a writer
+//! cuts it off under the lock before appending and reports the cut as a [`TailCut`] through
+//! [`FileStore::take_tail_cuts`] (the command line prints it on stderr).
+//!
+//! Any other damage is *corruption* and a hard [`JournalError::Corrupt`] naming the byte offset,
+//! for readers and writers alike: a bad file header, a frame header whose crc fails with
+//! non-zero bytes after it, and a complete frame whose payload fails its crc, even the last one
+//! (a flipped byte, not a torn write: its record may have been acknowledged). Nothing is ever
+//! dropped silently. [`FileStore::repair`] is the only way past corruption: it copies the file
+//! to `<id>.journal.bak-<n>`, then cuts it at the first bad frame, and returns a
+//! [`RepairReport`] (records kept, bytes removed, the backup's path).
+//!
+//! A power loss on a file system that may update a file's length before its data can leave an
+//! unacknowledged last frame complete in length but not in content; that reads as corruption
+//! too (an acknowledged frame was synced, so this never hides a lost record) and `repair` cuts it.
 
 mod crc;
 mod error;
 mod file;
+mod files;
 mod format;
+mod lock;
 mod memory;
+mod repair;
+mod report;
 
 use std::fmt;
 
 use crate::InstanceId;
 
 pub use error::{Corruption, JournalError};
-pub use file::{Durability, FileStore, FileStoreConfig};
+pub use file::{DEFAULT_LOCK_TIMEOUT, Durability, FileStore, FileStoreConfig};
+pub use lock::LockHolder;
 pub use memory::MemoryStore;
+pub use report::{RepairReport, TailCut};
+
+/// The byte-format version of [`FileStore`] files (the `u32` after the magic `KARSJRNL`) that
+/// this build writes and reads; the layout is in this module's doc. It versions the framing and
+/// checksums only: what the records mean is versioned by the driver's
+/// [`JOURNAL_FORMAT`](crate::driver::JOURNAL_FORMAT). Every version is listed in the
+/// repository's `CHANGELOG.md`.
+pub const FILE_FORMAT: u32 = format::FORMAT_VERSION;
 
 /// The largest record or header a store accepts by default: 16 MiB.
 pub const DEFAULT_MAX_RECORD_LEN: u32 = 16 * 1024 * 1024;
@@ -113,7 +161,8 @@ pub trait Store: Send + Sync {
     ///
     /// # Errors
     /// [`JournalError::AlreadyExists`] if the instance exists, [`JournalError::TooLarge`] if the
-    /// header is longer than the store's limit, [`JournalError::Io`] if storage fails.
+    /// header is longer than the store's limit, [`JournalError::Io`] if storage fails; for a
+    /// [`FileStore`], also [`JournalError::Symlink`] and [`JournalError::ReadOnly`].
     fn create(&self, id: &InstanceId, header: &[u8]) -> Result<(), JournalError>;
 
     /// Appends `records` (all or none) to instance `id` if its version is `expected_version`,
@@ -124,14 +173,20 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// [`JournalError::Conflict`] if the version is not `expected_version`,
     /// [`JournalError::NotFound`], [`JournalError::TooLarge`] for an oversized record,
-    /// [`JournalError::Corrupt`] for damage before the tail, [`JournalError::Io`].
+    /// [`JournalError::Corrupt`] for damage that is not a torn tail, [`JournalError::Io`];
+    /// for a [`FileStore`], also [`JournalError::Locked`], [`JournalError::Symlink`],
+    /// [`JournalError::ReadOnly`] and [`JournalError::StoredTooLarge`].
     fn append(&self, id: &InstanceId, expected_version: u64, records: &[&[u8]]) -> Result<u64, JournalError>;
 
     /// Reads instance `id`'s header and every acknowledged record.
     ///
+    /// A torn tail (an unacknowledged append cut short) is ignored, never removed: reading
+    /// changes nothing.
+    ///
     /// # Errors
-    /// [`JournalError::NotFound`], [`JournalError::Corrupt`] for damage before the tail,
-    /// [`JournalError::Io`].
+    /// [`JournalError::NotFound`], [`JournalError::Corrupt`] for damage that is not a torn
+    /// tail, [`JournalError::Io`]; for a [`FileStore`], also [`JournalError::Locked`],
+    /// [`JournalError::Symlink`] and [`JournalError::StoredTooLarge`].
     fn read(&self, id: &InstanceId) -> Result<Stored, JournalError>;
 
     /// The current version of instance `id` (its number of records).

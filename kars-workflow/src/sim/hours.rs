@@ -41,7 +41,7 @@ impl MinuteRange {
     }
 }
 
-fn parse_minutes(text: &str) -> Option<u32> {
+pub(crate) fn parse_minutes(text: &str) -> Option<u32> {
     let text = text.trim();
     if text.is_empty() {
         return None;

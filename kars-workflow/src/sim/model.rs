@@ -28,7 +28,8 @@ use serde::{Deserialize, Serialize};
 use super::actors::Team;
 use super::hours::{MinuteRange, WorkingHours};
 
-/// The model file format version.
+/// The model file format version this build reads; every version is listed in the
+/// repository's `CHANGELOG.md` (a test fails when this changes without an entry there).
 pub const MODEL_VERSION: u32 = 1;
 
 /// The largest model file kars reads, in bytes.
@@ -321,25 +322,9 @@ impl Model {
 
 /// A YAML or shape error as `file:line:column: message`.
 fn syntax_error(error: &serde_saphyr::Error, origin: &str) -> ModelError {
-    let text = error.without_snippet().to_string();
-    let text = text.strip_prefix("error: ").unwrap_or(&text);
-    // The parser says where in its own words (`line 3 column 7: ...`); the location says it once.
-    let message = match text.split_once(": ") {
-        Some((place, rest)) if place.starts_with("line ") => rest,
-        _ => text,
-    };
-    let message = match message.rsplit_once(" at line ") {
-        Some((head, tail)) if tail.contains(", column ") => head,
-        _ => message,
-    }
-    .to_owned();
-    let message = if message.starts_with("budget breached") {
-        "the file goes past a parse limit: model files take no anchors or aliases, at most 16 levels of nesting and 20,000 values".to_owned()
-    } else {
-        message
-    };
-    let origin = match error.location().filter(|l| l.line() > 0) {
-        Some(at) => format!("{origin}:{}:{}", at.line(), at.column()),
+    let message = super::yaml::parser_message(error, "model files");
+    let origin = match super::yaml::location(error) {
+        Some((line, column)) => format!("{origin}:{line}:{column}"),
         None => origin.to_owned(),
     };
     ModelError::Syntax { origin, message }

@@ -130,6 +130,13 @@ pub trait Observer {
     fn wants_entries(&self) -> bool {
         true
     }
+
+    /// Whether the run should stop now, with [`super::SimError::Stopped`]: checked between
+    /// steps, so that a command whose output has gone (`kars simulate … | head -1`) stops at
+    /// once instead of simulating every remaining week.
+    fn stop(&self) -> bool {
+        false
+    }
 }
 
 /// Ignores the timeline (for benchmarks and summaries).
@@ -182,6 +189,9 @@ pub struct WeekReport {
     pub merges: u16,
     /// Of those, refused by a window.
     pub merges_refused: u16,
+    /// Merges where the window's answer (`may()`) and the engine's verdict disagreed (0 unless
+    /// the engine is broken; see [`crate::sim::SimRun::policy_disagreements`]).
+    pub policy_disagreements: u16,
 }
 
 fn minutes<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

@@ -90,6 +90,14 @@ pub enum SimError {
         /// What the instance waits for ([`crate::Waiting`] in words).
         waiting: String,
     },
+    /// The observer asked to stop ([`Observer::stop`]): where its entries go is gone.
+    #[error("release {release}: the simulation was stopped at {at}")]
+    Stopped {
+        /// The release.
+        release: ReleaseId,
+        /// The virtual time it stopped at.
+        at: DateTime<Utc>,
+    },
 }
 
 /// A finished simulation.
@@ -143,6 +151,7 @@ struct Cycle {
     refused: u16,
     merges: u16,
     merges_refused: u16,
+    disagreements: u16,
 }
 
 /// Runs `workflow` for `config.weeks` cycles with `model`'s people, telling `observer` every
@@ -234,6 +243,9 @@ impl<'m> Sim<'m> {
         // Reports grow as weeks end; a huge `weeks` must not reserve memory up front.
         let mut reports = Vec::with_capacity(usize::try_from(weeks).unwrap_or(usize::MAX).min(1024));
         while (reports.len() as u64) < u64::from(weeks) {
+            if observer.stop() {
+                return Err(SimError::Stopped { release: ReleaseId::clone(&self.release), at: self.now });
+            }
             // The engine clamps instants to its calendar, so past its end no timer moves time on.
             if self.now > gate::LATEST {
                 return Err(SimError::OutOfRange { release: ReleaseId::clone(&self.release), at: self.now });
@@ -449,6 +461,7 @@ impl<'m> Sim<'m> {
             refused: c.refused,
             merges: c.merges,
             merges_refused: c.merges_refused,
+            policy_disagreements: c.disagreements,
         }
     }
 

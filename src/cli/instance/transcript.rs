@@ -1,82 +1,104 @@
-//! A readable account of an instance's journal: every input, the transitions it caused
-//! (re-derived by driving a fresh instance with notices on), the effects it emitted and their
-//! acknowledgements, in the workflow's local time.
+//! A readable account of journal entries: every input with its recorded instant and verdict,
+//! the transitions it caused (as the engine's replay or the driver's report gives them), the
+//! effects with how they ended, and roster changes, in the workflow's local time. Nothing here
+//! computes a gate or a deadline: the instants shown are the recorded ones.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use kars::spec::spec::Recipient;
-use kars::workflow::driver::{EffectStatus, Entry, JournalHeader, Program};
-use kars::workflow::{EffectKind, Event, Input, Instance, NoticeKind, Options, Record, Verdict, Workflow};
+use kars::workflow::driver::{Done, Entry, Program, RosterChange};
+use kars::workflow::{Effect, EffectKey, EffectKind, Event, Input, Notice, NoticeKind, Record, Verdict, Workflow};
 
-/// One line: when, how deep (0 = an input, 1 = what followed), and the text.
-pub struct Line {
-    pub at: DateTime<Utc>,
-    pub depth: usize,
-    pub text: String,
+/// The one local-time format of the command line.
+pub fn local(at: DateTime<Utc>, zone: Tz) -> String {
+    at.with_timezone(&zone).format("%a %Y-%m-%d %H:%M %Z").to_string()
 }
 
-impl Line {
-    pub fn render(&self, zone: Tz) -> String {
-        let local = self.at.with_timezone(&zone).format("%a %Y-%m-%d %H:%M %Z");
-        format!("{local}  {}{}", "  ".repeat(self.depth), self.text)
+/// Renders entries line by line into a string.
+pub struct Transcript<'a> {
+    program: &'a Program,
+    zone: Tz,
+    /// The instance's start, the instant shown for entries this build cannot describe.
+    started: DateTime<Utc>,
+    /// The effects seen so far, to describe their acknowledgements.
+    effects: HashMap<EffectKey, EffectKind>,
+    out: String,
+}
+
+impl<'a> Transcript<'a> {
+    pub fn new(program: &'a Program, started: DateTime<Utc>) -> Self {
+        Self { program, zone: program.workflow().zone(), started, effects: HashMap::new(), out: String::new() }
     }
-}
 
-/// The lines of `entries`, grouped per entry (`result[i]` belongs to `entries[i]`).
-pub fn transcript(program: &Program, header: &JournalHeader, entries: &[Entry]) -> Vec<Vec<Line>> {
-    let workflow = program.workflow();
-    let mut instance: Option<Instance> = None;
-    let mut out = Vec::with_capacity(entries.len());
-    for entry in entries {
-        let mut lines = Vec::new();
-        match entry {
-            Entry::Input(record) => {
-                lines.push(Line { at: record.at, depth: 0, text: describe_input(record) });
-                match (&mut instance, &record.input) {
-                    (None, _) => {
-                        let h = &header.history;
-                        let options = Options { notice_capacity: 4096 };
-                        instance =
-                            Some(Instance::start_with(Arc::clone(workflow), h.instance.clone(), h.started_at, options));
-                    }
-                    (Some(i), Input::Event(event)) => {
-                        // The verdict is the recorded one; replaying gives the same.
-                        let _ = i.handle_event(event.clone(), record.at);
-                    }
-                    (Some(i), Input::Timeout) => i.handle_timeout(record.at),
-                    (Some(_), Input::Start) => {}
-                }
-                if let Some(i) = &mut instance {
-                    follow(i, program, &mut lines);
-                }
-            }
-            Entry::Done(done) => {
-                let status = match &done.status {
-                    EffectStatus::Sent => "sent".to_owned(),
-                    EffectStatus::Reported(outcome) => format!("done, {}", outcome_text(*outcome)),
-                    EffectStatus::Handed => "handed to the operator".to_owned(),
-                    EffectStatus::Failed { error } => format!("failed: {}", first_line(error)),
-                    other => format!("{other:?}"),
-                };
-                lines.push(Line { at: done.at, depth: 1, text: format!("effect {}: {status}", done.key) });
-            }
-            other => lines.push(Line { at: header.history.started_at, depth: 1, text: format!("{other:?}") }),
+    fn line(&mut self, at: DateTime<Utc>, depth: usize, text: &str) {
+        use std::fmt::Write as _;
+        let _ = writeln!(self.out, "{}  {}{text}", local(at, self.zone), "  ".repeat(depth));
+    }
+
+    /// Remembers effects so that their acknowledgements can say what they were.
+    pub fn know(&mut self, effects: impl IntoIterator<Item = &'a Effect>) {
+        for e in effects {
+            self.effects.insert(e.key.clone(), e.kind.clone());
         }
-        out.push(lines);
     }
-    out
-}
 
-fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or_default()
-}
+    /// An entry with what it caused.
+    pub fn entry(&mut self, entry: &Entry, notices: &[&Notice]) {
+        match entry {
+            Entry::Input(record) => self.input(record, notices),
+            Entry::Done(done) => self.done(done),
+            Entry::Roster(change) => self.roster(change),
+            other => {
+                let text = format!("{other:?}");
+                self.line(self.started, 0, &text);
+            }
+        }
+    }
 
-fn outcome_text(outcome: kars::workflow::ActionOutcome) -> &'static str {
-    match outcome {
-        kars::workflow::ActionOutcome::Succeeded => "succeeded",
-        kars::workflow::ActionOutcome::Failed => "failed",
+    fn input(&mut self, record: &Record, notices: &[&Notice]) {
+        let text = describe_input(record);
+        self.line(record.at, 0, &text);
+        let workflow = std::sync::Arc::clone(self.program.workflow());
+        for notice in notices {
+            if let Some(text) = describe_notice(&workflow, notice.kind, self.zone) {
+                self.line(notice.at, 1, &text);
+            }
+        }
+    }
+
+    fn done(&mut self, done: &Done) {
+        let what = self.effects.get(&done.key).map(|k| describe_effect(k, self.program));
+        let text = match what {
+            Some(what) => format!("effect {} ({what}): {}", done.key, done.status),
+            None => format!("effect {}: {}", done.key, done.status),
+        };
+        self.line(done.at, 1, &text);
+    }
+
+    fn roster(&mut self, change: &RosterChange) {
+        let people: Vec<String> = change
+            .roster
+            .members()
+            .map(|(p, m)| {
+                let roles: Vec<&str> = m.roles.iter().map(|r| r.as_str()).collect();
+                format!("{p} [{}]", roles.join(", "))
+            })
+            .collect();
+        let text = format!("{} changes the roster: {}", change.by, people.join("; "));
+        self.line(change.at, 0, &text);
+    }
+
+    /// An effect emitted and not acknowledged yet.
+    pub fn pending(&mut self, at: DateTime<Utc>, effect: &Effect) {
+        let text =
+            format!("effect {} ({}): not performed yet", effect.key, describe_effect(&effect.kind, self.program));
+        self.line(at, 1, &text);
+    }
+
+    pub fn finish(self) -> String {
+        self.out
     }
 }
 
@@ -88,8 +110,8 @@ fn describe_input(record: &Record) -> String {
             Some(o) => format!("{} completes `{node}` with `{o}`", actor.name),
             None => format!("{} completes `{node}`", actor.name),
         },
-        Input::Event(Event::ActionResult { node, outcome }) => {
-            format!("result of `{node}`: {}", outcome_text(*outcome))
+        Input::Event(Event::ActionResult { node, outcome, reporter }) => {
+            format!("result of `{node}`: {outcome}, reported by {reporter}")
         }
         Input::Event(Event::Merge { source, target, actor }) => {
             format!("{} merges `{source}` into `{target}`", actor.name)
@@ -101,31 +123,15 @@ fn describe_input(record: &Record) -> String {
     }
 }
 
-/// Adds the transitions and effects `instance` produced since it was last drained.
-fn follow(instance: &mut Instance, program: &Program, lines: &mut Vec<Line>) {
-    let workflow = Arc::clone(instance.workflow());
-    while let Some(notice) = instance.poll_notice() {
-        if let Some(text) = describe_notice(&workflow, notice.kind) {
-            lines.push(Line { at: notice.at, depth: 1, text });
-        }
-    }
-    let at = instance.history().records.last().map_or(instance.history().header.started_at, |r| r.at);
-    while let Some(effect) = instance.poll_effect() {
-        lines.push(Line {
-            at,
-            depth: 1,
-            text: format!("effect {}: {}", effect.key, describe_effect(&effect.kind, program)),
-        });
-    }
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or_default()
 }
 
 fn node(workflow: &Workflow, index: kars::workflow::NodeIndex) -> String {
     workflow.node_id(index).map_or_else(|| index.to_string(), ToString::to_string)
 }
 
-fn describe_notice(workflow: &Workflow, kind: NoticeKind) -> Option<String> {
-    let zone = workflow.zone();
-    let local = |at: DateTime<Utc>| at.with_timezone(&zone).format("%a %Y-%m-%d %H:%M %Z").to_string();
+fn describe_notice(workflow: &Workflow, kind: NoticeKind, zone: Tz) -> Option<String> {
     Some(match kind {
         NoticeKind::CycleStarted { monday } => {
             format!("cycle {} started", kars::workflow::ReleaseId::of(monday))
@@ -137,10 +143,13 @@ fn describe_notice(workflow: &Workflow, kind: NoticeKind) -> Option<String> {
         NoticeKind::NodeEntered { node: n, .. } => format!("at `{}`", node(workflow, n)),
         NoticeKind::NodeCompleted { .. } => return None,
         NoticeKind::GateArmed { node: n, opens_at } => {
-            format!("gate of `{}` opens {}", node(workflow, n), local(opens_at))
+            format!("gate of `{}` opens {}", node(workflow, n), local(opens_at, zone))
         }
         NoticeKind::GateOpened { node: n } => format!("gate of `{}` open", node(workflow, n)),
         NoticeKind::DeadlineMissed { node: n } => format!("`{}` missed its deadline", node(workflow, n)),
+        NoticeKind::DeadlineMissedBeforeStart { node: n } => {
+            format!("the deadline of `{}` had passed before the instance started (no escalation)", node(workflow, n))
+        }
         NoticeKind::RetryExhausted { node: n } => format!("`{}` used up its attempts", node(workflow, n)),
         NoticeKind::WindowOpened { window } => {
             format!("window `{}` opened", workflow.window_id(window).map(ToString::to_string).unwrap_or_default())

@@ -10,7 +10,7 @@ use kars_spec::spec::NodeKind;
 use super::shape::last_index;
 use super::{Act, Entry, EntryKind, Observer, Planned, Sim};
 use crate::EngineError;
-use crate::event::{ActionOutcome, Event, MergeRequest};
+use crate::event::{ActionOutcome, Event, MergeRequest, Reporter};
 use crate::sim::model::at_visit;
 use crate::workflow::{Decider, NodeIndex};
 
@@ -144,7 +144,10 @@ impl Sim<'_> {
                     ActionOutcome::Failed => "failed",
                 };
                 self.acting = None;
-                if self.instance.handle_event(Event::ActionResult { node: id.clone(), outcome }, now).is_ok() {
+                // The simulated host's adapter reports what came of the effect it performed.
+                let Some(key) = self.instance.result_key() else { return };
+                let event = Event::ActionResult { node: id.clone(), outcome, reporter: Reporter::Effect { key } };
+                if self.instance.handle_event(event, now).is_ok() {
                     if deploy && outcome == ActionOutcome::Succeeded {
                         self.cycle.production_at = Some(now);
                     }
@@ -172,6 +175,7 @@ impl Sim<'_> {
                 let result = self.instance.handle_event(Event::Merge { source, target, actor }, now);
                 if permission.allowed != result.is_ok() {
                     self.disagreements += 1;
+                    self.cycle.disagreements = self.cycle.disagreements.saturating_add(1);
                 }
                 self.cycle.merges += 1;
                 if result.is_err() {

@@ -1,0 +1,117 @@
+//! Where an instance stands, in words: the node, what it waits for, who can act and how, the
+//! deadline, the next timer, and the last cycles.
+
+use std::fmt::Write as _;
+
+use kars::workflow::driver::{ClockMode, Driver, Roster};
+use kars::workflow::journal::Store;
+use kars::workflow::{Waiting, WaitingFor};
+
+use super::transcript::local;
+
+/// The status of the driven instance at the clock's time.
+pub fn render<S: Store>(driver: &Driver<S, Box<dyn kars::workflow::driver::Clock>>, mode: ClockMode) -> String {
+    let mut out = String::new();
+    let instance = driver.instance();
+    let workflow = instance.workflow();
+    let zone = workflow.zone();
+    let now = driver.clock().now().max(instance.latest_instant());
+    let waiting = instance.waiting(now);
+    let id = driver.id().as_str();
+    let _ = writeln!(out, "instance `{id}` of workflow `{}`, release {}", workflow.name(), waiting.release);
+    let _ = writeln!(out, "clock:      {mode}");
+    let _ = writeln!(out, "now:        {}", local(now, zone));
+    if let Some(node) = &waiting.node {
+        let label = workflow.node_index(node.as_str()).and_then(|i| workflow.node_label(i)).unwrap_or_default();
+        let _ = writeln!(out, "at:         `{node}` {}", label.replace('\n', " "));
+    }
+    let _ = writeln!(out, "waiting:    {}", waiting_text(&waiting));
+    let _ = writeln!(out, "who:        {}", who(&waiting, driver.roster(), id, mode));
+    if let Some(d) = &waiting.deadline {
+        let missed = if d.missed { " (missed)" } else { "" };
+        let _ = writeln!(out, "deadline:   {}{missed}", local(d.at, zone));
+    }
+    if let Some(w) = &waiting.paused_by {
+        let _ = writeln!(out, "paused by:  window `{w}` (tasks and decisions wait until it closes)");
+    }
+    match instance.poll_timeout() {
+        Some(at) if at <= now => {
+            let _ = writeln!(out, "next timer: {} (due: run `kars instance tick`)", local(at, zone));
+        }
+        Some(at) => {
+            let _ = writeln!(out, "next timer: {}", local(at, zone));
+        }
+        None => {}
+    }
+    let pending = driver.pending_effects().count();
+    if pending > 0 {
+        let _ = writeln!(out, "pending:    {pending} effect(s) not yet performed (the next `act` or `tick` runs them)");
+    }
+    for cycle in instance.cycle_outcomes().iter().rev().take(3) {
+        let _ = writeln!(out, "finished:   {} {} at {}", cycle.release, cycle.outcome, local(cycle.ended_at, zone));
+    }
+    out
+}
+
+fn waiting_text(waiting: &Waiting) -> String {
+    let text = waiting.to_string();
+    // The release is printed on the first line already.
+    text.split_once(": ").map_or(text.clone(), |(_, rest)| rest.to_owned())
+}
+
+fn who(waiting: &Waiting, team: &Roster, id: &str, mode: ClockMode) -> String {
+    let people = |roles: &[kars::spec::RoleId]| {
+        let list: Vec<String> = team
+            .people()
+            .filter(|(_, held)| held.iter().any(|r| roles.contains(r)))
+            .map(|(person, _)| person.to_string())
+            .collect();
+        if list.is_empty() { "nobody on the roster holds the role".to_owned() } else { list.join(", ") }
+    };
+    let actor = match mode {
+        ClockMode::System => "",
+        ClockMode::Rehearsal => " --actor NAME",
+    };
+    match &waiting.reason {
+        WaitingFor::Task { node, roles, outcomes } if outcomes.is_empty() => {
+            format!("{} (`kars instance act --id {id} --node {node}{actor}`)", people(roles))
+        }
+        WaitingFor::Task { node, roles, outcomes } => {
+            format!(
+                "{} (`kars instance act --id {id} --node {node}{actor} --outcome {}`)",
+                people(roles),
+                outcomes.join("|")
+            )
+        }
+        WaitingFor::Decision { node, role, branches } => format!(
+            "{} (`kars instance act --id {id} --node {node}{actor} --outcome {}`)",
+            people(std::slice::from_ref(role)),
+            branches.join("|")
+        ),
+        WaitingFor::ActionResult { node, reporters } => {
+            let by = if reporters.is_empty() { "its adapter".to_owned() } else { people(reporters) };
+            format!("{by} (`kars instance act --id {id} --node {node}{actor} --outcome succeeded|failed`)")
+        }
+        WaitingFor::Gate { .. } | WaitingFor::NextCycle { .. } => {
+            "nobody: time moves it on (`kars instance tick`)".to_owned()
+        }
+        WaitingFor::Stalled { .. } => "nobody: the instance is stalled".to_owned(),
+        _ => "nobody".to_owned(),
+    }
+}
+
+/// The waiting text on the current node of a rendering.
+pub fn short_waiting(waiting: &Waiting) -> String {
+    match &waiting.reason {
+        WaitingFor::Task { roles, .. } => {
+            let roles: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+            format!("waits for {}", roles.join(" or "))
+        }
+        WaitingFor::Decision { role, .. } => format!("{role} decides"),
+        WaitingFor::Gate { opens_local, .. } => format!("gate opens {opens_local}"),
+        WaitingFor::ActionResult { .. } => "waits for its result".to_owned(),
+        WaitingFor::NextCycle { starts_local, .. } => format!("next cycle {starts_local}"),
+        WaitingFor::Stalled { .. } => "stalled".to_owned(),
+        _ => "waiting".to_owned(),
+    }
+}
