@@ -20,19 +20,32 @@
 //! journal ([`read_journal`]), and reopening replays it as before.
 //! [`HistoryInMemory::Keep`] keeps every record in memory.
 //!
-//! # Effects, at least once
+//! # Effects, at least once, never while the instance is held
 //!
-//! After an input is durable its effects run in order. Each effect is acknowledged with a
-//! `done` entry; a waiting action's result (an [`Event::ActionResult`]) is appended in the
-//! same atomic append as its acknowledgement. Transient adapter failures are retried with the
-//! bounded exponential backoff of [`RetryPolicy`] (the waits go through the clock); a
-//! permanent failure, or running out of attempts, becomes a `failed` result for a waiting
-//! action — so a decision reading `outcome_of` routes it, as the KARS deploy does to its
-//! rollback — and a logged, acknowledged failure for a notification. Nothing panics and no
-//! effect is lost: when a journal is opened, the history is replayed with
-//! [`Instance::replay`], and every effect it emitted without a `done` entry is run again with
-//! the same idempotency key. A crash between an adapter call and its acknowledgement therefore
-//! repeats the call; adapters drop the duplicate by key (see [`crate::adapter`]).
+//! An input (an event, a timer) only journals its record: the call returns a [`Report`]
+//! whose [`pending`](Report::pending) effects are still to perform, and no adapter runs while
+//! the caller holds the driver. Performing is a separate step in three parts, so that a slow
+//! or failing adapter delays only its own effect:
+//!
+//! 1. [`Driver::take_due_effects`] hands out the pending effects (marked in flight);
+//! 2. an [`EffectRunner`] ([`Driver::effect_runner`]), which holds the adapters but not the
+//!    driver, performs each: [`EffectRunner::attempt`] calls the adapter once and answers
+//!    [`Attempt::Finished`] or [`Attempt::Retry`] `{ at }` (the bounded exponential backoff of
+//!    [`RetryPolicy`], scheduled, not slept: the host waits as it likes, without the driver);
+//! 3. [`Driver::complete_effect`] journals the `done` acknowledgement, and a waiting action's
+//!    result (an [`Event::ActionResult`] reported by [`Reporter::Effect`]) in the same atomic
+//!    append.
+//!
+//! [`Driver::run_effects`] does all three in a row for synchronous hosts and the command line
+//! (its report lists the effects performed); the `tokio` feature's
+//! `service` runs each effect on its own task. A permanent failure, or running out of
+//! attempts, becomes a `failed` result for a waiting action — so a decision reading
+//! `outcome_of` routes it, as the KARS deploy does to its rollback — and a logged,
+//! acknowledged failure for a notification. Nothing panics and no effect is lost: when a
+//! journal is opened, the history is replayed with [`Instance::replay`], and every effect it
+//! emitted without a `done` entry is pending again with the same idempotency key. A crash
+//! between an adapter call and its acknowledgement therefore repeats the call; adapters drop
+//! the duplicate by key (see [`crate::adapter`]).
 //!
 //! # Refused inputs
 //!
@@ -78,12 +91,12 @@
 //! # Sync and async
 //!
 //! [`Driver`] is synchronous: the journal fsyncs, the git adapter runs a process and the
-//! webhook adapter uses a blocking HTTP client, so every step blocks anyway. An async (tokio)
-//! host keeps the driver behind a mutex and runs each step (`handle_event`, `tick`) with
-//! `tokio::task::spawn_blocking`, and waits for the next timer with `tokio::time::sleep`
-//! until [`Driver::next_wake`] (see `examples/async_service.rs`). Driving the sans-IO
-//! [`Instance`] directly from async code would mean re-implementing the journal and retry
-//! logic above with async IO; `spawn_blocking` keeps one implementation.
+//! webhook adapter uses a blocking HTTP client, so every step blocks anyway. A synchronous
+//! host calls an input, then [`Driver::run_effects`] (or [`Driver::run_until`], which lets
+//! time pass and performs everything). An async (tokio) host uses the `tokio` feature's
+//! `kars_workflow::service`: the driver behind a mutex, its steps on `spawn_blocking`,
+//! timers on the real clock with catch-up after downtime, wake-up on input, effects in the
+//! background without the lock, and a graceful shutdown.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -129,7 +142,7 @@ pub use load::{Account, Caused, Journaled, read_journal, replay_journal};
 pub use ops::{
     Adapters, ManualOperations, Operation, Operations, OperationsFn, RecordingOperations, RetryPolicy, Scripted,
 };
-pub use perform::{LogEntry, LogKind};
+pub use perform::{Attempt, EffectOutcome, EffectRunner, LogEntry, LogKind};
 pub use record::{
     ClockMode, Done, EffectStatus, Entry, Failure, JOURNAL_FORMAT, JournalHeader, OLDEST_JOURNAL_FORMAT, RosterChange,
     SpecText,
@@ -154,7 +167,7 @@ const NOTICE_CAPACITY: usize = 256;
 #[derive(Debug, Clone)]
 pub struct Program {
     workflow: Arc<Workflow>,
-    channels: BTreeMap<String, String>,
+    channels: Arc<BTreeMap<String, String>>,
     default_roster: Roster,
     team_managed_by: Vec<RoleId>,
 }
@@ -166,7 +179,7 @@ impl Program {
     /// A [`CompileError`] when the spec breaks a rule the engine relies on.
     pub fn new(spec: &CheckedSpec) -> Result<Self, CompileError> {
         let workflow = Arc::new(Workflow::compile(spec)?);
-        let channels = spec.spec().channels.iter().map(|(id, c)| (id.to_string(), c.name.clone())).collect();
+        let channels = Arc::new(spec.spec().channels.iter().map(|(id, c)| (id.to_string(), c.name.clone())).collect());
         let default_roster = Roster::from_spec(spec.spec());
         let team_managed_by = spec.spec().team_managed_by.clone();
         Ok(Self { workflow, channels, default_roster, team_managed_by })
@@ -295,7 +308,7 @@ enum Step {
 pub struct Driver<S: Store, C: Clock> {
     store: S,
     clock: C,
-    adapters: Adapters,
+    adapters: Arc<Adapters>,
     config: DriverConfig,
     program: Program,
     id: InstanceId,
@@ -309,6 +322,8 @@ pub struct Driver<S: Store, C: Clock> {
     journaled: u64,
     acked: BTreeSet<EffectKey>,
     pending: VecDeque<Effect>,
+    /// Effects handed to a runner ([`Driver::take_due_effects`]) and not acknowledged yet.
+    in_flight: BTreeMap<EffectKey, Effect>,
     log: Vec<LogEntry>,
     /// What the current call did.
     report: Report,
@@ -369,7 +384,9 @@ impl<S: Store, C: Clock> Driver<S, C> {
             .map_err(|e| DriverError::BadHeader { id: id.clone(), detail: e.to_string() })?;
         parts.store.create(id, &bytes)?;
         let mut driver = Self::assemble(parts, program, id.clone(), header, instance, roster);
-        let report = driver.resume()?;
+        driver.begin();
+        driver.sync()?;
+        let report = driver.finish();
         Ok((driver, report))
     }
 
@@ -412,7 +429,7 @@ impl<S: Store, C: Clock> Driver<S, C> {
         Self {
             store,
             clock,
-            adapters,
+            adapters: Arc::new(adapters),
             config,
             program: program.clone(),
             id,
@@ -423,6 +440,7 @@ impl<S: Store, C: Clock> Driver<S, C> {
             journaled: 0,
             acked: BTreeSet::new(),
             pending: VecDeque::new(),
+            in_flight: BTreeMap::new(),
             log: Vec::new(),
             report: Report::default(),
             staged: Vec::new(),
@@ -467,7 +485,7 @@ impl<S: Store, C: Clock> Driver<S, C> {
     /// Moves the instance's effects to the pending queue (those of durable records only).
     fn drain_effects(&mut self) {
         while let Some(effect) = self.instance.poll_effect() {
-            if !self.acked.contains(&effect.key) {
+            if !self.acked.contains(&effect.key) && !self.in_flight.contains_key(&effect.key) {
                 self.pending.push_back(effect);
             }
         }
@@ -630,60 +648,137 @@ impl<S: Store, C: Clock> Driver<S, C> {
         self.report = Report::default();
     }
 
-    /// Ends a call: hands over the report.
+    /// Ends a call: hands over the report, with the effects now pending.
     fn finish(&mut self) -> Report {
+        self.report.pending = self.pending.iter().cloned().collect();
         std::mem::take(&mut self.report)
     }
 
-    /// Journals what is not journaled yet (after an interrupted start) and runs every pending
-    /// effect: the ones a crash left unacknowledged, and whatever their results cause.
-    ///
-    /// # Errors
-    /// [`DriverError::Journal`] if the journal fails (the driver then holds what is durable),
-    /// [`DriverError::Broken`] after a failure it could not recover from.
-    pub fn resume(&mut self) -> Result<Report, DriverError> {
-        self.begin();
-        self.run_pending()?;
-        Ok(self.finish())
-    }
-
-    fn run_pending(&mut self) -> Result<(), DriverError> {
+    /// Journals what is not journaled yet (the start, after a crash during
+    /// [`Driver::create`]).
+    fn sync(&mut self) -> Result<(), DriverError> {
         if !self.is_synced() {
             self.apply(&Step::Nothing, None)?;
         }
-        self.check()?;
+        self.check()
+    }
+
+    /// Journals what is not journaled yet (after an interrupted start) and performs every
+    /// pending effect: [`Driver::run_effects`].
+    ///
+    /// # Errors
+    /// As [`Driver::run_effects`].
+    pub fn resume(&mut self) -> Result<Report, DriverError> {
+        self.run_effects()
+    }
+
+    /// Performs every pending effect, one after the other, and whatever their results cause,
+    /// acknowledging each in the journal: the convenience of a synchronous host (and the
+    /// command line), which holds the driver meanwhile, retry waits included (on the clock).
+    /// A host that must not hold the instance while an adapter works uses
+    /// [`Driver::take_due_effects`], an [`EffectRunner`] and [`Driver::complete_effect`]
+    /// instead (the `tokio` feature's service does).
+    ///
+    /// # Errors
+    /// [`DriverError::Journal`] if the journal fails (the driver then holds what is durable;
+    /// the effect runs again, under the same key, at the next call), [`DriverError::Broken`]
+    /// after a failure it could not recover from.
+    pub fn run_effects(&mut self) -> Result<Report, DriverError> {
+        self.begin();
+        self.sync()?;
+        let runner = self.effect_runner();
+        let mut report = std::mem::take(&mut self.report);
+        loop {
+            let due = self.take_due_effects();
+            if due.is_empty() {
+                break;
+            }
+            for effect in due {
+                let outcome = runner.perform(&effect, &self.clock);
+                report.absorb(self.complete_effect(&effect.key, outcome)?);
+            }
+        }
+        report.pending = self.pending.iter().cloned().collect();
+        Ok(report)
+    }
+
+    /// Hands out the pending effects to perform (in order), marking them in flight: they are
+    /// not handed out again by this driver until [`Driver::complete_effect`] acknowledges them
+    /// (or fails to). Perform them with an [`EffectRunner`] ([`Driver::effect_runner`])
+    /// without holding the driver. An effect in flight when the process stops is not lost:
+    /// unacknowledged, it is pending again when the journal is reopened, under the same key.
+    pub fn take_due_effects(&mut self) -> Vec<Effect> {
+        let mut due = Vec::with_capacity(self.pending.len());
         while let Some(effect) = self.pending.pop_front() {
-            if self.acked.contains(&effect.key) {
+            if self.acked.contains(&effect.key) || self.in_flight.contains_key(&effect.key) {
                 continue;
             }
-            let logged = self.log.len();
-            let performed = {
-                let mut cx = perform::Context {
-                    adapters: &self.adapters,
-                    clock: &self.clock,
-                    retry: &self.config.retry,
-                    channels: &self.program.channels,
-                    log: &mut self.log,
-                };
-                cx.perform(&effect)
-            };
-            let at = self.now()?;
-            let done = Done { key: effect.key.clone(), at, status: performed.status.clone() };
-            let step = match performed.result {
-                Some(outcome) => Step::Event(Event::ActionResult {
-                    node: effect.node.clone(),
-                    outcome,
-                    reporter: Reporter::Effect { key: effect.key.clone() },
-                }),
-                None => Step::Nothing,
-            };
-            if let Some(error) = self.apply(&step, Some(&done))? {
-                let kind = LogKind::ResultRefused { error: Box::new(error) };
-                self.log.push(LogEntry { at, key: effect.key.clone(), node: effect.node.clone(), kind });
-            }
-            self.report.log.extend(self.log.get(logged..).unwrap_or_default().iter().cloned());
-            self.report.effects.push(EffectRun { effect, status: performed.status });
+            self.in_flight.insert(effect.key.clone(), effect.clone());
+            due.push(effect);
         }
+        due
+    }
+
+    /// A runner for this driver's effects: its adapters, channels and retry policy, shared
+    /// (cheap to clone, and usable while another thread holds the driver).
+    #[must_use]
+    pub fn effect_runner(&self) -> EffectRunner {
+        EffectRunner::new(Arc::clone(&self.adapters), Arc::clone(&self.program.channels), self.config.retry)
+    }
+
+    /// Acknowledges the effect with `key`, which ended as `outcome`: journals its `done` entry
+    /// together with its result for a waiting action (an [`Event::ActionResult`] reported by
+    /// [`Reporter::Effect`]), in one append. An effect acknowledged already (by another
+    /// process, say) is left alone: an empty report. The instance refusing the result (it has
+    /// moved on) is logged ([`LogKind::ResultRefused`]), not an error.
+    ///
+    /// # Errors
+    /// As [`Driver::run_effects`]; after a journal failure the effect is pending again.
+    pub fn complete_effect(&mut self, key: &EffectKey, outcome: EffectOutcome) -> Result<Report, DriverError> {
+        self.begin();
+        self.sync()?;
+        let effect = match self.in_flight.remove(key) {
+            Some(effect) => effect,
+            None => match self.pending.iter().position(|e| &e.key == key).and_then(|i| self.pending.remove(i)) {
+                Some(effect) => effect,
+                None => return Ok(self.finish()),
+            },
+        };
+        if self.acked.contains(key) {
+            return Ok(self.finish());
+        }
+        let kept = effect.clone();
+        if let Err(e) = self.acknowledge(effect, outcome) {
+            // Not lost: pending again (a reload after a journal failure re-queued it already).
+            if !self.acked.contains(key) && !self.pending.iter().any(|p| &p.key == key) {
+                self.pending.push_front(kept);
+            }
+            return Err(e);
+        }
+        Ok(self.finish())
+    }
+
+    fn acknowledge(&mut self, effect: Effect, outcome: EffectOutcome) -> Result<(), DriverError> {
+        let EffectOutcome { status, result, log } = outcome;
+        self.log.extend(log.iter().cloned());
+        self.report.log.extend(log);
+        let at = self.now()?;
+        let done = Done { key: effect.key.clone(), at, status: status.clone() };
+        let step = match result {
+            Some(outcome) => Step::Event(Event::ActionResult {
+                node: effect.node.clone(),
+                outcome,
+                reporter: Reporter::Effect { key: effect.key.clone() },
+            }),
+            None => Step::Nothing,
+        };
+        if let Some(error) = self.apply(&step, Some(&done))? {
+            let kind = LogKind::ResultRefused { error: Box::new(error) };
+            let entry = LogEntry { at, key: effect.key.clone(), node: effect.node.clone(), kind };
+            self.log.push(entry.clone());
+            self.report.log.push(entry);
+        }
+        self.report.effects.push(EffectRun { effect, status });
         Ok(())
     }
 
@@ -697,9 +792,8 @@ impl<S: Store, C: Clock> Driver<S, C> {
     /// [`Driver::resume`].
     pub fn handle_event(&mut self, event: Event) -> Result<Report, DriverError> {
         self.begin();
-        self.run_pending()?;
+        self.sync()?;
         let refused = self.apply(&Step::Event(event), None)?;
-        self.run_pending()?;
         match refused {
             Some(e) => Err(DriverError::Refused(Box::new(e))),
             None => Ok(self.finish()),
@@ -789,10 +883,8 @@ impl<S: Store, C: Clock> Driver<S, C> {
     /// As [`Driver::resume`].
     pub fn tick(&mut self) -> Result<Report, DriverError> {
         self.begin();
-        self.run_pending()?;
-        if self.timers()? {
-            self.run_pending()?;
-        }
+        self.sync()?;
+        self.timers()?;
         Ok(self.finish())
     }
 
@@ -806,6 +898,7 @@ impl<S: Store, C: Clock> Driver<S, C> {
         while let Some(wake) = self.instance.poll_timeout().filter(|w| *w <= until) {
             self.clock.sleep_until(wake);
             report.absorb(self.tick()?);
+            report.absorb(self.run_effects()?);
             if self.instance.poll_timeout().is_some_and(|next| next <= wake) {
                 break; // a timer that does not move on; never spin
             }
@@ -823,6 +916,7 @@ impl<S: Store, C: Clock> Driver<S, C> {
         if let Some(wake) = self.instance.poll_timeout() {
             self.clock.sleep_until(wake);
             report.absorb(self.tick()?);
+            report.absorb(self.run_effects()?);
         }
         Ok(report)
     }
