@@ -607,3 +607,51 @@ fn an_effect_taken_and_performed_but_not_acknowledged_is_pending_again_after_reo
     assert!(!driver.complete_effect(&again[0].key, outcome).unwrap().committed());
     assert_eq!(driver.version(), version);
 }
+
+/// `who_can_act` gives each person on the roster the engine's own verdict: at `F`
+/// (`distinct_from: [E]`) alice, who completed `E`, is refused for separation of duties,
+/// people without a reviewing role are refused as unauthorized, and the verdicts agree with
+/// what acting does.
+#[test]
+fn who_can_act_applies_distinct_from() {
+    use kars::workflow::EngineError;
+    let world = World::new(local("2026-11-23 08:00"));
+    let store = Arc::new(MemoryStore::new());
+    let (mut driver, _) = Driver::open_or_create(
+        world.parts(Arc::clone(&store), fast_retries()),
+        &program(),
+        &id(),
+        kars::workflow::driver::Start::default(),
+    )
+    .unwrap();
+    for step in &week(true)[..4] {
+        run_step(&mut driver, step).unwrap();
+    }
+    driver.run_until(local("2026-11-25 11:00")).unwrap();
+    let verdicts = driver.who_can_act(local("2026-11-25 11:00"));
+    let allowed: Vec<&str> = verdicts.iter().filter(|v| v.allowed()).map(|v| v.person.as_str()).collect();
+    assert_eq!(allowed, ["bob", "frank"]);
+    let alice = verdicts.iter().find(|v| v.person.as_str() == "alice").unwrap();
+    assert!(
+        matches!(&alice.verdict, Err(EngineError::SeparationOfDuties { other, .. }) if other.as_str() == "E"),
+        "{alice:?}"
+    );
+    assert!(verdicts.iter().filter(|v| !v.allowed()).all(|v| v.refused_for_who_they_are()));
+    // The dry run recorded nothing, and acting agrees with it.
+    let version = driver.version();
+    assert_eq!(driver.version(), store.version(&id()).unwrap());
+    let err = driver.handle_event(event("F", "alice", Some("approved"))).unwrap_err();
+    assert_eq!(err.refusal(), alice.verdict.as_ref().err());
+    assert_eq!(driver.version(), version);
+    // Opening again through open_or_create finds the instance instead of starting a new one.
+    drop(driver);
+    let (reopened, report) = Driver::open_or_create(
+        world.parts(store, fast_retries()),
+        &program(),
+        &id(),
+        kars::workflow::driver::Start::default(),
+    )
+    .unwrap();
+    assert!(!report.committed());
+    assert_eq!(reopened.instance().current_node().unwrap().as_str(), "F");
+}

@@ -128,6 +128,7 @@ mod perform;
 mod record;
 mod report;
 mod roster;
+mod who;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -149,6 +150,7 @@ pub use record::{
 };
 pub use report::{Appended, EffectRun, Report};
 pub use roster::{Member, Roster, RosterError};
+pub use who::{CanAct, who_can_act};
 
 use crate::effect::{Effect, EffectKey};
 use crate::error::{CompileError, EngineError};
@@ -414,6 +416,26 @@ impl<S: Store, C: Clock> Driver<S, C> {
         let mut driver = Self::assemble(parts, program, id, header, instance, roster);
         driver.settle(version, journaled, acked);
         Ok(driver)
+    }
+
+    /// Opens instance `id` if its journal exists, else starts it with `start` (as
+    /// [`Driver::create_with`]): what a service does at boot. The report is the start's (empty
+    /// when the instance existed).
+    ///
+    /// # Errors
+    /// As [`Driver::open`] and [`Driver::create_with`]; should another process create the
+    /// instance between the read and the create, [`JournalError::AlreadyExists`] (call again).
+    pub fn open_or_create(
+        parts: Parts<S, C>,
+        program: &Program,
+        id: &InstanceId,
+        start: Start,
+    ) -> Result<(Self, Report), DriverError> {
+        match read_journal(&parts.store, id) {
+            Ok(journal) => Self::open_read(parts, program, journal).map(|driver| (driver, Report::default())),
+            Err(DriverError::Journal(JournalError::NotFound { .. })) => Self::create_with(parts, program, id, start),
+            Err(e) => Err(e),
+        }
     }
 
     fn assemble(
@@ -919,6 +941,14 @@ impl<S: Store, C: Clock> Driver<S, C> {
             report.absorb(self.run_effects()?);
         }
         Ok(report)
+    }
+
+    /// Each person on the instance's roster with the engine's verdict on their acting now
+    /// (`now`: the host's reading of the clock) on the node the instance waits at: see
+    /// [`who_can_act`]. Alice, who completed `E`, is refused `F` when `F` is `distinct_from: [E]`.
+    #[must_use]
+    pub fn who_can_act(&self, now: DateTime<Utc>) -> Vec<CanAct> {
+        who_can_act(&self.instance, &self.roster, now.max(self.instance.latest_instant()))
     }
 
     /// The next instant a timer is due (see [`Instance::poll_timeout`]).
