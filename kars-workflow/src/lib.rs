@@ -61,6 +61,8 @@ mod history;
 mod instance;
 pub mod journal;
 mod policy;
+#[cfg(feature = "tokio")]
+pub mod service;
 pub mod sim;
 mod template;
 mod workflow;
