@@ -17,7 +17,7 @@
 //!
 //! Time comes from the driver's [`Clock`]; waiting for an instant goes through a [`Timer`]:
 //! [`SystemTimer`] sleeps on tokio's timer against the system clock, [`VirtualTimer`] waits
-//! until a test (or a simulation) moves a [`VirtualClock`](crate::driver::VirtualClock).
+//! until a test (or a simulation) moves a [`VirtualClock`].
 //!
 //! ```no_run
 //! # async fn demo(driver: kars_workflow::driver::Driver<kars_workflow::journal::FileStore, kars_workflow::driver::SystemClock>) -> Result<(), kars_workflow::driver::DriverError> {
