@@ -10,8 +10,8 @@
 //! clients send; the service looks the login up in the instance's roster (`logins:`). Do not
 //! expose the service without such a proxy: anyone could claim any login.
 //!
-//! The journal lives in `KARS_JOURNAL` (default `./kars-journal`); timers run on the system
-//! clock, and a restart catches up with everything due meanwhile. Ctrl-C stops it gracefully.
+//! The journal lives in `KARS_JOURNAL` (default `./kars-journal`), the address is `KARS_ADDR`
+//! (default `127.0.0.1:3000`); timers run on the system clock, and a restart catches up with everything due meanwhile. Ctrl-C stops it gracefully.
 //!
 //! ```text
 //! cargo run --example http_service --features tokio
@@ -103,8 +103,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
         let _ = stopped.wait_for(|stop| *stop).await;
     }));
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
-    println!("serving instance `{id}` on http://127.0.0.1:3000 (journal in `{dir}`)");
+    let addr = std::env::var("KARS_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
+    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    println!("serving instance `{id}` on http://{addr} (journal in `{dir}`)");
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = tokio::signal::ctrl_c().await;
