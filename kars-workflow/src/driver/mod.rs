@@ -121,6 +121,7 @@
 //! ```
 
 mod clock;
+mod effects;
 mod error;
 mod load;
 mod ops;
@@ -346,7 +347,8 @@ impl<S: Store, C: Clock> std::fmt::Debug for Driver<S, C> {
 
 impl<S: Store, C: Clock> Driver<S, C> {
     /// Starts instance `id` of `program` at the clock's time: creates its journal (with `spec`
-    /// in the header when given), journals the start and runs its first effects. A real
+    /// in the header when given) and journals the start; its first effects are pending
+    /// ([`Driver::run_effects`] performs them). A real
     /// instance with the spec's roster; see [`Driver::create_with`].
     ///
     /// # Errors
@@ -361,7 +363,7 @@ impl<S: Store, C: Clock> Driver<S, C> {
     }
 
     /// Starts instance `id` of `program` at the clock's time with the header `start`, and
-    /// returns what the start did (its record, its first effects).
+    /// returns what the start did (its record; its first effects, pending).
     ///
     /// # Errors
     /// [`DriverError::Journal`] if the instance exists or the journal fails.
@@ -685,127 +687,9 @@ impl<S: Store, C: Clock> Driver<S, C> {
         self.check()
     }
 
-    /// Journals what is not journaled yet (after an interrupted start) and performs every
-    /// pending effect: [`Driver::run_effects`].
-    ///
-    /// # Errors
-    /// As [`Driver::run_effects`].
-    pub fn resume(&mut self) -> Result<Report, DriverError> {
-        self.run_effects()
-    }
-
-    /// Performs every pending effect, one after the other, and whatever their results cause,
-    /// acknowledging each in the journal: the convenience of a synchronous host (and the
-    /// command line), which holds the driver meanwhile, retry waits included (on the clock).
-    /// A host that must not hold the instance while an adapter works uses
-    /// [`Driver::take_due_effects`], an [`EffectRunner`] and [`Driver::complete_effect`]
-    /// instead (the `tokio` feature's service does).
-    ///
-    /// # Errors
-    /// [`DriverError::Journal`] if the journal fails (the driver then holds what is durable;
-    /// the effect runs again, under the same key, at the next call), [`DriverError::Broken`]
-    /// after a failure it could not recover from.
-    pub fn run_effects(&mut self) -> Result<Report, DriverError> {
-        self.begin();
-        self.sync()?;
-        let runner = self.effect_runner();
-        let mut report = std::mem::take(&mut self.report);
-        loop {
-            let due = self.take_due_effects();
-            if due.is_empty() {
-                break;
-            }
-            for effect in due {
-                let outcome = runner.perform(&effect, &self.clock);
-                report.absorb(self.complete_effect(&effect.key, outcome)?);
-            }
-        }
-        report.pending = self.pending.iter().cloned().collect();
-        Ok(report)
-    }
-
-    /// Hands out the pending effects to perform (in order), marking them in flight: they are
-    /// not handed out again by this driver until [`Driver::complete_effect`] acknowledges them
-    /// (or fails to). Perform them with an [`EffectRunner`] ([`Driver::effect_runner`])
-    /// without holding the driver. An effect in flight when the process stops is not lost:
-    /// unacknowledged, it is pending again when the journal is reopened, under the same key.
-    pub fn take_due_effects(&mut self) -> Vec<Effect> {
-        let mut due = Vec::with_capacity(self.pending.len());
-        while let Some(effect) = self.pending.pop_front() {
-            if self.acked.contains(&effect.key) || self.in_flight.contains_key(&effect.key) {
-                continue;
-            }
-            self.in_flight.insert(effect.key.clone(), effect.clone());
-            due.push(effect);
-        }
-        due
-    }
-
-    /// A runner for this driver's effects: its adapters, channels and retry policy, shared
-    /// (cheap to clone, and usable while another thread holds the driver).
-    #[must_use]
-    pub fn effect_runner(&self) -> EffectRunner {
-        EffectRunner::new(Arc::clone(&self.adapters), Arc::clone(&self.program.channels), self.config.retry)
-    }
-
-    /// Acknowledges the effect with `key`, which ended as `outcome`: journals its `done` entry
-    /// together with its result for a waiting action (an [`Event::ActionResult`] reported by
-    /// [`Reporter::Effect`]), in one append. An effect acknowledged already (by another
-    /// process, say) is left alone: an empty report. The instance refusing the result (it has
-    /// moved on) is logged ([`LogKind::ResultRefused`]), not an error.
-    ///
-    /// # Errors
-    /// As [`Driver::run_effects`]; after a journal failure the effect is pending again.
-    pub fn complete_effect(&mut self, key: &EffectKey, outcome: EffectOutcome) -> Result<Report, DriverError> {
-        self.begin();
-        self.sync()?;
-        let effect = match self.in_flight.remove(key) {
-            Some(effect) => effect,
-            None => match self.pending.iter().position(|e| &e.key == key).and_then(|i| self.pending.remove(i)) {
-                Some(effect) => effect,
-                None => return Ok(self.finish()),
-            },
-        };
-        if self.acked.contains(key) {
-            return Ok(self.finish());
-        }
-        let kept = effect.clone();
-        if let Err(e) = self.acknowledge(effect, outcome) {
-            // Not lost: pending again (a reload after a journal failure re-queued it already).
-            if !self.acked.contains(key) && !self.pending.iter().any(|p| &p.key == key) {
-                self.pending.push_front(kept);
-            }
-            return Err(e);
-        }
-        Ok(self.finish())
-    }
-
-    fn acknowledge(&mut self, effect: Effect, outcome: EffectOutcome) -> Result<(), DriverError> {
-        let EffectOutcome { status, result, log } = outcome;
-        self.log.extend(log.iter().cloned());
-        self.report.log.extend(log);
-        let at = self.now()?;
-        let done = Done { key: effect.key.clone(), at, status: status.clone() };
-        let step = match result {
-            Some(outcome) => Step::Event(Event::ActionResult {
-                node: effect.node.clone(),
-                outcome,
-                reporter: Reporter::Effect { key: effect.key.clone() },
-            }),
-            None => Step::Nothing,
-        };
-        if let Some(error) = self.apply(&step, Some(&done))? {
-            let kind = LogKind::ResultRefused { error: Box::new(error) };
-            let entry = LogEntry { at, key: effect.key.clone(), node: effect.node.clone(), kind };
-            self.log.push(entry.clone());
-            self.report.log.push(entry);
-        }
-        self.report.effects.push(EffectRun { effect, status });
-        Ok(())
-    }
-
-    /// Handles `event` at the clock's time (after the timers due by then), journals it, and
-    /// runs the effects it causes.
+    /// Handles `event` at the clock's time (after the timers due by then) and journals it. The
+    /// effects it causes are not performed: the report lists them
+    /// ([`Report::pending`]); perform them with [`Driver::run_effects`] or an [`EffectRunner`].
     ///
     /// # Errors
     /// [`DriverError::Refused`] when the engine refuses the event (nothing changes and, with
@@ -898,8 +782,9 @@ impl<S: Store, C: Clock> Driver<S, C> {
         }
     }
 
-    /// Runs the timers due by the clock's time (each at its own instant) and their effects.
-    /// Whether any was due: [`Report::ran_timers`].
+    /// Runs the timers due by the clock's time (each at its own instant) and journals them;
+    /// their effects are listed, not performed, as for [`Driver::handle_event`]. Whether any
+    /// was due: [`Report::ran_timers`].
     ///
     /// # Errors
     /// As [`Driver::resume`].

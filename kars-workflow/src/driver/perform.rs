@@ -33,7 +33,7 @@ pub struct LogEntry {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum LogKind {
-    /// A call failed transiently; the driver waits and tries again.
+    /// A call failed transiently; it is tried again after the backoff ([`Attempt::Retry`]).
     Retrying {
         /// The failed attempt (from 1).
         attempt: u32,
