@@ -267,3 +267,61 @@ async fn the_loop_catches_up_after_downtime_across_a_deadline_and_gates() {
         ]
     );
 }
+
+/// Shutdown does not wait for a retry: J's announcement fails transiently and waits for its
+/// retry (on a virtual timer that never moves); the loop stops when told, nothing is
+/// acknowledged, and reopening the journal finds J pending under the same key. Retried with
+/// the notifier healthy again, it is delivered once.
+#[tokio::test]
+async fn shutdown_abandons_a_waiting_retry_and_the_effect_stays_pending() {
+    use kars::workflow::adapter::FailurePlan;
+    let clock = Arc::new(VirtualClock::new(local("2026-11-23 08:00")));
+    let notifier = Arc::new(RecordingNotifier::new());
+    let store: Store = Arc::new(MemoryStore::new());
+    let id = InstanceId::new("kars").unwrap();
+    let parts = || Parts {
+        store: Arc::clone(&store),
+        clock: Arc::clone(&clock),
+        adapters: Adapters::new(Arc::clone(&notifier))
+            .with_operations(OperationsFn(|_: &Operation| Ok(Some(ActionOutcome::Succeeded)))),
+        config: DriverConfig::default(),
+    };
+    let (mut driver, _) = Driver::open_or_create(parts(), &program(), &id, Start::default()).unwrap();
+    drive(
+        &mut driver,
+        &[
+            ("2026-11-23 09:00", "B", "erin", None),
+            ("2026-11-23 09:30", "C", "frank", None),
+            ("2026-11-24 10:00", "D", "alice", None),
+            ("2026-11-25 10:00", "E", "alice", None),
+            ("2026-11-25 14:00", "F", "bob", Some("approved")),
+        ],
+    );
+    driver.run_until(local("2026-11-26 17:30")).unwrap();
+    let report = driver.handle_event(complete("I", "erin", None)).unwrap();
+    let keys: Vec<String> = report.pending.iter().map(|e| e.key.to_string()).collect();
+    assert_eq!(keys, ["kars/2026-W48/J/1"]);
+    notifier.set_failures(FailurePlan::transient(1));
+
+    let service = Service::new(driver, VirtualTimer::new(Arc::clone(&clock)));
+    let handle = service.handle();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(service.run(async {
+        let _ = stop_rx.await;
+    }));
+    eventually("J's first attempt failed", || !notifier.calls().is_empty()).await;
+    stop_tx.send(()).unwrap();
+    running.await.unwrap().unwrap();
+    assert!(notifier.delivered().is_empty());
+    let key: kars::workflow::EffectKey = serde_json::from_str("\"kars/2026-W48/J/1\"").unwrap();
+    assert!(!handle.read(|d| d.is_acknowledged(&key)).await);
+    drop(handle);
+
+    let (mut driver, _) = Driver::open_or_create(parts(), &program(), &id, Start::default()).unwrap();
+    let pending: Vec<String> = driver.pending_effects().map(|e| e.key.to_string()).collect();
+    assert_eq!(pending, ["kars/2026-W48/J/1"]);
+    let report = driver.run_effects().unwrap();
+    assert_eq!(report.effects.len(), 1);
+    let delivered: Vec<String> = notifier.delivered().into_iter().map(|n| n.key).collect();
+    assert_eq!(delivered, ["kars/2026-W48/J/1/channel:releases"]);
+}

@@ -201,7 +201,10 @@ where
         let shared = self.shared;
         let (stop, stopped) = watch::channel(false);
         let mut effects: JoinSet<Result<(), DriverError>> = JoinSet::new();
+        // Consecutive journal failures of a step, and of acknowledgements: backed off, then
+        // given up on (the host restarts the service, which reopens the journal).
         let mut failures: u32 = 0;
+        let mut acknowledge_failures: u32 = 0;
         tokio::pin!(shutdown);
         let result = loop {
             // Timers due (all of them after a downtime), and the effects to perform now.
@@ -238,11 +241,21 @@ where
                 () = sleep => {}
                 Some(joined) = effects.join_next(), if !effects.is_empty() => {
                     match joined {
-                        Ok(Ok(())) => {}
+                        Ok(Ok(())) => acknowledge_failures = 0,
                         Ok(Err(e @ DriverError::Broken { .. })) => break Err(e),
-                        // A journal failure while acknowledging: the effect is pending again
-                        // and the next turn hands it out again.
-                        Ok(Err(_)) => {}
+                        // A journal failure while acknowledging: the effect is pending again,
+                        // and the next turn hands it out again after a backoff.
+                        Ok(Err(e)) => {
+                            acknowledge_failures += 1;
+                            if acknowledge_failures > 5 {
+                                break Err(e);
+                            }
+                            let wait = chrono::Duration::seconds(1 << acknowledge_failures.min(6));
+                            tokio::select! {
+                                () = &mut shutdown => break Ok(()),
+                                () = shared.timer.sleep_until(shared.clock.now() + wait) => {}
+                            }
+                        }
                         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                         Err(_) => {}
                     }

@@ -341,6 +341,7 @@ impl<S: Store, C: Clock> std::fmt::Debug for Driver<S, C> {
             .field("id", &self.id)
             .field("version", &self.version)
             .field("pending", &self.pending.len())
+            .field("in_flight", &self.in_flight.len())
             .finish_non_exhaustive()
     }
 }
