@@ -46,7 +46,11 @@ async fn sleep_until(clock: &VirtualClock, at: DateTime<Utc>) {
 async fn run_timers(driver: &Shared, clock: &VirtualClock, until: DateTime<Utc>) -> Result<(), DriverError> {
     while let Some(wake) = step(driver, |d| d.next_wake()).await.filter(|w| *w <= until) {
         sleep_until(clock, wake).await;
-        step(driver, |d| d.tick()).await?;
+        step(driver, |d| {
+            d.tick()?;
+            d.run_effects()
+        })
+        .await?;
     }
     sleep_until(clock, until).await;
     Ok(())
@@ -69,7 +73,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
         run_timers(&driver, &clock, at.parse()?).await?;
         let event =
             Event::Complete { node: node.parse()?, actor: team.actor(who)?, outcome: outcome.map(String::from) };
-        step(&driver, move |d| d.handle_event(event)).await?;
+        step(&driver, move |d| {
+            d.handle_event(event)?;
+            d.run_effects()
+        })
+        .await?;
         println!("{at}  {who} completed {node}");
     }
     run_timers(&driver, &clock, "2026-11-30T17:00:00Z".parse()?).await?;

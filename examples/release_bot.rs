@@ -140,6 +140,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         let event =
             Event::Complete { node: node.parse()?, actor: team.actor(who)?, outcome: outcome.map(String::from) };
         driver.handle_event(event)?;
+        driver.run_effects()?; // what the act caused: merges, deploys, notifications
         println!("{}  {who} completes {node}", local(clock.now()));
         print_log(&mut driver, &local);
     }

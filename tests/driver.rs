@@ -188,7 +188,8 @@ fn run_step<S: Store>(driver: &mut Driver<S, Arc<VirtualClock>>, step: &Step) ->
         Step::Until(at) => driver.run_until(local(at)).map(drop),
         Step::Act(at, node, person, outcome) => {
             driver.run_until(local(at))?;
-            driver.handle_event(event(node, person, *outcome)).map(drop)
+            driver.handle_event(event(node, person, *outcome))?;
+            driver.run_effects().map(drop)
         }
     }
 }
@@ -479,10 +480,15 @@ fn a_crash_between_the_call_and_its_acknowledgement_repeats_the_call_under_the_s
     driver.run_until(local("2026-11-25 14:00")).unwrap();
     drop(driver);
     // F's completion is durable; G's merge runs, then the append of its acknowledgement fails.
-    let crash_at = counter.load(Ordering::SeqCst) + 2;
+    let crash_at = counter.load(Ordering::SeqCst) + 2; // F's input, then G's acknowledgement
     let crashing = CrashingStore { inner: Arc::clone(&memory), appends: Arc::clone(&counter), crash_at };
     let mut driver = Driver::open(world.parts(crashing, fast_retries()), &program(), &id()).unwrap();
-    assert!(driver.handle_event(event("F", "bob", Some("approved"))).is_err());
+    let report = driver.handle_event(event("F", "bob", Some("approved"))).unwrap();
+    // The input is journaled; its effect (G's merge) is pending, not performed.
+    let pending: Vec<String> = report.pending.iter().map(|e| e.key.to_string()).collect();
+    assert_eq!(pending, ["kars/2026-W48/G/1"]);
+    assert!(world.vcs.merges().is_empty());
+    assert!(driver.run_effects().is_err());
     assert_eq!(world.vcs.merges().len(), 1);
     drop(driver);
     let mut driver =
@@ -556,4 +562,96 @@ fn the_sync_console_example_runs() {
     assert_eq!(instance.current_node().map(|n| n.as_str()), Some("K"));
     let done: Vec<&str> = driver.log().iter().map(|e| e.key.as_str()).collect();
     assert_eq!(done, ["kars-release/2026-W48/G/1", "kars-release/2026-W48/H/1", "kars-release/2026-W48/J/1"]);
+}
+
+/// The split API: an input journals its record and lists its effects without calling an
+/// adapter; a runner performs one without the driver; a crash before `complete_effect` leaves
+/// it pending after reopening, under the same key, and performing it again reaches the
+/// adapter's deduplicated log once.
+#[test]
+fn an_effect_taken_and_performed_but_not_acknowledged_is_pending_again_after_reopening() {
+    use kars::workflow::driver::Attempt;
+    let world = World::new(local("2026-11-23 08:00"));
+    let store = Arc::new(MemoryStore::new());
+    let mut driver = Driver::create(world.parts(Arc::clone(&store), fast_retries()), &program(), &id(), None).unwrap();
+    for step in &week(true)[..4] {
+        run_step(&mut driver, step).unwrap();
+    }
+    driver.run_until(local("2026-11-25 14:00")).unwrap();
+    let report = driver.handle_event(event("F", "bob", Some("approved"))).unwrap();
+    assert!(report.effects.is_empty());
+    assert_eq!(report.pending.len(), 1);
+    let due = driver.take_due_effects();
+    assert_eq!(due, report.pending);
+    assert!(driver.take_due_effects().is_empty(), "an effect in flight is not handed out twice");
+    let runner = driver.effect_runner();
+    let Attempt::Finished(_) = runner.attempt(&due[0], 1, local("2026-11-25 14:00")) else {
+        panic!("the merge succeeds at once")
+    };
+    assert_eq!(world.vcs.merges().len(), 1);
+    drop(driver); // the crash: performed, not acknowledged
+    let mut driver = Driver::open(world.parts(store, fast_retries()), &program(), &id()).unwrap();
+    let again = driver.take_due_effects();
+    assert_eq!(again.iter().map(|e| &e.key).collect::<Vec<_>>(), [&due[0].key]);
+    let outcome = driver.effect_runner().perform(&again[0], driver.clock());
+    let report = driver.complete_effect(&again[0].key, outcome).unwrap();
+    assert_eq!(report.effects.len(), 1);
+    assert!(driver.is_acknowledged(&due[0].key));
+    assert_eq!(world.vcs.merges().len(), 1);
+    let merge_calls: Vec<bool> =
+        world.vcs.calls().into_iter().filter(|c| c.operation == "merge").map(|c| c.duplicate).collect();
+    assert_eq!(merge_calls, [false, true]);
+    // Acknowledging it again changes nothing.
+    let version = driver.version();
+    let outcome = driver.effect_runner().perform(&again[0], driver.clock());
+    assert!(!driver.complete_effect(&again[0].key, outcome).unwrap().committed());
+    assert_eq!(driver.version(), version);
+}
+
+/// `who_can_act` gives each person on the roster the engine's own verdict: at `F`
+/// (`distinct_from: [E]`) alice, who completed `E`, is refused for separation of duties,
+/// people without a reviewing role are refused as unauthorized, and the verdicts agree with
+/// what acting does.
+#[test]
+fn who_can_act_applies_distinct_from() {
+    use kars::workflow::EngineError;
+    let world = World::new(local("2026-11-23 08:00"));
+    let store = Arc::new(MemoryStore::new());
+    let (mut driver, _) = Driver::open_or_create(
+        world.parts(Arc::clone(&store), fast_retries()),
+        &program(),
+        &id(),
+        kars::workflow::driver::Start::default(),
+    )
+    .unwrap();
+    for step in &week(true)[..4] {
+        run_step(&mut driver, step).unwrap();
+    }
+    driver.run_until(local("2026-11-25 11:00")).unwrap();
+    let verdicts = driver.who_can_act(local("2026-11-25 11:00"));
+    let allowed: Vec<&str> = verdicts.iter().filter(|v| v.allowed()).map(|v| v.person.as_str()).collect();
+    assert_eq!(allowed, ["bob", "frank"]);
+    let alice = verdicts.iter().find(|v| v.person.as_str() == "alice").unwrap();
+    assert!(
+        matches!(&alice.verdict, Err(EngineError::SeparationOfDuties { other, .. }) if other.as_str() == "E"),
+        "{alice:?}"
+    );
+    assert!(verdicts.iter().filter(|v| !v.allowed()).all(|v| v.refused_for_who_they_are()));
+    // The dry run recorded nothing, and acting agrees with it.
+    let version = driver.version();
+    assert_eq!(driver.version(), store.version(&id()).unwrap());
+    let err = driver.handle_event(event("F", "alice", Some("approved"))).unwrap_err();
+    assert_eq!(err.refusal(), alice.verdict.as_ref().err());
+    assert_eq!(driver.version(), version);
+    // Opening again through open_or_create finds the instance instead of starting a new one.
+    drop(driver);
+    let (reopened, report) = Driver::open_or_create(
+        world.parts(store, fast_retries()),
+        &program(),
+        &id(),
+        kars::workflow::driver::Start::default(),
+    )
+    .unwrap();
+    assert!(!report.committed());
+    assert_eq!(reopened.instance().current_node().unwrap().as_str(), "F");
 }

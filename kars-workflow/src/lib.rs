@@ -61,8 +61,11 @@ mod history;
 mod instance;
 pub mod journal;
 mod policy;
+#[cfg(feature = "tokio")]
+pub mod service;
 pub mod sim;
 mod template;
+mod words;
 mod workflow;
 
 pub use effect::{Effect, EffectKey, EffectKind, Notice, NoticeKind, ReleaseId};
@@ -75,4 +78,5 @@ pub use history::{History, HistoryHeader, Input, Record, Resolved, Verdict};
 pub use instance::{CycleReport, DeadlineView, Footprint, Instance, Options, Snapshot, State, Waiting, WaitingFor};
 pub use kars_spec::spec::Recipient;
 pub use policy::Permission;
+pub use words::{EffectWords, NoticeWords, local_time};
 pub use workflow::{LabelIndex, MAX_NODES, MAX_WINDOWS, NodeIndex, WindowIndex, Workflow};

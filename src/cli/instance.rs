@@ -501,7 +501,8 @@ fn start(args: &StartArgs) -> Result<Done, Failure> {
         config: config_for(mode),
     };
     let start = Start { spec: Some(SpecText { origin, text }), clock: mode, roster };
-    let (driver, report) = Driver::create_with(parts, &program, &id, start).map_err(driver_failure)?;
+    let (mut driver, mut report) = Driver::create_with(parts, &program, &id, start).map_err(driver_failure)?;
+    report.absorb(driver.run_effects().map_err(driver_failure)?);
     let mut session = Session { driver, spec, out, mode };
     let mut text = format!("started instance `{id}` of workflow `{}` ({mode})\n", program.workflow().name());
     let warnings = render_report(&mut session, &report, &mut text);
@@ -520,7 +521,8 @@ fn act(args: &ActArgs) -> Result<Done, Failure> {
     let mut session = open(&args.target, &args.now, Some(&args.effects), Access::Write)?;
     let actor = who_acts(&session, args.actor.actor.as_deref())?;
     let node = NodeId::new(args.node.clone()).map_err(usage)?;
-    let report = session.driver.act(actor, node, args.outcome.as_deref()).map_err(driver_failure)?;
+    let mut report = session.driver.act(actor, node, args.outcome.as_deref()).map_err(driver_failure)?;
+    report.absorb(session.driver.run_effects().map_err(driver_failure)?);
     let mut text = String::new();
     let warnings = render_report(&mut session, &report, &mut text);
     Ok(Done { out: text, warnings, committed: report.committed() })
@@ -529,7 +531,8 @@ fn act(args: &ActArgs) -> Result<Done, Failure> {
 fn tick(args: &TickArgs) -> Result<Done, Failure> {
     no_team(&args.team)?;
     let mut session = open(&args.target, &args.now, Some(&args.effects), Access::Write)?;
-    let report = session.driver.tick().map_err(driver_failure)?;
+    let mut report = session.driver.tick().map_err(driver_failure)?;
+    report.absorb(session.driver.run_effects().map_err(driver_failure)?);
     let mut text = String::new();
     if !report.ran_timers() {
         text.push_str("no timer was due\n");

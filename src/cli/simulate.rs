@@ -238,7 +238,7 @@ impl Observer for Printer<'_> {
 }
 
 fn story_line(entry: &Entry<'_>, zone: chrono_tz::Tz) -> String {
-    let local = entry.at.with_timezone(&zone).format("%a %Y-%m-%d %H:%M %Z");
+    let local = kars::workflow::local_time(entry.at, zone);
     let mut line = format!("{}  {local}  {:<15}", entry.release, format!("{:?}", entry.kind));
     if let Some(node) = entry.node {
         line.push_str(&format!(" {node}"));
@@ -253,7 +253,7 @@ fn story_line(entry: &Entry<'_>, zone: chrono_tz::Tz) -> String {
         line.push_str(&format!(" → {outcome}"));
     }
     if let Some(effect) = entry.effect {
-        line.push_str(&format!(" {}", serde_json::to_string(&effect.kind).unwrap_or_default()));
+        line.push_str(&format!(": {}", effect.kind));
     }
     if let Some(detail) = entry.detail {
         line.push_str(&format!(" — {detail}"));

@@ -20,19 +20,32 @@
 //! journal ([`read_journal`]), and reopening replays it as before.
 //! [`HistoryInMemory::Keep`] keeps every record in memory.
 //!
-//! # Effects, at least once
+//! # Effects, at least once, never while the instance is held
 //!
-//! After an input is durable its effects run in order. Each effect is acknowledged with a
-//! `done` entry; a waiting action's result (an [`Event::ActionResult`]) is appended in the
-//! same atomic append as its acknowledgement. Transient adapter failures are retried with the
-//! bounded exponential backoff of [`RetryPolicy`] (the waits go through the clock); a
-//! permanent failure, or running out of attempts, becomes a `failed` result for a waiting
-//! action — so a decision reading `outcome_of` routes it, as the KARS deploy does to its
-//! rollback — and a logged, acknowledged failure for a notification. Nothing panics and no
-//! effect is lost: when a journal is opened, the history is replayed with
-//! [`Instance::replay`], and every effect it emitted without a `done` entry is run again with
-//! the same idempotency key. A crash between an adapter call and its acknowledgement therefore
-//! repeats the call; adapters drop the duplicate by key (see [`crate::adapter`]).
+//! An input (an event, a timer) only journals its record: the call returns a [`Report`]
+//! whose [`pending`](Report::pending) effects are still to perform, and no adapter runs while
+//! the caller holds the driver. Performing is a separate step in three parts, so that a slow
+//! or failing adapter delays only its own effect:
+//!
+//! 1. [`Driver::take_due_effects`] hands out the pending effects (marked in flight);
+//! 2. an [`EffectRunner`] ([`Driver::effect_runner`]), which holds the adapters but not the
+//!    driver, performs each: [`EffectRunner::attempt`] calls the adapter once and answers
+//!    [`Attempt::Finished`] or [`Attempt::Retry`] `{ at }` (the bounded exponential backoff of
+//!    [`RetryPolicy`], scheduled, not slept: the host waits as it likes, without the driver);
+//! 3. [`Driver::complete_effect`] journals the `done` acknowledgement, and a waiting action's
+//!    result (an [`Event::ActionResult`] reported by [`Reporter::Effect`]) in the same atomic
+//!    append.
+//!
+//! [`Driver::run_effects`] does all three in a row for synchronous hosts and the command line
+//! (its report lists the effects performed); the `tokio` feature's
+//! `service` runs each effect on its own task. A permanent failure, or running out of
+//! attempts, becomes a `failed` result for a waiting action — so a decision reading
+//! `outcome_of` routes it, as the KARS deploy does to its rollback — and a logged,
+//! acknowledged failure for a notification. Nothing panics and no effect is lost: when a
+//! journal is opened, the history is replayed with [`Instance::replay`], and every effect it
+//! emitted without a `done` entry is pending again with the same idempotency key. A crash
+//! between an adapter call and its acknowledgement therefore repeats the call; adapters drop
+//! the duplicate by key (see [`crate::adapter`]).
 //!
 //! # Refused inputs
 //!
@@ -78,12 +91,12 @@
 //! # Sync and async
 //!
 //! [`Driver`] is synchronous: the journal fsyncs, the git adapter runs a process and the
-//! webhook adapter uses a blocking HTTP client, so every step blocks anyway. An async (tokio)
-//! host keeps the driver behind a mutex and runs each step (`handle_event`, `tick`) with
-//! `tokio::task::spawn_blocking`, and waits for the next timer with `tokio::time::sleep`
-//! until [`Driver::next_wake`] (see `examples/async_service.rs`). Driving the sans-IO
-//! [`Instance`] directly from async code would mean re-implementing the journal and retry
-//! logic above with async IO; `spawn_blocking` keeps one implementation.
+//! webhook adapter uses a blocking HTTP client, so every step blocks anyway. A synchronous
+//! host calls an input, then [`Driver::run_effects`] (or [`Driver::run_until`], which lets
+//! time pass and performs everything). An async (tokio) host uses the `tokio` feature's
+//! `kars_workflow::service`: the driver behind a mutex, its steps on `spawn_blocking`,
+//! timers on the real clock with catch-up after downtime, wake-up on input, effects in the
+//! background without the lock, and a graceful shutdown.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -108,6 +121,7 @@
 //! ```
 
 mod clock;
+mod effects;
 mod error;
 mod load;
 mod ops;
@@ -115,6 +129,7 @@ mod perform;
 mod record;
 mod report;
 mod roster;
+mod who;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -129,13 +144,14 @@ pub use load::{Account, Caused, Journaled, read_journal, replay_journal};
 pub use ops::{
     Adapters, ManualOperations, Operation, Operations, OperationsFn, RecordingOperations, RetryPolicy, Scripted,
 };
-pub use perform::{LogEntry, LogKind};
+pub use perform::{Attempt, EffectOutcome, EffectRunner, LogEntry, LogKind};
 pub use record::{
     ClockMode, Done, EffectStatus, Entry, Failure, JOURNAL_FORMAT, JournalHeader, OLDEST_JOURNAL_FORMAT, RosterChange,
     SpecText,
 };
 pub use report::{Appended, EffectRun, Report};
 pub use roster::{Member, Roster, RosterError};
+pub use who::{CanAct, who_can_act};
 
 use crate::effect::{Effect, EffectKey};
 use crate::error::{CompileError, EngineError};
@@ -154,7 +170,7 @@ const NOTICE_CAPACITY: usize = 256;
 #[derive(Debug, Clone)]
 pub struct Program {
     workflow: Arc<Workflow>,
-    channels: BTreeMap<String, String>,
+    channels: Arc<BTreeMap<String, String>>,
     default_roster: Roster,
     team_managed_by: Vec<RoleId>,
 }
@@ -166,7 +182,7 @@ impl Program {
     /// A [`CompileError`] when the spec breaks a rule the engine relies on.
     pub fn new(spec: &CheckedSpec) -> Result<Self, CompileError> {
         let workflow = Arc::new(Workflow::compile(spec)?);
-        let channels = spec.spec().channels.iter().map(|(id, c)| (id.to_string(), c.name.clone())).collect();
+        let channels = Arc::new(spec.spec().channels.iter().map(|(id, c)| (id.to_string(), c.name.clone())).collect());
         let default_roster = Roster::from_spec(spec.spec());
         let team_managed_by = spec.spec().team_managed_by.clone();
         Ok(Self { workflow, channels, default_roster, team_managed_by })
@@ -295,7 +311,7 @@ enum Step {
 pub struct Driver<S: Store, C: Clock> {
     store: S,
     clock: C,
-    adapters: Adapters,
+    adapters: Arc<Adapters>,
     config: DriverConfig,
     program: Program,
     id: InstanceId,
@@ -309,6 +325,8 @@ pub struct Driver<S: Store, C: Clock> {
     journaled: u64,
     acked: BTreeSet<EffectKey>,
     pending: VecDeque<Effect>,
+    /// Effects handed to a runner ([`Driver::take_due_effects`]) and not acknowledged yet.
+    in_flight: BTreeMap<EffectKey, Effect>,
     log: Vec<LogEntry>,
     /// What the current call did.
     report: Report,
@@ -323,13 +341,15 @@ impl<S: Store, C: Clock> std::fmt::Debug for Driver<S, C> {
             .field("id", &self.id)
             .field("version", &self.version)
             .field("pending", &self.pending.len())
+            .field("in_flight", &self.in_flight.len())
             .finish_non_exhaustive()
     }
 }
 
 impl<S: Store, C: Clock> Driver<S, C> {
     /// Starts instance `id` of `program` at the clock's time: creates its journal (with `spec`
-    /// in the header when given), journals the start and runs its first effects. A real
+    /// in the header when given) and journals the start; its first effects are pending
+    /// ([`Driver::run_effects`] performs them). A real
     /// instance with the spec's roster; see [`Driver::create_with`].
     ///
     /// # Errors
@@ -344,7 +364,7 @@ impl<S: Store, C: Clock> Driver<S, C> {
     }
 
     /// Starts instance `id` of `program` at the clock's time with the header `start`, and
-    /// returns what the start did (its record, its first effects).
+    /// returns what the start did (its record; its first effects, pending).
     ///
     /// # Errors
     /// [`DriverError::Journal`] if the instance exists or the journal fails.
@@ -369,7 +389,9 @@ impl<S: Store, C: Clock> Driver<S, C> {
             .map_err(|e| DriverError::BadHeader { id: id.clone(), detail: e.to_string() })?;
         parts.store.create(id, &bytes)?;
         let mut driver = Self::assemble(parts, program, id.clone(), header, instance, roster);
-        let report = driver.resume()?;
+        driver.begin();
+        driver.sync()?;
+        let report = driver.finish();
         Ok((driver, report))
     }
 
@@ -399,6 +421,26 @@ impl<S: Store, C: Clock> Driver<S, C> {
         Ok(driver)
     }
 
+    /// Opens instance `id` if its journal exists, else starts it with `start` (as
+    /// [`Driver::create_with`]): what a service does at boot. The report is the start's (empty
+    /// when the instance existed).
+    ///
+    /// # Errors
+    /// As [`Driver::open`] and [`Driver::create_with`]; should another process create the
+    /// instance between the read and the create, [`JournalError::AlreadyExists`] (call again).
+    pub fn open_or_create(
+        parts: Parts<S, C>,
+        program: &Program,
+        id: &InstanceId,
+        start: Start,
+    ) -> Result<(Self, Report), DriverError> {
+        match read_journal(&parts.store, id) {
+            Ok(journal) => Self::open_read(parts, program, journal).map(|driver| (driver, Report::default())),
+            Err(DriverError::Journal(JournalError::NotFound { .. })) => Self::create_with(parts, program, id, start),
+            Err(e) => Err(e),
+        }
+    }
+
     fn assemble(
         parts: Parts<S, C>,
         program: &Program,
@@ -412,7 +454,7 @@ impl<S: Store, C: Clock> Driver<S, C> {
         Self {
             store,
             clock,
-            adapters,
+            adapters: Arc::new(adapters),
             config,
             program: program.clone(),
             id,
@@ -423,6 +465,7 @@ impl<S: Store, C: Clock> Driver<S, C> {
             journaled: 0,
             acked: BTreeSet::new(),
             pending: VecDeque::new(),
+            in_flight: BTreeMap::new(),
             log: Vec::new(),
             report: Report::default(),
             staged: Vec::new(),
@@ -467,7 +510,7 @@ impl<S: Store, C: Clock> Driver<S, C> {
     /// Moves the instance's effects to the pending queue (those of durable records only).
     fn drain_effects(&mut self) {
         while let Some(effect) = self.instance.poll_effect() {
-            if !self.acked.contains(&effect.key) {
+            if !self.acked.contains(&effect.key) && !self.in_flight.contains_key(&effect.key) {
                 self.pending.push_back(effect);
             }
         }
@@ -630,65 +673,24 @@ impl<S: Store, C: Clock> Driver<S, C> {
         self.report = Report::default();
     }
 
-    /// Ends a call: hands over the report.
+    /// Ends a call: hands over the report, with the effects now pending.
     fn finish(&mut self) -> Report {
+        self.report.pending = self.pending.iter().cloned().collect();
         std::mem::take(&mut self.report)
     }
 
-    /// Journals what is not journaled yet (after an interrupted start) and runs every pending
-    /// effect: the ones a crash left unacknowledged, and whatever their results cause.
-    ///
-    /// # Errors
-    /// [`DriverError::Journal`] if the journal fails (the driver then holds what is durable),
-    /// [`DriverError::Broken`] after a failure it could not recover from.
-    pub fn resume(&mut self) -> Result<Report, DriverError> {
-        self.begin();
-        self.run_pending()?;
-        Ok(self.finish())
-    }
-
-    fn run_pending(&mut self) -> Result<(), DriverError> {
+    /// Journals what is not journaled yet (the start, after a crash during
+    /// [`Driver::create`]).
+    fn sync(&mut self) -> Result<(), DriverError> {
         if !self.is_synced() {
             self.apply(&Step::Nothing, None)?;
         }
-        self.check()?;
-        while let Some(effect) = self.pending.pop_front() {
-            if self.acked.contains(&effect.key) {
-                continue;
-            }
-            let logged = self.log.len();
-            let performed = {
-                let mut cx = perform::Context {
-                    adapters: &self.adapters,
-                    clock: &self.clock,
-                    retry: &self.config.retry,
-                    channels: &self.program.channels,
-                    log: &mut self.log,
-                };
-                cx.perform(&effect)
-            };
-            let at = self.now()?;
-            let done = Done { key: effect.key.clone(), at, status: performed.status.clone() };
-            let step = match performed.result {
-                Some(outcome) => Step::Event(Event::ActionResult {
-                    node: effect.node.clone(),
-                    outcome,
-                    reporter: Reporter::Effect { key: effect.key.clone() },
-                }),
-                None => Step::Nothing,
-            };
-            if let Some(error) = self.apply(&step, Some(&done))? {
-                let kind = LogKind::ResultRefused { error: Box::new(error) };
-                self.log.push(LogEntry { at, key: effect.key.clone(), node: effect.node.clone(), kind });
-            }
-            self.report.log.extend(self.log.get(logged..).unwrap_or_default().iter().cloned());
-            self.report.effects.push(EffectRun { effect, status: performed.status });
-        }
-        Ok(())
+        self.check()
     }
 
-    /// Handles `event` at the clock's time (after the timers due by then), journals it, and
-    /// runs the effects it causes.
+    /// Handles `event` at the clock's time (after the timers due by then) and journals it. The
+    /// effects it causes are not performed: the report lists them
+    /// ([`Report::pending`]); perform them with [`Driver::run_effects`] or an [`EffectRunner`].
     ///
     /// # Errors
     /// [`DriverError::Refused`] when the engine refuses the event (nothing changes and, with
@@ -697,9 +699,8 @@ impl<S: Store, C: Clock> Driver<S, C> {
     /// [`Driver::resume`].
     pub fn handle_event(&mut self, event: Event) -> Result<Report, DriverError> {
         self.begin();
-        self.run_pending()?;
+        self.sync()?;
         let refused = self.apply(&Step::Event(event), None)?;
-        self.run_pending()?;
         match refused {
             Some(e) => Err(DriverError::Refused(Box::new(e))),
             None => Ok(self.finish()),
@@ -782,17 +783,16 @@ impl<S: Store, C: Clock> Driver<S, C> {
         }
     }
 
-    /// Runs the timers due by the clock's time (each at its own instant) and their effects.
-    /// Whether any was due: [`Report::ran_timers`].
+    /// Runs the timers due by the clock's time (each at its own instant) and journals them;
+    /// their effects are listed, not performed, as for [`Driver::handle_event`]. Whether any
+    /// was due: [`Report::ran_timers`].
     ///
     /// # Errors
     /// As [`Driver::resume`].
     pub fn tick(&mut self) -> Result<Report, DriverError> {
         self.begin();
-        self.run_pending()?;
-        if self.timers()? {
-            self.run_pending()?;
-        }
+        self.sync()?;
+        self.timers()?;
         Ok(self.finish())
     }
 
@@ -806,6 +806,7 @@ impl<S: Store, C: Clock> Driver<S, C> {
         while let Some(wake) = self.instance.poll_timeout().filter(|w| *w <= until) {
             self.clock.sleep_until(wake);
             report.absorb(self.tick()?);
+            report.absorb(self.run_effects()?);
             if self.instance.poll_timeout().is_some_and(|next| next <= wake) {
                 break; // a timer that does not move on; never spin
             }
@@ -823,8 +824,17 @@ impl<S: Store, C: Clock> Driver<S, C> {
         if let Some(wake) = self.instance.poll_timeout() {
             self.clock.sleep_until(wake);
             report.absorb(self.tick()?);
+            report.absorb(self.run_effects()?);
         }
         Ok(report)
+    }
+
+    /// Each person on the instance's roster with the engine's verdict on their acting now
+    /// (`now`: the host's reading of the clock) on the node the instance waits at: see
+    /// [`who_can_act`]. Alice, who completed `E`, is refused `F` when `F` is `distinct_from: [E]`.
+    #[must_use]
+    pub fn who_can_act(&self, now: DateTime<Utc>) -> Vec<CanAct> {
+        who_can_act(&self.instance, &self.roster, now.max(self.instance.latest_instant()))
     }
 
     /// The next instant a timer is due (see [`Instance::poll_timeout`]).

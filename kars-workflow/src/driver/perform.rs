@@ -1,7 +1,8 @@
-//! Performing one effect through the adapters, with bounded retries: the only code in the
-//! crate that calls an adapter.
+//! Performing effects through the adapters, one attempt at a time, with bounded retries that
+//! are scheduled rather than slept: the only code in the crate that calls an adapter.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use kars_spec::NodeId;
@@ -32,7 +33,7 @@ pub struct LogEntry {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum LogKind {
-    /// A call failed transiently; the driver waits and tries again.
+    /// A call failed transiently; it is tried again after the backoff ([`Attempt::Retry`]).
     Retrying {
         /// The failed attempt (from 1).
         attempt: u32,
@@ -55,59 +56,120 @@ pub enum LogKind {
     },
 }
 
-/// How the effect ended, and the result to report to the instance (for waiting actions).
-pub(super) struct Performed {
-    pub(super) status: EffectStatus,
-    pub(super) result: Option<ActionOutcome>,
+/// How an effect ended: its status (journaled in its `done` acknowledgement), the result to
+/// report to the instance (for waiting actions), and what happened on the way.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EffectOutcome {
+    /// How it ended.
+    pub status: EffectStatus,
+    /// The result a waiting action reports to the instance, if any.
+    pub result: Option<ActionOutcome>,
+    /// Retries and failures on the way, and the final entry.
+    pub log: Vec<LogEntry>,
 }
 
-/// What an effect needs besides itself.
-pub(super) struct Context<'a, C> {
-    pub(super) adapters: &'a Adapters,
-    pub(super) clock: &'a C,
-    pub(super) retry: &'a RetryPolicy,
-    pub(super) channels: &'a BTreeMap<String, String>,
-    pub(super) log: &'a mut Vec<LogEntry>,
+/// What one attempt at an effect came to.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum Attempt {
+    /// The effect ended (performed, or failed for good): acknowledge it with
+    /// [`Driver::complete_effect`](super::Driver::complete_effect).
+    Finished(EffectOutcome),
+    /// A transient failure: try again (attempt `next`) at `at`, with the same idempotency key.
+    Retry {
+        /// When to try again (the backoff of [`RetryPolicy`] after this attempt).
+        at: DateTime<Utc>,
+        /// The number of the next attempt (from 2).
+        next: u32,
+        /// What happened ([`LogKind::Retrying`]).
+        log: Vec<LogEntry>,
+    },
 }
 
-impl<C: Clock> Context<'_, C> {
-    fn entry(&mut self, effect: &Effect, kind: LogKind) {
-        let at = self.clock.now();
-        self.log.push(LogEntry { at, key: effect.key.clone(), node: effect.node.clone(), kind });
+/// Performs effects through the adapters, one attempt at a time: the only code in the crate
+/// that calls an adapter. It holds no driver, so a host calls it without holding the instance
+/// (see [`Driver::take_due_effects`](super::Driver::take_due_effects)); it reads no clock
+/// either: the caller says when each attempt happens and waits for a retry as it likes.
+#[derive(Clone)]
+pub struct EffectRunner {
+    adapters: Arc<Adapters>,
+    channels: Arc<BTreeMap<String, String>>,
+    retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for EffectRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EffectRunner").field("retry", &self.retry).finish_non_exhaustive()
+    }
+}
+
+impl EffectRunner {
+    pub(super) fn new(adapters: Arc<Adapters>, channels: Arc<BTreeMap<String, String>>, retry: RetryPolicy) -> Self {
+        Self { adapters, channels, retry }
     }
 
-    /// Calls `call` until it succeeds, fails permanently or runs out of attempts.
-    fn retrying<T>(
-        &mut self,
-        effect: &Effect,
-        mut call: impl FnMut(&Adapters) -> Result<T, AdapterError>,
-    ) -> Result<T, AdapterError> {
-        let max = self.retry.max_attempts.max(1);
+    /// Attempt number `attempt` (from 1) at `effect`, at `now`: calls its adapter once (a
+    /// notification, each of its recipients once). A transient failure with attempts left asks
+    /// for a retry at `now` plus the backoff; anything else finishes the effect. Never fails:
+    /// a permanent failure, or running out of attempts, finishes with a failed status (and a
+    /// `failed` result for a waiting action).
+    pub fn attempt(&self, effect: &Effect, attempt: u32, now: DateTime<Utc>) -> Attempt {
+        let attempt = attempt.max(1);
+        let entry = |kind| LogEntry { at: now, key: effect.key.clone(), node: effect.node.clone(), kind };
+        match self.call(effect) {
+            Ok(result) => {
+                let status = match result {
+                    Some(o) => EffectStatus::Reported(o),
+                    None if matches!(effect.kind, EffectKind::Notify { .. }) => EffectStatus::Sent,
+                    None => EffectStatus::Handed,
+                };
+                let log = vec![entry(LogKind::Performed(status.clone()))];
+                Attempt::Finished(EffectOutcome { status, result, log })
+            }
+            Err(error) if error.is_transient() && attempt < self.retry.max_attempts.max(1) => {
+                let wait = chrono::Duration::from_std(self.retry.delay(attempt)).unwrap_or(chrono::Duration::MAX);
+                let at = now.checked_add_signed(wait).unwrap_or(now);
+                Attempt::Retry { at, next: attempt + 1, log: vec![entry(LogKind::Retrying { attempt, error })] }
+            }
+            Err(error) => {
+                let status = EffectStatus::Failed(Failure::from(&error));
+                let result = effect.kind.awaits_result().then_some(ActionOutcome::Failed);
+                Attempt::Finished(EffectOutcome { status, result, log: vec![entry(LogKind::Failed { error })] })
+            }
+        }
+    }
+
+    /// Performs `effect` to the end, waiting on `clock` between attempts (it blocks for the
+    /// backoff: for synchronous hosts, and for hosts that run each effect on its own task).
+    pub fn perform(&self, effect: &Effect, clock: &impl Clock) -> EffectOutcome {
         let mut attempt = 1;
+        let mut log = Vec::new();
         loop {
-            match call(self.adapters) {
-                Ok(value) => return Ok(value),
-                Err(error) if error.is_transient() && attempt < max => {
-                    self.entry(effect, LogKind::Retrying { attempt, error });
-                    let wait = chrono::Duration::from_std(self.retry.delay(attempt)).unwrap_or(chrono::Duration::MAX);
-                    let now = self.clock.now();
-                    self.clock.sleep_until(now.checked_add_signed(wait).unwrap_or(now));
-                    attempt += 1;
+            match self.attempt(effect, attempt, clock.now()) {
+                Attempt::Finished(mut outcome) => {
+                    log.append(&mut outcome.log);
+                    outcome.log = log;
+                    return outcome;
                 }
-                Err(error) => {
-                    self.entry(effect, LogKind::Failed { error: error.clone() });
-                    return Err(error);
+                Attempt::Retry { at, next, log: mut more } => {
+                    log.append(&mut more);
+                    clock.sleep_until(at);
+                    attempt = next;
                 }
             }
         }
     }
 
-    /// Performs `effect`; never fails: failures become the status and a `failed` result.
-    pub(super) fn perform(&mut self, effect: &Effect) -> Performed {
+    /// One call of `effect`'s adapter: the result to report (`None`: sent, or handed over).
+    fn call(&self, effect: &Effect) -> Result<Option<ActionOutcome>, AdapterError> {
         let key = effect.key.as_str();
-        let outcome: Result<Option<ActionOutcome>, AdapterError> = match &effect.kind {
+        let adapters = &*self.adapters;
+        match &effect.kind {
             EffectKind::Notify { to, message } => {
-                let mut failure = None;
+                // Every recipient is tried; a retry repeats the delivered ones under the same
+                // keys, which the notifier drops. A transient failure wins over a permanent
+                // one, so that the retry happens.
+                let mut failure: Option<AdapterError> = None;
                 for recipient in to {
                     let (audience, suffix) = match recipient {
                         Recipient::Channel(id) => {
@@ -117,37 +179,32 @@ impl<C: Clock> Context<'_, C> {
                         Recipient::Role(role) => (Audience::Role(role.to_string()), format!("role:{role}")),
                     };
                     let n = Notification { key: format!("{key}/{suffix}"), to: audience, message: message.clone() };
-                    if let Err(e) = self.retrying(effect, |a| a.notifier.notify(&n)) {
+                    if let Err(e) = adapters.notifier.notify(&n)
+                        && failure.as_ref().is_none_or(|f| !f.is_transient())
+                    {
                         failure = Some(e);
                     }
                 }
-                let status = match failure {
-                    None => EffectStatus::Sent,
-                    Some(e) => EffectStatus::Failed(Failure::from(&e)),
-                };
-                if status == EffectStatus::Sent {
-                    self.entry(effect, LogKind::Performed(status.clone()));
-                }
-                return Performed { status, result: None };
+                failure.map_or(Ok(None), Err)
             }
-            EffectKind::OpenPullRequest { from, to } if self.adapters.vcs.is_some() => {
+            EffectKind::OpenPullRequest { from, to } if adapters.vcs.is_some() => {
                 let request = OpenPullRequest {
                     key: key.to_owned(),
                     from: selector(from),
                     to: to.clone(),
                     title: format!("{}: {from} -> {to}", effect.release),
                 };
-                self.retrying(effect, |a| match &a.vcs {
+                match &adapters.vcs {
                     Some(vcs) => vcs.open_pull_request(&request).map(|_| Some(ActionOutcome::Succeeded)),
                     None => Ok(None),
-                })
+                }
             }
-            EffectKind::MergePullRequest { from, to } if self.adapters.vcs.is_some() => {
+            EffectKind::MergePullRequest { from, to } if adapters.vcs.is_some() => {
                 let request = MergeRequest { key: key.to_owned(), from: selector(from), to: to.clone() };
-                self.retrying(effect, |a| match &a.vcs {
+                match &adapters.vcs {
                     Some(vcs) => vcs.merge(&request).map(|_| Some(ActionOutcome::Succeeded)),
                     None => Ok(None),
-                })
+                }
             }
             kind => {
                 let op = Operation {
@@ -157,20 +214,9 @@ impl<C: Clock> Context<'_, C> {
                     kind: kind.clone(),
                 };
                 let awaits = kind.awaits_result();
-                self.retrying(effect, |a| a.operations.run(&op)).map(|o| if awaits { o } else { None })
+                adapters.operations.run(&op).map(|o| if awaits { o } else { None })
             }
-        };
-        let performed = match outcome {
-            Ok(Some(o)) => Performed { status: EffectStatus::Reported(o), result: Some(o) },
-            Ok(None) => Performed { status: EffectStatus::Handed, result: None },
-            Err(e) => {
-                let status = EffectStatus::Failed(Failure::from(&e));
-                let result = effect.kind.awaits_result().then_some(ActionOutcome::Failed);
-                return Performed { status, result };
-            }
-        };
-        self.entry(effect, LogKind::Performed(performed.status.clone()));
-        performed
+        }
     }
 }
 

@@ -38,6 +38,9 @@ pub struct Report {
     pub effects: Vec<EffectRun>,
     /// Retries, failures and refused results while performing effects.
     pub log: Vec<LogEntry>,
+    /// The effects emitted by durable inputs and not performed yet, in order, when the call
+    /// ended: what an effect runner performs next ([`Driver::take_due_effects`](super::Driver::take_due_effects)).
+    pub pending: Vec<Effect>,
 }
 
 impl Report {
@@ -52,10 +55,12 @@ impl Report {
         self.notices.iter().filter(move |(s, _)| *s == seq).map(|(_, n)| n)
     }
 
-    pub(super) fn absorb(&mut self, other: Report) {
+    /// Appends what a later call did (`other`); the pending effects become `other`'s.
+    pub fn absorb(&mut self, other: Report) {
         self.appended.extend(other.appended);
         self.notices.extend(other.notices);
         self.effects.extend(other.effects);
         self.log.extend(other.log);
+        self.pending = other.pending;
     }
 }

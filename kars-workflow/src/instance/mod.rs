@@ -211,6 +211,17 @@ impl Instance {
         result
     }
 
+    /// Whether [`Instance::handle_event`] would accept `event` at `now`, recording nothing: the
+    /// engine's own checks (role, `distinct_from`, gate, window, outcome) on a copy of the
+    /// instance, so a host can tell a person beforehand what they may do.
+    ///
+    /// # Errors
+    /// The [`EngineError`] `handle_event` would return.
+    pub fn check(&self, event: &Event, now: DateTime<Utc>) -> Result<(), EngineError> {
+        let mut dry = self.clone();
+        dry.handle_event(event.clone(), now)
+    }
+
     /// Runs every timer due by `now` (gates, deadlines, window edges, the next cycle), each at
     /// its own instant. Recorded in the history only when a timer was due.
     pub fn handle_timeout(&mut self, now: DateTime<Utc>) {

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use kars::workflow::driver::{ClockMode, Driver, Roster};
+use kars::workflow::driver::{CanAct, ClockMode, Driver};
 use kars::workflow::journal::Store;
 use kars::workflow::{Waiting, WaitingFor};
 
@@ -26,7 +26,8 @@ pub fn render<S: Store>(driver: &Driver<S, Box<dyn kars::workflow::driver::Clock
         let _ = writeln!(out, "at:         `{node}` {}", label.replace('\n', " "));
     }
     let _ = writeln!(out, "waiting:    {}", waiting_text(&waiting));
-    let _ = writeln!(out, "who:        {}", who(&waiting, driver.roster(), id, mode));
+    let verdicts = driver.who_can_act(now);
+    let _ = writeln!(out, "who:        {}", who(&waiting, &verdicts, id, mode));
     if let Some(d) = &waiting.deadline {
         let missed = if d.missed { " (missed)" } else { "" };
         let _ = writeln!(out, "deadline:   {}{missed}", local(d.at, zone));
@@ -59,14 +60,27 @@ fn waiting_text(waiting: &Waiting) -> String {
     text.split_once(": ").map_or(text.clone(), |(_, rest)| rest.to_owned())
 }
 
-fn who(waiting: &Waiting, team: &Roster, id: &str, mode: ClockMode) -> String {
-    let people = |roles: &[kars::spec::RoleId]| {
-        let list: Vec<String> = team
-            .people()
-            .filter(|(_, held)| held.iter().any(|r| roles.contains(r)))
-            .map(|(person, _)| person.to_string())
+fn who(waiting: &Waiting, verdicts: &[CanAct], id: &str, mode: ClockMode) -> String {
+    // The engine's verdict per person: those it would accept, or refuses only for the moment
+    // (a window, a gate), may act; those refused for who they are (a role they lack, a node
+    // they completed that this one must be kept apart from) may not.
+    let people = |_: &[kars::spec::RoleId]| {
+        let may: Vec<&str> =
+            verdicts.iter().filter(|v| !v.refused_for_who_they_are()).map(|v| v.person.as_str()).collect();
+        let apart: Vec<String> = verdicts
+            .iter()
+            .filter_map(|v| match &v.verdict {
+                Err(kars::workflow::EngineError::SeparationOfDuties { other, .. }) => {
+                    Some(format!("{} (completed `{other}`)", v.person))
+                }
+                _ => None,
+            })
             .collect();
-        if list.is_empty() { "nobody on the roster holds the role".to_owned() } else { list.join(", ") }
+        let mut text = if may.is_empty() { "nobody on the roster may act".to_owned() } else { may.join(", ") };
+        if !apart.is_empty() {
+            text.push_str(&format!("; not {}", apart.join(", ")));
+        }
+        text
     };
     let actor = match mode {
         ClockMode::System => "",

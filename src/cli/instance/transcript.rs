@@ -7,13 +7,12 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use kars::spec::spec::Recipient;
 use kars::workflow::driver::{Done, Entry, Program, RosterChange};
-use kars::workflow::{Effect, EffectKey, EffectKind, Event, Input, Notice, NoticeKind, Record, Verdict, Workflow};
+use kars::workflow::{Effect, EffectKey, EffectKind, Event, Input, Notice, NoticeKind, Record, Verdict};
 
 /// The one local-time format of the command line.
 pub fn local(at: DateTime<Utc>, zone: Tz) -> String {
-    at.with_timezone(&zone).format("%a %Y-%m-%d %H:%M %Z").to_string()
+    kars::workflow::local_time(at, zone)
 }
 
 /// Renders entries line by line into a string.
@@ -62,8 +61,9 @@ impl<'a> Transcript<'a> {
         self.line(record.at, 0, &text);
         let workflow = std::sync::Arc::clone(self.program.workflow());
         for notice in notices {
-            if let Some(text) = describe_notice(&workflow, notice.kind, self.zone) {
-                self.line(notice.at, 1, &text);
+            // A completion is said by the input itself.
+            if !matches!(notice.kind, NoticeKind::NodeCompleted { .. }) {
+                self.line(notice.at, 1, &notice.kind.display(&workflow).to_string());
             }
         }
     }
@@ -127,65 +127,7 @@ fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or_default()
 }
 
-fn node(workflow: &Workflow, index: kars::workflow::NodeIndex) -> String {
-    workflow.node_id(index).map_or_else(|| index.to_string(), ToString::to_string)
-}
-
-fn describe_notice(workflow: &Workflow, kind: NoticeKind, zone: Tz) -> Option<String> {
-    Some(match kind {
-        NoticeKind::CycleStarted { monday } => {
-            format!("cycle {} started", kars::workflow::ReleaseId::of(monday))
-        }
-        NoticeKind::CycleEnded { outcome } => format!("cycle ended: {}", workflow.label(outcome)),
-        NoticeKind::NodeEntered { node: n, attempt } if attempt > 1 => {
-            format!("at `{}` (entry {attempt})", node(workflow, n))
-        }
-        NoticeKind::NodeEntered { node: n, .. } => format!("at `{}`", node(workflow, n)),
-        NoticeKind::NodeCompleted { .. } => return None,
-        NoticeKind::GateArmed { node: n, opens_at } => {
-            format!("gate of `{}` opens {}", node(workflow, n), local(opens_at, zone))
-        }
-        NoticeKind::GateOpened { node: n } => format!("gate of `{}` open", node(workflow, n)),
-        NoticeKind::DeadlineMissed { node: n } => format!("`{}` missed its deadline", node(workflow, n)),
-        NoticeKind::DeadlineMissedBeforeStart { node: n } => {
-            format!("the deadline of `{}` had passed before the instance started (no escalation)", node(workflow, n))
-        }
-        NoticeKind::RetryExhausted { node: n } => format!("`{}` used up its attempts", node(workflow, n)),
-        NoticeKind::WindowOpened { window } => {
-            format!("window `{}` opened", workflow.window_id(window).map(ToString::to_string).unwrap_or_default())
-        }
-        NoticeKind::WindowClosed { window } => {
-            format!("window `{}` closed", workflow.window_id(window).map(ToString::to_string).unwrap_or_default())
-        }
-        NoticeKind::MergeRecorded => "merge recorded".to_owned(),
-        NoticeKind::Stalled { node: n } => format!("`{}` is stalled", node(workflow, n)),
-        other => format!("{other:?}"),
-    })
-}
-
-/// What an effect asks for, in words.
+/// What an effect asks for, in words, with the program's channel addresses.
 pub fn describe_effect(kind: &EffectKind, program: &Program) -> String {
-    match kind {
-        EffectKind::Notify { to, message } => {
-            let to: Vec<String> = to
-                .iter()
-                .map(|r| match r {
-                    Recipient::Channel(c) => program.channel_address(c.as_str()),
-                    Recipient::Role(r) => format!("@{r}"),
-                })
-                .collect();
-            format!("notify {} \"{}\"", to.join(", "), message.replace('\n', " "))
-        }
-        EffectKind::OpenPullRequest { from, to } => format!("open a pull request {from} -> {to}"),
-        EffectKind::MergePullRequest { from, to } => format!("merge {from} -> {to}"),
-        EffectKind::Deploy { environment, url } => {
-            format!("deploy `{environment}`{}", url.as_ref().map(|u| format!(" ({u})")).unwrap_or_default())
-        }
-        EffectKind::Rollback { environment, .. } => format!("roll back `{environment}`"),
-        EffectKind::RunChecks { suite, environment } => format!(
-            "run the `{suite}` checks{}",
-            environment.as_ref().map(|e| format!(" on `{e}`")).unwrap_or_default()
-        ),
-        other => format!("{other:?}"),
-    }
+    kind.display_with(|id| program.channel_address(id)).to_string()
 }

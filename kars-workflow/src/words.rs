@@ -1,0 +1,141 @@
+//! Effects and notices in words: `Display` for [`EffectKind`], and [`NoticeKind::display`]
+//! (a notice names nodes by index, so it needs the workflow). Data is stored as data; these
+//! sentences are rendered from it, and changing one never changes a file format.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use kars_spec::spec::Recipient;
+
+use crate::effect::{EffectKind, NoticeKind, ReleaseId};
+use crate::workflow::{NodeIndex, Workflow};
+
+/// The one local-time format of kars' words: `Mon 2026-11-23 09:00 EST`.
+#[must_use]
+pub fn local_time(at: DateTime<Utc>, zone: Tz) -> String {
+    at.with_timezone(&zone).format("%a %Y-%m-%d %H:%M %Z").to_string()
+}
+
+/// An [`EffectKind`] in words, naming channels through `address` (a channel's address, such
+/// as `#kars-releases`): see [`EffectKind::display_with`].
+pub struct EffectWords<'a, F> {
+    kind: &'a EffectKind,
+    address: F,
+}
+
+impl EffectKind {
+    /// The effect in words, naming each channel by what `address` gives for its id (the
+    /// driver's [`Program::channel_address`](crate::driver::Program::channel_address)).
+    /// `Display` names a channel `#id`.
+    pub fn display_with<F: Fn(&str) -> String>(&self, address: F) -> EffectWords<'_, F> {
+        EffectWords { kind: self, address }
+    }
+}
+
+impl<F: Fn(&str) -> String> fmt::Display for EffectWords<'_, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            EffectKind::Notify { to, message } => {
+                let to: Vec<String> = to
+                    .iter()
+                    .map(|r| match r {
+                        Recipient::Channel(c) => (self.address)(c.as_str()),
+                        Recipient::Role(r) => format!("@{r}"),
+                    })
+                    .collect();
+                write!(f, "notify {} \"{}\"", to.join(", "), message.replace('\n', " "))
+            }
+            EffectKind::OpenPullRequest { from, to } => write!(f, "open a pull request {from} -> {to}"),
+            EffectKind::MergePullRequest { from, to } => write!(f, "merge {from} -> {to}"),
+            EffectKind::Deploy { environment, url } => {
+                write!(f, "deploy `{environment}`")?;
+                match url {
+                    Some(u) => write!(f, " ({u})"),
+                    None => Ok(()),
+                }
+            }
+            EffectKind::Rollback { environment, .. } => write!(f, "roll back `{environment}`"),
+            EffectKind::RunChecks { suite, environment } => {
+                write!(f, "run the `{suite}` checks")?;
+                match environment {
+                    Some(e) => write!(f, " on `{e}`"),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for EffectKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.display_with(|id| format!("#{id}")).fmt(f)
+    }
+}
+
+/// A [`NoticeKind`] in words: see [`NoticeKind::display`].
+pub struct NoticeWords<'a> {
+    kind: NoticeKind,
+    workflow: &'a Workflow,
+}
+
+impl NoticeKind {
+    /// The notice in words, with `workflow`'s node ids, labels and window ids, and instants in
+    /// its zone (`gate of `D` opens Tue 2026-11-24 09:00 EST`).
+    #[must_use]
+    pub fn display(self, workflow: &Workflow) -> NoticeWords<'_> {
+        NoticeWords { kind: self, workflow }
+    }
+}
+
+impl fmt::Display for NoticeWords<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let workflow = self.workflow;
+        let node = |index: NodeIndex| workflow.node_id(index).map_or_else(|| index.to_string(), ToString::to_string);
+        let window = |w| workflow.window_id(w).map(ToString::to_string).unwrap_or_default();
+        match self.kind {
+            NoticeKind::CycleStarted { monday } => write!(f, "cycle {} started", ReleaseId::of(monday)),
+            NoticeKind::CycleEnded { outcome } => write!(f, "cycle ended: {}", workflow.label(outcome)),
+            NoticeKind::NodeEntered { node: n, attempt } if attempt > 1 => {
+                write!(f, "at `{}` (entry {attempt})", node(n))
+            }
+            NoticeKind::NodeEntered { node: n, .. } => write!(f, "at `{}`", node(n)),
+            NoticeKind::NodeCompleted { node: n } => write!(f, "`{}` completed", node(n)),
+            NoticeKind::GateArmed { node: n, opens_at } => {
+                write!(f, "gate of `{}` opens {}", node(n), local_time(opens_at, workflow.zone()))
+            }
+            NoticeKind::GateOpened { node: n } => write!(f, "gate of `{}` open", node(n)),
+            NoticeKind::DeadlineMissed { node: n } => write!(f, "`{}` missed its deadline", node(n)),
+            NoticeKind::DeadlineMissedBeforeStart { node: n } => {
+                write!(f, "the deadline of `{}` had passed before the instance started (no escalation)", node(n))
+            }
+            NoticeKind::RetryExhausted { node: n } => write!(f, "`{}` used up its attempts", node(n)),
+            NoticeKind::WindowOpened { window: w } => write!(f, "window `{}` opened", window(w)),
+            NoticeKind::WindowClosed { window: w } => write!(f, "window `{}` closed", window(w)),
+            NoticeKind::MergeRecorded => f.write_str("merge recorded"),
+            NoticeKind::Stalled { node: n } => write!(f, "`{}` is stalled", node(n)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn effects_read_as_words() {
+        let kind = EffectKind::RunChecks { suite: "smoke".to_owned(), environment: None };
+        assert_eq!(kind.to_string(), "run the `smoke` checks");
+        let kind = EffectKind::MergePullRequest { from: "feature/*".to_owned(), to: "kars-dev".to_owned() };
+        assert_eq!(kind.to_string(), "merge feature/* -> kars-dev");
+        let notify: EffectKind = serde_json::from_str(
+            r#"{"notify":{"to":[{"channel":"releases"},{"role":"devops"}],"message":"two\nlines"}}"#,
+        )
+        .unwrap();
+        assert_eq!(notify.to_string(), "notify #releases, @devops \"two lines\"");
+        assert_eq!(
+            notify.display_with(|id| format!("#kars-{id}")).to_string(),
+            "notify #kars-releases, @devops \"two lines\""
+        );
+    }
+}
