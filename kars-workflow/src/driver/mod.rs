@@ -121,9 +121,11 @@
 //! ```
 
 mod clock;
+mod config;
 mod effects;
 mod error;
 mod load;
+mod open;
 mod ops;
 mod perform;
 mod record;
@@ -135,10 +137,11 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use kars_spec::NodeId;
 use kars_spec::spec::NodeKind;
-use kars_spec::{CheckedSpec, NodeId, RoleId};
 
 pub use clock::{Clock, SystemClock, VirtualClock};
+pub use config::{DriverConfig, Earlier, HistoryInMemory, Parts, Program, Refusals, Start};
 pub use error::DriverError;
 pub use load::{Account, Caused, Journaled, read_journal, replay_journal};
 pub use ops::{
@@ -154,151 +157,14 @@ pub use roster::{Member, Roster, RosterError};
 pub use who::{CanAct, who_can_act};
 
 use crate::effect::{Effect, EffectKey};
-use crate::error::{CompileError, EngineError};
+use crate::error::EngineError;
 use crate::event::{ActionOutcome, Actor, Event, InstanceId, Reporter};
-use crate::history::{Input, Record};
 use crate::instance::Instance;
 use crate::journal::{JournalError, Store};
-use crate::workflow::Workflow;
 
 /// How many undrained transition notices a driven instance keeps (they are drained after each
 /// input into the call's [`Report`]).
 const NOTICE_CAPACITY: usize = 256;
-
-/// A compiled workflow with what the driver needs from the spec besides: channel addresses,
-/// the default roster and who may change a roster.
-#[derive(Debug, Clone)]
-pub struct Program {
-    workflow: Arc<Workflow>,
-    channels: Arc<BTreeMap<String, String>>,
-    default_roster: Roster,
-    team_managed_by: Vec<RoleId>,
-}
-
-impl Program {
-    /// Compiles `spec`.
-    ///
-    /// # Errors
-    /// A [`CompileError`] when the spec breaks a rule the engine relies on.
-    pub fn new(spec: &CheckedSpec) -> Result<Self, CompileError> {
-        let workflow = Arc::new(Workflow::compile(spec)?);
-        let channels = Arc::new(spec.spec().channels.iter().map(|(id, c)| (id.to_string(), c.name.clone())).collect());
-        let default_roster = Roster::from_spec(spec.spec());
-        let team_managed_by = spec.spec().team_managed_by.clone();
-        Ok(Self { workflow, channels, default_roster, team_managed_by })
-    }
-
-    /// The compiled workflow.
-    #[must_use]
-    pub fn workflow(&self) -> &Arc<Workflow> {
-        &self.workflow
-    }
-
-    /// The address of channel `id` (`#kars-releases`); `#id` for a channel the spec does not
-    /// declare.
-    #[must_use]
-    pub fn channel_address(&self, id: &str) -> String {
-        self.channels.get(id).cloned().unwrap_or_else(|| format!("#{id}"))
-    }
-
-    /// The spec's `team:` as a roster.
-    #[must_use]
-    pub fn default_roster(&self) -> &Roster {
-        &self.default_roster
-    }
-
-    /// The roles that may change a running instance's roster (the spec's `team_managed_by`).
-    #[must_use]
-    pub fn team_managed_by(&self) -> &[RoleId] {
-        &self.team_managed_by
-    }
-}
-
-/// What to do with an input the engine refuses.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Refusals {
-    /// Write nothing, and forget the attempt in memory too.
-    #[default]
-    Discard,
-    /// Journal the refused attempt as an audit record.
-    Journal,
-}
-
-/// What the driver keeps of the instance's history in memory once it is journaled.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum HistoryInMemory {
-    /// Keep every record: [`Driver::instance`]'s history is whole, as replay gives it.
-    Keep,
-    /// Release each record once it is durable in the journal
-    /// ([`Instance::release_history`]): the instance holds only its state, and
-    /// [`Driver::instance`]'s history only the records not yet journaled (between commands,
-    /// none). The whole history stays in the journal ([`read_journal`]); reopening replays it.
-    #[default]
-    ReleaseJournaled,
-}
-
-/// What the driver does when its clock reads earlier than the latest instant the instance
-/// accepted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Earlier {
-    /// Use the latest instant instead (a system clock stepped back a little).
-    #[default]
-    Hold,
-    /// Refuse the call with [`DriverError::ClockBehind`] (a rehearsal's clock is a person's
-    /// word, and time must not go backwards in the record).
-    Refuse,
-}
-
-/// How a driver behaves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DriverConfig {
-    /// Retries of transient adapter failures.
-    pub retry: RetryPolicy,
-    /// Refused inputs: journaled or not.
-    pub refusals: Refusals,
-    /// How many times an input is handled again after another writer advanced the instance.
-    pub conflict_retries: u32,
-    /// Journaled history records: kept in memory or released.
-    pub memory: HistoryInMemory,
-    /// A clock that reads earlier than the instance's latest instant.
-    pub earlier: Earlier,
-}
-
-impl Default for DriverConfig {
-    fn default() -> Self {
-        Self {
-            retry: RetryPolicy::default(),
-            refusals: Refusals::Discard,
-            conflict_retries: 3,
-            memory: HistoryInMemory::default(),
-            earlier: Earlier::default(),
-        }
-    }
-}
-
-/// What a driver is built from.
-#[derive(Debug)]
-pub struct Parts<S, C> {
-    /// The journal.
-    pub store: S,
-    /// The clock.
-    pub clock: C,
-    /// The adapters effects go through.
-    pub adapters: Adapters,
-    /// The configuration.
-    pub config: DriverConfig,
-}
-
-/// What a new instance's journal header holds besides the engine's start.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Start {
-    /// The spec's text, stored so that later commands need no spec file.
-    pub spec: Option<SpecText>,
-    /// A real instance or a rehearsal.
-    pub clock: ClockMode,
-    /// The roster; `None`: the spec's `team:`.
-    pub roster: Option<Roster>,
-}
 
 /// An input for [`Driver::apply`].
 enum Step {
@@ -347,155 +213,6 @@ impl<S: Store, C: Clock> std::fmt::Debug for Driver<S, C> {
 }
 
 impl<S: Store, C: Clock> Driver<S, C> {
-    /// Starts instance `id` of `program` at the clock's time: creates its journal (with `spec`
-    /// in the header when given) and journals the start; its first effects are pending
-    /// ([`Driver::run_effects`] performs them). A real
-    /// instance with the spec's roster; see [`Driver::create_with`].
-    ///
-    /// # Errors
-    /// [`DriverError::Journal`] if the instance exists or the journal fails.
-    pub fn create(
-        parts: Parts<S, C>,
-        program: &Program,
-        id: &InstanceId,
-        spec: Option<SpecText>,
-    ) -> Result<Self, DriverError> {
-        Self::create_with(parts, program, id, Start { spec, ..Start::default() }).map(|(driver, _)| driver)
-    }
-
-    /// Starts instance `id` of `program` at the clock's time with the header `start`, and
-    /// returns what the start did (its record; its first effects, pending).
-    ///
-    /// # Errors
-    /// [`DriverError::Journal`] if the instance exists or the journal fails.
-    pub fn create_with(
-        parts: Parts<S, C>,
-        program: &Program,
-        id: &InstanceId,
-        start: Start,
-    ) -> Result<(Self, Report), DriverError> {
-        let now = parts.clock.now();
-        let options = crate::instance::Options { notice_capacity: NOTICE_CAPACITY };
-        let instance = Instance::start_with(Arc::clone(&program.workflow), id.clone(), now, options);
-        let roster = start.roster.unwrap_or_else(|| program.default_roster.clone());
-        let header = JournalHeader {
-            format: record::JOURNAL_FORMAT,
-            history: instance.history().header.clone(),
-            clock: start.clock,
-            roster: Some(roster.clone()),
-            spec: start.spec,
-        };
-        let bytes = serde_json::to_vec(&header)
-            .map_err(|e| DriverError::BadHeader { id: id.clone(), detail: e.to_string() })?;
-        parts.store.create(id, &bytes)?;
-        let mut driver = Self::assemble(parts, program, id.clone(), header, instance, roster);
-        driver.begin();
-        driver.sync()?;
-        let report = driver.finish();
-        Ok((driver, report))
-    }
-
-    /// Opens instance `id` from its journal: reads it once, replays its history once, and
-    /// finds the effects that were emitted but not acknowledged (they run at the next call,
-    /// or [`Driver::resume`]).
-    ///
-    /// # Errors
-    /// [`DriverError::SpecChanged`] when the journal was written for another spec;
-    /// [`DriverError::Journal`], [`DriverError::BadHeader`], [`DriverError::BadRecord`] or
-    /// [`DriverError::Replay`] when the journal cannot be read back.
-    pub fn open(parts: Parts<S, C>, program: &Program, id: &InstanceId) -> Result<Self, DriverError> {
-        let journal = read_journal(&parts.store, id)?;
-        Self::open_read(parts, program, journal)
-    }
-
-    /// Opens an instance from a journal the host has read already with [`read_journal`] (to
-    /// compile the spec its header stores, say): replays it without reading it again.
-    ///
-    /// # Errors
-    /// As [`Driver::open`], but for reading.
-    pub fn open_read(parts: Parts<S, C>, program: &Program, journal: Journaled) -> Result<Self, DriverError> {
-        let id = journal.id.clone();
-        let load::Loaded { header, instance, version, journaled, acked, roster } = load::load(program, journal)?;
-        let mut driver = Self::assemble(parts, program, id, header, instance, roster);
-        driver.settle(version, journaled, acked);
-        Ok(driver)
-    }
-
-    /// Opens instance `id` if its journal exists, else starts it with `start` (as
-    /// [`Driver::create_with`]): what a service does at boot. The report is the start's (empty
-    /// when the instance existed).
-    ///
-    /// # Errors
-    /// As [`Driver::open`] and [`Driver::create_with`]; should another process create the
-    /// instance between the read and the create, [`JournalError::AlreadyExists`] (call again).
-    pub fn open_or_create(
-        parts: Parts<S, C>,
-        program: &Program,
-        id: &InstanceId,
-        start: Start,
-    ) -> Result<(Self, Report), DriverError> {
-        match read_journal(&parts.store, id) {
-            Ok(journal) => Self::open_read(parts, program, journal).map(|driver| (driver, Report::default())),
-            Err(DriverError::Journal(JournalError::NotFound { .. })) => Self::create_with(parts, program, id, start),
-            Err(e) => Err(e),
-        }
-    }
-
-    fn assemble(
-        parts: Parts<S, C>,
-        program: &Program,
-        id: InstanceId,
-        header: JournalHeader,
-        mut instance: Instance,
-        roster: Roster,
-    ) -> Self {
-        instance.set_notice_capacity(NOTICE_CAPACITY);
-        let Parts { store, clock, adapters, config } = parts;
-        Self {
-            store,
-            clock,
-            adapters: Arc::new(adapters),
-            config,
-            program: program.clone(),
-            id,
-            header,
-            instance,
-            roster,
-            version: 0,
-            journaled: 0,
-            acked: BTreeSet::new(),
-            pending: VecDeque::new(),
-            in_flight: BTreeMap::new(),
-            log: Vec::new(),
-            report: Report::default(),
-            staged: Vec::new(),
-            broken: false,
-        }
-    }
-
-    fn install(&mut self, loaded: load::Loaded) {
-        let load::Loaded { header, instance, version, journaled, acked, roster } = loaded;
-        self.instance = instance;
-        self.instance.set_notice_capacity(NOTICE_CAPACITY);
-        self.header = header;
-        self.roster = roster;
-        self.settle(version, journaled, acked);
-    }
-
-    /// Takes the journal's position after a load, and queues the unacknowledged effects.
-    fn settle(&mut self, version: u64, journaled: u64, acked: BTreeSet<EffectKey>) {
-        // What replay recomputed was reported when it first happened.
-        while self.instance.poll_notice().is_some() {}
-        self.version = version;
-        self.journaled = journaled;
-        self.acked = acked;
-        self.release_journaled();
-        self.pending.clear();
-        if self.is_synced() {
-            self.drain_effects();
-        }
-    }
-
     fn is_synced(&self) -> bool {
         self.journaled == self.instance.history().next_seq()
     }
@@ -512,22 +229,6 @@ impl<S: Store, C: Clock> Driver<S, C> {
         while let Some(effect) = self.instance.poll_effect() {
             if !self.acked.contains(&effect.key) && !self.in_flight.contains_key(&effect.key) {
                 self.pending.push_back(effect);
-            }
-        }
-    }
-
-    /// Rebuilds everything from the journal (one read, one replay); on failure the driver is
-    /// broken.
-    fn reload(&mut self) -> Result<(), DriverError> {
-        let loaded = read_journal(&self.store, &self.id).and_then(|journal| load::load(&self.program, journal));
-        match loaded {
-            Ok(loaded) => {
-                self.install(loaded);
-                Ok(())
-            }
-            Err(e) => {
-                self.broken = true;
-                Err(e)
             }
         }
     }
@@ -914,13 +615,5 @@ impl<S: Store, C: Clock> Driver<S, C> {
     /// Takes the log, leaving it empty.
     pub fn take_log(&mut self) -> Vec<LogEntry> {
         std::mem::take(&mut self.log)
-    }
-}
-
-impl Report {
-    /// Whether the call ran a timer (a gate, a deadline, a window edge, the next cycle).
-    #[must_use]
-    pub fn ran_timers(&self) -> bool {
-        self.appended.iter().any(|a| matches!(&a.entry, Entry::Input(Record { input: Input::Timeout, .. })))
     }
 }

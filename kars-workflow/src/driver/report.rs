@@ -6,6 +6,7 @@ use crate::effect::{Effect, Notice};
 
 use super::perform::LogEntry;
 use super::record::{EffectStatus, Entry};
+use crate::history::{Input, Record};
 
 /// One journal entry a call appended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,5 +63,13 @@ impl Report {
         self.effects.extend(other.effects);
         self.log.extend(other.log);
         self.pending = other.pending;
+    }
+}
+
+impl Report {
+    /// Whether the call ran a timer (a gate, a deadline, a window edge, the next cycle).
+    #[must_use]
+    pub fn ran_timers(&self) -> bool {
+        self.appended.iter().any(|a| matches!(&a.entry, Entry::Input(Record { input: Input::Timeout, .. })))
     }
 }
