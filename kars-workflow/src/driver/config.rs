@@ -9,7 +9,11 @@ use kars_spec::{CheckedSpec, RoleId};
 use super::ops::{Adapters, RetryPolicy};
 use super::record::{ClockMode, SpecText};
 use super::roster::Roster;
+#[cfg(doc)]
+use super::{Driver, DriverError, read_journal};
 use crate::error::CompileError;
+#[cfg(doc)]
+use crate::instance::Instance;
 use crate::workflow::Workflow;
 
 /// A compiled workflow with what the driver needs from the spec besides: channel addresses,

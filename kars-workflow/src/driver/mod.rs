@@ -73,7 +73,7 @@
 //! person's word): a journal never records time going backwards. The roster is the
 //! instance's, journaled at its start ([`Start::roster`]) and changed only by
 //! [`Driver::change_roster`], by a holder of a role the spec's `team_managed_by` names. The
-//! host says who acts: an [`Actor`](crate::Actor) it resolved from something the caller
+//! host says who acts: an [`Actor`] it resolved from something the caller
 //! cannot type (an OS login, a token), with [`Roster::actor_for_login`] or [`Roster::actor`].
 //!
 //! # Concurrency
