@@ -133,6 +133,9 @@ fn a_rehearsal_clock_never_goes_backwards() {
     assert_eq!(j.bytes(), before);
     let status = j.instance("status", &["--now", "2026-11-23T09:30:00-05:00"]);
     assert!(status.stdout.contains("clock:      rehearsal (virtual clock)"), "{}", status.stdout);
+    // Without `--now` a rehearsal's clock stands at its last recorded instant.
+    let still = j.instance("status", &[]);
+    assert!(still.stdout.contains("now:        Mon 2026-11-23 09:00 EST"), "{}", still.stdout);
 }
 
 #[test]

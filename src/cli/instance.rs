@@ -326,16 +326,36 @@ fn parse_now(now: &Now) -> Result<Option<DateTime<Utc>>, Failure> {
     Ok(Some(at))
 }
 
-/// The clock of an instance in `mode`.
-fn clock_for(mode: ClockMode, now: Option<DateTime<Utc>>, id: &str) -> Result<Box<dyn Clock>, Failure> {
+/// The clock of an instance in `mode`. A rehearsal without `--now` stands still at `stands`
+/// (its last recorded instant; at the start, the system's time): its clock is the caller's
+/// word, never the system's.
+fn clock_for(
+    mode: ClockMode,
+    now: Option<DateTime<Utc>>,
+    stands: DateTime<Utc>,
+    id: &str,
+) -> Result<Box<dyn Clock>, Failure> {
     match (mode, now) {
         (ClockMode::System, None) => Ok(Box::new(SystemClock)),
         (ClockMode::System, Some(_)) => Err(refused(format!(
             "instance `{id}` is a real instance: it runs on the system clock, and `--now` is refused\nhelp: `--now` is for rehearsals, started with `kars instance start --clock virtual`"
         ))),
         (ClockMode::Rehearsal, Some(at)) => Ok(Box::new(VirtualClock::new(at))),
-        (ClockMode::Rehearsal, None) => Ok(Box::new(VirtualClock::new(SystemClock.now()))),
+        (ClockMode::Rehearsal, None) => Ok(Box::new(VirtualClock::new(stands))),
     }
+}
+
+/// The latest instant a journal records (its start when it records no input).
+fn last_instant(journal: &Journaled) -> DateTime<Utc> {
+    journal
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Input(record) => Some(record.at),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(journal.header.history.started_at)
 }
 
 fn config_for(mode: ClockMode) -> DriverConfig {
@@ -434,7 +454,7 @@ fn open(target: &Target, now: &Now, effects: Option<&EffectArgs>, access: Access
     let out = Buffer::default();
     let parts = Parts {
         store,
-        clock: clock_for(mode, now, id.as_str())?,
+        clock: clock_for(mode, now, last_instant(&journal), id.as_str())?,
         adapters: adapters(effects, &out, id.as_str(), &program),
         config: config_for(mode),
     };
@@ -487,7 +507,7 @@ fn start(args: &StartArgs) -> Result<Done, Failure> {
         ClockArg::Virtual => ClockMode::Rehearsal,
     };
     let id = instance_id(args.id.as_deref().unwrap_or(&spec.spec().name))?;
-    let clock = clock_for(mode, now, id.as_str())?;
+    let clock = clock_for(mode, now, SystemClock.now(), id.as_str())?;
     let roster = match &args.team {
         Some(path) => Some(read_roster(path, &spec)?),
         None => None,
@@ -647,7 +667,7 @@ fn render_state(
     let mode = journal.header.clock;
     let parts = Parts {
         store,
-        clock: clock_for(mode, parse_now(now)?, id.as_str())?,
+        clock: clock_for(mode, parse_now(now)?, last_instant(&journal), id.as_str())?,
         adapters: Adapters::new(ConsoleNotifier::new(std::io::sink())),
         config: config_for(mode),
     };
