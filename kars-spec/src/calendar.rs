@@ -210,24 +210,43 @@ impl schemars::JsonSchema for WeekTime {
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
             "type": "string",
-            "pattern": "^(?i)(mon|tue|wed|thu|fri|sat|sun)[a-z]*\\s+([01]?[0-9]|2[0-3]):[0-5][0-9](\\s+\\+[1-8]w)?$",
+            "pattern": week_time_pattern(),
             "description": "Wall-clock time in the workflow's zone within a release cycle: `weekday HH:MM`, with `+Nw` for a later week (`Monday 09:45 +1w`).",
             "examples": ["Thursday 17:00", "Monday 09:45 +1w"]
         })
     }
 }
 
+/// The weekday words the parser takes, short and long, in any case.
+const DAYS: [(&str, &str, Weekday); 7] = [
+    ("mon", "monday", Weekday::Mon),
+    ("tue", "tuesday", Weekday::Tue),
+    ("wed", "wednesday", Weekday::Wed),
+    ("thu", "thursday", Weekday::Thu),
+    ("fri", "friday", Weekday::Fri),
+    ("sat", "saturday", Weekday::Sat),
+    ("sun", "sunday", Weekday::Sun),
+];
+
+/// The JSON Schema pattern of a week time, built from [`DAYS`] so that it takes exactly what
+/// the parser takes. It is valid ECMA-262 (what JavaScript-based editors compile): no inline
+/// flags, case-insensitivity spelled out as `[Mm]` classes.
+fn week_time_pattern() -> String {
+    const _: () = assert!(MAX_WEEK_OFFSET <= 9, "the pattern writes the offset as one digit");
+    let any_case =
+        |word: &str| -> String { word.chars().map(|c| format!("[{}{c}]", c.to_ascii_uppercase())).collect() };
+    let days: Vec<String> = DAYS
+        .iter()
+        .map(|(short, long, _)| {
+            let rest = long.strip_prefix(short).unwrap_or_default();
+            format!("{}({})?", any_case(short), any_case(rest))
+        })
+        .collect();
+    format!("^\\s*({})\\s+([01]?[0-9]|2[0-3]):[0-5][0-9](\\s+\\+0*[1-{MAX_WEEK_OFFSET}]w)?\\s*$", days.join("|"))
+}
+
 fn parse_weekday(word: &str) -> Option<Weekday> {
     let lower = word.to_ascii_lowercase();
-    const DAYS: [(&str, &str, Weekday); 7] = [
-        ("mon", "monday", Weekday::Mon),
-        ("tue", "tuesday", Weekday::Tue),
-        ("wed", "wednesday", Weekday::Wed),
-        ("thu", "thursday", Weekday::Thu),
-        ("fri", "friday", Weekday::Fri),
-        ("sat", "saturday", Weekday::Sat),
-        ("sun", "sunday", Weekday::Sun),
-    ];
     DAYS.iter().find(|(short, long, _)| lower == *short || lower == *long).map(|d| d.2)
 }
 
