@@ -195,3 +195,22 @@ fn an_observer_can_stop_the_run() {
     // One step may emit several entries before the next check.
     assert!((10..40).contains(&observer.seen), "{}", observer.seen);
 }
+
+/// A workflow nobody on the team can move on stops with what it waits for and a hint about the
+/// roster, within weeks of virtual time, instead of ticking calendar windows to the end of the
+/// engine's calendar.
+#[test]
+fn a_run_nobody_can_move_on_stops_with_why_and_a_hint() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/simulate/distinct-from-one-developer.yaml");
+    let spec = kars::spec::load(&std::fs::read_to_string(path).unwrap(), path).unwrap();
+    let model = Model::defaults(&spec);
+    let workflow = Arc::new(Workflow::compile(&spec).expect("compiles"));
+    let config = SimConfig { weeks: 52, seed: 1, start: date("2026-01-05"), history: SimHistory::Release };
+    let err = sim::simulate(workflow, &model, &config, &mut ()).unwrap_err();
+    let sim::SimError::NoProgress { release, at, .. } = &err else { panic!("{err}") };
+    assert_eq!(release.as_str(), "2026-W02");
+    assert!(*at < "2026-04-01T00:00:00Z".parse::<chrono::DateTime<chrono::Utc>>().unwrap(), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("task `R` waits for one of the roles `developer`"), "{text}");
+    assert!(text.contains("check the roles held by the team (`team:`) and `distinct_from`"), "{text}");
+}

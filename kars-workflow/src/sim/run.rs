@@ -193,6 +193,15 @@ struct Sim<'m> {
     /// Who completed the node the instance is about to report complete.
     acting: Option<(NodeIndex, usize, Option<String>)>,
     disagreements: u32,
+    /// When the token last moved (a node entered, a cycle started).
+    moved_at: DateTime<Utc>,
+}
+
+/// How long the token may stand still before the run counts as stuck: longer than any wait a
+/// spec can write (a gate at most `+8w` after its cycle's Monday), so only a workflow that
+/// nobody on the team can move on trips it, even while calendar windows keep time moving.
+fn stuck_after() -> chrono::Duration {
+    chrono::Duration::weeks(i64::from(kars_spec::calendar::MAX_WEEK_OFFSET) + 2)
 }
 
 impl<'m> Sim<'m> {
@@ -233,6 +242,7 @@ impl<'m> Sim<'m> {
             cycle: Cycle { completed_by: vec![None; workflow.nodes.len()], ..Cycle::default() },
             acting: None,
             disagreements: 0,
+            moved_at: start,
             history: config.history,
             model,
             workflow,
@@ -256,6 +266,11 @@ impl<'m> Sim<'m> {
             if (reports.len() as u64) >= u64::from(weeks) {
                 break;
             }
+            // Calendar windows keep timers coming: a token nobody can move would otherwise
+            // tick on to the end of the engine's calendar.
+            if self.now - self.moved_at > stuck_after() {
+                return Err(self.no_progress());
+            }
             let timer = self.instance.poll_timeout();
             let next = self.next_planned();
             match (timer, next) {
@@ -266,17 +281,16 @@ impl<'m> Sim<'m> {
                     self.perform(planned, observer);
                 }
                 (Some(t), None) => self.tick(t),
-                (None, None) => {
-                    let waiting = self.instance.waiting(self.now).to_string();
-                    return Err(SimError::NoProgress {
-                        release: ReleaseId::clone(&self.release),
-                        at: self.now,
-                        waiting,
-                    });
-                }
+                (None, None) => return Err(self.no_progress()),
             }
         }
         Ok(SimRun { weeks: reports, instance: self.instance, policy_disagreements: self.disagreements })
+    }
+
+    /// The run is stuck: what the instance waits for, in words.
+    fn no_progress(&self) -> SimError {
+        let waiting = self.instance.waiting(self.now).to_string();
+        SimError::NoProgress { release: ReleaseId::clone(&self.release), at: self.now, waiting }
     }
 
     fn tick(&mut self, at: DateTime<Utc>) {
@@ -329,6 +343,9 @@ impl<'m> Sim<'m> {
                 continue;
             }
             let at = notice.at;
+            if matches!(notice.kind, NoticeKind::CycleStarted { .. } | NoticeKind::NodeEntered { .. }) {
+                self.moved_at = self.moved_at.max(at);
+            }
             if let NoticeKind::CycleStarted { monday } = notice.kind {
                 self.release = Rc::new(ReleaseId::of(monday));
                 self.monday = monday;
