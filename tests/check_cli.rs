@@ -101,3 +101,18 @@ fn schema_prints_the_checked_in_schema() {
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema/kars-spec.schema.json")).unwrap();
     assert_eq!(run.stdout, checked_in);
 }
+
+/// Checks that know the team warn; `--strict` makes a warning an error, and the bundled spec
+/// passes it.
+#[test]
+fn strict_turns_team_warnings_into_errors() {
+    let warned = kars(&["check", "tests/specs/warning/distinct_from_one_person.yaml"], None);
+    assert_eq!(warned.code, 0, "{}", warned.stderr);
+    assert!(warned.stderr.contains("warning[K0514]: only `ana` can complete both `W` and `R`"), "{}", warned.stderr);
+    let strict = kars(&["check", "--strict", "tests/specs/warning/distinct_from_one_person.yaml"], None);
+    assert_eq!(strict.code, 1, "{}", strict.stderr);
+    assert!(strict.stderr.contains("which `--strict` makes errors"), "{}", strict.stderr);
+    assert_eq!(strict.stdout, "");
+    let bundled = kars(&["check", "--strict", "workflows/kars-release.yaml"], None);
+    assert_eq!(bundled.code, 0, "{}", bundled.stderr);
+}

@@ -157,6 +157,11 @@ codes! {
     /// `K0512` a login that is not a valid operating-system login name, or one listed for two
     /// people.
     Login = "K0512",
+    /// `K0513` (warning) a task or decision that nobody on the team holds a role for.
+    NobodyOnTheTeam = "K0513",
+    /// `K0514` (warning) a `distinct_from` that the team cannot satisfy: one person is the only
+    /// one who can complete both nodes.
+    DistinctFromUnsatisfiable = "K0514",
     /// `K0601` a node is listed in two phases.
     NodeInTwoPhases = "K0601",
     /// `K0602` a phase id is also a node id (mermaid shares the namespace).

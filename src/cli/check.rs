@@ -4,8 +4,8 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::EXIT_USAGE;
 use super::io::{Output, finish};
+use super::{EXIT_INVALID, EXIT_USAGE};
 
 /// Arguments of `kars check`.
 #[derive(Debug, clap::Args)]
@@ -13,6 +13,10 @@ pub struct Args {
     /// Spec files to check; `-` reads standard input.
     #[arg(required = true)]
     files: Vec<PathBuf>,
+    /// Treat warnings as errors: a spec with any warning (a role nobody on the team holds, a
+    /// `distinct_from` the team cannot satisfy, ...) is invalid (exit 1).
+    #[arg(long)]
+    strict: bool,
 }
 
 /// Checks every file; exit 0 when all are valid, 1 when any is invalid (too large, not UTF-8,
@@ -23,6 +27,11 @@ pub fn run(args: &Args) -> ExitCode {
     let mut worst = 0;
     for file in &args.files {
         let code = match super::read_spec(file) {
+            Ok((spec, origin)) if args.strict && !spec.warnings().is_empty() => {
+                let count = spec.warnings().len();
+                super::io::errln!("error: `{origin}` has {count} warning(s), which `--strict` makes errors");
+                EXIT_INVALID
+            }
             Ok((_, origin)) => {
                 // A failed write is kept by `out` and reported by `finish`.
                 let _ = writeln!(out, "{origin}: ok");

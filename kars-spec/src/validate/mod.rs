@@ -7,6 +7,7 @@
 
 mod graph;
 mod nodes;
+mod team;
 mod time;
 
 use std::collections::HashMap;
@@ -38,6 +39,7 @@ pub(crate) fn validate(spec: Spec) -> Result<CheckedSpec, Report> {
     cx.edges();
     graph::check(&mut cx);
     time::check(&mut cx);
+    team::check(&mut cx);
     let diagnostics = cx.out;
     match zone {
         Some(zone) if !diagnostics.iter().any(Diagnostic::is_error) => Ok(CheckedSpec::new(spec, zone, diagnostics)),
