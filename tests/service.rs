@@ -68,6 +68,36 @@ async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
 /// G's merge goes to an operator whose call blocks until the test releases it. While it
 /// blocks, a status read and an act on the same instance complete: the loop does not hold the
 /// instance while an adapter works. The order is asserted with channels, not timings.
+/// A journal in memory, a virtual clock at Monday 08:00, a recording notifier, and operations
+/// that succeed: what the catch-up and shutdown tests open and reopen a driver on.
+struct World {
+    clock: Arc<VirtualClock>,
+    notifier: Arc<RecordingNotifier>,
+    store: Store,
+    id: InstanceId,
+}
+
+impl World {
+    fn new() -> Self {
+        Self {
+            clock: Arc::new(VirtualClock::new(local("2026-11-23 08:00"))),
+            notifier: Arc::new(RecordingNotifier::new()),
+            store: Arc::new(MemoryStore::new()),
+            id: InstanceId::new("kars").unwrap(),
+        }
+    }
+
+    fn parts(&self) -> Parts<Store, Arc<VirtualClock>> {
+        Parts {
+            store: Arc::clone(&self.store),
+            clock: Arc::clone(&self.clock),
+            adapters: Adapters::new(Arc::clone(&self.notifier))
+                .with_operations(OperationsFn(|_: &Operation| Ok(Some(ActionOutcome::Succeeded)))),
+            config: DriverConfig::default(),
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_slow_adapter_delays_only_its_own_effect() {
     let clock = Arc::new(VirtualClock::new(local("2026-11-23 08:00")));
@@ -162,17 +192,9 @@ async fn a_slow_adapter_delays_only_its_own_effect() {
 /// instant, and waits at `U`. Time never moves while it runs: the timer is virtual.
 #[tokio::test]
 async fn the_loop_catches_up_after_downtime_across_a_deadline_and_gates() {
-    let clock = Arc::new(VirtualClock::new(local("2026-11-23 08:00")));
-    let notifier = Arc::new(RecordingNotifier::new());
-    let store: Store = Arc::new(MemoryStore::new());
-    let id = InstanceId::new("kars").unwrap();
-    let parts = || Parts {
-        store: Arc::clone(&store),
-        clock: Arc::clone(&clock),
-        adapters: Adapters::new(Arc::clone(&notifier))
-            .with_operations(OperationsFn(|_: &Operation| Ok(Some(ActionOutcome::Succeeded)))),
-        config: DriverConfig::default(),
-    };
+    let world = World::new();
+    let (clock, notifier, id) = (Arc::clone(&world.clock), Arc::clone(&world.notifier), world.id.clone());
+    let parts = || world.parts();
     let (mut driver, _) = Driver::open_or_create(parts(), &program(), &id, Start::default()).unwrap();
     drive(
         &mut driver,
@@ -240,7 +262,7 @@ async fn the_loop_catches_up_after_downtime_across_a_deadline_and_gates() {
     running.await.unwrap().unwrap();
 
     // The journal since Friday 11:00: the deadline and both gates, at their own instants.
-    let journal = read_journal(store.as_ref(), &id).unwrap();
+    let journal = read_journal(world.store.as_ref(), &id).unwrap();
     let account = kars::workflow::driver::replay_journal(&program(), &journal).unwrap();
     let workflow = program().workflow().clone();
     let node = |n| workflow.node_id(n).map(ToString::to_string).unwrap_or_default();
@@ -275,17 +297,9 @@ async fn the_loop_catches_up_after_downtime_across_a_deadline_and_gates() {
 #[tokio::test]
 async fn shutdown_abandons_a_waiting_retry_and_the_effect_stays_pending() {
     use kars::workflow::adapter::FailurePlan;
-    let clock = Arc::new(VirtualClock::new(local("2026-11-23 08:00")));
-    let notifier = Arc::new(RecordingNotifier::new());
-    let store: Store = Arc::new(MemoryStore::new());
-    let id = InstanceId::new("kars").unwrap();
-    let parts = || Parts {
-        store: Arc::clone(&store),
-        clock: Arc::clone(&clock),
-        adapters: Adapters::new(Arc::clone(&notifier))
-            .with_operations(OperationsFn(|_: &Operation| Ok(Some(ActionOutcome::Succeeded)))),
-        config: DriverConfig::default(),
-    };
+    let world = World::new();
+    let (clock, notifier, id) = (Arc::clone(&world.clock), Arc::clone(&world.notifier), world.id.clone());
+    let parts = || world.parts();
     let (mut driver, _) = Driver::open_or_create(parts(), &program(), &id, Start::default()).unwrap();
     drive(
         &mut driver,
