@@ -1,6 +1,21 @@
 //! What the simulator's YAML files (models, expectations) share: the parser's message without
 //! the location it repeats, so that errors say `file:line:column: message` once.
 
+/// The parser's limits for these files: one document, no anchors or aliases, at most 16 levels
+/// of nesting and 20,000 values (what [`parser_message`] says when one is passed).
+pub(crate) fn options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_depth = 16;
+    budget.max_nodes = 20_000;
+    budget.max_aliases = 0;
+    budget.max_anchors = 0;
+    budget.max_documents = 1;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options.with_snippet = false;
+    options
+}
+
 /// The parser's message for `error` without its own location, with a budget breach said in
 /// words: `files` names the kind of file (`model files`).
 pub(crate) fn parser_message(error: &serde_saphyr::Error, files: &str) -> String {

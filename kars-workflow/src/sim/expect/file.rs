@@ -97,15 +97,7 @@ impl ExpectFile {
         if source.len() > MAX_EXPECT_BYTES {
             return Err(ExpectError::TooLarge { origin: origin.to_owned(), size: source.len() });
         }
-        let mut budget = serde_saphyr::Budget::default();
-        budget.max_depth = 16;
-        budget.max_nodes = 20_000;
-        budget.max_aliases = 0;
-        budget.max_anchors = 0;
-        budget.max_documents = 1;
-        let mut options = serde_saphyr::Options::default();
-        options.budget = Some(budget);
-        options.with_snippet = false;
+        let options = crate::sim::yaml::options();
         serde_saphyr::from_str_with_options(source, options).map_err(|e| syntax_error(&e, origin))
     }
 }
