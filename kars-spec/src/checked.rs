@@ -70,7 +70,7 @@ impl CheckedSpec {
 
 /// A 64-bit FNV-1a hash of a spec's canonical JSON form: equal specs, equal fingerprints,
 /// on every platform and run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Fingerprint(pub u64);
 

@@ -19,6 +19,7 @@
 #![deny(missing_docs)]
 
 pub mod calendar;
+pub mod change;
 mod checked;
 pub mod diagnostic;
 pub mod id;

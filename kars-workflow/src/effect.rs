@@ -157,6 +157,14 @@ pub struct Notice {
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum NoticeKind {
+    /// The instance moved to another spec version ([`crate::Instance::upgrade`]): notices
+    /// before this one name the nodes and labels of spec `from`, later ones those of `to`.
+    Upgraded {
+        /// The spec that was in force.
+        from: kars_spec::Fingerprint,
+        /// The spec in force now.
+        to: kars_spec::Fingerprint,
+    },
     /// A cycle started; its Monday names the release.
     CycleStarted {
         /// The cycle's Monday.

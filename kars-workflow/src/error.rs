@@ -142,6 +142,11 @@ pub enum Mismatch {
         /// The sequence number of the first record the history holds.
         first_seq: u64,
     },
+    /// The history moves to a spec version the replay was not given.
+    UnknownVersion {
+        /// The version's fingerprint.
+        fingerprint: Fingerprint,
+    },
 }
 
 impl fmt::Display for Mismatch {
@@ -162,6 +167,10 @@ impl fmt::Display for Mismatch {
             Mismatch::Partial { first_seq } => write!(
                 f,
                 "it starts at record {first_seq} (the records before were released) and replay needs it from record 0\nhelp: read the whole history from the store it was journaled to"
+            ),
+            Mismatch::UnknownVersion { fingerprint } => write!(
+                f,
+                "it upgrades to spec `{fingerprint}`, which the replay was not given\nhelp: give replay every spec version the instance ran (the driver keeps them in the journal)"
             ),
         }
     }
@@ -287,6 +296,18 @@ pub enum EngineError {
     SnapshotMismatch {
         /// How it does not fit.
         mismatch: Mismatch,
+    },
+    /// An upgrade to the spec the instance already runs (or has scheduled).
+    #[error("the instance already runs spec `{fingerprint}`")]
+    UpgradeUnchanged {
+        /// The spec's fingerprint.
+        fingerprint: Fingerprint,
+    },
+    /// An upgrade asked to take effect now would invalidate the running cycle.
+    #[error("{}", crate::instance::upgrade::blocked_text(blockers))]
+    UpgradeBlocked {
+        /// Every reason, in the order found.
+        blockers: Vec<crate::instance::UpgradeBlocker>,
     },
 }
 

@@ -26,7 +26,9 @@ impl Actor {
         Self { name: name.into(), roles }
     }
 
-    pub(crate) fn holds_any(&self, roles: &[RoleId]) -> bool {
+    /// Whether the actor holds at least one of `roles`.
+    #[must_use]
+    pub fn holds_any(&self, roles: &[RoleId]) -> bool {
         roles.iter().any(|r| self.roles.contains(r))
     }
 }

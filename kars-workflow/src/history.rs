@@ -96,6 +96,13 @@ pub enum Input {
     Event(Event),
     /// [`crate::Instance::handle_timeout`] (recorded only when a timer was due).
     Timeout,
+    /// [`crate::Instance::upgrade`]: a move to the spec with fingerprint `to`.
+    Upgrade {
+        /// The new spec's fingerprint.
+        to: Fingerprint,
+        /// When it takes effect.
+        when: crate::instance::UpgradeWhen,
+    },
 }
 
 /// What became of an input.

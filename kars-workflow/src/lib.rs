@@ -75,7 +75,10 @@ pub use event::{
     MergeRequest, Reporter,
 };
 pub use history::{History, HistoryHeader, Input, Record, Resolved, Verdict};
-pub use instance::{CycleReport, DeadlineView, Footprint, Instance, Options, Snapshot, State, Waiting, WaitingFor};
+pub use instance::{
+    CycleReport, DeadlineView, Footprint, Instance, Options, Snapshot, State, UpgradeBlocker, UpgradePlan, UpgradeWhen,
+    Waiting, WaitingFor,
+};
 pub use kars_spec::spec::Recipient;
 pub use policy::Permission;
 pub use words::{EffectWords, NoticeWords, local_time};

@@ -333,7 +333,7 @@ where
     }
 
     /// Runs `f` with the driver held, on the blocking pool (for anything that writes, like
-    /// [`Driver::change_roster`]); wakes the loop afterwards.
+    /// [`Driver::change_roster`] or [`Driver::upgrade`]); wakes the loop afterwards.
     pub async fn with<T: Send + 'static>(&self, f: impl FnOnce(&mut Driver<S, C>) -> T + Send + 'static) -> T {
         let value = with_driver(&self.shared.driver, f).await;
         self.shared.wake.notify_one();

@@ -94,6 +94,7 @@ impl fmt::Display for NoticeWords<'_> {
         let node = |index: NodeIndex| workflow.node_id(index).map_or_else(|| index.to_string(), ToString::to_string);
         let window = |w| workflow.window_id(w).map(ToString::to_string).unwrap_or_default();
         match self.kind {
+            NoticeKind::Upgraded { from, to } => write!(f, "spec `{from}` gives way to spec `{to}`"),
             NoticeKind::CycleStarted { monday } => write!(f, "cycle {} started", ReleaseId::of(monday)),
             NoticeKind::CycleEnded { outcome } => write!(f, "cycle ended: {}", workflow.label(outcome)),
             NoticeKind::NodeEntered { node: n, attempt } if attempt > 1 => {

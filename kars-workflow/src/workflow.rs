@@ -184,6 +184,8 @@ pub(crate) struct CompiledWindow {
 pub struct Workflow {
     pub(crate) name: String,
     pub(crate) fingerprint: Fingerprint,
+    /// What the spec does, hashed whole and per part, for upgrades.
+    pub(crate) prints: crate::instance::upgrade::Prints,
     pub(crate) zone: Tz,
     pub(crate) nodes: Vec<CompiledNode>,
     pub(crate) edges: Vec<OutEdge>,
@@ -234,6 +236,13 @@ impl Workflow {
     #[must_use]
     pub fn fingerprint(&self) -> Fingerprint {
         self.fingerprint
+    }
+
+    /// The fingerprint of what the spec does ([`kars_spec::change::behaviour_fingerprint`]):
+    /// equal for two specs that differ only in labels, titles, messages, the team and the like.
+    #[must_use]
+    pub fn behaviour_fingerprint(&self) -> Fingerprint {
+        self.prints.behaviour
     }
 
     /// The zone of every wall-clock time in the workflow.
@@ -632,6 +641,7 @@ pub(crate) mod compile {
             fallback,
             name: spec.name.clone(),
             fingerprint: checked.fingerprint(),
+            prints: crate::instance::upgrade::Prints::of(spec),
             zone: checked.zone(),
             nodes,
             edges,

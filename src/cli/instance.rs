@@ -14,6 +14,7 @@
 mod identity;
 mod status;
 mod transcript;
+mod upgrade;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -59,6 +60,9 @@ enum Command {
     Team(TeamChangeArgs),
     /// Make a damaged journal readable again: back it up, then cut it at the first bad record.
     Repair(RepairArgs),
+    /// Move the instance to a new version of its spec: cosmetic changes at once, behavioural
+    /// ones from the next cycle (`--dry-run` shows the plan).
+    Upgrade(upgrade::UpgradeArgs),
 }
 
 /// Where the instance is.
@@ -218,6 +222,7 @@ pub fn run(args: &Args) -> ExitCode {
         Command::History(a) => history(a),
         Command::Team(a) => team(a),
         Command::Repair(a) => repair(a),
+        Command::Upgrade(a) => upgrade::upgrade(a),
     };
     match result {
         Ok(done) => done.emit(),
@@ -462,8 +467,9 @@ fn open(target: &Target, now: &Now, effects: Option<&EffectArgs>, access: Access
     Ok(Session { driver, spec, out, mode })
 }
 
+/// The newest spec the journal stores (the one in force, or scheduled for the next cycle).
 fn stored_spec(journal: &Journaled) -> Result<(CheckedSpec, Program), Failure> {
-    let Some(stored) = &journal.header.spec else {
+    let Some(stored) = upgrade::latest_text(journal) else {
         return Err(usage(format!(
             "the journal of instance `{}` holds no spec\nhelp: instances for the command line are started with `kars instance start`",
             journal.id
@@ -594,7 +600,9 @@ fn history(args: &HistoryArgs) -> Result<Done, Failure> {
             ClockMode::Rehearsal => "a rehearsal",
         }
     );
-    let mut transcript = transcript::Transcript::new(&program, journal.header.history.started_at);
+    let first = account.versions.first().cloned().unwrap_or_else(|| std::sync::Arc::clone(program.workflow()));
+    let mut transcript = transcript::Transcript::new(&program, first, journal.header.history.started_at);
+    transcript.versions(&account.versions);
     let mut acked = std::collections::BTreeSet::new();
     for (entry, caused) in journal.entries.iter().zip(&account.caused) {
         transcript.know(&caused.effects);
@@ -622,7 +630,17 @@ fn history(args: &HistoryArgs) -> Result<Done, Failure> {
 fn render_report(session: &mut Session, report: &Report, text: &mut String) -> Vec<String> {
     let program = session.driver.program().clone();
     let started = session.driver.header().history.started_at;
-    let mut transcript = transcript::Transcript::new(&program, started);
+    // The spec in force before the call: the one an upgrade in it moved from.
+    let before = report
+        .notices
+        .iter()
+        .find_map(|(_, n)| match n.kind {
+            kars::workflow::NoticeKind::Upgraded { from, .. } => session.driver.versions().get(from).cloned(),
+            _ => None,
+        })
+        .unwrap_or_else(|| std::sync::Arc::clone(session.driver.instance().workflow()));
+    let mut transcript = transcript::Transcript::new(&program, before, started);
+    transcript.versions(session.driver.versions());
     transcript.know(report.effects.iter().map(|run| &run.effect));
     for appended in &report.appended {
         let notices: Vec<_> = match &appended.entry {
@@ -660,10 +678,21 @@ fn render_state(
     id: &str,
     now: &Now,
 ) -> Result<String, Failure> {
-    let program = Program::new(spec).map_err(invalid)?;
     let store = open_store(journal, Access::Read)?;
     let id = instance_id(id)?;
     let journal = read_journal(&store, &id).map_err(driver_failure)?;
+    // The journal's own spec versions when it stores them; FILE otherwise. FILE must be one of
+    // them: another spec is refused as `open` refuses it (the upgrade command moves it on).
+    let texts: Vec<(kars::spec::Fingerprint, SpecText)> =
+        upgrade::stored_versions(&journal).into_iter().map(|(f, s)| (f, s.clone())).collect();
+    let (latest, program) = match upgrade::latest_text(&journal) {
+        Some(_) => stored_spec(&journal)?,
+        None => (spec.clone(), Program::new(spec).map_err(invalid)?),
+    };
+    if spec.fingerprint() != latest.fingerprint() && texts.iter().all(|(f, _)| *f != spec.fingerprint()) {
+        let recorded = latest.fingerprint();
+        return Err(driver_failure(DriverError::SpecChanged { id, recorded, current: spec.fingerprint() }));
+    }
     let mode = journal.header.clock;
     let parts = Parts {
         store,
@@ -678,7 +707,13 @@ fn render_state(
     let visited: Vec<NodeId> =
         instance.visited_this_cycle().into_iter().filter(|n| !current.contains(n)).cloned().collect();
     let state = StateView { current, visited, waiting: Some(status::short_waiting(&waiting)) };
-    Ok(kars::spec::mermaid::render_state(spec.spec(), options, &state))
+    // Draw the spec in force (an upgrade may be scheduled for the next cycle).
+    let in_force = instance.workflow().fingerprint();
+    let drawn = match texts.iter().rev().find(|(f, _)| *f == in_force) {
+        Some((_, text)) if in_force != latest.fingerprint() => load_spec(&text.text, &text.origin)?.0,
+        _ => latest,
+    };
+    Ok(kars::spec::mermaid::render_state(drawn.spec(), options, &state))
 }
 
 /// The `--journal`, `--id` and `--now` options of `kars render`.

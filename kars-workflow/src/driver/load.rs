@@ -14,6 +14,8 @@ use crate::effect::{Effect, EffectKey, Notice};
 use crate::history::{History, Record};
 use crate::instance::{Instance, Options};
 use crate::journal::Store;
+use crate::workflow::Workflow;
+use kars_spec::Fingerprint;
 
 /// An [`Entry`] by reference, serialized the same way (so commits do not clone records).
 #[derive(Serialize)]
@@ -22,6 +24,7 @@ pub(super) enum EntryRef<'a> {
     Input(&'a Record),
     Done(&'a Done),
     Roster(&'a RosterChange),
+    Spec(&'a super::record::SpecVersion),
 }
 
 /// An instance's journal, decoded.
@@ -42,14 +45,32 @@ impl Journaled {
     /// `team:` that `program` was compiled from), then every journaled change in order.
     #[must_use]
     pub fn roster(&self, program: &Program) -> Roster {
-        let start = self.header.roster.clone().unwrap_or_else(|| program.default_roster.clone());
-        self.entries
-            .iter()
-            .filter_map(|e| match e {
-                Entry::Roster(change) => Some(&change.roster),
-                _ => None,
-            })
-            .fold(start, |_, r| r.clone())
+        let mut roster = self.header.roster.clone().unwrap_or_else(|| program.default_roster.clone());
+        // A spec entry's team applies with its upgrade record, never alone.
+        let mut offered: Option<(Fingerprint, &Roster)> = None;
+        for entry in &self.entries {
+            match entry {
+                Entry::Roster(change) => roster.clone_from(&change.roster),
+                Entry::Spec(version) => offered = version.roster.as_ref().map(|r| (version.fingerprint, r)),
+                Entry::Input(record) => {
+                    if let Some(to) = accepted_upgrade(record)
+                        && let Some((_, team)) = offered.take().filter(|(f, _)| *f == to)
+                    {
+                        roster.clone_from(team);
+                    }
+                }
+                Entry::Done(_) => {}
+            }
+        }
+        roster
+    }
+}
+
+/// The spec an accepted upgrade record moves to.
+fn accepted_upgrade(record: &Record) -> Option<Fingerprint> {
+    match (&record.input, &record.verdict) {
+        (crate::history::Input::Upgrade { to, .. }, crate::history::Verdict::Accepted) => Some(*to),
+        _ => None,
     }
 }
 
@@ -108,6 +129,103 @@ pub struct Account {
     pub caused: Vec<Caused>,
     /// The roster in force.
     pub roster: Roster,
+    /// Every spec version the journal ran under, with the one it started with.
+    pub versions: Versions,
+}
+
+/// The spec versions of a journal, by fingerprint: the one it started with and every one an
+/// upgrade moved it to.
+#[derive(Debug, Clone, Default)]
+pub struct Versions {
+    map: std::collections::BTreeMap<Fingerprint, Arc<Workflow>>,
+    first: Option<Fingerprint>,
+    latest: Option<Fingerprint>,
+}
+
+impl Versions {
+    /// The compiled workflow of version `fingerprint`.
+    #[must_use]
+    pub fn get(&self, fingerprint: Fingerprint) -> Option<&Arc<Workflow>> {
+        self.map.get(&fingerprint)
+    }
+
+    /// The version the instance started with.
+    #[must_use]
+    pub fn first(&self) -> Option<&Arc<Workflow>> {
+        self.first.and_then(|f| self.map.get(&f))
+    }
+
+    /// The newest version (in force, or scheduled for the next cycle).
+    #[must_use]
+    pub fn latest(&self) -> Option<&Arc<Workflow>> {
+        self.latest.and_then(|f| self.map.get(&f))
+    }
+
+    /// Every version's fingerprint, in no particular order.
+    pub fn fingerprints(&self) -> impl Iterator<Item = Fingerprint> + '_ {
+        self.map.keys().copied()
+    }
+
+    /// The versions of a new instance: the one it starts with.
+    pub(super) fn starting(workflow: &Arc<Workflow>) -> Self {
+        let mut versions = Self { first: Some(workflow.fingerprint()), ..Self::default() };
+        versions.insert(Arc::clone(workflow));
+        versions
+    }
+
+    pub(super) fn insert(&mut self, workflow: Arc<Workflow>) {
+        self.latest = Some(workflow.fingerprint());
+        self.map.entry(workflow.fingerprint()).or_insert(workflow);
+    }
+
+    /// The versions `journal` names, compiled from the texts it stores; `program` (the host's
+    /// spec) stands for any version whose fingerprint it has.
+    fn collect(program: &Program, journal: &Journaled) -> Result<Self, DriverError> {
+        let mut versions = Self::default();
+        let compile = |spec: &super::record::SpecText, index: Option<usize>| -> Result<Arc<Workflow>, DriverError> {
+            let bad = |detail: String| match index {
+                Some(index) => DriverError::BadRecord { id: journal.id.clone(), index, detail },
+                None => DriverError::BadHeader { id: journal.id.clone(), detail },
+            };
+            let checked =
+                kars_spec::load(&spec.text, &spec.origin).map_err(|r| bad(format!("its spec does not load: {r}")))?;
+            Workflow::compile(&checked).map(Arc::new).map_err(|e| bad(format!("its spec does not compile: {e}")))
+        };
+        let first = journal.header.history.fingerprint;
+        if first == program.workflow.fingerprint() {
+            versions.insert(Arc::clone(&program.workflow));
+        } else if let Some(spec) = &journal.header.spec {
+            let workflow = compile(spec, None)?;
+            if workflow.fingerprint() == first {
+                versions.insert(workflow);
+            }
+        }
+        versions.first = Some(first);
+        versions.latest = Some(first);
+        let mut latest = first;
+        for (index, entry) in journal.entries.iter().enumerate() {
+            if let Entry::Input(record) = entry {
+                latest = accepted_upgrade(record).unwrap_or(latest);
+            }
+            let Entry::Spec(version) = entry else { continue };
+            if version.fingerprint == program.workflow.fingerprint() {
+                versions.insert(Arc::clone(&program.workflow));
+            } else {
+                let workflow = compile(&version.spec, Some(index))?;
+                if workflow.fingerprint() != version.fingerprint {
+                    let detail = format!(
+                        "its spec text has fingerprint `{}`, not `{}`",
+                        workflow.fingerprint(),
+                        version.fingerprint
+                    );
+                    return Err(DriverError::BadRecord { id: journal.id.clone(), index, detail });
+                }
+                versions.insert(workflow);
+            }
+        }
+        versions.latest = Some(latest);
+        Ok(versions)
+    }
 }
 
 /// Replays `journal` once, recording what each entry caused, so a host can show the whole
@@ -134,7 +252,7 @@ pub fn replay_journal(program: &Program, journal: &Journaled) -> Result<Account,
             slot.effects.push(effect);
         }
     })?;
-    Ok(Account { instance: loaded.instance, caused, roster: loaded.roster })
+    Ok(Account { instance: loaded.instance, caused, roster: loaded.roster, versions: loaded.versions })
 }
 
 /// What [`load`] rebuilt.
@@ -145,6 +263,7 @@ pub(super) struct Loaded {
     pub(super) journaled: u64,
     pub(super) acked: BTreeSet<EffectKey>,
     pub(super) roster: Roster,
+    pub(super) versions: Versions,
 }
 
 /// Checks and replays a journal already read against `program`.
@@ -160,9 +279,14 @@ fn replay(
 ) -> Result<Loaded, DriverError> {
     let Journaled { id, header, entries, version } = journal;
     let current = program.workflow.fingerprint();
-    if header.history.fingerprint != current {
-        return Err(DriverError::SpecChanged { id: id.clone(), recorded: header.history.fingerprint, current });
+    let versions = Versions::collect(program, journal)?;
+    let latest = versions.latest.unwrap_or(header.history.fingerprint);
+    if latest != current {
+        return Err(DriverError::SpecChanged { id: id.clone(), recorded: latest, current });
     }
+    let Some(first) = versions.first().cloned() else {
+        return Err(DriverError::SpecChanged { id: id.clone(), recorded: header.history.fingerprint, current });
+    };
     let mut records = Vec::new();
     let mut acked = BTreeSet::new();
     for entry in entries {
@@ -171,11 +295,11 @@ fn replay(
             Entry::Done(done) => {
                 acked.insert(done.key.clone());
             }
-            Entry::Roster(_) => {}
+            Entry::Roster(_) | Entry::Spec(_) => {}
         }
     }
     let roster = journal.roster(program);
-    let workflow = Arc::clone(&program.workflow);
+    let workflow = first;
     let (instance, journaled) = if records.is_empty() {
         // The start was never journaled (a crash right after `create`): start again; the
         // engine is deterministic, so this is the start that was lost.
@@ -184,9 +308,10 @@ fn replay(
     } else {
         let journaled = records.len() as u64;
         let history = History { header: header.history.clone(), first_seq: 0, records };
-        let instance = Instance::replay_with(workflow, &history, options, after)
+        let resolve = |f: Fingerprint| versions.get(f).cloned();
+        let instance = Instance::replay_versions(workflow, &history, options, &resolve, after)
             .map_err(|e| DriverError::Replay { id: id.clone(), source: Box::new(e) })?;
         (instance, journaled)
     };
-    Ok(Loaded { header: header.clone(), instance, version: *version, journaled, acked, roster })
+    Ok(Loaded { header: header.clone(), instance, version: *version, journaled, acked, roster, versions })
 }

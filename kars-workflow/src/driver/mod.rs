@@ -131,6 +131,7 @@ mod perform;
 mod record;
 mod report;
 mod roster;
+mod upgrade;
 mod who;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -143,17 +144,18 @@ use kars_spec::spec::NodeKind;
 pub use clock::{Clock, SystemClock, VirtualClock};
 pub use config::{DriverConfig, Earlier, HistoryInMemory, Parts, Program, Refusals, Start};
 pub use error::DriverError;
-pub use load::{Account, Caused, Journaled, read_journal, replay_journal};
+pub use load::{Account, Caused, Journaled, Versions, read_journal, replay_journal};
 pub use ops::{
     Adapters, ManualOperations, Operation, Operations, OperationsFn, RecordingOperations, RetryPolicy, Scripted,
 };
 pub use perform::{Attempt, EffectOutcome, EffectRunner, LogEntry, LogKind};
 pub use record::{
     ClockMode, Done, EffectStatus, Entry, Failure, JOURNAL_FORMAT, JournalHeader, OLDEST_JOURNAL_FORMAT, RosterChange,
-    SpecText,
+    SpecText, SpecVersion,
 };
 pub use report::{Appended, EffectRun, Report};
 pub use roster::{Member, Roster, RosterError};
+pub use upgrade::UpgradeRequest;
 pub use who::{CanAct, who_can_act};
 
 use crate::effect::{Effect, EffectKey};
@@ -199,6 +201,8 @@ pub struct Driver<S: Store, C: Clock> {
     /// Notices of inputs handled but not yet journaled.
     staged: Vec<(u64, crate::effect::Notice)>,
     broken: bool,
+    /// Every spec version the instance ran under.
+    versions: load::Versions,
 }
 
 impl<S: Store, C: Clock> std::fmt::Debug for Driver<S, C> {
@@ -416,7 +420,8 @@ impl<S: Store, C: Clock> Driver<S, C> {
     /// As [`Driver::handle_event`]; an action result that is not `succeeded` or `failed` is
     /// refused as an unknown outcome.
     pub fn act(&mut self, actor: Actor, node: NodeId, outcome: Option<&str>) -> Result<Report, DriverError> {
-        let workflow = &self.program.workflow;
+        // The spec in force (an upgrade may be scheduled for the next cycle).
+        let workflow = self.instance.workflow();
         let kind = workflow.node_index(node.as_str()).and_then(|i| workflow.node_kind(i));
         let event = if kind == Some(NodeKind::Action) {
             let parsed = outcome.and_then(|o| o.parse::<ActionOutcome>().ok());

@@ -56,6 +56,7 @@ impl<S: Store, C: Clock> Driver<S, C> {
             .map_err(|e| DriverError::BadHeader { id: id.clone(), detail: e.to_string() })?;
         parts.store.create(id, &bytes)?;
         let mut driver = Self::assemble(parts, program, id.clone(), header, instance, roster);
+        driver.versions = load::Versions::starting(&program.workflow);
         driver.begin();
         driver.sync()?;
         let report = driver.finish();
@@ -82,8 +83,10 @@ impl<S: Store, C: Clock> Driver<S, C> {
     /// As [`Driver::open`], but for reading.
     pub fn open_read(parts: Parts<S, C>, program: &Program, journal: Journaled) -> Result<Self, DriverError> {
         let id = journal.id.clone();
-        let load::Loaded { header, instance, version, journaled, acked, roster } = load::load(program, journal)?;
+        let load::Loaded { header, instance, version, journaled, acked, roster, versions } =
+            load::load(program, journal)?;
         let mut driver = Self::assemble(parts, program, id, header, instance, roster);
+        driver.versions = versions;
         driver.settle(version, journaled, acked);
         Ok(driver)
     }
@@ -137,12 +140,14 @@ impl<S: Store, C: Clock> Driver<S, C> {
             report: Report::default(),
             staged: Vec::new(),
             broken: false,
+            versions: load::Versions::default(),
         }
     }
 
     pub(super) fn install(&mut self, loaded: load::Loaded) {
-        let load::Loaded { header, instance, version, journaled, acked, roster } = loaded;
+        let load::Loaded { header, instance, version, journaled, acked, roster, versions } = loaded;
         self.instance = instance;
+        self.versions = versions;
         self.instance.set_notice_capacity(NOTICE_CAPACITY);
         self.header = header;
         self.roster = roster;

@@ -16,10 +16,18 @@
 //!   ended. An effect that was emitted by a journaled input and has no `done` entry is run again
 //!   (with the same key) when the journal is reopened.
 //! * `{"roster": RosterChange}` — the roster replaced, by whom and when.
+//! * `{"spec": SpecVersion}` — the text of a spec version the instance moves to, by whom and
+//!   when, with the new team when it differs from the roster; the `input` entry of the upgrade
+//!   (`{"upgrade": {"to": …, "when": …}}`) follows in the same append. A `spec` entry without
+//!   its upgrade (an append torn by a crash) changes nothing: the upgrade record decides which
+//!   spec, and which roster, is in force.
 //!
 //! Everything stored is typed data (kinds, ids, instants), never a rendered sentence: a refusal
 //! is an [`crate::EngineError`] with ids, a failed effect a [`Failure`] with the adapter's own
 //! words kept apart.
+//!
+//! Version 3 adds the `spec` entry and the upgrade input; it reads versions 1 and 2, which
+//! have neither.
 //!
 //! Version 2 reads version 1 journals: their header has no clock mode (a rehearsal: version 1
 //! took every time and actor from the command line) and no
@@ -39,7 +47,7 @@ use crate::event::ActionOutcome;
 use crate::history::{HistoryHeader, Record};
 
 /// The journal format version this build writes.
-pub const JOURNAL_FORMAT: u32 = 2;
+pub const JOURNAL_FORMAT: u32 = 3;
 
 /// The oldest journal format version this build still reads.
 pub const OLDEST_JOURNAL_FORMAT: u32 = 1;
@@ -112,6 +120,26 @@ pub enum Entry {
     Done(Done),
     /// The roster replaced.
     Roster(RosterChange),
+    /// A spec version the instance moves to (its upgrade input follows).
+    Spec(SpecVersion),
+}
+
+/// A journaled spec version: the text an upgrade moves the instance to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpecVersion {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Who upgraded (a person on the roster, or the host's name for itself).
+    pub by: String,
+    /// The spec's fingerprint.
+    pub fingerprint: kars_spec::Fingerprint,
+    /// The spec's text.
+    pub spec: SpecText,
+    /// The new spec's team, when it differs from the roster in force: it replaces the roster
+    /// with the upgrade (only if the upgrade's input record follows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roster: Option<Roster>,
 }
 
 /// A journaled roster change.

@@ -6,9 +6,11 @@
 
 mod input;
 mod query;
+mod remap;
 mod replay;
 mod state;
 mod step;
+pub(crate) mod upgrade;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -21,9 +23,11 @@ use crate::error::EngineError;
 use crate::event::{Event, InstanceId};
 use crate::history::{History, HistoryHeader, Input, Record, Resolved, Verdict};
 use crate::workflow::Workflow;
+use kars_spec::Fingerprint;
 
 pub use query::{CycleReport, DeadlineView, Waiting, WaitingFor};
 pub use state::State;
+pub use upgrade::{UpgradeBlocker, UpgradePlan, UpgradeWhen};
 
 /// One instance of a workflow: a single token moving through weekly cycles.
 ///
@@ -43,6 +47,8 @@ pub struct Instance {
     replay: Option<Box<replay::Cursor>>,
     /// The instants resolved while handling the current input.
     resolved: Vec<Resolved>,
+    /// The spec that takes effect when the next cycle starts ([`Instance::upgrade`]).
+    upcoming: Option<Arc<Workflow>>,
 }
 
 impl PartialEq for Instance {
@@ -175,6 +181,7 @@ impl Instance {
             notices: Notices::new(options.notice_capacity),
             replay,
             resolved: Vec::new(),
+            upcoming: None,
         };
         instance.refresh_calendar(now);
         let next = instance.start_cycle(now);
@@ -360,17 +367,39 @@ impl Instance {
     /// Returns [`EngineError::SnapshotMismatch`] when the snapshot was made with another spec
     /// or its tables do not fit the workflow.
     pub fn restore(workflow: Arc<Workflow>, snapshot: Snapshot) -> Result<Self, EngineError> {
+        Self::restore_versions(workflow, snapshot, &|_| None)
+    }
+
+    /// [`Instance::restore`] for an instance that was upgrade: `workflow` is the spec in force
+    /// and `versions` resolves the one scheduled for the next cycle, if any.
+    ///
+    /// # Errors
+    /// As [`Instance::restore`]; [`crate::error::Mismatch::UnknownVersion`] when the scheduled
+    /// spec does not resolve.
+    pub fn restore_versions(
+        workflow: Arc<Workflow>,
+        snapshot: Snapshot,
+        versions: &dyn Fn(Fingerprint) -> Option<Arc<Workflow>>,
+    ) -> Result<Self, EngineError> {
         let Snapshot { state, history, pending_effects } = snapshot;
-        if history.header.fingerprint != workflow.fingerprint {
-            let mismatch = crate::error::Mismatch::Fingerprint {
-                recorded: history.header.fingerprint,
-                workflow: workflow.fingerprint,
-            };
+        let recorded = state.in_force().unwrap_or(history.header.fingerprint);
+        if recorded != workflow.fingerprint {
+            let mismatch = crate::error::Mismatch::Fingerprint { recorded, workflow: workflow.fingerprint };
             return Err(EngineError::SnapshotMismatch { mismatch });
         }
         if !state.fits(&workflow) || !state.sane() {
             return Err(EngineError::SnapshotMismatch { mismatch: crate::error::Mismatch::Shape });
         }
+        let upcoming = match state.upcoming() {
+            None => None,
+            Some(fingerprint) => match versions(fingerprint).filter(|w| w.fingerprint == fingerprint) {
+                Some(w) => Some(w),
+                None => {
+                    let mismatch = crate::error::Mismatch::UnknownVersion { fingerprint };
+                    return Err(EngineError::SnapshotMismatch { mismatch });
+                }
+            },
+        };
         Ok(Self {
             workflow,
             state,
@@ -379,6 +408,7 @@ impl Instance {
             notices: None,
             replay: None,
             resolved: Vec::new(),
+            upcoming,
         })
     }
 

@@ -187,7 +187,7 @@ impl Instance {
             .iter()
             .map(|c| CycleReport {
                 release: ReleaseId::of(c.monday),
-                outcome: self.workflow.label(c.outcome).to_owned(),
+                outcome: self.outcome_text(c.outcome).to_owned(),
                 started_at: c.started_at,
                 ended_at: c.ended_at,
                 deadline_misses: c.deadline_misses,

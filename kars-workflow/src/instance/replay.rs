@@ -70,6 +70,24 @@ impl Instance {
         workflow: Arc<Workflow>,
         history: &History,
         options: super::Options,
+        after: impl FnMut(&crate::history::Record, &mut Instance),
+    ) -> Result<Self, EngineError> {
+        Self::replay_versions(workflow, history, options, &|_| None, after)
+    }
+
+    /// [`Instance::replay_with`] for a history that moved between spec versions
+    /// ([`Instance::upgrade`]): `workflow` is the spec the instance started with, and
+    /// `versions` gives the workflow of each fingerprint an upgrade record names. Each part of
+    /// the history replays under the spec that was in force for it.
+    ///
+    /// # Errors
+    /// As [`Instance::replay`]; [`Mismatch::UnknownVersion`] when `versions` does not resolve
+    /// a fingerprint an upgrade names (or resolves it to another spec).
+    pub fn replay_versions(
+        workflow: Arc<Workflow>,
+        history: &History,
+        options: super::Options,
+        versions: &dyn Fn(kars_spec::Fingerprint) -> Option<Arc<Workflow>>,
         mut after: impl FnMut(&crate::history::Record, &mut Instance),
     ) -> Result<Self, EngineError> {
         let mismatch = |seq: Option<u64>, mismatch: Mismatch| EngineError::ReplayMismatch { seq, mismatch };
@@ -102,6 +120,12 @@ impl Instance {
                     let _ = instance.handle_event(event.clone(), record.at);
                 }
                 Input::Timeout => instance.handle_timeout(record.at),
+                Input::Upgrade { to, when } => {
+                    let Some(next) = versions(*to).filter(|w| w.fingerprint == *to) else {
+                        return Err(mismatch(Some(seq), Mismatch::UnknownVersion { fingerprint: *to }));
+                    };
+                    let _ = instance.upgrade(next, *when, record.at);
+                }
             }
             let Some(replayed) = instance.history.records.get(before) else {
                 let m = Mismatch::Verdict { recorded: record.verdict.describe(), replayed: "no timer due".into() };

@@ -1,6 +1,7 @@
 //! The serializable state of one instance: indices and small tables, no strings on the hot path.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use kars_spec::Fingerprint;
 use serde::{Deserialize, Serialize};
 
 use crate::workflow::{LabelIndex, NodeIndex, Workflow};
@@ -77,6 +78,24 @@ pub struct State {
     pub(crate) misses: u16,
     pub(crate) retry_rounds: u16,
     pub(crate) finished: Vec<CycleSummary>,
+    /// What upgrades did; `None` (one pointer) for an instance never upgraded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) upgrades: Option<Box<Upgrades>>,
+}
+
+/// The state an upgraded instance keeps about its spec versions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Upgrades {
+    /// The spec in force, once an upgrade moved the instance off the one it started with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) in_force: Option<Fingerprint>,
+    /// The spec scheduled to take effect when the next cycle starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) upcoming: Option<Fingerprint>,
+    /// Outcome labels of finished cycles that the spec in force no longer has; a
+    /// [`CycleSummary::outcome`] past the workflow's labels indexes this list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) retired: Vec<Box<str>>,
 }
 
 pub(crate) const DONE: u16 = 0x8000;
@@ -103,6 +122,7 @@ impl State {
             misses: 0,
             retry_rounds: 0,
             finished: Vec::new(),
+            upgrades: None,
         }
     }
 
@@ -127,7 +147,7 @@ impl State {
 
     /// Whether the tables fit `workflow` and every index is in range (checked on restore).
     pub(crate) fn fits(&self, workflow: &Workflow) -> bool {
-        let labels = workflow.labels.len();
+        let labels = workflow.labels.len() + self.retired().len();
         let node_ok = |n: NodeIndex| n.get() < workflow.nodes.len();
         self.nodes.len() == workflow.nodes.len()
             && self.deadlines.len() == workflow.deadlines.len()
@@ -141,6 +161,26 @@ impl State {
                 Token::At { node, .. } => node_ok(node),
                 Token::Between { .. } => true,
             }
+    }
+
+    /// The retired outcome labels ([`Upgrades::retired`]).
+    pub(crate) fn retired(&self) -> &[Box<str>] {
+        self.upgrades.as_ref().map_or(&[], |u| &u.retired)
+    }
+
+    /// The upgrade bookkeeping, made on first use.
+    pub(crate) fn upgrades_mut(&mut self) -> &mut Upgrades {
+        self.upgrades.get_or_insert_with(Box::default)
+    }
+
+    /// The spec scheduled for the next cycle.
+    pub(crate) fn upcoming(&self) -> Option<Fingerprint> {
+        self.upgrades.as_ref().and_then(|u| u.upcoming)
+    }
+
+    /// The spec in force when an upgrade moved the instance.
+    pub(crate) fn in_force(&self) -> Option<Fingerprint> {
+        self.upgrades.as_ref().and_then(|u| u.in_force)
     }
 
     pub(crate) fn visits(&self, node: NodeIndex) -> u16 {

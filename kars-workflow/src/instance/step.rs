@@ -90,8 +90,9 @@ impl Instance {
         if self.next_wake().is_none_or(|at| at > now) {
             return;
         }
-        let workflow = std::sync::Arc::clone(&self.workflow);
         for _ in 0..TIMER_BUDGET {
+            // Cloned each round: a cycle that starts may move to an upgraded spec.
+            let workflow = std::sync::Arc::clone(&self.workflow);
             let Some(due) = self.next_wake().filter(|at| *at <= now) else {
                 return;
             };
@@ -109,6 +110,8 @@ impl Instance {
             match self.state.token {
                 Token::Between { next_start } if next_start == due => {
                     let next = self.start_cycle(at);
+                    // The cycle may have started under an upgraded spec.
+                    let workflow = std::sync::Arc::clone(&self.workflow);
                     self.run(&workflow, next, at);
                     continue;
                 }
@@ -137,17 +140,25 @@ impl Instance {
     /// Follows automatic transitions until the token waits.
     pub(crate) fn run(&mut self, workflow: &Workflow, mut next: Next, at: DateTime<Utc>) {
         let mut budget = 4 * workflow.nodes.len() + 16;
+        // Set when a new cycle started under an upgraded spec.
+        let mut upgraded: Option<std::sync::Arc<Workflow>> = None;
         loop {
             next = match next {
                 Next::Wait => return,
-                Next::End(outcome) => self.end_cycle(outcome, at),
+                Next::End(outcome) => {
+                    let next = self.end_cycle(outcome, at);
+                    if !std::ptr::eq(upgraded.as_deref().unwrap_or(workflow), &*self.workflow) {
+                        upgraded = Some(std::sync::Arc::clone(&self.workflow));
+                    }
+                    next
+                }
                 Next::Enter(node) => {
                     if budget == 0 {
                         self.stall(node, at);
                         return;
                     }
                     budget -= 1;
-                    self.arrive(workflow, node, at)
+                    self.arrive(upgraded.as_deref().unwrap_or(workflow), node, at)
                 }
             };
         }
@@ -290,6 +301,7 @@ impl Instance {
     }
 
     pub(crate) fn start_cycle(&mut self, at: DateTime<Utc>) -> Next {
+        self.take_upcoming(at);
         let zone = self.workflow.zone;
         let monday = self.resolve_cycle(|| cycle_monday_of(at.with_timezone(&zone).date_naive()));
         let state = &mut self.state;

@@ -20,6 +20,12 @@ pub fn render<S: Store>(driver: &Driver<S, Box<dyn kars::workflow::driver::Clock
     let id = driver.id().as_str();
     let _ = writeln!(out, "instance `{id}` of workflow `{}`, release {}", workflow.name(), waiting.release);
     let _ = writeln!(out, "clock:      {mode}");
+    let versions = driver.versions().fingerprints().count();
+    let history = if versions > 1 { format!("{versions} versions in the journal") } else { "as started".to_owned() };
+    let _ = writeln!(out, "spec:       `{}` ({history})", workflow.fingerprint());
+    if let Some(next) = driver.upcoming() {
+        let _ = writeln!(out, "next cycle: spec `{}` takes effect when the next cycle starts", next.fingerprint());
+    }
     let _ = writeln!(out, "now:        {}", local(now, zone));
     if let Some(node) = &waiting.node {
         let label = workflow.node_index(node.as_str()).and_then(|i| workflow.node_label(i)).unwrap_or_default();

@@ -7,7 +7,10 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use kars::workflow::driver::{Done, Entry, Program, RosterChange};
+use std::sync::Arc;
+
+use kars::workflow::Workflow;
+use kars::workflow::driver::{Done, Entry, Program, RosterChange, SpecVersion, Versions};
 use kars::workflow::{Effect, EffectKey, EffectKind, Event, Input, Notice, NoticeKind, Record, Verdict};
 
 /// The one local-time format of the command line.
@@ -24,11 +27,29 @@ pub struct Transcript<'a> {
     /// The effects seen so far, to describe their acknowledgements.
     effects: HashMap<EffectKey, EffectKind>,
     out: String,
+    /// The spec in force at the entry being rendered: notices name its nodes.
+    workflow: Arc<Workflow>,
+    /// Every spec version, to follow upgrades.
+    versions: Versions,
 }
 
 impl<'a> Transcript<'a> {
-    pub fn new(program: &'a Program, started: DateTime<Utc>) -> Self {
-        Self { program, zone: program.workflow().zone(), started, effects: HashMap::new(), out: String::new() }
+    /// A transcript whose first entry runs under `workflow`.
+    pub fn new(program: &'a Program, workflow: Arc<Workflow>, started: DateTime<Utc>) -> Self {
+        Self {
+            program,
+            zone: workflow.zone(),
+            started,
+            effects: HashMap::new(),
+            out: String::new(),
+            workflow,
+            versions: Versions::default(),
+        }
+    }
+
+    /// The spec versions upgrades move to, so that later notices name the right nodes.
+    pub fn versions(&mut self, versions: &Versions) {
+        self.versions = versions.clone();
     }
 
     fn line(&mut self, at: DateTime<Utc>, depth: usize, text: &str) {
@@ -49,6 +70,7 @@ impl<'a> Transcript<'a> {
             Entry::Input(record) => self.input(record, notices),
             Entry::Done(done) => self.done(done),
             Entry::Roster(change) => self.roster(change),
+            Entry::Spec(version) => self.spec(version),
             other => {
                 let text = format!("{other:?}");
                 self.line(self.started, 0, &text);
@@ -59,13 +81,24 @@ impl<'a> Transcript<'a> {
     fn input(&mut self, record: &Record, notices: &[&Notice]) {
         let text = describe_input(record);
         self.line(record.at, 0, &text);
-        let workflow = std::sync::Arc::clone(self.program.workflow());
         for notice in notices {
+            if let NoticeKind::Upgraded { to, .. } = notice.kind
+                && let Some(next) = self.versions.get(to)
+            {
+                self.workflow = Arc::clone(next);
+                self.zone = next.zone();
+            }
             // A completion is said by the input itself.
             if !matches!(notice.kind, NoticeKind::NodeCompleted { .. }) {
-                self.line(notice.at, 1, &notice.kind.display(&workflow).to_string());
+                let text = notice.kind.display(&self.workflow).to_string();
+                self.line(notice.at, 1, &text);
             }
         }
+    }
+
+    fn spec(&mut self, version: &SpecVersion) {
+        let text = format!("{} stores spec `{}` (from {})", version.by, version.fingerprint, version.spec.origin);
+        self.line(version.at, 0, &text);
     }
 
     fn done(&mut self, done: &Done) {
@@ -116,6 +149,7 @@ fn describe_input(record: &Record) -> String {
         Input::Event(Event::Merge { source, target, actor }) => {
             format!("{} merges `{source}` into `{target}`", actor.name)
         }
+        Input::Upgrade { to, when } => format!("upgrade to spec `{to}`, {when}"),
     };
     match &record.verdict {
         Verdict::Accepted => text,
