@@ -176,6 +176,17 @@ codes! {
     GateOrder = "K0703",
     /// `K0704` a deadline is earlier than the latest gate on the way to its node.
     DeadlineBeforeGate = "K0704",
+    /// `K0710` the cadence's anchor is not a Monday.
+    CadenceAnchor = "K0710",
+    /// `K0711` (warning) a gate or deadline lies in a week past the cycle's cadence: the next
+    /// cycle has started by then.
+    PastCadence = "K0711",
+    /// `K0712` a holiday range ends before it starts.
+    HolidayRange = "K0712",
+    /// `K0713` a window with dated edges closes before it opens.
+    DatedWindowOrder = "K0713",
+    /// `K0714` (warning) `on_holiday` on a node without a gate does nothing.
+    OnHolidayWithoutGate = "K0714",
 }
 
 impl fmt::Display for Code {

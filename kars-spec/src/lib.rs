@@ -18,9 +18,11 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod cadence;
 pub mod calendar;
 pub mod change;
 mod checked;
+pub mod dates;
 pub mod diagnostic;
 pub mod id;
 mod load;

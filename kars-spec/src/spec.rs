@@ -33,6 +33,13 @@ pub struct Spec {
     pub description: Option<String>,
     /// The IANA time zone of every wall-clock time in the spec (`America/Toronto`).
     pub timezone: String,
+    /// How often a cycle starts (default: every week). See [`crate::cadence`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cadence: Option<crate::cadence::Cadence>,
+    /// Days on which nobody works: dates and ranges, in the spec's zone. Gates say what they do
+    /// on one (`on_holiday`); the simulator's people take them off.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holidays: Vec<crate::dates::Holiday>,
     /// The mermaid flowchart direction.
     #[serde(default, skip_serializing_if = "Direction::is_default")]
     pub direction: Direction,
@@ -198,6 +205,8 @@ pub enum WindowEdge {
     At(WeekTime),
     /// When this node of the running week completes.
     After(NodeId),
+    /// Once, at this date and time in the workflow's zone (a year-end freeze).
+    On(crate::dates::LocalDateTime),
 }
 
 /// A phase: a mermaid subgraph.
@@ -266,6 +275,9 @@ pub struct Node {
     /// The node cannot start before this time of the cycle.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate: Option<WeekTime>,
+    /// What the gate does when it would open on a holiday (default `keep`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_holiday: Option<crate::dates::OnHoliday>,
     /// The node should be complete by this time of the cycle, or it escalates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline: Option<Deadline>,

@@ -165,6 +165,11 @@ pub enum NoticeKind {
         /// The spec in force now.
         to: kars_spec::Fingerprint,
     },
+    /// A gate with `on_holiday: skip_cycle` fell on a holiday: the cycle ends as `skipped`.
+    HolidaySkip {
+        /// The gated node.
+        node: NodeIndex,
+    },
     /// A cycle started; its Monday names the release.
     CycleStarted {
         /// The cycle's Monday.

@@ -123,20 +123,61 @@ fn last_in(time: WeekTime, now: DateTime<Utc>, monday: NaiveDate, zone: Tz) -> D
     earliest - Duration::weeks(1)
 }
 
+/// A calendar edge of a window: every week at a week time, or once at a local date and time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CalendarEdge {
+    /// Every week.
+    Weekly(WeekTime),
+    /// Once.
+    Dated(NaiveDateTime),
+}
+
+impl CalendarEdge {
+    /// The latest occurrence at or before `now` ([`EARLIEST`] for a dated edge still ahead).
+    pub(crate) fn last(self, now: DateTime<Utc>, zone: Tz) -> DateTime<Utc> {
+        match self {
+            CalendarEdge::Weekly(time) => last_occurrence(time, now, zone),
+            CalendarEdge::Dated(local) => {
+                Some(resolve_local_memo(zone, local)).filter(|at| *at <= now).unwrap_or(EARLIEST)
+            }
+        }
+    }
+
+    /// The first occurrence strictly after `now`, if any.
+    pub(crate) fn next_after(self, now: DateTime<Utc>, zone: Tz) -> Option<DateTime<Utc>> {
+        match self {
+            CalendarEdge::Weekly(time) => Some(next_occurrence_after(time, now, zone)),
+            CalendarEdge::Dated(local) => Some(resolve_local_memo(zone, local)).filter(|at| *at > now),
+        }
+    }
+}
+
 /// The last occurrence of every edge at or before `now`, and the first occurrence of any edge
 /// strictly after it: [`last_occurrence`] and [`next_occurrence_after`] for a whole table,
 /// with the local week looked up once for each.
 pub(crate) fn edges_around(
-    edges: &[WeekTime],
+    edges: &[CalendarEdge],
     now: DateTime<Utc>,
     zone: Tz,
 ) -> (Vec<DateTime<Utc>>, Option<DateTime<Utc>>) {
     let now = clamp(now);
     let monday = local_monday(now, zone);
-    let last = edges.iter().map(|t| last_in(*t, now, monday, zone)).collect();
+    let last = edges
+        .iter()
+        .map(|e| match *e {
+            CalendarEdge::Weekly(t) => last_in(t, now, monday, zone),
+            dated => dated.last(now, zone),
+        })
+        .collect();
     let after = now + Duration::seconds(1);
     let after_monday = local_monday(after, zone);
-    let next = edges.iter().map(|t| next_in(*t, after, after_monday, zone)).min();
+    let next = edges
+        .iter()
+        .filter_map(|e| match *e {
+            CalendarEdge::Weekly(t) => Some(next_in(t, after, after_monday, zone)),
+            dated => dated.next_after(now, zone),
+        })
+        .min();
     (last, next)
 }
 

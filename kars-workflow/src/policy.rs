@@ -32,6 +32,10 @@ fn edge_last(
     match edge {
         CompiledEdge::At { slot, .. } => calendar.get(usize::from(slot)).copied(),
         CompiledEdge::After { slot, .. } => watched.get(usize::from(slot)).copied().flatten(),
+        // A dated edge still ahead has not happened ([`crate::gate::EARLIEST`]).
+        CompiledEdge::On { slot, .. } => {
+            calendar.get(usize::from(slot)).copied().filter(|at| *at > crate::gate::EARLIEST)
+        }
     }
 }
 

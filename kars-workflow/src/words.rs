@@ -95,6 +95,9 @@ impl fmt::Display for NoticeWords<'_> {
         let window = |w| workflow.window_id(w).map(ToString::to_string).unwrap_or_default();
         match self.kind {
             NoticeKind::Upgraded { from, to } => write!(f, "spec `{from}` gives way to spec `{to}`"),
+            NoticeKind::HolidaySkip { node: n } => {
+                write!(f, "the gate of `{}` falls on a holiday: the cycle is skipped", node(n))
+            }
             NoticeKind::CycleStarted { monday } => write!(f, "cycle {} started", ReleaseId::of(monday)),
             NoticeKind::CycleEnded { outcome } => write!(f, "cycle ended: {}", workflow.label(outcome)),
             NoticeKind::NodeEntered { node: n, attempt } if attempt > 1 => {

@@ -121,6 +121,8 @@ pub(crate) struct CompiledNode {
     pub(crate) action: Option<CompiledAction>,
     pub(crate) decider: Option<Decider>,
     pub(crate) gate: Option<WeekTime>,
+    /// What the gate does on a holiday.
+    pub(crate) on_holiday: kars_spec::dates::OnHoliday,
     pub(crate) deadline: Option<u16>,
     pub(crate) retry: Option<u16>,
     /// Where the node's outcome is kept, when some decision reads it.
@@ -167,6 +169,8 @@ pub(crate) enum CompiledEdge {
     At { time: WeekTime, slot: u16 },
     /// A node's completion in the running cycle; `slot` indexes the watched-completion table.
     After { node: NodeIndex, slot: u16 },
+    /// Once, at a local date and time; `slot` indexes the instance's last-occurrence table.
+    On { at: chrono::NaiveDateTime, slot: u16 },
 }
 
 #[derive(Debug, Clone)]
@@ -187,6 +191,8 @@ pub struct Workflow {
     /// What the spec does, hashed whole and per part, for upgrades.
     pub(crate) prints: crate::instance::upgrade::Prints,
     pub(crate) zone: Tz,
+    /// How often a cycle starts.
+    pub(crate) cadence: kars_spec::cadence::Cadence,
     pub(crate) nodes: Vec<CompiledNode>,
     pub(crate) edges: Vec<OutEdge>,
     pub(crate) labels: Vec<Box<str>>,
@@ -195,7 +201,9 @@ pub struct Workflow {
     pub(crate) branches: Vec<BranchMatcher>,
     pub(crate) deadlines: Vec<CompiledDeadline>,
     pub(crate) retries: Vec<CompiledRetry>,
-    pub(crate) calendar_edges: Vec<WeekTime>,
+    pub(crate) calendar_edges: Vec<crate::gate::CalendarEdge>,
+    /// Days nobody works.
+    pub(crate) holidays: Vec<kars_spec::dates::Holiday>,
     pub(crate) outcome_slots: u16,
     pub(crate) actor_slots: u16,
     pub(crate) watch_slots: u16,
@@ -204,6 +212,8 @@ pub struct Workflow {
     pub(crate) failed: LabelIndex,
     pub(crate) exhausted: LabelIndex,
     pub(crate) completed: LabelIndex,
+    /// The outcome of a cycle a holiday skipped (`on_holiday: skip_cycle`).
+    pub(crate) skipped: LabelIndex,
     index: HashMap<NodeId, NodeIndex>,
     fallback: CompiledNode,
 }
@@ -243,6 +253,18 @@ impl Workflow {
     #[must_use]
     pub fn behaviour_fingerprint(&self) -> Fingerprint {
         self.prints.behaviour
+    }
+
+    /// The days nobody works (the spec's `holidays:`).
+    #[must_use]
+    pub fn holidays(&self) -> &[kars_spec::dates::Holiday] {
+        &self.holidays
+    }
+
+    /// How often a cycle starts (every week unless the spec says otherwise).
+    #[must_use]
+    pub fn cadence(&self) -> kars_spec::cadence::Cadence {
+        self.cadence
     }
 
     /// The zone of every wall-clock time in the workflow.
@@ -392,6 +414,7 @@ pub(crate) mod compile {
         let failed = labels.intern("failed")?;
         let exhausted = labels.intern("exhausted")?;
         let completed = labels.intern("completed")?;
+        let skipped = labels.intern("skipped")?;
 
         // Slots: which nodes some other part of the spec reads back.
         let (mut outcome_slots, mut actor_slots, mut watch_slots) = (0u16, 0u16, 0u16);
@@ -450,8 +473,14 @@ pub(crate) mod compile {
                     WindowEdge::At(time) => {
                         let slot = u16::try_from(calendar_edges.len())
                             .map_err(|_| CompileError::TooMany { what: "window edges", max: 65_535 })?;
-                        calendar_edges.push(*time);
+                        calendar_edges.push(crate::gate::CalendarEdge::Weekly(*time));
                         CompiledEdge::At { time: *time, slot }
+                    }
+                    WindowEdge::On(at) => {
+                        let slot = u16::try_from(calendar_edges.len())
+                            .map_err(|_| CompileError::TooMany { what: "window edges", max: 65_535 })?;
+                        calendar_edges.push(crate::gate::CalendarEdge::Dated(at.0));
+                        CompiledEdge::On { at: at.0, slot }
                     }
                     WindowEdge::After(node) => {
                         let node = lookup(node, "windows.after")?;
@@ -624,6 +653,7 @@ pub(crate) mod compile {
                 action,
                 decider,
                 gate: node.gate,
+                on_holiday: node.on_holiday.unwrap_or_default(),
                 deadline,
                 retry,
                 outcome_slot: outcome_slot.get(&me).copied(),
@@ -643,6 +673,8 @@ pub(crate) mod compile {
             fingerprint: checked.fingerprint(),
             prints: crate::instance::upgrade::Prints::of(spec),
             zone: checked.zone(),
+            cadence: spec.cadence.unwrap_or_default(),
+            holidays: spec.holidays.clone(),
             nodes,
             edges,
             labels: labels.labels,
@@ -660,6 +692,7 @@ pub(crate) mod compile {
             failed,
             exhausted,
             completed,
+            skipped,
             index,
         })
     }

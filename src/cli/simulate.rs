@@ -129,15 +129,18 @@ fn simulate(args: &Args, out: &mut Output) -> Result<u8, Failure> {
         });
     };
     let zone = workflow.zone();
-    let config = SimConfig { weeks: args.weeks, seed: args.seed, start, history: SimHistory::Release };
+    // `--weeks` is calendar time: a cycle of a longer cadence spans several weeks.
+    let every = u32::from(workflow.cadence().every.0.max(1));
+    let cycles = args.weeks.div_ceil(every);
+    let config = SimConfig { weeks: cycles, seed: args.seed, start, history: SimHistory::Release };
     let from_week = args.from_week.as_deref();
     let mut printer = Printer {
         out: &mut *out,
         zone,
         format: args.format,
         timeline: args.timeline,
-        progress: std::io::stderr().is_terminal() && args.weeks >= 1000,
-        weeks: args.weeks,
+        progress: std::io::stderr().is_terminal() && cycles >= 1000,
+        weeks: cycles,
         ended: 0,
         from_week,
         shown: from_week.is_none(),
@@ -169,7 +172,8 @@ fn simulate(args: &Args, out: &mut Output) -> Result<u8, Failure> {
             }
         },
     };
-    let summary = Summary::of(&run.weeks);
+    let mut summary = Summary::of(&run.weeks);
+    summary.cycle_weeks = u8::try_from(every).unwrap_or(u8::MAX);
     // Write errors are kept by `out` and reported by `finish`.
     let _ = match args.format {
         Format::Json => serde_json::to_writer(&mut *out, &serde_json::json!({ "summary": summary }))
@@ -178,11 +182,15 @@ fn simulate(args: &Args, out: &mut Output) -> Result<u8, Failure> {
         Format::Text => {
             if !args.timeline {
                 let model = model_path.as_ref().map_or("defaults".to_owned(), |p| p.display().to_string());
+                let span = if every > 1 {
+                    format!("{} weeks ({cycles} cycles of {every} weeks)", args.weeks)
+                } else {
+                    format!("{} weeks", args.weeks)
+                };
                 let _ = writeln!(
                     out,
-                    "{}: {} weeks from {}, seed {}, model {model}, times in {}",
+                    "{}: {span} from {}, seed {}, model {model}, times in {}",
                     spec.spec().name,
-                    args.weeks,
                     start,
                     args.seed,
                     zone.name()

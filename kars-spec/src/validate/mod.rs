@@ -220,6 +220,7 @@ impl Cx<'_> {
         }
         self.non_empty(&spec.name, "the workflow `name`", root().key("name"));
         let zone = self.zone();
+        self.cadence();
         self.team();
         for (role, r) in &spec.roles {
             self.non_empty(
@@ -281,6 +282,67 @@ impl Cx<'_> {
         }
     }
 
+    /// The cadence's anchor is a Monday, and no week time lies past the cycle's next start.
+    fn cadence(&mut self) {
+        let cadence = self.spec.cadence.unwrap_or_default();
+        if !cadence.anchored_on_monday() {
+            let anchor = cadence.anchor();
+            self.push(
+                Diagnostic::error(
+                    Code::CadenceAnchor,
+                    format!("cadence anchor `{anchor}` is a {}", anchor.format("%A")),
+                )
+                .at_path(root().key("cadence").key("anchor"))
+                .help("cycles start on Mondays: anchor the cadence on the first Monday of a cycle"),
+            );
+        }
+        for (i, holiday) in self.spec.holidays.iter().enumerate() {
+            let (from, to) = holiday.span();
+            if to < from {
+                self.push(
+                    Diagnostic::error(
+                        Code::HolidayRange,
+                        format!("holiday range `{from}` to `{to}` ends before it starts"),
+                    )
+                    .at_path(root().key("holidays").index(i).key("to"))
+                    .help("write `from:` as the first day and `to:` as the last (both included)"),
+                );
+            }
+        }
+        for (id, node) in &self.spec.nodes {
+            if node.on_holiday.is_some() && node.gate.is_none() {
+                self.push(
+                    Diagnostic::warning(
+                        Code::OnHolidayWithoutGate,
+                        format!("`on_holiday` on `{id}` does nothing: the node has no gate"),
+                    )
+                    .at_path(node_path(id).key("on_holiday"))
+                    .help("add a `gate:`, or remove `on_holiday`"),
+                );
+            }
+        }
+        let every = cadence.every.0;
+        for (id, node) in &self.spec.nodes {
+            let times = [
+                node.gate.map(|g| (g, node_path(id).key("gate"))),
+                node.deadline.as_ref().map(|d| (d.by, node_path(id).key("deadline").key("by"))),
+            ];
+            for (time, path) in times.into_iter().flatten() {
+                if time.week() > every {
+                    self.push(
+                        Diagnostic::warning(
+                            Code::PastCadence,
+                            format!("`{time}` on `{id}` lies past the cycle's {every}-week cadence"),
+                        )
+                        .at_path(path)
+                        .label("the next cycle has started by then")
+                        .help(format!("use a week offset up to `+{every}w`, or a longer `cadence: {{ every: … }}`")),
+                    );
+                }
+            }
+        }
+    }
+
     fn branches(&mut self) {
         for (id, branch) in &self.spec.branches {
             let path = root().key("branches").key(id.as_str());
@@ -327,6 +389,18 @@ impl Cx<'_> {
                 if let WindowEdge::After(node) = edge {
                     self.node_ref(node, path.clone().key(key).key("after"));
                 }
+            }
+            if let (WindowEdge::On(opens), WindowEdge::On(closes)) = (&window.opens, &window.closes)
+                && closes <= opens
+            {
+                self.push(
+                    Diagnostic::error(
+                        Code::DatedWindowOrder,
+                        format!("window `{id}` closes at `{closes}`, not after it opens at `{opens}`"),
+                    )
+                    .at_path(path.clone().key("closes").key("on"))
+                    .help("a dated window opens once and closes once, later"),
+                );
             }
             for (i, b) in window.allow_merges_from.iter().enumerate() {
                 self.branch_ref(b.as_str(), path.clone().key("allow_merges_from").index(i));

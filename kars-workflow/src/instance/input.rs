@@ -225,6 +225,9 @@ impl Instance {
             CompiledEdge::At { time, .. } => {
                 (Some(crate::gate::next_occurrence_after(time, now, self.workflow.zone)), None)
             }
+            CompiledEdge::On { at, .. } => {
+                (Some(crate::gate::resolve_local_memo(self.workflow.zone, at)).filter(|t| *t > now), None)
+            }
             CompiledEdge::After { node, .. } => {
                 let compiled = self.workflow.node(node);
                 let armed = match self.state.token {

@@ -184,9 +184,15 @@ impl Instance {
             upcoming: None,
         };
         instance.refresh_calendar(now);
-        let next = instance.start_cycle(now);
-        let workflow = Arc::clone(&instance.workflow);
-        instance.run(&workflow, next, now);
+        match instance.first_start(now) {
+            // A longer cadence started in a later week of its cycle waits for the next one.
+            Some(next_start) => instance.state.token = state::Token::Between { next_start },
+            None => {
+                let next = instance.start_cycle(now);
+                let workflow = Arc::clone(&instance.workflow);
+                instance.run(&workflow, next, now);
+            }
+        }
         instance.push_record(now, Input::Start, Verdict::Accepted);
         instance
     }

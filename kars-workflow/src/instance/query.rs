@@ -11,7 +11,7 @@ use super::Instance;
 use super::state::{Phase, Token};
 use crate::effect::ReleaseId;
 use crate::event::MergeRequest;
-use crate::gate::{format_local, last_occurrence};
+use crate::gate::format_local;
 use crate::policy::{Permission, merge_refusal, open_mask};
 use crate::workflow::{Decider, NodeIndex};
 
@@ -251,8 +251,7 @@ impl Instance {
     /// the last input).
     fn open_windows_at(&self, now: DateTime<Utc>) -> u64 {
         let zone = self.workflow.zone;
-        let calendar: Vec<DateTime<Utc>> =
-            self.workflow.calendar_edges.iter().map(|t| last_occurrence(*t, now, zone)).collect();
+        let calendar: Vec<DateTime<Utc>> = self.workflow.calendar_edges.iter().map(|e| e.last(now, zone)).collect();
         open_mask(&self.workflow, &calendar, &self.state.watched)
     }
 

@@ -5,8 +5,8 @@
 //! automatic nodes is a loop with a budget: a spec whose automatic nodes loop without ever
 //! waiting stalls the token instead of spinning.
 
-use chrono::{DateTime, Duration, Utc};
-use kars_spec::calendar::cycle_monday_of;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use kars_spec::dates::OnHoliday;
 use kars_spec::spec::NodeKind;
 
 use super::Instance;
@@ -193,6 +193,11 @@ impl Instance {
         self.notice(at, NoticeKind::NodeEntered { node, attempt });
         self.state.token = Token::At { node, phase: Phase::Ready };
         if let Some(gate) = compiled.gate {
+            let day = gate.local_in_cycle(self.state.monday).date();
+            if compiled.on_holiday == OnHoliday::SkipCycle && workflow.holidays.iter().any(|h| h.contains(day)) {
+                self.notice(at, NoticeKind::HolidaySkip { node });
+                return Next::End(workflow.skipped);
+            }
             let opens_at = self.resolve_gate(node, gate);
             self.notice(at, NoticeKind::GateArmed { node, opens_at });
             if at < opens_at {
@@ -291,19 +296,41 @@ impl Instance {
         // Node-bound windows close with the cycle.
         self.state.watched.iter_mut().for_each(|w| *w = None);
         self.refresh_windows(at);
-        let following = self.state.monday.checked_add_signed(Duration::days(7)).unwrap_or(self.state.monday);
-        let zone = self.workflow.zone;
-        let monday_start =
-            self.resolve_next_cycle(|| resolve_local_memo(zone, following.and_time(chrono::NaiveTime::MIN)));
+        let (zone, cadence, monday) = (self.workflow.zone, self.workflow.cadence, self.state.monday);
+        let monday_start = self.resolve_next_cycle(|| {
+            let target = next_cycle_monday(cadence, monday, at.with_timezone(&zone).date_naive());
+            resolve_local_memo(zone, target.and_time(chrono::NaiveTime::MIN))
+        });
         let next_start = at.max(monday_start);
         self.state.token = Token::Between { next_start };
         if at >= next_start { self.start_cycle(at) } else { Next::Wait }
     }
 
+    /// When an instance started at `now` starts its first cycle: `None` for at once (always
+    /// for a weekly cadence), else the next cadence boundary (recorded), when `now` lies past
+    /// the first week of its cycle and the gates of that week have passed.
+    pub(crate) fn first_start(&mut self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let (zone, cadence) = (self.workflow.zone, self.workflow.cadence);
+        if cadence.every.0 <= 1 {
+            return None;
+        }
+        let at = self.resolve_next_cycle(|| {
+            let date = now.with_timezone(&zone).date_naive();
+            let latest = cadence.cycle_monday(date);
+            if date < latest.checked_add_signed(Duration::days(7)).unwrap_or(latest) {
+                now
+            } else {
+                resolve_local_memo(zone, cadence.next_monday(latest).and_time(chrono::NaiveTime::MIN))
+            }
+        });
+        (at > now).then_some(at)
+    }
+
     pub(crate) fn start_cycle(&mut self, at: DateTime<Utc>) -> Next {
         self.take_upcoming(at);
         let zone = self.workflow.zone;
-        let monday = self.resolve_cycle(|| cycle_monday_of(at.with_timezone(&zone).date_naive()));
+        let cadence = self.workflow.cadence;
+        let monday = self.resolve_cycle(|| cadence.cycle_monday(at.with_timezone(&zone).date_naive()));
         let state = &mut self.state;
         state.cycle = state.cycle.saturating_add(1);
         state.monday = monday;
@@ -491,7 +518,13 @@ impl Instance {
         let recorded = self.recorded(|r| matches!(r, Resolved::Gate { node: n, .. } if *n == node));
         let at = match recorded {
             Some(Resolved::Gate { at, .. }) => at,
-            _ => crate::gate::resolve(gate, monday, zone),
+            _ => {
+                let mut local = gate.local_in_cycle(monday);
+                if self.workflow.node(node).on_holiday == OnHoliday::NextWorkingDay {
+                    local = next_working(local, &self.workflow.holidays);
+                }
+                resolve_local_memo(zone, local)
+            }
         };
         self.resolved.push(Resolved::Gate { node, at });
         at
@@ -541,4 +574,36 @@ impl Instance {
         self.resolved.push(Resolved::Calendar { last, next });
         next
     }
+}
+
+/// The Monday the cycle after the one that started on `monday` starts on, when it ends on the
+/// local date `ended`: the next cadence boundary; if the cycle ran past it, the latest boundary
+/// when it ended in that cycle's first week (the next cycle starts at once, as a weekly
+/// release that runs into Monday does), otherwise the boundary after (a cycle never starts
+/// with its first week's gates already past).
+fn next_cycle_monday(cadence: kars_spec::cadence::Cadence, monday: NaiveDate, ended: NaiveDate) -> NaiveDate {
+    let latest = cadence.cycle_monday(ended);
+    if latest <= monday {
+        cadence.next_monday(monday)
+    } else if ended < latest.checked_add_signed(Duration::days(7)).unwrap_or(latest) {
+        latest
+    } else {
+        cadence.next_monday(latest)
+    }
+}
+
+/// `local` if its day is no holiday; otherwise the same time on the next working day (Monday to
+/// Friday, no holiday), looking at most a year ahead.
+fn next_working(local: chrono::NaiveDateTime, holidays: &[kars_spec::dates::Holiday]) -> chrono::NaiveDateTime {
+    if !holidays.iter().any(|h| h.contains(local.date())) {
+        return local;
+    }
+    let mut day = local;
+    for _ in 0..366 {
+        day += Duration::days(1);
+        if kars_spec::dates::is_working_day(day.date(), holidays) {
+            return day;
+        }
+    }
+    local
 }

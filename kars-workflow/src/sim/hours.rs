@@ -168,14 +168,27 @@ impl WorkingHours {
     /// The instant at which `minutes` of working time, started at `start`, are done.
     #[must_use]
     pub fn add(&self, start: DateTime<Utc>, minutes: u32, zone: Tz) -> DateTime<Utc> {
+        self.add_around(start, minutes, zone, &[])
+    }
+
+    /// [`WorkingHours::add`] with `holidays` off.
+    #[must_use]
+    pub fn add_around(
+        &self,
+        start: DateTime<Utc>,
+        minutes: u32,
+        zone: Tz,
+        holidays: &[kars_spec::dates::Holiday],
+    ) -> DateTime<Utc> {
         let mut local = start.with_timezone(&zone).naive_local();
         let mut left = i64::from(minutes);
         // Each pass consumes the rest of one working day or skips to the next one; eight weeks
-        // of passes bound the loop for any range a model allows.
-        for _ in 0..(8 * 7 * 2) {
+        // of passes bound the loop for any range a model allows, plus a year of holidays.
+        for _ in 0..(8 * 7 * 2 + 366) {
             let day_start = local.date().and_time(self.from);
             let day_end = local.date().and_time(self.to);
-            if !self.works_on(local) || local >= day_end {
+            let holiday = holidays.iter().any(|h| h.contains(local.date()));
+            if !self.works_on(local) || holiday || local >= day_end {
                 local = (local.date() + Duration::days(1)).and_time(self.from);
                 continue;
             }

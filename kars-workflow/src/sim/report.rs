@@ -266,11 +266,18 @@ impl Stats {
     }
 }
 
+fn is_weekly(weeks: &u8) -> bool {
+    *weeks <= 1
+}
+
 /// What a whole simulation comes to.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
-    /// Weeks simulated.
+    /// Cycles simulated (weeks, for a weekly cadence).
     pub weeks: u32,
+    /// How many weeks a cycle spans (the spec's cadence; 1 unless set).
+    #[serde(skip_serializing_if = "is_weekly")]
+    pub cycle_weeks: u8,
     /// The first week's release id.
     pub first: Option<ReleaseId>,
     /// The last week's release id.
@@ -310,6 +317,7 @@ impl Summary {
         let count = |f: &dyn Fn(&WeekReport) -> bool| weeks.iter().filter(|w| f(w)).count() as u32;
         let sum = |f: &dyn Fn(&WeekReport) -> u16| weeks.iter().map(|w| u32::from(f(w))).sum::<u32>();
         Summary {
+            cycle_weeks: 1,
             weeks: weeks.len() as u32,
             first: weeks.first().map(|w| w.release.clone()),
             last: weeks.last().map(|w| w.release.clone()),
@@ -334,7 +342,11 @@ impl fmt::Display for Summary {
             (Some(a), Some(b)) => format!(" ({a} to {b})"),
             _ => String::new(),
         };
-        writeln!(f, "summary of {} weeks{span}", self.weeks)?;
+        if self.cycle_weeks > 1 {
+            writeln!(f, "summary of {} cycles of {} weeks{span}", self.weeks, self.cycle_weeks)?;
+        } else {
+            writeln!(f, "summary of {} weeks{span}", self.weeks)?;
+        }
         for (outcome, n) in &self.outcomes {
             writeln!(f, "  {:<28} {:>6}  {:>5.1}%", outcome, n, pct(*n))?;
         }

@@ -198,10 +198,12 @@ struct Sim<'m> {
 }
 
 /// How long the token may stand still before the run counts as stuck: longer than any wait a
-/// spec can write (a gate at most `+8w` after its cycle's Monday), so only a workflow that
-/// nobody on the team can move on trips it, even while calendar windows keep time moving.
-fn stuck_after() -> chrono::Duration {
-    chrono::Duration::weeks(i64::from(kars_spec::calendar::MAX_WEEK_OFFSET) + 2)
+/// spec can write (the rest of its cadence before a cycle starts, then a gate at most `+8w`
+/// after its cycle's Monday), so only a workflow that nobody on the team can move on trips it,
+/// even while calendar windows keep time moving.
+fn stuck_after(workflow: &Workflow) -> chrono::Duration {
+    let rest_of_cadence = i64::from(workflow.cadence().every.0.saturating_sub(1));
+    chrono::Duration::weeks(i64::from(kars_spec::calendar::MAX_WEEK_OFFSET) + rest_of_cadence + 2)
 }
 
 impl<'m> Sim<'m> {
@@ -268,7 +270,7 @@ impl<'m> Sim<'m> {
             }
             // Calendar windows keep timers coming: a token nobody can move would otherwise
             // tick on to the end of the engine's calendar.
-            if self.now - self.moved_at > stuck_after() {
+            if self.now - self.moved_at > stuck_after(&self.workflow) {
                 return Err(self.no_progress());
             }
             let timer = self.instance.poll_timeout();

@@ -27,7 +27,7 @@ impl Sim<'_> {
                 if self.rng.chance(self.model.late) {
                     minutes += self.sample(self.model.late_extra);
                 }
-                let done_at = self.model.hours.add(at, minutes, zone);
+                let done_at = self.model.hours.add_around(at, minutes, zone, self.workflow.holidays());
                 let exclude: Vec<&str> = compiled
                     .distinct_from
                     .iter()
@@ -54,7 +54,7 @@ impl Sim<'_> {
             }
             (NodeKind::Decision, Some(Decider::Role(role))) => {
                 let minutes = self.sample(self.plans[node.get()].duration.unwrap_or(self.model.decision));
-                let done_at = self.model.hours.add(at, minutes, zone);
+                let done_at = self.model.hours.add_around(at, minutes, zone, self.workflow.holidays());
                 let visit = usize::from(self.cycle.visits.max(1) - 1);
                 let branch = self.pick_branch(node, visit);
                 let roles = std::slice::from_ref(role);
@@ -206,7 +206,7 @@ impl Sim<'_> {
         match error {
             EngineError::WindowForbids { until, .. } => {
                 let at = until.unwrap_or(self.now + Duration::hours(1)).max(self.now + Duration::minutes(1));
-                let at = self.model.hours.add(at, 0, workflow.zone());
+                let at = self.model.hours.add_around(at, 0, workflow.zone(), workflow.holidays());
                 self.plan(at, Act::Work { node, person, outcome, authorized: true, tries: next });
             }
             EngineError::GateNotOpen { opens_at, .. } => {
