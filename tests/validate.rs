@@ -51,6 +51,7 @@ fn empty_spec() -> Spec {
         environments: Default::default(),
         windows: Default::default(),
         phases: Default::default(),
+        classes: Default::default(),
         nodes: Default::default(),
         edges: Vec::new(),
     };

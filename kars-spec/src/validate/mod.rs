@@ -246,6 +246,7 @@ impl Cx<'_> {
         }
         self.windows();
         self.phases();
+        self.classes();
         zone
     }
 
@@ -389,6 +390,17 @@ impl Cx<'_> {
                             .help("add it to the `nodes` of a phase, or it is drawn outside every subgraph"),
                     );
                 }
+            }
+        }
+    }
+
+    /// Style classes: mermaid can write their styles, and their nodes exist.
+    fn classes(&mut self) {
+        for (class, c) in &self.spec.classes {
+            let path = root().key("classes").key(class.as_str());
+            nodes::style_map(self, &c.style, &path);
+            for (i, node) in c.nodes.iter().enumerate() {
+                self.node_ref(node, path.clone().key("nodes").index(i));
             }
         }
     }
