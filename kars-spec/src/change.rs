@@ -336,6 +336,17 @@ mod tests {
     }
 
     #[test]
+    fn a_style_class_is_the_picture_only() {
+        let old = bundled();
+        let mut new = old.clone();
+        let node = new.nodes.keys().next().cloned().unwrap();
+        let style = [("fill".to_owned(), "#ffcdd2".to_owned())].into_iter().collect();
+        new.classes.insert("risky".parse().unwrap(), crate::spec::Class { style, nodes: vec![node] });
+        assert_eq!(compare(&old, &new), vec![Change::Picture]);
+        assert_eq!(behaviour_fingerprint(&old), behaviour_fingerprint(&new));
+    }
+
+    #[test]
     fn reordering_nodes_is_behavioural_order() {
         let old = bundled();
         let mut new = old.clone();

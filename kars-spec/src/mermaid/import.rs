@@ -262,6 +262,20 @@ fn to_spec(
         let members = sub.nodes.iter().map(|n| node_id(n, chart)).collect::<Result<Vec<_>, _>>()?;
         phases.insert(id, Phase { title: sub.title.clone(), nodes: members });
     }
+    // Added nodes join the phase of the node they lead to, so no node is left out of the phases.
+    let added: Option<(Vec<&str>, &str)> = match &entry {
+        Entry::Node(_) => None,
+        Entry::Before { start, node } => Some((vec![start.as_str()], node.as_str())),
+        Entry::Roots { start, decision, roots } => {
+            roots.first().map(|root| (vec![start.as_str(), decision.as_str()], root.as_str()))
+        }
+    };
+    if let Some((ids, anchor)) = added
+        && let Some(phase) = phases.values_mut().find(|p: &&mut Phase| p.nodes.iter().any(|n| n.as_str() == anchor))
+    {
+        let ids = ids.into_iter().map(plain_id).collect::<Result<Vec<_>, _>>()?;
+        phase.nodes.splice(0..0, ids);
+    }
     // With an added start, edges back to the first node begin the next cycle at the start.
     let back_to = match &entry {
         Entry::Before { start, node } => Some((node.as_str(), plain_id(start)?)),
