@@ -201,13 +201,78 @@ fn syntax_tour_imports() {
     assert_eq!(sub("Inner"), Some((Some("Inner title".into()), vec!["S".into()])));
     assert_eq!(sub("QuotedOnlyTitle"), Some((Some("Quoted only title".into()), vec!["T".into()])));
     assert_eq!(sub("Untitled"), Some((None, vec!["U".into()])));
-    assert_eq!(chart.styles.get("B").and_then(|s| s.get("fill")).map(String::as_str), Some("#f96"));
+    assert_eq!(chart.styles.get("B"), None, "class styles stay in their class");
+    let hot = chart.classes.get("hot").expect("classDef hot");
+    assert_eq!(hot.style.get("fill").map(String::as_str), Some("#f96"));
+    assert_eq!(hot.nodes, ["B", "C"]);
     assert_eq!(chart.styles.get("A").and_then(|s| s.get("stroke-width")).map(String::as_str), Some("4px"));
     let outcome = mermaid::import(&text).expect("imports");
     let warnings: Vec<String> = outcome.warnings.iter().map(ToString::to_string).collect();
     let yaml = mermaid::to_yaml(&outcome.spec);
     kars::spec::load(&yaml, "syntax.yaml").expect("the skeleton loads");
     insta::assert_snapshot!("syntax_import", format!("{}\n---\n{yaml}", warnings.join("\n")));
+}
+
+/// Charts that real mermaid draws but whose first reading did not make a valid spec: several
+/// roots, a first node that branches, a root mentioned last; and classes kept as classes.
+#[test]
+fn import_fixtures_pass_kars_check_and_round_trip() {
+    insta::glob!("fixtures/mermaid/imports/*.mmd", |path| {
+        let text = std::fs::read_to_string(path).expect("read fixture");
+        let outcome = mermaid::import(&text).expect("imports");
+        let yaml = mermaid::to_yaml(&outcome.spec);
+        let checked = kars::spec::load(&yaml, "imported.yaml").unwrap_or_else(|r| panic!("{r}\n{yaml}"));
+        assert_eq!(checked.spec(), &outcome.spec);
+        // Rendering and importing again gives back the same spec, classes included.
+        let again = mermaid::import(&mermaid::render(&outcome.spec, &RenderOptions::default())).expect("imports again");
+        // Node order may change: a rendering declares the nodes outside every phase first.
+        let ids = |spec: &Spec| spec.nodes.keys().cloned().collect::<std::collections::BTreeSet<_>>();
+        assert_eq!(ids(&again.spec), ids(&outcome.spec));
+        assert_eq!(again.spec.phases, outcome.spec.phases);
+        assert_eq!(again.spec.edges, outcome.spec.edges);
+        assert_eq!(again.spec.classes, outcome.spec.classes);
+        let warnings: Vec<String> = outcome.warnings.iter().map(ToString::to_string).collect();
+        insta::assert_snapshot!(format!("{}\n---\n{yaml}", warnings.join("\n")));
+    });
+}
+
+#[test]
+fn kars_import_reports_the_added_start_and_the_skeleton_checks() {
+    let import = Command::new(env!("CARGO_BIN_EXE_kars"))
+        .arg("import")
+        .arg(root().join("tests/fixtures/mermaid/imports/several-roots.mmd"))
+        .output()
+        .expect("run kars import");
+    assert!(import.status.success(), "{}", String::from_utf8_lossy(&import.stderr));
+    let stderr = String::from_utf8_lossy(&import.stderr);
+    assert!(stderr.contains("start node `start` and decision `which` are added before them"), "{stderr}");
+    let mut check = Command::new(env!("CARGO_BIN_EXE_kars"))
+        .args(["check", "--strict", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run kars check");
+    std::io::Write::write_all(&mut check.stdin.take().expect("stdin"), &import.stdout).expect("write");
+    let out = check.wait_with_output().expect("kars check ends");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "<stdin>: ok\n");
+    assert!(out.status.success());
+}
+
+#[test]
+fn an_added_start_leads_to_every_root() {
+    let text = read("tests/fixtures/mermaid/imports/several-roots.mmd");
+    let spec = mermaid::import(&text).expect("imports").spec;
+    use kars::spec::spec::NodeKind;
+    let kind = |id: &str| spec.nodes.get(id).map(|n| n.kind);
+    assert_eq!((kind("start"), kind("which")), (Some(NodeKind::Start), Some(NodeKind::Decision)));
+    let from_which: Vec<(&str, Option<&str>)> =
+        spec.edges.iter().filter(|e| e.from.as_str() == "which").map(|e| (e.to.as_str(), e.label.as_deref())).collect();
+    assert_eq!(from_which, [("Feature", Some("Feature")), ("Hotfix", Some("Hotfix"))]);
+    // A first node that branches keeps its place; the edge back to it begins the next cycle.
+    let spec = mermaid::import(&read("tests/fixtures/mermaid/imports/branching-first.mmd")).expect("imports").spec;
+    assert_eq!(spec.nodes.get("Plan").map(|n| n.kind), Some(NodeKind::Decision));
+    assert!(spec.edges.iter().any(|e| e.from.as_str() == "Retro" && e.to.as_str() == "start"));
+    assert_eq!(spec.nodes.get("Retro").and_then(|n| n.outcome.as_deref()), Some("done"));
 }
 
 #[test]
@@ -385,6 +450,7 @@ mod arb {
             environments: Default::default(),
             windows: Default::default(),
             phases: Default::default(),
+            classes: Default::default(),
             nodes: Default::default(),
             edges: Vec::new(),
         };
@@ -567,6 +633,15 @@ fn mermaid_js_accepts_renderings() {
     let block = seed.split("```mermaid\n").nth(1).and_then(|b| b.split("\n```").next()).expect("seed block").to_owned();
     let imported = mermaid::import(&seed).expect("seed imports").spec;
     write("seed.mmd".into(), block, Some(imported));
+    for entry in std::fs::read_dir(root().join("tests/fixtures/mermaid/imports")).expect("fixtures") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        let text = std::fs::read_to_string(&path).expect("read fixture");
+        let spec = mermaid::import(&text).expect("imports").spec;
+        // Mermaid reads the original as drawn; the rendering of the import as the spec says.
+        write(format!("original-{name}"), text, None);
+        write(format!("imported-{name}"), mermaid::render(&spec, &RenderOptions::default()), Some(spec));
+    }
     for (i, spec) in hostile_specs().into_iter().enumerate() {
         write(format!("hostile-{i}.mmd"), mermaid::render(&spec, &RenderOptions::default()), Some(spec.clone()));
         write(format!("hostile-{i}-annotated.mmd"), mermaid::render(&spec, &all), None);
@@ -609,6 +684,14 @@ fn check_mermaid_graph(result: &serde_json::Value, spec: &Spec, text: &str) {
             .map(|n| n.style.iter().map(|(k, v)| format!("{k}:{v}")).collect())
             .unwrap_or_default();
         assert_eq!(styles, want, "styles of {id}\n{text}");
+        let classes: Vec<String> = v["classes"].as_array().unwrap_or(&empty).iter().filter_map(str_of).collect();
+        let want: Vec<String> = spec
+            .classes
+            .iter()
+            .filter(|(_, c)| !c.style.is_empty() && c.nodes.iter().any(|n| n.as_str() == id))
+            .map(|(class, _)| class.to_string())
+            .collect();
+        assert_eq!(classes, want, "classes of {id}\n{text}");
     }
     let edges: Vec<(String, String, Option<String>)> = result["edges"]
         .as_array()

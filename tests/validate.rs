@@ -54,6 +54,7 @@ fn empty_spec() -> Spec {
         environments: Default::default(),
         windows: Default::default(),
         phases: Default::default(),
+        classes: Default::default(),
         nodes: Default::default(),
         edges: Vec::new(),
     };
@@ -151,6 +152,85 @@ fn the_bundled_spec_rejects_a_gate_out_of_order() {
         report.to_string().contains("gate `Thursday 09:00` on `L` is earlier than `Thursday 17:00` on `J`"),
         "{report}"
     );
+}
+
+/// The weekend-freeze fixture: a task that can only be done while the freeze refuses work.
+fn weekend_smoke() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/specs/warning/task_inside_pause_window.yaml"))
+        .unwrap()
+}
+
+fn warning_codes(source: &str) -> Vec<Code> {
+    let spec = load(source, "spec.yaml").unwrap_or_else(|r| panic!("{r}"));
+    spec.warnings().iter().map(|d| d.code).collect()
+}
+
+#[test]
+fn a_task_the_freeze_always_covers_is_a_warning() {
+    assert_eq!(warning_codes(&weekend_smoke()), vec![Code::AlwaysPaused]);
+    // The bound may come from a gate every way in passes instead of the task's own gate.
+    let gated_before = weekend_smoke()
+        .replace("    gate: Saturday 10:00\n", "")
+        .replace("  E: {", "  G: { label: Saturday, kind: wait, gate: Saturday 09:00 }\n  E: {")
+        .replace("{ from: S, to: T }", "{ from: S, to: G }\n  - { from: G, to: T }");
+    assert_eq!(warning_codes(&gated_before), vec![Code::AlwaysPaused]);
+    // A deadline that reaches into the next week is still inside the weekend that spans it.
+    let late = weekend_smoke()
+        .replace("gate: Saturday 10:00", "gate: Sunday 10:00")
+        .replace("Sunday 18:00", "Monday 08:00 +1w");
+    assert_eq!(warning_codes(&late), vec![Code::AlwaysPaused]);
+}
+
+#[test]
+fn a_task_with_any_time_outside_the_freeze_is_not_warned_about() {
+    let cases = [
+        ("the deadline does not leave the task", weekend_smoke().replace(", then: { end: slipped }", "")),
+        ("the deadline is after the freeze", weekend_smoke().replace("Sunday 18:00", "Monday 10:00 +1w")),
+        ("the gate is before the freeze", weekend_smoke().replace("gate: Saturday 10:00", "gate: Friday 16:00")),
+        ("the window does not pause tasks", weekend_smoke().replace("    pause_tasks: true\n", "")),
+        ("the window closes after a node", weekend_smoke().replace("{ at: Monday 09:00 +1w }", "{ after: E }")),
+        (
+            "the escalation returns to a way back into the task",
+            weekend_smoke()
+                .replace("then: { end: slipped }", "then: { goto: R }")
+                .replace("  E: {", "  R: { label: Retry, kind: wait }\n  E: {")
+                .replace("{ from: T, to: E }", "{ from: T, to: E }\n  - { from: R, to: T }"),
+        ),
+    ];
+    for (why, source) in cases {
+        assert_eq!(warning_codes(&source), Vec::<Code>::new(), "{why}:\n{source}");
+    }
+}
+
+#[test]
+fn gate_order_follows_forward_paths_only() {
+    // A retest loop goes back to an earlier gate, and `+1w` is later than every time of the
+    // first week: neither is out of order.
+    let source = r#"
+version: 1
+name: loop
+timezone: America/Toronto
+roles:
+  qa: { title: QA }
+nodes:
+  S: { label: Start, kind: start }
+  B: { label: Build, kind: task, roles: [qa], gate: Wednesday 10:00 }
+  T: { label: Test, kind: task, roles: [qa], gate: Friday 09:00, outcomes: [pass, fail] }
+  D: { label: Passed?, kind: decision, decided_by: { outcome_of: T, map: { pass: "Yes", fail: "No" } } }
+  R: { label: Release, kind: task, roles: [qa], gate: Monday 10:00 +1w }
+  E: { label: Done, kind: end, outcome: shipped }
+edges:
+  - { from: S, to: B }
+  - { from: B, to: T }
+  - { from: T, to: D }
+  - { from: D, to: R, label: "Yes" }
+  - { from: D, to: B, label: "No" }
+  - { from: R, to: E }
+"#;
+    assert_eq!(warning_codes(source), Vec::<Code>::new());
+    // The same release gate in the first week comes before the test on every path: an error.
+    let report = load(&source.replace("Monday 10:00 +1w", "Monday 10:00"), "loop.yaml").unwrap_err();
+    assert_eq!(report.codes(), vec![Code::GateOrder], "{report}");
 }
 
 // ---------------------------------------------------------------- properties

@@ -2,7 +2,7 @@
 //! instance does.
 //!
 //! A change is *cosmetic* when no instance can behave differently because of it: titles,
-//! labels, descriptions, styles, phases (the picture's subgraphs), message texts,
+//! labels, descriptions, styles and style classes, phases (the picture's subgraphs), message texts,
 //! responsibilities, channel names and purposes, the team (the roster, which a running
 //! instance keeps apart) and who may manage it. Every other change is *behavioural*: nodes,
 //! kinds, edges, decision labels, gates, deadlines, roles on nodes, windows, retry bounds,
@@ -48,7 +48,7 @@ pub enum Change {
         /// Added, removed, or changed.
         how: How,
     },
-    /// The picture only: the direction or the phases (subgraphs).
+    /// The picture only: the direction, the phases (subgraphs) or the style classes.
     Picture,
     /// A node.
     Node {
@@ -141,7 +141,7 @@ impl fmt::Display for Change {
             Change::Team => f.write_str("the team changed"),
             Change::Role { id, how } => write!(f, "role `{id}` {how}"),
             Change::Item { section, id, how } => write!(f, "{section} `{id}` {how}"),
-            Change::Picture => f.write_str("the picture's direction or phases changed"),
+            Change::Picture => f.write_str("the picture's direction, phases or classes changed"),
             Change::Node { id, how } => write!(f, "node `{id}` {how}"),
             Change::Edge { from, to, how } => write!(f, "edge `{from} --> {to}` {how}"),
             Change::Order => f.write_str("the order of nodes, windows or branches changed"),
@@ -160,6 +160,7 @@ pub fn behaviour(spec: &Spec) -> Spec {
     s.team.clear();
     s.team_managed_by.clear();
     s.phases.clear();
+    s.classes.clear();
     for role in s.roles.values_mut() {
         role.title.clear();
         role.responsibilities.clear();
@@ -233,7 +234,7 @@ pub fn compare(old: &Spec, new: &Spec) -> Vec<Change> {
     let envs = (&old.environments, &new.environments, &bo.environments, &bn.environments);
     keyed(envs.0, envs.1, envs.2, envs.3, item(Section::Environment), &mut changes);
     keyed(&old.windows, &new.windows, &bo.windows, &bn.windows, item(Section::Window), &mut changes);
-    if old.direction != new.direction || old.phases != new.phases {
+    if old.direction != new.direction || old.phases != new.phases || old.classes != new.classes {
         changes.push(Change::Picture);
     }
     keyed(&old.nodes, &new.nodes, &bo.nodes, &bn.nodes, |id, how| node_change(id, how), &mut changes);
@@ -332,6 +333,17 @@ mod tests {
         let changes = compare(&old, &new);
         assert_eq!(changes, vec![Change::Node { id, how: How::Behavioural }]);
         assert_ne!(behaviour_fingerprint(&old), behaviour_fingerprint(&new));
+    }
+
+    #[test]
+    fn a_style_class_is_the_picture_only() {
+        let old = bundled();
+        let mut new = old.clone();
+        let node = new.nodes.keys().next().cloned().unwrap();
+        let style = [("fill".to_owned(), "#ffcdd2".to_owned())].into_iter().collect();
+        new.classes.insert("risky".parse().unwrap(), crate::spec::Class { style, nodes: vec![node] });
+        assert_eq!(compare(&old, &new), vec![Change::Picture]);
+        assert_eq!(behaviour_fingerprint(&old), behaviour_fingerprint(&new));
     }
 
     #[test]

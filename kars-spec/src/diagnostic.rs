@@ -162,6 +162,9 @@ codes! {
     /// `K0514` (warning) a `distinct_from` that the team cannot satisfy: one person is the only
     /// one who can complete both nodes.
     DistinctFromUnsatisfiable = "K0514",
+    /// `K0515` (warning) a task or decision that a `pause_tasks` window covers from the earliest
+    /// time it can be acted on to its deadline, which then escalates every cycle.
+    AlwaysPaused = "K0515",
     /// `K0601` a node is listed in two phases.
     NodeInTwoPhases = "K0601",
     /// `K0602` a phase id is also a node id (mermaid shares the namespace).

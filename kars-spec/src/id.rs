@@ -1,4 +1,4 @@
-//! Validated identifier newtypes: node, phase, role, channel, branch, environment, window and person ids.
+//! Validated identifier newtypes: node, phase, class, role, channel, branch, environment, window and person ids.
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -87,6 +87,33 @@ fn check_graph_id(kind: &'static str, s: &str) -> Result<(), IdError> {
         }
     }
     if MERMAID_KEYWORDS.contains(&s) {
+        let mut suggestion = s.to_owned();
+        if let Some(first) = suggestion.get_mut(..1) {
+            first.make_ascii_uppercase();
+        }
+        return Err(IdError::Keyword { kind, id: s.to_owned(), suggestion });
+    }
+    Ok(())
+}
+
+/// The grammar of class ids (mermaid `classDef` names).
+const CLASS_RULE: &str =
+    "class names start with an ASCII letter or `_` and continue with ASCII letters, digits, `_` or `-`";
+
+fn check_class_id(kind: &'static str, s: &str) -> Result<(), IdError> {
+    check_common(kind, s)?;
+    for (i, ch) in s.char_indices() {
+        let ok = if i == 0 {
+            ch.is_ascii_alphabetic() || ch == '_'
+        } else {
+            ch.is_ascii_alphanumeric() || matches!(ch, '_' | '-')
+        };
+        if !ok {
+            return Err(IdError::BadChar { kind, id: s.to_owned(), ch, rule: CLASS_RULE });
+        }
+    }
+    // `default` is the class mermaid gives every node; the other keywords read as syntax.
+    if s != "default" && MERMAID_KEYWORDS.contains(&s) {
         let mut suggestion = s.to_owned();
         if let Some(first) = suggestion.get_mut(..1) {
             first.make_ascii_uppercase();
@@ -207,6 +234,10 @@ id_type!(
 id_type!(
     /// The id of a phase: the mermaid subgraph id (`FridayQA`).
     PhaseId, "phase", check_graph_id, "^[A-Za-z][A-Za-z0-9_]*$"
+);
+id_type!(
+    /// The id of a mermaid style class (`critical`; `default` styles every node).
+    ClassId, "class", check_class_id, "^[A-Za-z_][A-Za-z0-9_-]*$"
 );
 id_type!(
     /// The id of a role (`qa`, `product_manager`).

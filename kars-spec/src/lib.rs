@@ -35,7 +35,7 @@ mod validate;
 
 pub use checked::{CheckedSpec, Fingerprint};
 pub use diagnostic::{Code, Diagnostic, Location, Report, Severity};
-pub use id::{BranchId, ChannelId, EnvironmentId, IdError, NodeId, PersonId, PhaseId, RoleId, WindowId};
+pub use id::{BranchId, ChannelId, ClassId, EnvironmentId, IdError, NodeId, PersonId, PhaseId, RoleId, WindowId};
 pub use load::{MAX_INPUT_BYTES, load_bytes};
 pub use locate::{MAX_ALIASES, MAX_DEPTH, MAX_EXPANDED_BYTES, MAX_NODES, MAX_SCALAR_BYTES};
 pub use schema::json_schema;

@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::calendar::WeekTime;
-use crate::id::{BranchId, ChannelId, EnvironmentId, NodeId, PersonId, PhaseId, RoleId, WindowId};
+use crate::id::{BranchId, ChannelId, ClassId, EnvironmentId, NodeId, PersonId, PhaseId, RoleId, WindowId};
 
 /// The spec format version this crate reads and writes; every version is listed in the
 /// repository's `CHANGELOG.md` (a test fails when this changes without an entry there).
@@ -68,6 +68,10 @@ pub struct Spec {
     /// The mermaid subgraphs, in order, with the nodes each holds.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub phases: IndexMap<PhaseId, Phase>,
+    /// Mermaid style classes (`classDef`), each with the nodes it applies to (`class`); a node's
+    /// own `style` wins over its classes. Only the picture: a class never changes behaviour.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub classes: IndexMap<ClassId, Class>,
     /// The nodes, keyed by mermaid node id, in the order mermaid declares them.
     pub nodes: IndexMap<NodeId, Node>,
     /// Every mermaid edge, in order.
@@ -217,6 +221,19 @@ pub struct Phase {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
     /// The nodes inside the subgraph, in order.
+    pub nodes: Vec<NodeId>,
+}
+
+/// A mermaid style class: `classDef` properties and the nodes `class` gives them to.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Class {
+    /// Mermaid style properties (`fill: "#ffcdd2"`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub style: BTreeMap<String, String>,
+    /// The nodes with this class, in order. The class `default` applies to every node and
+    /// lists none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<NodeId>,
 }
 

@@ -175,12 +175,6 @@ pub enum WarningKind {
         /// The subgraph id.
         id: String,
     },
-    /// Class styles were copied into node styles.
-    #[error("class `{class}` is imported as node styles")]
-    ClassFlattened {
-        /// The class name.
-        class: String,
-    },
     /// A `class`/`:::` names a class that no `classDef` defines.
     #[error("class `{class}` is not defined by any `classDef`; ignored")]
     UnknownClass {
@@ -213,13 +207,29 @@ pub enum WarningKind {
         /// The node.
         id: String,
     },
-    /// The start node has several ways out, which kars does not accept.
-    #[error("start node `{id}` has {count} ways out; a kars start has one\nhelp: add a node before it for the start")]
-    BranchingStart {
-        /// The node.
-        id: String,
+    /// The first node has several ways out, and a kars start has one: a start node was added
+    /// before it (edges back to the first node go to the added start: they begin the next cycle).
+    #[error(
+        "first node `{node}` has {count} ways out and a kars start has one; start node `{start}` is added before it"
+    )]
+    StartBeforeBranch {
+        /// The added start node.
+        start: String,
+        /// The first node.
+        node: String,
         /// How many edges leave it.
         count: usize,
+    },
+    /// The flowchart has several roots (nodes nothing leads to): a start node and a decision
+    /// that picks one of them were added.
+    #[error("the flowchart has {} roots ({}); start node `{start}` and decision `{decision}` are added before them", roots.len(), roots.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", "))]
+    StartBeforeRoots {
+        /// The added start node.
+        start: String,
+        /// The added decision.
+        decision: String,
+        /// The roots, in order of first mention.
+        roots: Vec<String>,
     },
     /// A decision edge had no label (or a repeated one) and was given one.
     #[error("decision edge `{from} --> {to}` is labelled `{label}` (decision branches need distinct labels)")]

@@ -140,7 +140,21 @@ pub struct Flowchart {
     pub subgraphs: Vec<Subgraph>,
     /// Edges in order.
     pub edges: Vec<FlowEdge>,
-    /// Node styles from `style` lines, with `classDef`/`class`/`:::` styles merged in (a
-    /// `style` line wins over a class).
+    /// Node styles from `style` lines (they win over classes when mermaid draws).
     pub styles: IndexMap<String, BTreeMap<String, String>>,
+    /// Classes from `classDef` lines, in order, with the nodes `class` lines and `:::` give
+    /// them.
+    pub classes: IndexMap<String, FlowClass>,
+}
+
+/// A `classDef` with the nodes that have the class.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FlowClass {
+    /// The style properties.
+    pub style: BTreeMap<String, String>,
+    /// The nodes with the class, in order of their first `class` or `:::`; none for `default`,
+    /// which mermaid gives every node.
+    pub nodes: Vec<String>,
+    /// Where the (last) `classDef` is.
+    pub at: Location,
 }

@@ -4,14 +4,20 @@
 //! - subgraphs become phases with their ids and titles; a node belongs to the innermost
 //!   subgraph that mentions it (mermaid's own rule), so nested subgraphs are flattened and an
 //!   outer subgraph left without nodes of its own is dropped (with a warning);
-//! - the first node mentioned is the `start`; a node with no way out is an `end` with outcome
-//!   `done`; a node with an edge back to the start gets outcome `done` too;
+//! - the root (the node no edge from another node leads to; the first node mentioned when every
+//!   node is on a cycle; then the first with one way out if that one is a `{}` decision) is the
+//!   `start`; when that node branches, a `start` node is added before
+//!   it (edges back to it then go to the added start), and when there are several roots, a
+//!   `start` and a decision `which` that picks a root are added (each with a warning);
+//! - a node with no way out is an `end` with outcome `done`; a node with an edge back to the
+//!   start gets outcome `done` too;
 //! - a `{}` node with two or more ways out is a `decision` decided by the placeholder role;
 //!   its unlabelled (or repeated) branch labels are filled with the target's id;
 //! - any other node with two or more ways out also becomes a decision, with a warning: kars
 //!   moves one token at a time, so a fork cannot be expressed otherwise;
 //! - a `{{}}` node is a `wait`; every other node is a `task` for the placeholder role `owner`;
-//! - `style` lines (and `classDef`/`class`/`:::` styles, merged in) become node styles;
+//! - `style` lines become node styles; `classDef` becomes a class in `classes:` with the nodes
+//!   that `class` lines and `:::` give it;
 //! - the time zone is `UTC`, with a comment in the YAML asking to set the team's zone.
 
 use std::collections::HashMap;
@@ -19,10 +25,10 @@ use std::collections::HashMap;
 use indexmap::IndexMap;
 
 use super::error::{ImportError, ImportErrorKind, ImportWarning, WarningKind};
-use super::flowchart::{Flowchart, Shape};
+use super::flowchart::{Flowchart, Location, Shape};
 use super::parse::parse;
-use crate::id::{NodeId, PhaseId, RoleId};
-use crate::spec::{DecidedBy, Edge, FORMAT_VERSION, Node, NodeKind, Phase, Role, Spec};
+use crate::id::{ClassId, NodeId, PhaseId, RoleId};
+use crate::spec::{Class, DecidedBy, Edge, FORMAT_VERSION, Node, NodeKind, Phase, Role, Spec};
 
 /// The placeholder role every imported task and decision is given.
 pub const PLACEHOLDER_ROLE: &str = "owner";
@@ -77,6 +83,103 @@ fn slug(title: &str) -> String {
     if out.starts_with(|c: char| c.is_ascii_lowercase()) { out } else { "imported".to_owned() }
 }
 
+/// Where each cycle begins: the single entry node itself, or added nodes before the entries.
+enum Entry {
+    /// The entry node is the start.
+    Node(String),
+    /// A start is added before the entry node, which branches.
+    Before { start: String, node: String },
+    /// A start and a decision that picks one root are added before several roots.
+    Roots { start: String, decision: String, roots: Vec<String> },
+}
+
+/// A node id for an added node: `base`, or `base` with the first number that is free.
+fn free_id(chart: &Flowchart, base: &str, taken: &[&str]) -> String {
+    let free = |id: &str| !chart.nodes.contains_key(id) && !taken.contains(&id);
+    if free(base) {
+        return base.to_owned();
+    }
+    (2..).map(|n| format!("{base}{n}")).find(|id| free(id)).unwrap_or_else(|| base.to_owned())
+}
+
+/// The roots (nodes no edge from another node leads to), or the first node when every node is
+/// on a cycle; a single entry that does not branch is the start. When every node is on a cycle
+/// and the first is a `{}` decision, the first node with one way out is the start.
+fn entry(chart: &Flowchart, outs: &HashMap<&str, Vec<usize>>, warnings: &mut Vec<ImportWarning>) -> Entry {
+    let led_to: std::collections::HashSet<&str> =
+        chart.edges.iter().filter(|e| e.from != e.to).map(|e| e.to.as_str()).collect();
+    let roots: Vec<&String> = chart.nodes.keys().filter(|id| !led_to.contains(id.as_str())).collect();
+    let first = chart.nodes.keys().next().cloned().unwrap_or_default();
+    let at = |id: &str| chart.nodes.get(id).map(|n| n.at).unwrap_or_default();
+    match roots.as_slice() {
+        [] | [_] => {
+            let node = roots.first().map_or(first, |r| (*r).clone());
+            let count = outs.get(node.as_str()).map_or(0, Vec::len);
+            if count <= 1 {
+                return Entry::Node(node);
+            }
+            // Every node is on a cycle and the first is a drawn decision, which never begins a
+            // cycle (kars draws its own decisions `{}`): the first node with one way out does.
+            let drawn_decision = chart.nodes.get(node.as_str()).is_some_and(|n| n.shape == Shape::Rhombus);
+            if roots.is_empty()
+                && drawn_decision
+                && let Some(single) = chart.nodes.keys().find(|id| outs.get(id.as_str()).is_some_and(|o| o.len() == 1))
+            {
+                return Entry::Node(single.clone());
+            }
+            let start = free_id(chart, "start", &[]);
+            warnings.push(ImportWarning {
+                at: at(&node),
+                kind: WarningKind::StartBeforeBranch { start: start.clone(), node: node.clone(), count },
+            });
+            Entry::Before { start, node }
+        }
+        [root, ..] => {
+            let start = free_id(chart, "start", &[]);
+            let decision = free_id(chart, "which", &[start.as_str()]);
+            let roots: Vec<String> = roots.iter().map(|r| (*r).clone()).collect();
+            warnings.push(ImportWarning {
+                at: at(root),
+                kind: WarningKind::StartBeforeRoots {
+                    start: start.clone(),
+                    decision: decision.clone(),
+                    roots: roots.clone(),
+                },
+            });
+            Entry::Roots { start, decision, roots }
+        }
+    }
+}
+
+/// A node with the import's defaults.
+fn skeleton(label: String, kind: NodeKind, owner: &RoleId) -> Node {
+    Node {
+        label,
+        kind,
+        description: None,
+        style: Default::default(),
+        roles: if kind == NodeKind::Task { vec![owner.clone()] } else { Vec::new() },
+        reported_by: Vec::new(),
+        outcomes: Vec::new(),
+        distinct_from: Vec::new(),
+        action: None,
+        decided_by: (kind == NodeKind::Decision).then(|| DecidedBy {
+            role: Some(owner.clone()),
+            outcome_of: None,
+            map: Default::default(),
+        }),
+        gate: None,
+        on_holiday: None,
+        deadline: None,
+        retry: None,
+        outcome: None,
+    }
+}
+
+fn plain_id(id: &str) -> Result<NodeId, ImportError> {
+    NodeId::new(id).map_err(|source| ImportError::new(Location::default(), ImportErrorKind::BadId { source }))
+}
+
 fn to_spec(
     chart: &Flowchart,
     title: Option<String>,
@@ -85,22 +188,38 @@ fn to_spec(
 ) -> Result<Spec, ImportError> {
     let owner = RoleId::new(PLACEHOLDER_ROLE)
         .map_err(|source| ImportError::new(Default::default(), ImportErrorKind::BadId { source }))?;
-    let start = chart.nodes.keys().next().cloned().unwrap_or_default();
     let mut outs: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, e) in chart.edges.iter().enumerate() {
         outs.entry(e.from.as_str()).or_default().push(i);
     }
+    let entry = entry(chart, &outs, warnings);
+    // The node that is the start, and the node whose incoming edges begin the next cycle.
+    let (start, first) = match &entry {
+        Entry::Node(node) => (Some(node.as_str()), Some(node.as_str())),
+        Entry::Before { node, .. } => (None, Some(node.as_str())),
+        Entry::Roots { .. } => (None, None),
+    };
     let mut labels: Vec<Option<String>> = chart.edges.iter().map(|e| e.label.clone()).collect();
     let mut nodes = IndexMap::new();
+    let mut edges = Vec::with_capacity(chart.edges.len() + 4);
+    match &entry {
+        Entry::Node(_) => {}
+        Entry::Before { start, node } => {
+            nodes.insert(plain_id(start)?, skeleton("Start".to_owned(), NodeKind::Start, &owner));
+            edges.push(Edge { from: plain_id(start)?, to: node_id(node, chart)?, label: None });
+        }
+        Entry::Roots { start, decision, roots } => {
+            nodes.insert(plain_id(start)?, skeleton("Start".to_owned(), NodeKind::Start, &owner));
+            nodes.insert(plain_id(decision)?, skeleton("Which way?".to_owned(), NodeKind::Decision, &owner));
+            edges.push(Edge { from: plain_id(start)?, to: plain_id(decision)?, label: None });
+            for root in roots {
+                edges.push(Edge { from: plain_id(decision)?, to: node_id(root, chart)?, label: Some(root.clone()) });
+            }
+        }
+    }
     for (id, flow) in &chart.nodes {
         let out = outs.get(id.as_str()).map_or(&[][..], Vec::as_slice);
-        let kind = if *id == start {
-            if out.len() > 1 {
-                warnings.push(ImportWarning {
-                    at: flow.at,
-                    kind: WarningKind::BranchingStart { id: id.clone(), count: out.len() },
-                });
-            }
+        let kind = if start == Some(id.as_str()) {
             NodeKind::Start
         } else if out.is_empty() {
             NodeKind::End
@@ -123,29 +242,13 @@ fn to_spec(
         if kind == NodeKind::Decision {
             fill_labels(chart, out, &mut labels, warnings);
         }
-        let back_to_start = out.iter().any(|&i| chart.edges.get(i).is_some_and(|e| e.to == start));
+        let back_to_start = out.iter().any(|&i| chart.edges.get(i).is_some_and(|e| Some(e.to.as_str()) == first));
         let outcome = (kind == NodeKind::End || (back_to_start && kind != NodeKind::Start))
             .then(|| PLACEHOLDER_OUTCOME.to_owned());
         let node = Node {
-            label: flow.label.clone(),
-            kind,
-            description: None,
             style: chart.styles.get(id).cloned().unwrap_or_default(),
-            roles: if kind == NodeKind::Task { vec![owner.clone()] } else { Vec::new() },
-            reported_by: Vec::new(),
-            outcomes: Vec::new(),
-            distinct_from: Vec::new(),
-            action: None,
-            decided_by: (kind == NodeKind::Decision).then(|| DecidedBy {
-                role: Some(owner.clone()),
-                outcome_of: None,
-                map: Default::default(),
-            }),
-            gate: None,
-            on_holiday: None,
-            deadline: None,
-            retry: None,
             outcome,
+            ..skeleton(flow.label.clone(), kind, &owner)
         };
         nodes.insert(node_id(id, chart)?, node);
     }
@@ -160,9 +263,38 @@ fn to_spec(
         let members = sub.nodes.iter().map(|n| node_id(n, chart)).collect::<Result<Vec<_>, _>>()?;
         phases.insert(id, Phase { title: sub.title.clone(), nodes: members });
     }
-    let mut edges = Vec::with_capacity(chart.edges.len());
+    // Added nodes join the phase of the node they lead to, so no node is left out of the phases.
+    let added: Option<(Vec<&str>, &str)> = match &entry {
+        Entry::Node(_) => None,
+        Entry::Before { start, node } => Some((vec![start.as_str()], node.as_str())),
+        Entry::Roots { start, decision, roots } => {
+            roots.first().map(|root| (vec![start.as_str(), decision.as_str()], root.as_str()))
+        }
+    };
+    if let Some((ids, anchor)) = added
+        && let Some(phase) = phases.values_mut().find(|p: &&mut Phase| p.nodes.iter().any(|n| n.as_str() == anchor))
+    {
+        let ids = ids.into_iter().map(plain_id).collect::<Result<Vec<_>, _>>()?;
+        phase.nodes.splice(0..0, ids);
+    }
+    // With an added start, edges back to the first node begin the next cycle at the start.
+    let back_to = match &entry {
+        Entry::Before { start, node } => Some((node.as_str(), plain_id(start)?)),
+        _ => None,
+    };
     for (e, label) in chart.edges.iter().zip(labels) {
-        edges.push(Edge { from: node_id(&e.from, chart)?, to: node_id(&e.to, chart)?, label });
+        let to = match &back_to {
+            Some((node, start)) if e.to == *node => start.clone(),
+            _ => node_id(&e.to, chart)?,
+        };
+        edges.push(Edge { from: node_id(&e.from, chart)?, to, label });
+    }
+    let mut classes = IndexMap::new();
+    for (name, class) in &chart.classes {
+        let id = ClassId::new(name.clone())
+            .map_err(|source| ImportError::new(class.at, ImportErrorKind::BadId { source }))?;
+        let members = class.nodes.iter().map(|n| node_id(n, chart)).collect::<Result<Vec<_>, _>>()?;
+        classes.insert(id, Class { style: class.style.clone(), nodes: members });
     }
     let mut roles = IndexMap::new();
     roles.insert(
@@ -189,6 +321,7 @@ fn to_spec(
         environments: IndexMap::new(),
         windows: IndexMap::new(),
         phases,
+        classes,
         nodes,
         edges,
     })

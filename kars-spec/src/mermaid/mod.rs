@@ -1,10 +1,11 @@
 //! Mermaid both ways: render a spec as a mermaid flowchart, and import a flowchart as a spec.
 //!
 //! [`render`] writes a `flowchart` with a subgraph per phase (or per role, see [`Lanes`]),
-//! every node with its id, label and shape, every edge with its label and every node style.
+//! every node with its id, label and shape, every edge with its label, every node style and
+//! every style class (`classDef` and `class`).
 //! [`import`] reads a `.mmd` text or the first ```` ```mermaid ```` block of a markdown text and
 //! builds a spec skeleton that passes [`crate::check`]. `import(render(spec))` gives back the
-//! spec's graph: node ids, labels, edges and their labels, phases and styles.
+//! spec's graph: node ids, labels, edges and their labels, phases, styles and classes.
 //!
 //! Escaping rules are in the `text` module's docs; in short, labels are written plain where
 //! mermaid reads them back unchanged and quoted with entity codes (`#quot;`, `#124;`, ...)
@@ -19,7 +20,7 @@ mod render;
 mod text;
 
 pub use error::{ImportError, ImportErrorKind, ImportWarning, WarningKind};
-pub use flowchart::{FlowEdge, FlowNode, Flowchart, Location, Shape, Stroke, Subgraph};
+pub use flowchart::{FlowClass, FlowEdge, FlowNode, Flowchart, Location, Shape, Stroke, Subgraph};
 pub use import::{ImportOutcome, PLACEHOLDER_OUTCOME, PLACEHOLDER_ROLE, import, to_yaml};
 pub use parse::{Parsed, parse};
 pub use render::{render, render_state};

@@ -7,7 +7,7 @@ use indexmap::IndexMap;
 
 use super::cursor::{Cursor, Link};
 use super::error::{ImportError, ImportErrorKind, ImportWarning, WarningKind};
-use super::flowchart::{FlowEdge, FlowNode, Flowchart, Location, Shape, Subgraph};
+use super::flowchart::{FlowClass, FlowEdge, FlowNode, Flowchart, Location, Shape, Subgraph};
 use crate::id::{NodeId, PhaseId};
 use crate::spec::Direction;
 
@@ -499,33 +499,27 @@ impl Parser {
             }
         }
         let mut styles: IndexMap<String, BTreeMap<String, String>> = IndexMap::new();
-        // Classes first, in order, then `style` lines on top.
-        let mut flattened: Vec<String> = Vec::new();
-        if let Some((props, _)) = self.class_defs.get("default").cloned() {
-            for id in self.chart.nodes.keys() {
-                styles.entry(id.clone()).or_default().extend(props.clone());
-            }
-            flattened.push("default".into());
-        }
+        let mut classes: IndexMap<String, FlowClass> = std::mem::take(&mut self.class_defs)
+            .into_iter()
+            .map(|(name, (style, at))| (name, FlowClass { style, nodes: Vec::new(), at }))
+            .collect();
         for (id, class, at) in std::mem::take(&mut self.node_classes) {
             if !self.chart.nodes.contains_key(&id) {
                 self.warn(at, WarningKind::UnknownStyleTarget { id });
                 continue;
             }
-            match self.class_defs.get(&class) {
-                Some((props, _)) => {
-                    styles.entry(id).or_default().extend(props.clone());
-                    if !flattened.contains(&class) {
-                        flattened.push(class.clone());
+            match classes.get_mut(&class) {
+                // `default` already applies to every node.
+                Some(_) if class == "default" => {}
+                Some(c) => {
+                    if !c.nodes.contains(&id) {
+                        c.nodes.push(id);
                     }
                 }
                 None => self.warn(at, WarningKind::UnknownClass { class }),
             }
         }
-        for class in flattened {
-            let at = self.class_defs.get(&class).map(|(_, at)| *at).unwrap_or_default();
-            self.warn(at, WarningKind::ClassFlattened { class });
-        }
+        self.chart.classes = classes;
         for (id, props, at) in std::mem::take(&mut self.styles) {
             if self.chart.nodes.contains_key(&id) {
                 styles.entry(id).or_default().extend(props);

@@ -103,6 +103,19 @@ impl Renderer<'_> {
                 let _ = writeln!(styles, "{INDENT}style {id} {}", props.join(","));
             }
         }
+        for (class, c) in &self.spec.classes {
+            let props: Vec<String> =
+                c.style.iter().filter(|(k, v)| is_safe_style(k, v)).map(|(k, v)| format!("{k}:{}", v.trim())).collect();
+            // Mermaid needs a property on a `classDef`.
+            if props.is_empty() {
+                continue;
+            }
+            let _ = writeln!(styles, "{INDENT}classDef {class} {}", props.join(","));
+            if !c.nodes.is_empty() {
+                let nodes: Vec<&str> = c.nodes.iter().map(NodeId::as_str).collect();
+                let _ = writeln!(styles, "{INDENT}class {} {class}", nodes.join(","));
+            }
+        }
         if !styles.is_empty() {
             out.push('\n');
             out.push_str(&styles);

@@ -2,11 +2,13 @@
 //!
 //! Rules live by topic: this file checks the sections around the graph (version, zone, team,
 //! branches, environments, windows, phases, edges), [`nodes`] the fields of each node, [`graph`]
-//! the shape of the flowchart (petgraph), [`time`] the order of gates and deadlines. Each
+//! the shape of the flowchart (petgraph), [`time`] the order of gates and deadlines, [`team`]
+//! what the roster can do, [`paused`] work that a `pause_tasks` window always refuses. Each
 //! diagnostic carries a path into the document; the loader turns paths into lines and columns.
 
 mod graph;
 mod nodes;
+mod paused;
 mod team;
 mod time;
 
@@ -40,6 +42,7 @@ pub(crate) fn validate(spec: Spec) -> Result<CheckedSpec, Report> {
     graph::check(&mut cx);
     time::check(&mut cx);
     team::check(&mut cx);
+    paused::check(&mut cx);
     let diagnostics = cx.out;
     match zone {
         Some(zone) if !diagnostics.iter().any(Diagnostic::is_error) => Ok(CheckedSpec::new(spec, zone, diagnostics)),
@@ -244,6 +247,7 @@ impl Cx<'_> {
         }
         self.windows();
         self.phases();
+        self.classes();
         zone
     }
 
@@ -460,6 +464,17 @@ impl Cx<'_> {
                             .help("add it to the `nodes` of a phase, or it is drawn outside every subgraph"),
                     );
                 }
+            }
+        }
+    }
+
+    /// Style classes: mermaid can write their styles, and their nodes exist.
+    fn classes(&mut self) {
+        for (class, c) in &self.spec.classes {
+            let path = root().key("classes").key(class.as_str());
+            nodes::style_map(self, &c.style, &path);
+            for (i, node) in c.nodes.iter().enumerate() {
+                self.node_ref(node, path.clone().key("nodes").index(i));
             }
         }
     }

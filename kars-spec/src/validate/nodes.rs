@@ -71,7 +71,12 @@ pub(super) fn check(cx: &mut Cx<'_>) {
 }
 
 fn style(cx: &mut Cx<'_>, node: &Node, path: &Path) {
-    for (key, value) in &node.style {
+    style_map(cx, &node.style, path);
+}
+
+/// Reports style keys and values mermaid cannot take; `path` is the item holding `style`.
+pub(super) fn style_map(cx: &mut Cx<'_>, style: &std::collections::BTreeMap<String, String>, path: &Path) {
+    for (key, value) in style {
         let at = path.clone().key("style").key(key.as_str());
         let bad_key = key.is_empty() || key.chars().any(|c| matches!(c, ';' | ',' | ':') || c.is_whitespace());
         if bad_key {
