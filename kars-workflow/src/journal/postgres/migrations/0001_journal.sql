@@ -1,0 +1,35 @@
+-- kars database schema version 1: instances, their records, and the effects outbox.
+-- `{schema}` is replaced by the store's (quoted) schema name.
+
+-- One row per instance: its header and its version (the number of its records). An append
+-- is a compare-and-set on `version`.
+CREATE TABLE {schema}.instances (
+    instance   text        PRIMARY KEY,
+    header     bytea       NOT NULL,
+    version    bigint      NOT NULL DEFAULT 0 CHECK (version >= 0),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- One row per record: record `sequence` (from 0) brings the instance to version sequence + 1.
+CREATE TABLE {schema}.records (
+    instance text   NOT NULL REFERENCES {schema}.instances (instance) ON DELETE CASCADE,
+    sequence bigint NOT NULL CHECK (sequence >= 0),
+    payload  bytea  NOT NULL,
+    PRIMARY KEY (instance, sequence)
+);
+
+-- The effects outbox, written in the transaction of the append that emitted each effect and
+-- marked done in the transaction of the append that acknowledged it.
+CREATE TABLE {schema}.outbox (
+    instance         text        NOT NULL REFERENCES {schema}.instances (instance) ON DELETE CASCADE,
+    key              text        NOT NULL,
+    effect           jsonb       NOT NULL,
+    emitted_version  bigint      NOT NULL,
+    emitted_at       timestamptz NOT NULL DEFAULT now(),
+    done_version     bigint,
+    done_at          timestamptz,
+    PRIMARY KEY (instance, key)
+);
+
+CREATE INDEX outbox_pending ON {schema}.outbox (emitted_at) WHERE done_version IS NULL;

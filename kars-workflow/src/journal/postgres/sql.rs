@@ -1,0 +1,70 @@
+//! The store's statements, with the schema name filled in once.
+
+use super::schema::Schema;
+
+/// Every statement the store runs after migrating, for one schema.
+#[derive(Debug)]
+pub(super) struct Sql {
+    /// `$1` instance, `$2` header; no row: it exists.
+    pub create: String,
+    /// `$1` instance, `$2` expected version, `$3` record count; the new version, or no row.
+    pub bump: String,
+    /// `$1` instance; its version.
+    pub version: String,
+    /// `$1` instance, `$2` expected version (the first record's sequence), `$3` payloads.
+    pub insert_records: String,
+    /// `$1` instance, `$2` keys, `$3` effects as JSON text, `$4` the new version.
+    pub insert_outbox: String,
+    /// `$1` instance, `$2` keys, `$3` the new version.
+    pub mark_done: String,
+    /// `$1` instance; header, version, and the payloads below the version in order.
+    pub read: String,
+    /// `$1` instance, `$2` first sequence, `$3` count; those payloads in order.
+    pub records_from: String,
+    /// Every instance id.
+    pub list: String,
+    /// `$1` instance; its outbox rows by key.
+    pub outbox: String,
+}
+
+impl Sql {
+    pub fn new(schema: &Schema) -> Self {
+        let s = schema.quoted();
+        Self {
+            create: format!(
+                "INSERT INTO {s}.instances (instance, header) VALUES ($1, $2) ON CONFLICT (instance) DO NOTHING"
+            ),
+            bump: format!(
+                "UPDATE {s}.instances SET version = version + $3, updated_at = now() \
+                 WHERE instance = $1 AND version = $2 RETURNING version"
+            ),
+            version: format!("SELECT version FROM {s}.instances WHERE instance = $1"),
+            insert_records: format!(
+                "INSERT INTO {s}.records (instance, sequence, payload) \
+                 SELECT $1, $2 + r.ord - 1, r.payload FROM unnest($3::bytea[]) WITH ORDINALITY AS r(payload, ord)"
+            ),
+            insert_outbox: format!(
+                "INSERT INTO {s}.outbox (instance, key, effect, emitted_version) \
+                 SELECT $1, o.key, o.effect::jsonb, $4 FROM unnest($2::text[], $3::text[]) AS o(key, effect) \
+                 ON CONFLICT (instance, key) DO NOTHING"
+            ),
+            mark_done: format!(
+                "UPDATE {s}.outbox SET done_version = $3, done_at = now() \
+                 WHERE instance = $1 AND key = ANY($2) AND done_version IS NULL"
+            ),
+            read: format!(
+                "SELECT i.header, i.version, ARRAY(SELECT r.payload FROM {s}.records r \
+                 WHERE r.instance = i.instance AND r.sequence < i.version ORDER BY r.sequence) \
+                 FROM {s}.instances i WHERE i.instance = $1"
+            ),
+            records_from: format!(
+                "SELECT payload FROM {s}.records WHERE instance = $1 AND sequence >= $2 AND sequence < $2 + $3 \
+                 ORDER BY sequence"
+            ),
+            list: format!("SELECT instance FROM {s}.instances"),
+            outbox: format!(
+                "SELECT key, emitted_version, done_version FROM {s}.outbox WHERE instance = $1 ORDER BY key"
+            ),
+        }
+    }
+}
