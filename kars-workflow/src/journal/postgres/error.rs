@@ -27,7 +27,7 @@ pub enum PgOperation {
 impl fmt::Display for PgOperation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Self::Connect => "connect",
+            Self::Connect => "open a connection",
             Self::Migrate => "migrate the schema",
             Self::Create => "create an instance",
             Self::Append => "append",

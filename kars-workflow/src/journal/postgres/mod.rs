@@ -227,7 +227,7 @@ impl PgStore {
         let migrations = {
             let (shared, schema) = (Arc::clone(&shared), schema.clone());
             run(&handle, async move {
-                let mut client = shared.client(PgOperation::Migrate).await?;
+                let mut client = shared.client(PgOperation::Connect).await?;
                 Ok(migrate::migrate(&mut client, &schema).await?)
             })?
         };

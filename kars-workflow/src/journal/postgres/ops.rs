@@ -38,7 +38,20 @@ fn to_i64(id: &InstanceId, value: u64) -> Result<i64, PgError> {
 
 impl Shared {
     pub async fn client(&self, operation: PgOperation) -> Result<Client, PgError> {
-        self.pool.get().await.map_err(|e| PgError::Pool { operation, detail: e.to_string() })
+        self.pool.get().await.map_err(|e| {
+            // The pool's words, then the client's and the operating system's below them.
+            let mut detail = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                let text = cause.to_string();
+                if !detail.contains(&text) {
+                    detail.push_str(": ");
+                    detail.push_str(&text);
+                }
+                source = cause.source();
+            }
+            PgError::Pool { operation, detail }
+        })
     }
 
     /// Runs `op` again on a fresh connection while it fails by losing its connection.
