@@ -249,11 +249,7 @@ fn pump(client: TcpStream, server: Box<dyn Duplex>, mode: Arc<AtomicU8>) {
     let flag = Arc::clone(&drop_next_reply);
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let Ok(n) = client_in.read(&mut buf) else { break };
-            if n == 0 {
-                break;
-            }
+        while let Ok(n @ 1..) = client_in.read(&mut buf) {
             let is_commit = buf[..n].windows(6).any(|w| w == b"COMMIT");
             if is_commit {
                 match mode.swap(PASS, Ordering::SeqCst) {
@@ -272,9 +268,8 @@ fn pump(client: TcpStream, server: Box<dyn Duplex>, mode: Arc<AtomicU8>) {
     let (mut server_in, mut client_out) = (server, client);
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let Ok(n) = server_in.read(&mut buf) else { break };
-            if n == 0 || drop_next_reply.load(Ordering::SeqCst) {
+        while let Ok(n @ 1..) = server_in.read(&mut buf) {
+            if drop_next_reply.load(Ordering::SeqCst) {
                 break;
             }
             if client_out.write_all(&buf[..n]).is_err() {
