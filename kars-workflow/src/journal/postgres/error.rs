@@ -22,6 +22,8 @@ pub enum PgOperation {
     List,
     /// Re-reading an instance after a commit whose outcome the client did not see.
     Resolve,
+    /// Claiming, renewing or releasing leases.
+    Claim,
 }
 
 impl fmt::Display for PgOperation {
@@ -34,6 +36,7 @@ impl fmt::Display for PgOperation {
             Self::Read => "read an instance",
             Self::List => "list instances",
             Self::Resolve => "re-read an append whose commit outcome was lost",
+            Self::Claim => "claim, renew or release leases",
         })
     }
 }
@@ -119,6 +122,18 @@ pub enum PgError {
         id: InstanceId,
         /// The version the append expected.
         expected: u64,
+    },
+    /// A replica's write under a lease it no longer holds (it expired on the database's clock,
+    /// or another replica claimed the instance since): nothing was written.
+    #[error(
+        "this replica no longer holds the lease on instance `{id}` (epoch {epoch}): nothing was written\n\
+         help: another replica took the instance over; claim it again to go on"
+    )]
+    LeaseLost {
+        /// The instance.
+        id: InstanceId,
+        /// The epoch of the lost lease.
+        epoch: u64,
     },
     /// A stored value the store cannot read back (a negative version, say).
     #[error("instance `{id}` holds {what}, which kars never writes\nhelp: the schema was changed by hand; restore it")]

@@ -38,6 +38,7 @@
 //! use the `*_async` methods, which await the job without blocking their runtime.
 
 mod error;
+mod lease;
 mod migrate;
 mod ops;
 mod schema;
@@ -51,6 +52,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
 pub use error::{PgError, PgOperation, RuntimeFailure};
+pub use lease::{FencedStore, Lease, ReplicaId};
 pub use migrate::{AppliedMigration, SCHEMA_VERSION};
 pub use schema::Schema;
 
@@ -275,10 +277,9 @@ impl PgStore {
         records: Vec<Vec<u8>>,
     ) -> Result<u64, JournalError> {
         let (shared, id) = (Arc::clone(&self.shared), id.clone());
-        spawn(
-            &self.handle,
-            async move { shared.append(&id, expected_version, &records, &OwnedOutbox::default()).await },
-        )
+        spawn(&self.handle, async move {
+            shared.append(&id, expected_version, &records, &OwnedOutbox::default(), None).await
+        })
         .await
     }
 
@@ -362,7 +363,7 @@ impl Store for PgStore {
         let (shared, id) = (Arc::clone(&self.shared), id.clone());
         let records: Vec<Vec<u8>> = records.iter().map(|r| r.to_vec()).collect();
         let outbox = OwnedOutbox::new(outbox);
-        run(&self.handle, async move { shared.append(&id, expected_version, &records, &outbox).await })
+        run(&self.handle, async move { shared.append(&id, expected_version, &records, &outbox, None).await })
     }
 }
 

@@ -7,6 +7,7 @@ use deadpool_postgres::{Client, Pool};
 use tokio_postgres::IsolationLevel;
 
 use super::error::{PgError, PgOperation};
+use super::lease::Lease;
 use super::sql::Sql;
 use super::{OutboxRow, OwnedOutbox};
 use crate::InstanceId;
@@ -24,15 +25,15 @@ pub(super) struct Shared {
     pub max_record_len: u32,
 }
 
-fn query(operation: PgOperation) -> impl Fn(tokio_postgres::Error) -> PgError {
+pub(super) fn query(operation: PgOperation) -> impl Fn(tokio_postgres::Error) -> PgError {
     move |source| PgError::Query { operation, source }
 }
 
-fn version_of(id: &InstanceId, stored: i64) -> Result<u64, PgError> {
+pub(super) fn version_of(id: &InstanceId, stored: i64) -> Result<u64, PgError> {
     u64::try_from(stored).map_err(|_| PgError::BadStoredValue { id: id.clone(), what: "a negative version" })
 }
 
-fn to_i64(id: &InstanceId, value: u64) -> Result<i64, PgError> {
+pub(super) fn to_i64(id: &InstanceId, value: u64) -> Result<i64, PgError> {
     i64::try_from(value).map_err(|_| PgError::BadStoredValue { id: id.clone(), what: "a version past 2^63" })
 }
 
@@ -106,6 +107,7 @@ impl Shared {
         expected: u64,
         records: &[Vec<u8>],
         outbox: &OwnedOutbox,
+        lease: Option<&Lease>,
     ) -> Result<u64, JournalError> {
         let refs: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
         crate::journal::check_sizes(id, &refs, self.max_record_len)?;
@@ -120,7 +122,7 @@ impl Shared {
         let mut pauses = RETRY_PAUSES.iter();
         let mut ambiguous = false;
         loop {
-            let result = self.try_append(id, expected, &refs, outbox).await;
+            let result = self.try_append(id, expected, &refs, outbox, lease).await;
             match result {
                 Ok(version) => return Ok(version),
                 // A conflict after an attempt whose outcome was lost may be that attempt.
@@ -160,6 +162,7 @@ impl Shared {
         expected: u64,
         records: &[&[u8]],
         outbox: &OwnedOutbox,
+        lease: Option<&Lease>,
     ) -> Result<u64, JournalError> {
         let op = PgOperation::Append;
         let expected_i = to_i64(id, expected)?;
@@ -171,18 +174,33 @@ impl Shared {
             .start()
             .await
             .map_err(query(op))?;
-        let bump = tx.prepare_cached(&self.sql.bump).await.map_err(query(op))?;
         // The row lock on the instance serializes appenders; under READ COMMITTED a waiting
-        // appender re-checks `version = $2` against the winner's row and updates nothing.
-        let Some(row) = tx.query_opt(&bump, &[&id.as_str(), &expected_i, &count]).await.map_err(query(op))? else {
-            let stmt = tx.prepare_cached(&self.sql.version).await.map_err(query(op))?;
+        // appender re-checks `version = $2` (and the lease) against the winner's row and
+        // updates nothing.
+        let bumped = match lease {
+            None => {
+                let bump = tx.prepare_cached(&self.sql.bump).await.map_err(query(op))?;
+                tx.query_opt(&bump, &[&id.as_str(), &expected_i, &count]).await
+            }
+            Some(lease) => {
+                let bump = tx.prepare_cached(&self.sql.bump_fenced).await.map_err(query(op))?;
+                let epoch = to_i64(id, lease.epoch)?;
+                tx.query_opt(&bump, &[&id.as_str(), &expected_i, &count, &epoch, &lease.owner.as_str()]).await
+            }
+        };
+        let Some(row) = bumped.map_err(query(op))? else {
+            let stmt = tx.prepare_cached(&self.sql.lease_of).await.map_err(query(op))?;
             let row = tx.query_opt(&stmt, &[&id.as_str()]).await.map_err(query(op))?;
-            return match row {
-                None => Err(JournalError::NotFound { id: id.clone() }),
-                Some(row) => {
-                    Err(JournalError::Conflict { id: id.clone(), expected, actual: version_of(id, row.get(0))? })
+            let Some(row) = row else { return Err(JournalError::NotFound { id: id.clone() }) };
+            let actual = version_of(id, row.get(0))?;
+            if let Some(lease) = lease {
+                let (epoch, owner, live): (i64, Option<String>, bool) = (row.get(1), row.get(2), row.get(3));
+                let held = to_i64(id, lease.epoch)? == epoch && owner.as_deref() == Some(lease.owner.as_str()) && live;
+                if !held {
+                    return Err(PgError::LeaseLost { id: id.clone(), epoch: lease.epoch }.into());
                 }
-            };
+            }
+            return Err(JournalError::Conflict { id: id.clone(), expected, actual });
         };
         let new_version: i64 = row.get(0);
         let insert = tx.prepare_cached(&self.sql.insert_records).await.map_err(query(op))?;

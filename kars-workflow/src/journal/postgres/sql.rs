@@ -9,8 +9,20 @@ pub(super) struct Sql {
     pub create: String,
     /// `$1` instance, `$2` expected version, `$3` record count; the new version, or no row.
     pub bump: String,
+    /// As `bump`, and `$4` epoch, `$5` owner: only under that unexpired lease.
+    pub bump_fenced: String,
     /// `$1` instance; its version.
     pub version: String,
+    /// `$1` instance; version, epoch, owner, whether the lease is unexpired.
+    pub lease_of: String,
+    /// `$1` owner, `$2` how many, `$3` lease seconds; claims due instances: instance, epoch.
+    pub claim: String,
+    /// `$1` owner, `$2` lease seconds; renews its unexpired leases: instance.
+    pub renew: String,
+    /// `$1` instance, `$2` owner, `$3` epoch, `$4` next wake; ends that lease.
+    pub release: String,
+    /// `$1` instance, `$2` next wake.
+    pub set_next_wake: String,
     /// `$1` instance, `$2` expected version (the first record's sequence), `$3` payloads.
     pub insert_records: String,
     /// `$1` instance, `$2` keys, `$3` effects as JSON text, `$4` the new version.
@@ -38,7 +50,41 @@ impl Sql {
                 "UPDATE {s}.instances SET version = version + $3, updated_at = now() \
                  WHERE instance = $1 AND version = $2 RETURNING version"
             ),
+            bump_fenced: format!(
+                "UPDATE {s}.instances SET version = version + $3, updated_at = now() \
+                 WHERE instance = $1 AND version = $2 AND epoch = $4 AND owner = $5 AND lease_expires_at > now() \
+                 RETURNING version"
+            ),
             version: format!("SELECT version FROM {s}.instances WHERE instance = $1"),
+            lease_of: format!(
+                "SELECT version, epoch, owner, coalesce(lease_expires_at > now(), false) \
+                 FROM {s}.instances WHERE instance = $1"
+            ),
+            // Due: a timer at or before the database's now, or an effect not acknowledged.
+            // Free: never leased, released, or its lease expired on the database's clock.
+            claim: format!(
+                "WITH due AS ( \
+                   SELECT i.instance FROM {s}.instances i \
+                   WHERE (i.owner IS NULL OR i.lease_expires_at <= now()) \
+                     AND (i.next_wake <= now() OR EXISTS ( \
+                       SELECT 1 FROM {s}.outbox o WHERE o.instance = i.instance AND o.done_version IS NULL)) \
+                   ORDER BY i.next_wake NULLS LAST, i.instance \
+                   LIMIT $2 \
+                   FOR UPDATE SKIP LOCKED) \
+                 UPDATE {s}.instances i SET owner = $1, epoch = i.epoch + 1, \
+                   lease_expires_at = now() + make_interval(secs => $3) \
+                 FROM due WHERE i.instance = due.instance \
+                 RETURNING i.instance, i.epoch"
+            ),
+            renew: format!(
+                "UPDATE {s}.instances SET lease_expires_at = now() + make_interval(secs => $2) \
+                 WHERE owner = $1 AND lease_expires_at > now() RETURNING instance"
+            ),
+            release: format!(
+                "UPDATE {s}.instances SET owner = NULL, lease_expires_at = NULL, next_wake = $4 \
+                 WHERE instance = $1 AND owner = $2 AND epoch = $3"
+            ),
+            set_next_wake: format!("UPDATE {s}.instances SET next_wake = $2 WHERE instance = $1"),
             insert_records: format!(
                 "INSERT INTO {s}.records (instance, sequence, payload) \
                  SELECT $1, $2 + r.ord - 1, r.payload FROM unnest($3::bytea[]) WITH ORDINALITY AS r(payload, ord)"
