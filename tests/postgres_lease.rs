@@ -19,8 +19,14 @@ fn id(s: &str) -> InstanceId {
     InstanceId::new(s).unwrap()
 }
 
+/// Long past on the database's clock.
 fn past() -> Option<chrono::DateTime<Utc>> {
-    Some(Utc::now() - chrono::Duration::hours(1))
+    Some("2000-01-01T00:00:00Z".parse().unwrap())
+}
+
+/// Far ahead on the database's clock.
+fn future() -> Option<chrono::DateTime<Utc>> {
+    Some("2999-01-01T00:00:00Z".parse().unwrap())
 }
 
 #[test]
@@ -59,7 +65,7 @@ fn a_stale_write_after_another_replica_took_the_lease_over_changes_nothing() {
     // B holds it still, writes, renews and releases.
     let as_b = store.fenced(lease_b.clone());
     assert_eq!(as_b.append(&x, 1, &[b"by b"]).unwrap(), 2);
-    assert_eq!(store.renew(&b, Duration::from_secs(30)).unwrap(), [x.clone()]);
+    assert_eq!(store.renew(&b, Duration::from_secs(30)).unwrap(), std::slice::from_ref(&x));
     assert_eq!(store.read(&x).unwrap().records, [b"by a".to_vec(), b"by b".to_vec()]);
     assert!(store.release(&lease_b, None).unwrap());
     assert!(store.claim_due(&a, 10, Duration::from_secs(30)).unwrap().is_empty(), "no timer, nothing pending");
@@ -78,7 +84,7 @@ fn replicas_claiming_at_once_never_claim_an_instance_twice() {
     }
     // Not due: a timer in the future. Due: an effect not acknowledged in the outbox.
     store.create(&id("later"), b"h").unwrap();
-    store.set_next_wake(&id("later"), Some(Utc::now() + chrono::Duration::hours(1))).unwrap();
+    store.set_next_wake(&id("later"), future()).unwrap();
     store.create(&id("effect"), b"h").unwrap();
     let emitted = [OutboxEffect { key: "effect/1", effect: br#"{"k":1}"# }];
     store.append_with_outbox(&id("effect"), 0, &[b"r"], Outbox { emitted: &emitted, done: &[] }).unwrap();

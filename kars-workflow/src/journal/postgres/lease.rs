@@ -13,8 +13,9 @@ use super::{OwnedOutbox, PgStore, run};
 use crate::InstanceId;
 use crate::journal::{JournalError, Outbox, Store, Stored};
 
-/// A replica's identity: fresh for every process start (the host's process id, the start
-/// instant and a per-process counter), never configured, so two processes never share one.
+/// A replica's identity: fresh for every process start (the process id, random bits from the
+/// operating system and a per-process counter), never configured, so two processes never share
+/// one.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ReplicaId(String);
 
@@ -25,10 +26,9 @@ impl ReplicaId {
         use std::hash::{BuildHasher, Hasher};
         use std::sync::atomic::{AtomicU64, Ordering};
         static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        // `RandomState` is seeded per process by the standard library.
+        // `RandomState`'s keys come from the operating system's randomness.
         let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u128(nanos);
+        hasher.write_u32(std::process::id());
         Self(format!(
             "{}-{:08x}-{}",
             std::process::id(),
