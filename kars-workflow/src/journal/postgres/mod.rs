@@ -112,7 +112,7 @@ impl PgStoreConfig {
     }
 
     /// The largest record or header accepted (default
-    /// [`DEFAULT_MAX_RECORD_LEN`](super::DEFAULT_MAX_RECORD_LEN)).
+    /// [`DEFAULT_MAX_RECORD_LEN`]).
     #[must_use]
     pub fn with_max_record_len(mut self, max: u32) -> Self {
         self.max_record_len = max;
