@@ -87,7 +87,7 @@ fn replicas_claiming_at_once_never_claim_an_instance_twice() {
     store.set_next_wake(&id("later"), future()).unwrap();
     store.create(&id("effect"), b"h").unwrap();
     let emitted = [OutboxEffect { key: "effect/1", effect: br#"{"k":1}"# }];
-    store.append_with_outbox(&id("effect"), 0, &[b"r"], Outbox { emitted: &emitted, done: &[] }).unwrap();
+    store.append_with_outbox(&id("effect"), 0, &[b"r"], Outbox { emitted: &emitted, ..Outbox::default() }).unwrap();
 
     let replicas: Vec<_> = (0..4)
         .map(|_| {

@@ -160,7 +160,7 @@ use crate::effect::{Effect, EffectKey};
 use crate::error::EngineError;
 use crate::event::{ActionOutcome, Actor, Event, InstanceId, Reporter};
 use crate::instance::Instance;
-use crate::journal::{JournalError, Outbox, OutboxEffect, Store};
+use crate::journal::{JournalError, NextWake, Outbox, OutboxEffect, Store};
 
 /// Each effect's idempotency key and JSON, for [`Outbox::emitted`].
 fn outbox_effects(effects: &[Effect]) -> Result<Vec<(&str, Vec<u8>)>, serde_json::Error> {
@@ -286,7 +286,13 @@ impl<S: Store, C: Clock> Driver<S, C> {
             let effect_refs: Vec<OutboxEffect<'_>> =
                 effects.iter().map(|(key, json)| OutboxEffect { key, effect: json }).collect();
             let done_keys: Vec<&str> = done.iter().map(|d| d.key.as_str()).collect();
-            let outbox = Outbox { emitted: &effect_refs, done: &done_keys };
+            // A real instance's timers are wall-clock instants a replica can wait for; a
+            // rehearsal's are a person's word, and no replica drives them by the clock.
+            let next_wake = match self.header.clock {
+                ClockMode::System => self.instance.poll_timeout().into(),
+                ClockMode::Rehearsal => NextWake::Unchanged,
+            };
+            let outbox = Outbox { emitted: &effect_refs, done: &done_keys, next_wake };
             self.version = self.store.append_with_outbox(&self.id, from, &refs, outbox)?;
             let entries = self
                 .instance

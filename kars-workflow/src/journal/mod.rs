@@ -241,6 +241,27 @@ pub struct Outbox<'a> {
     pub emitted: &'a [OutboxEffect<'a>],
     /// The idempotency keys of the effects the appended records acknowledge (`done` entries).
     pub done: &'a [&'a str],
+    /// When the instance's next timer is due once the records are appended, for a store that
+    /// hands due instances to replicas.
+    pub next_wake: NextWake,
+}
+
+/// When an instance's next timer is due, as an append leaves it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum NextWake {
+    /// The append does not say (it changes no timer): the stored instant stays.
+    #[default]
+    Unchanged,
+    /// The instance has no timer.
+    Never,
+    /// The next timer is due then.
+    At(chrono::DateTime<chrono::Utc>),
+}
+
+impl From<Option<chrono::DateTime<chrono::Utc>>> for NextWake {
+    fn from(at: Option<chrono::DateTime<chrono::Utc>>) -> Self {
+        at.map_or(Self::Never, Self::At)
+    }
 }
 
 /// One effect for an outbox: its idempotency key and its JSON (the driver's

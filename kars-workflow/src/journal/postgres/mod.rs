@@ -137,6 +137,7 @@ struct OwnedOutbox {
     keys: Vec<String>,
     effects: Vec<String>,
     done: Vec<String>,
+    next_wake: super::NextWake,
 }
 
 impl OwnedOutbox {
@@ -145,6 +146,7 @@ impl OwnedOutbox {
             keys: outbox.emitted.iter().map(|e| e.key.to_owned()).collect(),
             effects: outbox.emitted.iter().map(|e| String::from_utf8_lossy(e.effect).into_owned()).collect(),
             done: outbox.done.iter().map(|k| (*k).to_owned()).collect(),
+            next_wake: outbox.next_wake,
         }
     }
 }

@@ -11,7 +11,7 @@ use super::lease::Lease;
 use super::sql::Sql;
 use super::{OutboxRow, OwnedOutbox};
 use crate::InstanceId;
-use crate::journal::{JournalError, Stored};
+use crate::journal::{JournalError, NextWake, Stored};
 
 /// How many times an operation that lost its connection is tried again (each on a fresh
 /// connection), and the pause before each try.
@@ -177,15 +177,21 @@ impl Shared {
         // The row lock on the instance serializes appenders; under READ COMMITTED a waiting
         // appender re-checks `version = $2` (and the lease) against the winner's row and
         // updates nothing.
+        let (set_wake, wake) = match outbox.next_wake {
+            NextWake::Unchanged => (false, None),
+            NextWake::Never => (true, None),
+            NextWake::At(at) => (true, Some(at)),
+        };
         let bumped = match lease {
             None => {
                 let bump = tx.prepare_cached(&self.sql.bump).await.map_err(query(op))?;
-                tx.query_opt(&bump, &[&id.as_str(), &expected_i, &count]).await
+                tx.query_opt(&bump, &[&id.as_str(), &expected_i, &count, &set_wake, &wake]).await
             }
             Some(lease) => {
                 let bump = tx.prepare_cached(&self.sql.bump_fenced).await.map_err(query(op))?;
                 let epoch = to_i64(id, lease.epoch)?;
-                tx.query_opt(&bump, &[&id.as_str(), &expected_i, &count, &epoch, &lease.owner.as_str()]).await
+                let owner = lease.owner.as_str();
+                tx.query_opt(&bump, &[&id.as_str(), &expected_i, &count, &set_wake, &wake, &epoch, &owner]).await
             }
         };
         let Some(row) = bumped.map_err(query(op))? else {

@@ -7,9 +7,10 @@ use super::schema::Schema;
 pub(super) struct Sql {
     /// `$1` instance, `$2` header; no row: it exists.
     pub create: String,
-    /// `$1` instance, `$2` expected version, `$3` record count; the new version, or no row.
+    /// `$1` instance, `$2` expected version, `$3` record count, `$4` whether to set the next
+    /// wake-up, `$5` the next wake-up; the new version, or no row.
     pub bump: String,
-    /// As `bump`, and `$4` epoch, `$5` owner: only under that unexpired lease.
+    /// As `bump`, and `$6` epoch, `$7` owner: only under that unexpired lease.
     pub bump_fenced: String,
     /// `$1` instance; its version.
     pub version: String,
@@ -47,12 +48,14 @@ impl Sql {
                 "INSERT INTO {s}.instances (instance, header) VALUES ($1, $2) ON CONFLICT (instance) DO NOTHING"
             ),
             bump: format!(
-                "UPDATE {s}.instances SET version = version + $3, updated_at = now() \
+                "UPDATE {s}.instances SET version = version + $3, updated_at = now(), \
+                 next_wake = CASE WHEN $4 THEN $5 ELSE next_wake END \
                  WHERE instance = $1 AND version = $2 RETURNING version"
             ),
             bump_fenced: format!(
-                "UPDATE {s}.instances SET version = version + $3, updated_at = now() \
-                 WHERE instance = $1 AND version = $2 AND epoch = $4 AND owner = $5 AND lease_expires_at > now() \
+                "UPDATE {s}.instances SET version = version + $3, updated_at = now(), \
+                 next_wake = CASE WHEN $4 THEN $5 ELSE next_wake END \
+                 WHERE instance = $1 AND version = $2 AND epoch = $6 AND owner = $7 AND lease_expires_at > now() \
                  RETURNING version"
             ),
             version: format!("SELECT version FROM {s}.instances WHERE instance = $1"),
