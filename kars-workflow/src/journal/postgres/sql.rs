@@ -65,13 +65,14 @@ impl Sql {
             ),
             // Due: a timer at or before the database's now, or an effect not acknowledged.
             // Free: never leased, released, or its lease expired on the database's clock.
+            // Fair: the instances claimed least recently first (a release keeps the instant).
             claim: format!(
                 "WITH due AS ( \
                    SELECT i.instance FROM {s}.instances i \
                    WHERE (i.owner IS NULL OR i.lease_expires_at <= now()) \
                      AND (i.next_wake <= now() OR EXISTS ( \
                        SELECT 1 FROM {s}.outbox o WHERE o.instance = i.instance AND o.done_version IS NULL)) \
-                   ORDER BY i.next_wake NULLS LAST, i.instance \
+                   ORDER BY i.lease_expires_at NULLS FIRST, i.next_wake NULLS LAST, i.instance \
                    LIMIT $2 \
                    FOR UPDATE SKIP LOCKED) \
                  UPDATE {s}.instances i SET owner = $1, epoch = i.epoch + 1, \
@@ -84,7 +85,7 @@ impl Sql {
                  WHERE owner = $1 AND lease_expires_at > now() RETURNING instance"
             ),
             release: format!(
-                "UPDATE {s}.instances SET owner = NULL, lease_expires_at = NULL, next_wake = $4 \
+                "UPDATE {s}.instances SET owner = NULL, lease_expires_at = now(), next_wake = $4 \
                  WHERE instance = $1 AND owner = $2 AND epoch = $3"
             ),
             set_next_wake: format!("UPDATE {s}.instances SET next_wake = $2 WHERE instance = $1"),
