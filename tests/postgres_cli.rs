@@ -124,3 +124,27 @@ fn store_only_and_directory_only_options_say_what_to_use() {
     assert_eq!(code, 2);
     assert!(err.starts_with("error: cannot reach PostgreSQL to open a connection: "), "{err}");
 }
+
+#[test]
+fn a_worker_drives_a_due_real_instance_once_and_releases_it() {
+    let Some(db) = TestDb::new("cli_worker") else { return };
+    let on_store = ["--store", db.url.as_str(), "--schema", db.schema.as_str()];
+    let (code, out, err) = kars(&["instance", "start", SPEC], &on_store);
+    assert_eq!(code, 0, "{out}{err}");
+    let instances = format!("\"{}\".instances", db.schema);
+    let future = db.column_i64(&format!("SELECT count(*) FROM {instances} WHERE next_wake > now()"));
+    assert_eq!(future, [1], "a real instance's next timer is recorded for replicas");
+    let (code, out, _) = kars(&["worker", "--once"], &on_store);
+    assert_eq!((code, out.as_str()), (0, ""), "nothing is due yet");
+
+    // Make its timer due: one worker run claims it, ticks it and releases it.
+    db.exec(&format!("UPDATE {instances} SET next_wake = now() - interval '1 minute'"));
+    let (code, out, err) = kars(&["worker", "--once"], &on_store);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "drove `kars-release` (lease epoch 1)\n");
+    assert!(err.starts_with("kars worker: replica `"), "{err}");
+    let released = db.column_i64(&format!("SELECT count(*) FROM {instances} WHERE owner IS NULL AND epoch = 1"));
+    assert_eq!(released, [1]);
+    let (_, again, _) = kars(&["worker", "--once"], &on_store);
+    assert_eq!(again, "", "released with its real next wake-up, it is not due again");
+}

@@ -9,12 +9,16 @@
 //!
 //! The effects of an instance whose replica stopped midway run again on the next replica under
 //! the same idempotency keys (at least once); adapters drop the duplicates by key.
+//!
+//! Rehearsals (`ClockMode::Rehearsal`) are not driven: their clock is a person's word. A
+//! claimed rehearsal (one left with an effect pending) is held until its lease expires.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::InstanceId;
+use crate::driver::ClockMode;
 use crate::driver::{
     Adapters, Clock, Driver, DriverConfig, DriverError, Journaled, Parts, Program, Report, read_journal,
 };
@@ -132,16 +136,23 @@ impl<C: Clock + Clone> Worker<C> {
         let fenced: FencedStore = self.store.fenced(lease.clone());
         let result = (|| {
             let journal = read_journal(&fenced, &lease.instance)?;
+            if journal.header.clock == ClockMode::Rehearsal {
+                // A rehearsal's clock is a person's word: no replica drives it. The lease is
+                // kept until it expires, so the instance is not claimed again before then.
+                return Ok((Report::default(), None, false));
+            }
             let (program, adapters, config) = (self.host)(&journal)?;
             let parts = Parts { store: fenced.clone(), clock: self.clock.clone(), adapters, config };
             let mut driver = Driver::open_read(parts, &program, journal)?;
             let mut report = driver.tick()?;
             report.absorb(driver.run_effects()?);
-            Ok((report, driver.next_wake()))
+            Ok((report, driver.next_wake(), true))
         })();
         match result {
-            Ok((report, next)) => {
-                self.store.release(&lease, next)?;
+            Ok((report, next, release)) => {
+                if release {
+                    self.store.release(&lease, next)?;
+                }
                 Ok(report)
             }
             Err(e) => {

@@ -16,6 +16,11 @@ mod list;
 mod status;
 mod store;
 mod transcript;
+#[cfg(feature = "postgres")]
+mod worker;
+
+#[cfg(feature = "postgres")]
+pub use worker::{WorkerArgs, run as run_worker};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -96,7 +101,7 @@ struct ActorArg {
 }
 
 /// Where effects go.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 struct EffectArgs {
     /// Post notifications to this Slack-compatible webhook instead of standard output.
     #[cfg(feature = "webhook")]
