@@ -162,3 +162,74 @@ fn three_replicas_perform_every_pending_effect_once_and_release_their_leases() {
         assert_eq!(j_done, 1, "{id}: J acknowledged once");
     }
 }
+
+/// A notifier that takes its time: the replica holding the lease stalls mid-effect.
+struct Slow(Arc<RecordingNotifier>, Duration);
+
+impl kars::workflow::adapter::Notifier for Slow {
+    fn notify(&self, n: &kars::workflow::adapter::Notification) -> Result<(), kars::workflow::adapter::AdapterError> {
+        std::thread::sleep(self.1);
+        self.0.notify(n)
+    }
+}
+
+#[test]
+fn a_replica_that_stalls_mid_effect_loses_the_instance_and_its_late_ack_changes_nothing() {
+    let Some(db) = TestDb::new("worker_takeover") else { return };
+    let store = PgStore::connect(&db.url, &db.config()).unwrap();
+    let setup_world = World {
+        notifier: Arc::new(RecordingNotifier::new()),
+        vcs: Arc::new(RecordingVcs::new()),
+        ops: Arc::new(RecordingOperations::new()),
+    };
+    setup_world.vcs.set_branch("kars-dev", "c1");
+    setup_world.vcs.set_branch("kars-prod", "c0");
+    setup_world.vcs.set_branch("feature/login", "c2");
+    let clock = Arc::new(VirtualClock::new(local("2026-11-23 08:00")));
+    let id = InstanceId::new("kars").unwrap();
+    setup(&store, &setup_world, &clock, &id);
+    let recorded = Arc::new(RecordingNotifier::new());
+
+    // Replica A claims with a short lease and stalls in the notifier past it (no heartbeat).
+    let slow = {
+        let (recorded, clock) = (Arc::clone(&recorded), Arc::clone(&clock));
+        let host: Arc<Host> = Arc::new(move |_journal| {
+            let notifier = Slow(Arc::clone(&recorded), Duration::from_millis(900));
+            Ok((program(), Adapters::new(notifier), DriverConfig::default()))
+        });
+        let config = WorkerConfig { lease: Duration::from_millis(300), batch: 1, poll: Duration::from_millis(20) };
+        Worker::new(PgStore::connect(&db.url, &db.config()).unwrap(), config, clock, host)
+    };
+    let stalled = std::thread::spawn(move || slow.run_once().unwrap());
+
+    // Replica B takes the instance over once A's lease expired on the database's clock.
+    std::thread::sleep(Duration::from_millis(450));
+    let fast = {
+        let recorded = Arc::clone(&recorded);
+        let host: Arc<Host> =
+            Arc::new(move |_journal| Ok((program(), Adapters::new(Arc::clone(&recorded)), DriverConfig::default())));
+        Worker::new(PgStore::connect(&db.url, &db.config()).unwrap(), WorkerConfig::default(), Arc::clone(&clock), host)
+    };
+    let taken = fast.run_once().unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].epoch, 2, "B's claim raised the epoch");
+    assert!(taken[0].outcome.is_ok(), "{:?}", taken[0].outcome);
+
+    // A wakes up, performs (a duplicate, by key) and its acknowledgement is refused.
+    let late = stalled.join().unwrap();
+    assert_eq!(late.len(), 1);
+    assert_eq!(late[0].epoch, 1);
+    let err = late[0].outcome.as_ref().unwrap_err().to_string();
+    assert!(err.contains("no longer holds the lease on instance `kars` (epoch 1)"), "{err}");
+
+    let stored = store.read(&id).unwrap();
+    let j_done = stored
+        .records
+        .iter()
+        .filter(|r| r.starts_with(br#"{"done""#) && String::from_utf8_lossy(r).contains(r#"/J/1","#))
+        .count();
+    assert_eq!(j_done, 1, "one acknowledgement, B's");
+    let calls: Vec<(Option<String>, bool)> = recorded.calls().into_iter().map(|c| (c.key, c.duplicate)).collect();
+    let key = Some("kars/2026-W48/J/1/channel:releases".to_owned());
+    assert_eq!(calls, [(key.clone(), false), (key, true)], "at least once, the duplicate with the same key");
+}
