@@ -39,7 +39,7 @@ fn a_stale_write_after_another_replica_took_the_lease_over_changes_nothing() {
     let (a, b) = (ReplicaId::fresh(), ReplicaId::fresh());
     assert_ne!(a, b, "every replica id is fresh");
 
-    let leases = store.claim_due(&a, 10, Duration::from_millis(300)).unwrap();
+    let leases = store.claim_due(&a, 10, Duration::from_millis(1500)).unwrap();
     assert_eq!(leases.len(), 1);
     let lease_a = leases[0].clone();
     assert_eq!((lease_a.instance.as_str(), lease_a.epoch), ("x", 1));
@@ -48,7 +48,7 @@ fn a_stale_write_after_another_replica_took_the_lease_over_changes_nothing() {
     assert_eq!(as_a.append(&x, 0, &[b"by a"]).unwrap(), 1);
 
     // A stops renewing; its lease expires on the database's clock and B takes the instance.
-    std::thread::sleep(Duration::from_millis(400));
+    std::thread::sleep(Duration::from_millis(1700));
     let leases = store.claim_due(&b, 10, Duration::from_secs(30)).unwrap();
     assert_eq!(leases.len(), 1);
     let lease_b = leases[0].clone();

@@ -333,7 +333,7 @@ fn the_store_recovers_when_its_connections_are_terminated() {
     let mut killed = 0;
     while !writer.is_finished() {
         killed += db.terminate(&name);
-        std::thread::sleep(Duration::from_millis(40));
+        std::thread::sleep(Duration::from_millis(100));
     }
     writer.join().unwrap();
     assert!(killed > 0, "no connection was terminated during the appends");

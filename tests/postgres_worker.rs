@@ -203,7 +203,11 @@ fn a_replica_that_stalls_mid_effect_loses_the_instance_and_its_late_ack_changes_
     let stalled = std::thread::spawn(move || slow.run_once().unwrap());
 
     // Replica B takes the instance over once A's lease expired on the database's clock.
-    std::thread::sleep(Duration::from_millis(450));
+    let claimed = format!("SELECT count(*) FROM \"{}\".instances WHERE owner IS NOT NULL", db.schema);
+    while db.column_i64(&claimed) != [1] {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(400));
     let fast = {
         let recorded = Arc::clone(&recorded);
         let host: Arc<Host> =

@@ -14,8 +14,19 @@ use crate::InstanceId;
 use crate::journal::{JournalError, NextWake, Stored};
 
 /// How many times an operation that lost its connection is tried again (each on a fresh
-/// connection), and the pause before each try.
-const RETRY_PAUSES: [Duration; 3] = [Duration::from_millis(50), Duration::from_millis(250), Duration::from_secs(1)];
+/// connection), and the pause before each try: about ten seconds in all, long enough for a
+/// server restart or a failover.
+const RETRY_PAUSES: [Duration; 9] = [
+    Duration::from_millis(20),
+    Duration::from_millis(50),
+    Duration::from_millis(100),
+    Duration::from_millis(250),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(3),
+    Duration::from_secs(3),
+];
 
 /// What the operations share: the pool and the statements.
 #[derive(Debug)]
