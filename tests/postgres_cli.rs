@@ -76,6 +76,7 @@ fn instance_commands_on_a_store_print_what_they_print_on_a_journal_directory() {
         (vec!["instance", "tick", id[0], id[1], "--now", "2026-11-24T09:05:00-05:00"], 0),
         (vec!["instance", "status", id[0], id[1], "--now", "2026-11-24T09:06:00-05:00"], 0),
         (vec!["instance", "history", id[0], id[1]], 0),
+        (vec!["render", SPEC, id[0], id[1]], 0),
         (
             vec![
                 "instance",
