@@ -237,3 +237,67 @@ fn a_replica_that_stalls_mid_effect_loses_the_instance_and_its_late_ack_changes_
     let key = Some("kars/2026-W48/J/1/channel:releases".to_owned());
     assert_eq!(calls, [(key.clone(), false), (key, true)], "at least once, the duplicate with the same key");
 }
+
+/// Waits up to `limit` for `done`; whether it came.
+fn eventually(limit: Duration, done: impl Fn() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    done()
+}
+
+#[test]
+fn an_idle_worker_wakes_on_the_notify_hint_and_after_its_connections_are_terminated() {
+    let Some(db) = TestDb::new("worker_notify") else { return };
+    let setup_store = PgStore::connect(&db.url, &db.config()).unwrap();
+    let setup_world = World {
+        notifier: Arc::new(RecordingNotifier::new()),
+        vcs: Arc::new(RecordingVcs::new()),
+        ops: Arc::new(RecordingOperations::new()),
+    };
+    setup_world.vcs.set_branch("kars-dev", "c1");
+    setup_world.vcs.set_branch("kars-prod", "c0");
+    setup_world.vcs.set_branch("feature/login", "c2");
+    let clock = Arc::new(VirtualClock::new(local("2026-11-23 08:00")));
+
+    // A worker that would poll only once a minute: only the hint can wake it in time.
+    let name = format!("kars-test-worker-notify-{}", std::process::id());
+    let recorded = Arc::new(RecordingNotifier::new());
+    let worker = {
+        let recorded = Arc::clone(&recorded);
+        let host: Arc<Host> =
+            Arc::new(move |_journal| Ok((program(), Adapters::new(Arc::clone(&recorded)), DriverConfig::default())));
+        let config = WorkerConfig { lease: Duration::from_secs(30), batch: 4, poll: Duration::from_secs(60) };
+        let store = PgStore::connect(&db.url, &db.config().with_application_name(&name)).unwrap();
+        Worker::new(store, config, Arc::clone(&clock), host)
+    };
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let running = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || worker.run(&stop))
+    };
+    std::thread::sleep(Duration::from_millis(500)); // idle: nothing is due yet
+    let delivered = |id: &str| {
+        let key = format!("{id}/2026-W48/J/1/channel:releases");
+        let recorded = Arc::clone(&recorded);
+        move || recorded.delivered().iter().any(|n| n.key == key)
+    };
+
+    setup(&setup_store, &setup_world, &clock, &InstanceId::new("first").unwrap());
+    assert!(eventually(Duration::from_secs(20), delivered("first")), "the hint woke the worker");
+
+    // Every connection of the worker's store, the listening one included, is terminated.
+    assert!(db.terminate(&name) >= 2, "a pooled connection and the listener");
+    std::thread::sleep(Duration::from_millis(500));
+    setup(&setup_store, &setup_world, &clock, &InstanceId::new("second").unwrap());
+    assert!(eventually(Duration::from_secs(20), delivered("second")), "the listener reconnected");
+
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    running.join().unwrap().unwrap();
+    let held = format!("SELECT count(*) FROM \"{}\".instances WHERE owner IS NOT NULL", db.schema);
+    assert_eq!(db.column_i64(&held), [0], "a stopped worker holds no lease");
+}

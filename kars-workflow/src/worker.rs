@@ -7,6 +7,11 @@
 //! another replica claims the instances; its late writes are refused
 //! ([`PgError::LeaseLost`](crate::journal::postgres::PgError::LeaseLost)).
 //!
+//! Between claims a worker waits for a hint (a `NOTIFY` that an append sends when it sets a
+//! timer or emits an effect; see [`PgStore::listen`]) or [`WorkerConfig::poll`], whichever
+//! comes first: hints are lost while the listening connection is down, so polling never stops,
+//! and a reconnect wakes the worker too.
+//!
 //! The effects of an instance whose replica stopped midway run again on the next replica under
 //! the same idempotency keys (at least once); adapters drop the duplicates by key.
 //!
@@ -107,7 +112,7 @@ impl<C: Clock + Clone> Worker<C> {
     /// instance is done, so a graceful stop leaves none behind.
     ///
     /// # Errors
-    /// [`JournalError`] when claiming fails (after the heartbeat stopped).
+    /// [`JournalError`] when listening cannot start; a failed claim is tried again.
     pub fn run(&self, stop: &AtomicBool) -> Result<(), JournalError> {
         let beating = AtomicBool::new(true);
         std::thread::scope(|scope| {
@@ -120,9 +125,18 @@ impl<C: Clock + Clone> Worker<C> {
                 }
             });
             let result = (|| {
+                let wakeups = self.store.listen()?;
                 while !stop.load(Ordering::SeqCst) {
-                    if self.run_once()?.is_empty() {
-                        sleep_unless(self.config.poll, &NotStopped(stop));
+                    // A claim that failed (the database away longer than the store retries)
+                    // is tried again after the wait: a replica outlives an outage.
+                    if self.run_once().map_or(true, |worked| worked.is_empty()) {
+                        // Until a hint (an append that may have made something due, or the
+                        // listener reconnecting), the poll interval, or a stop.
+                        let mut waited = Duration::ZERO;
+                        let step = self.config.poll.min(Duration::from_millis(100));
+                        while waited < self.config.poll && !stop.load(Ordering::SeqCst) && !wakeups.wait(step) {
+                            waited += step;
+                        }
                     }
                 }
                 Ok(())
@@ -171,15 +185,6 @@ trait Running {
 impl Running for AtomicBool {
     fn running(&self) -> bool {
         self.load(Ordering::SeqCst)
-    }
-}
-
-/// True while `stop` is not set.
-struct NotStopped<'a>(&'a AtomicBool);
-
-impl Running for NotStopped<'_> {
-    fn running(&self) -> bool {
-        !self.0.load(Ordering::SeqCst)
     }
 }
 

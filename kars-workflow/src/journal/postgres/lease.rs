@@ -75,14 +75,21 @@ impl PgStore {
     /// [`JournalError::Postgres`].
     pub fn claim_due(&self, owner: &ReplicaId, limit: u32, ttl: Duration) -> Result<Vec<Lease>, JournalError> {
         let (shared, owner) = (Arc::clone(&self.shared), owner.clone());
+        // A claim whose reply was lost holds its instances until the lease expires: they wait
+        // at most one lease.
         run(&self.handle, async move {
             let op = PgOperation::Claim;
-            let client = shared.client(op).await?;
-            let stmt = client.prepare_cached(&shared.sql.claim).await.map_err(super::ops::query(op))?;
-            let rows = client
-                .query(&stmt, &[&owner.as_str(), &i64::from(limit), &seconds(ttl)])
-                .await
-                .map_err(super::ops::query(op))?;
+            let rows = shared
+                .retrying(|| async {
+                    let client = shared.client(op).await?;
+                    let stmt = client.prepare_cached(&shared.sql.claim).await.map_err(super::ops::query(op))?;
+                    let rows = client
+                        .query(&stmt, &[&owner.as_str(), &i64::from(limit), &seconds(ttl)])
+                        .await
+                        .map_err(super::ops::query(op))?;
+                    Ok(rows)
+                })
+                .await?;
             let mut leases = Vec::with_capacity(rows.len());
             for row in rows {
                 let instance = InstanceId::new(row.get::<_, &str>(0))?;
@@ -104,9 +111,13 @@ impl PgStore {
         let (shared, owner) = (Arc::clone(&self.shared), owner.clone());
         run(&self.handle, async move {
             let op = PgOperation::Claim;
-            let client = shared.client(op).await?;
-            let stmt = client.prepare_cached(&shared.sql.renew).await.map_err(super::ops::query(op))?;
-            let rows = client.query(&stmt, &[&owner.as_str(), &seconds(ttl)]).await.map_err(super::ops::query(op))?;
+            let rows = shared
+                .retrying(|| async {
+                    let client = shared.client(op).await?;
+                    let stmt = client.prepare_cached(&shared.sql.renew).await.map_err(super::ops::query(op))?;
+                    Ok(client.query(&stmt, &[&owner.as_str(), &seconds(ttl)]).await.map_err(super::ops::query(op))?)
+                })
+                .await?;
             let mut held = rows.iter().map(|r| InstanceId::new(r.get::<_, &str>(0))).collect::<Result<Vec<_>, _>>()?;
             held.sort();
             Ok(held)
@@ -123,12 +134,17 @@ impl PgStore {
         run(&self.handle, async move {
             let op = PgOperation::Claim;
             let epoch = super::ops::to_i64(&lease.instance, lease.epoch)?;
-            let client = shared.client(op).await?;
-            let stmt = client.prepare_cached(&shared.sql.release).await.map_err(super::ops::query(op))?;
-            let n = client
-                .execute(&stmt, &[&lease.instance.as_str(), &lease.owner.as_str(), &epoch, &next_wake])
-                .await
-                .map_err(super::ops::query(op))?;
+            // Releasing twice is releasing once: a retry after a lost reply says `false`.
+            let n = shared
+                .retrying(|| async {
+                    let client = shared.client(op).await?;
+                    let stmt = client.prepare_cached(&shared.sql.release).await.map_err(super::ops::query(op))?;
+                    Ok(client
+                        .execute(&stmt, &[&lease.instance.as_str(), &lease.owner.as_str(), &epoch, &next_wake])
+                        .await
+                        .map_err(super::ops::query(op))?)
+                })
+                .await?;
             Ok(n == 1)
         })
     }
@@ -142,10 +158,14 @@ impl PgStore {
         let (shared, id) = (Arc::clone(&self.shared), id.clone());
         run(&self.handle, async move {
             let op = PgOperation::Append;
-            let client = shared.client(op).await?;
-            let stmt = client.prepare_cached(&shared.sql.set_next_wake).await.map_err(super::ops::query(op))?;
-            client.execute(&stmt, &[&id.as_str(), &at]).await.map_err(super::ops::query(op))?;
-            Ok(())
+            shared
+                .retrying(|| async {
+                    let client = shared.client(op).await?;
+                    let stmt = client.prepare_cached(&shared.sql.set_next_wake).await.map_err(super::ops::query(op))?;
+                    client.execute(&stmt, &[&id.as_str(), &at]).await.map_err(super::ops::query(op))?;
+                    Ok(())
+                })
+                .await
         })
     }
 

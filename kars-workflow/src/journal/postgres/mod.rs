@@ -39,6 +39,7 @@
 
 mod error;
 mod lease;
+mod listen;
 mod migrate;
 mod ops;
 mod schema;
@@ -53,6 +54,7 @@ use tokio_postgres::NoTls;
 
 pub use error::{PgError, PgOperation, RuntimeFailure};
 pub use lease::{FencedStore, Lease, ReplicaId};
+pub use listen::Wakeups;
 pub use migrate::{AppliedMigration, SCHEMA_VERSION};
 pub use schema::Schema;
 
@@ -68,6 +70,7 @@ pub struct PgStoreConfig {
     connect_timeout: Duration,
     application_name: String,
     max_record_len: u32,
+    notify: bool,
 }
 
 impl Default for PgStoreConfig {
@@ -78,6 +81,7 @@ impl Default for PgStoreConfig {
             connect_timeout: Duration::from_secs(5),
             application_name: "kars".to_owned(),
             max_record_len: DEFAULT_MAX_RECORD_LEN,
+            notify: true,
         }
     }
 }
@@ -108,6 +112,14 @@ impl PgStoreConfig {
     #[must_use]
     pub fn with_application_name(mut self, name: impl Into<String>) -> Self {
         self.application_name = name.into();
+        self
+    }
+
+    /// Whether appends send replicas a `NOTIFY` hint (default yes). Turn it off behind a
+    /// pooler that drops notifications: replicas poll all the same.
+    #[must_use]
+    pub fn with_notify(mut self, notify: bool) -> Self {
+        self.notify = notify;
         self
     }
 
@@ -215,7 +227,8 @@ impl PgStore {
             .map_err(|_| PgError::Runtime(RuntimeFailure::Start))?;
         let handle = runtime.handle().clone();
         let runtime = Arc::new(Runtime(Some(runtime)));
-        let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager =
+            Manager::from_config(pg.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = {
             // The pool's timeouts need a runtime context to be built in.
             let _entered = handle.enter();
@@ -227,7 +240,9 @@ impl PgStore {
                 .build()
                 .map_err(|e| PgError::Pool { operation: PgOperation::Connect, detail: e.to_string() })?
         };
-        let shared = Arc::new(Shared { pool, sql: sql::Sql::new(&schema), max_record_len: config.max_record_len });
+        let notify = config.notify.then(|| listen::channel(&schema));
+        let shared =
+            Arc::new(Shared { pool, sql: sql::Sql::new(&schema), max_record_len: config.max_record_len, notify, pg });
         let migrations = {
             let (shared, schema) = (Arc::clone(&shared), schema.clone());
             run(&handle, async move {

@@ -34,6 +34,10 @@ pub(super) struct Shared {
     pub pool: Pool,
     pub sql: Sql,
     pub max_record_len: u32,
+    /// The channel appends notify replicas on, unless notifications are off.
+    pub notify: Option<String>,
+    /// How to open a connection outside the pool (the listener's).
+    pub pg: tokio_postgres::Config,
 }
 
 pub(super) fn query(operation: PgOperation) -> impl Fn(tokio_postgres::Error) -> PgError {
@@ -67,7 +71,7 @@ impl Shared {
     }
 
     /// Runs `op` again on a fresh connection while it fails by losing its connection.
-    async fn retrying<T, F, Fut>(&self, mut op: F) -> Result<T, JournalError>
+    pub(super) async fn retrying<T, F, Fut>(&self, mut op: F) -> Result<T, JournalError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, JournalError>>,
@@ -229,6 +233,14 @@ impl Shared {
         if !outbox.done.is_empty() {
             let stmt = tx.prepare_cached(&self.sql.mark_done).await.map_err(query(op))?;
             tx.execute(&stmt, &[&id.as_str(), &outbox.done, &new_version]).await.map_err(query(op))?;
+        }
+        // A hint for replicas that something may be due (a new timer, a new effect); sent on
+        // commit, and the same notification twice in one transaction is sent once.
+        if let Some(channel) = &self.notify
+            && (outbox.next_wake != NextWake::Unchanged || !outbox.keys.is_empty())
+        {
+            let stmt = tx.prepare_cached("SELECT pg_notify($1, '')").await.map_err(query(op))?;
+            tx.execute(&stmt, &[channel]).await.map_err(query(op))?;
         }
         tx.commit().await.map_err(query(op))?;
         Ok(version_of(id, new_version)?)
