@@ -238,14 +238,16 @@ fn a_replica_that_stalls_mid_effect_loses_the_instance_and_its_late_ack_changes_
     assert_eq!(calls, [(key.clone(), false), (key, true)], "at least once, the duplicate with the same key");
 }
 
-/// Waits up to `limit` for `done`; whether it came.
+/// Waits up to `limit` (in steps of 20 ms) for `done`; whether it came.
 fn eventually(limit: Duration, done: impl Fn() -> bool) -> bool {
-    let start = std::time::Instant::now();
-    while start.elapsed() < limit {
+    let step = Duration::from_millis(20);
+    let mut waited = Duration::ZERO;
+    while waited < limit {
         if done() {
             return true;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(step);
+        waited += step;
     }
     done()
 }
