@@ -131,7 +131,22 @@ fn the_changelog_has_a_postgresql_schema_section() {
     let lines: Vec<&str> = changelog.lines().collect();
     let history = section(&lines, "## Format history").expect("a format history");
     let postgres = section(&history, "### PostgreSQL schema").expect("a `### PostgreSQL schema` section");
-    assert!(postgres.iter().any(|line| line.contains("no migrations")), "{postgres:?}");
+    assert!(postgres.iter().any(|line| line.contains("kars_migrations")), "{postgres:?}");
+}
+
+/// The PostgreSQL schema's version (feature `postgres`) is listed like the other formats.
+#[cfg(feature = "postgres")]
+#[test]
+fn the_postgresql_schema_version_has_a_changelog_entry() {
+    let version = u32::try_from(kars::workflow::journal::postgres::SCHEMA_VERSION).unwrap();
+    let format = Format {
+        section: "PostgreSQL schema",
+        heading: "PostgreSQL schema",
+        constant: "kars::workflow::journal::postgres::SCHEMA_VERSION",
+        version,
+    };
+    let all = problems(include_str!("../CHANGELOG.md"), &format);
+    assert!(all.is_empty(), "\n{}\n", all.join("\n\n"));
 }
 
 /// A constant raised without an entry is reported with the heading to add; an entry with no

@@ -66,6 +66,8 @@ pub mod service;
 pub mod sim;
 mod template;
 mod words;
+#[cfg(feature = "postgres")]
+pub mod worker;
 mod workflow;
 
 pub use effect::{Effect, EffectKey, EffectKind, Notice, NoticeKind, ReleaseId};

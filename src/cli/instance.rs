@@ -1,5 +1,5 @@
 //! `kars instance`: run a workflow instance from a terminal or a cron job, with its journal in
-//! a directory. `start` stores the spec's text and the roster in the journal, so the other
+//! a directory (`--journal DIR`) or in PostgreSQL (`--store URL`, feature `postgres`). `start` stores the spec's text and the roster in the journal, so the other
 //! commands need no spec file.
 //!
 //! Trust: on a real instance (the default) the clock is the system's and the person acting is
@@ -12,9 +12,16 @@
 //! or full standard output) exits 3.
 
 mod identity;
+mod list;
 mod status;
+mod store;
 mod transcript;
 mod upgrade;
+#[cfg(feature = "postgres")]
+mod worker;
+
+#[cfg(feature = "postgres")]
+pub use worker::{WorkerArgs, run as run_worker};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -30,8 +37,8 @@ use kars::workflow::driver::{
     Adapters, Clock, ClockMode, Driver, DriverConfig, DriverError, Earlier, Entry, Journaled, Operation, Operations,
     Parts, Program, Report, Roster, SpecText, Start, SystemClock, VirtualClock, read_journal, replay_journal,
 };
-use kars::workflow::journal::FileStore;
 use kars::workflow::{ActionOutcome, Actor};
+use store::{Access, CliStore, Location, SchemaArg};
 
 use super::io::Output;
 use super::{EXIT_INVALID, EXIT_UNREPORTED, EXIT_USAGE, Failure};
@@ -45,8 +52,10 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum Command {
-    /// Start an instance of the spec in FILE; its journal goes to `--journal DIR`.
+    /// Start an instance of the spec in FILE; its journal goes to `--journal DIR` (or `--store URL`).
     Start(StartArgs),
+    /// Every instance of a journal directory or store, with where each stands.
+    List(ListArgs),
     /// Where the instance stands: the node, who can act, until when.
     Status(StatusArgs),
     /// Complete a task, take a decision, or report an action's result, as yourself.
@@ -68,9 +77,10 @@ enum Command {
 /// Where the instance is.
 #[derive(Debug, clap::Args)]
 struct Target {
-    /// The journal directory.
-    #[arg(long, value_name = "DIR")]
-    journal: PathBuf,
+    #[command(flatten)]
+    location: Location,
+    #[command(flatten)]
+    schema: SchemaArg,
     /// The instance.
     #[arg(long, value_name = "ID")]
     id: String,
@@ -95,7 +105,7 @@ struct ActorArg {
 }
 
 /// Where effects go.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 struct EffectArgs {
     /// Post notifications to this Slack-compatible webhook instead of standard output.
     #[cfg(feature = "webhook")]
@@ -126,9 +136,11 @@ enum ClockArg {
 struct StartArgs {
     /// The spec file.
     file: PathBuf,
-    /// The journal directory (created if missing).
-    #[arg(long, value_name = "DIR")]
-    journal: PathBuf,
+    /// Where to keep it: `--journal DIR` (created if missing) or `--store URL`.
+    #[command(flatten)]
+    location: Location,
+    #[command(flatten)]
+    schema: SchemaArg,
     /// The instance id (default: the workflow's name).
     #[arg(long, value_name = "ID")]
     id: Option<String>,
@@ -188,6 +200,14 @@ struct TickArgs {
 }
 
 #[derive(Debug, clap::Args)]
+struct ListArgs {
+    #[command(flatten)]
+    location: Location,
+    #[command(flatten)]
+    schema: SchemaArg,
+}
+
+#[derive(Debug, clap::Args)]
 struct HistoryArgs {
     #[command(flatten)]
     target: Target,
@@ -216,6 +236,7 @@ struct TeamChangeArgs {
 pub fn run(args: &Args) -> ExitCode {
     let result = match &args.command {
         Command::Start(a) => start(a),
+        Command::List(a) => list::run(&a.location, &a.schema),
         Command::Status(a) => status(a),
         Command::Act(a) => act(a),
         Command::Tick(a) => tick(a),
@@ -407,29 +428,6 @@ fn adapters(effects: Option<&EffectArgs>, out: &Buffer, id: &str, program: &Prog
     adapters
 }
 
-/// How a command uses the journal directory.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Access {
-    /// `status`, `history`, `render`: never write (works on read-only files).
-    Read,
-    /// `act`, `tick`, `team`, `repair`.
-    Write,
-}
-
-/// An existing journal directory.
-fn open_store(dir: &Path, access: Access) -> Result<FileStore, Failure> {
-    match access {
-        Access::Read => FileStore::open_read_only(dir),
-        Access::Write => FileStore::open(dir),
-    }
-    .map_err(usage)
-}
-
-/// A torn tail a writer cut (an append interrupted before it was acknowledged), for stderr.
-fn tail_cuts(store: &FileStore) -> Vec<String> {
-    store.take_tail_cuts().into_iter().map(|cut| format!("warning: {cut}")).collect()
-}
-
 /// Refuses `--team` outside `start`.
 fn no_team(team: &NoTeam) -> Result<(), Failure> {
     match &team.team {
@@ -442,7 +440,7 @@ fn no_team(team: &NoTeam) -> Result<(), Failure> {
 
 /// An opened instance with what the commands need around it.
 struct Session {
-    driver: Driver<FileStore, Box<dyn Clock>>,
+    driver: Driver<CliStore, Box<dyn Clock>>,
     spec: CheckedSpec,
     out: Buffer,
     mode: ClockMode,
@@ -450,7 +448,7 @@ struct Session {
 
 /// Opens `target` with the spec stored in its journal: one read, one replay.
 fn open(target: &Target, now: &Now, effects: Option<&EffectArgs>, access: Access) -> Result<Session, Failure> {
-    let store = open_store(&target.journal, access)?;
+    let store = target.location.open(&target.schema, access)?;
     let id = instance_id(&target.id)?;
     let now = parse_now(now)?;
     let journal = read_journal(&store, &id).map_err(driver_failure)?;
@@ -518,7 +516,7 @@ fn start(args: &StartArgs) -> Result<Done, Failure> {
         Some(path) => Some(read_roster(path, &spec)?),
         None => None,
     };
-    let store = FileStore::create_dir(&args.journal).map_err(usage)?;
+    let store = args.location.create(&args.schema)?;
     let out = Buffer::default();
     let parts = Parts {
         store,
@@ -579,7 +577,12 @@ fn team(args: &TeamChangeArgs) -> Result<Done, Failure> {
 
 /// `kars instance repair`: the only way past a damaged journal. The file is copied first.
 fn repair(args: &RepairArgs) -> Result<Done, Failure> {
-    let store = open_store(&args.target.journal, Access::Write)?;
+    let Some(dir) = args.target.location.directory() else {
+        return Err(usage(
+            "`kars instance repair` mends journal files; a `--store` database keeps its own integrity\nhelp: use `--journal DIR`",
+        ));
+    };
+    let store = kars::workflow::journal::FileStore::open(dir).map_err(usage)?;
     let id = instance_id(&args.target.id)?;
     let report = store.repair(&id).map_err(usage)?;
     let committed = report.bytes_removed > 0;
@@ -587,7 +590,7 @@ fn repair(args: &RepairArgs) -> Result<Done, Failure> {
 }
 
 fn history(args: &HistoryArgs) -> Result<Done, Failure> {
-    let store = open_store(&args.target.journal, Access::Read)?;
+    let store = args.target.location.open(&args.target.schema, Access::Read)?;
     let id = instance_id(&args.target.id)?;
     let journal = read_journal(&store, &id).map_err(driver_failure)?;
     let (_, program) = stored_spec(&journal)?;
@@ -651,7 +654,7 @@ fn render_report(session: &mut Session, report: &Report, text: &mut String) -> V
     }
     text.push_str(&transcript.finish());
     text.push_str(&session.out.take());
-    let mut warnings = tail_cuts(session.driver.store());
+    let mut warnings = session.driver.store().tail_cuts();
     for entry in &report.log {
         use kars::workflow::driver::LogKind;
         match &entry.kind {
@@ -674,11 +677,11 @@ fn render_report(session: &mut Session, report: &Report, text: &mut String) -> V
 fn render_state(
     spec: &CheckedSpec,
     options: &RenderOptions,
-    journal: &Path,
+    (location, schema): (&Location, &SchemaArg),
     id: &str,
     now: &Now,
 ) -> Result<String, Failure> {
-    let store = open_store(journal, Access::Read)?;
+    let store = location.open(schema, Access::Read)?;
     let id = instance_id(id)?;
     let journal = read_journal(&store, &id).map_err(driver_failure)?;
     // The journal's own spec versions when it stores them; FILE otherwise. FILE must be one of
@@ -716,14 +719,19 @@ fn render_state(
     Ok(kars::spec::mermaid::render_state(drawn.spec(), options, &state))
 }
 
-/// The `--journal`, `--id` and `--now` options of `kars render`.
+/// The `--journal` (or `--store`), `--id` and `--now` options of `kars render`.
 #[derive(Debug, clap::Args)]
 pub struct RenderTarget {
     /// Draw where this instance stands (with `--id`).
-    #[arg(long, value_name = "DIR", requires = "id")]
+    #[arg(long, value_name = "DIR", requires = "id", conflicts_with = "store")]
     pub journal: Option<PathBuf>,
-    /// The instance to draw (with `--journal`).
-    #[arg(long, value_name = "ID", requires = "journal")]
+    /// Draw an instance kept in this PostgreSQL database (with `--id`).
+    #[arg(long, value_name = "URL", requires = "id")]
+    pub store: Option<String>,
+    #[command(flatten)]
+    schema: SchemaArg,
+    /// The instance to draw (with `--journal` or `--store`).
+    #[arg(long, value_name = "ID")]
     pub id: Option<String>,
     #[command(flatten)]
     now: Now,
@@ -732,7 +740,17 @@ pub struct RenderTarget {
 impl RenderTarget {
     /// Renders the instance, if one was named.
     pub fn render(&self, spec: &CheckedSpec, options: &RenderOptions) -> Option<Result<String, Failure>> {
-        let (journal, id) = (self.journal.as_ref()?, self.id.as_ref()?);
-        Some(render_state(spec, options, journal, id, &self.now))
+        let location = match (&self.journal, &self.store) {
+            (Some(dir), _) => Location::journal(dir),
+            (None, Some(url)) => Location::store(url),
+            (None, None) => {
+                return self
+                    .id
+                    .as_ref()
+                    .map(|_| Err(usage("`--id` names an instance of `--journal DIR` or `--store URL`")));
+            }
+        };
+        let id = self.id.as_ref()?;
+        Some(render_state(spec, options, (&location, &self.schema), id, &self.now))
     }
 }

@@ -59,6 +59,9 @@ enum Command {
     Simulate(simulate::Args),
     /// Run a workflow instance from a terminal or a cron job: start, status, act, tick, history.
     Instance(instance::Args),
+    /// Run one replica against a PostgreSQL store: drive the instances that are due.
+    #[cfg(feature = "postgres")]
+    Worker(instance::WorkerArgs),
 }
 
 /// Runs a parsed command line.
@@ -70,6 +73,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Import(args) => import::run(&args),
         Command::Simulate(args) => simulate::run(&args),
         Command::Instance(args) => instance::run(&args),
+        #[cfg(feature = "postgres")]
+        Command::Worker(args) => instance::run_worker(&args),
     }
 }
 

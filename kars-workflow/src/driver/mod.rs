@@ -162,7 +162,12 @@ use crate::effect::{Effect, EffectKey};
 use crate::error::EngineError;
 use crate::event::{ActionOutcome, Actor, Event, InstanceId, Reporter};
 use crate::instance::Instance;
-use crate::journal::{JournalError, Store};
+use crate::journal::{JournalError, NextWake, Outbox, OutboxEffect, Store};
+
+/// Each effect's idempotency key and JSON, for [`Outbox::emitted`].
+fn outbox_effects(effects: &[Effect]) -> Result<Vec<(&str, Vec<u8>)>, serde_json::Error> {
+    effects.iter().map(|e| Ok((e.key.as_str(), serde_json::to_vec(e)?))).collect()
+}
 
 /// How many undrained transition notices a driven instance keeps (they are drained after each
 /// input into the call's [`Report`]).
@@ -231,9 +236,14 @@ impl<S: Store, C: Clock> Driver<S, C> {
     /// Moves the instance's effects to the pending queue (those of durable records only).
     fn drain_effects(&mut self) {
         while let Some(effect) = self.instance.poll_effect() {
-            if !self.acked.contains(&effect.key) && !self.in_flight.contains_key(&effect.key) {
-                self.pending.push_back(effect);
-            }
+            self.queue_effect(effect);
+        }
+    }
+
+    /// Queues one effect of a durable record, unless acknowledged or in flight.
+    fn queue_effect(&mut self, effect: Effect) {
+        if !self.acked.contains(&effect.key) && !self.in_flight.contains_key(&effect.key) {
+            self.pending.push_back(effect);
         }
     }
 
@@ -269,10 +279,25 @@ impl<S: Store, C: Clock> Driver<S, C> {
         if let Some(done) = done {
             payloads.push(serde_json::to_vec(&load::EntryRef::Done(done)).map_err(bad)?);
         }
+        // The effects these records emit travel with them, for a store that keeps an outbox
+        // in the same transaction (`Store::append_with_outbox`); they are queued once durable.
+        // After a failed append the instance is rebuilt from the journal, effects included.
+        let emitted: Vec<Effect> = std::iter::from_fn(|| self.instance.poll_effect()).collect();
         if !payloads.is_empty() {
             let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
             let from = self.version;
-            self.version = self.store.append(&self.id, from, &refs)?;
+            let effects = if self.store.keeps_outbox() { outbox_effects(&emitted).map_err(bad)? } else { Vec::new() };
+            let effect_refs: Vec<OutboxEffect<'_>> =
+                effects.iter().map(|(key, json)| OutboxEffect { key, effect: json }).collect();
+            let done_keys: Vec<&str> = done.iter().map(|d| d.key.as_str()).collect();
+            // A real instance's timers are wall-clock instants a replica can wait for; a
+            // rehearsal's are a person's word, and no replica drives them by the clock.
+            let next_wake = match self.header.clock {
+                ClockMode::System => self.instance.poll_timeout().into(),
+                ClockMode::Rehearsal => NextWake::Unchanged,
+            };
+            let outbox = Outbox { emitted: &effect_refs, done: &done_keys, next_wake };
+            self.version = self.store.append_with_outbox(&self.id, from, &refs, outbox)?;
             let entries = self
                 .instance
                 .history()
@@ -291,6 +316,9 @@ impl<S: Store, C: Clock> Driver<S, C> {
         self.release_journaled();
         if let Some(done) = done {
             self.acked.insert(done.key.clone());
+        }
+        for effect in emitted {
+            self.queue_effect(effect);
         }
         self.drain_effects();
         Ok(())

@@ -141,6 +141,17 @@ pub enum JournalError {
     /// The string is not a valid instance id (for hosts that turn names into ids with `?`).
     #[error("{0}")]
     InvalidId(#[from] InstanceIdError),
+    /// The PostgreSQL store failed (feature `postgres`).
+    #[cfg(feature = "postgres")]
+    #[error(transparent)]
+    Postgres(Box<super::postgres::PgError>),
+}
+
+#[cfg(feature = "postgres")]
+impl From<super::postgres::PgError> for JournalError {
+    fn from(e: super::postgres::PgError) -> Self {
+        Self::Postgres(Box::new(e))
+    }
 }
 
 fn what(index: Option<usize>) -> String {

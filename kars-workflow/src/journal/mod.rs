@@ -107,6 +107,8 @@ mod files;
 mod format;
 mod lock;
 mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod repair;
 mod report;
 
@@ -118,6 +120,8 @@ pub use error::{Corruption, JournalError};
 pub use file::{DEFAULT_LOCK_TIMEOUT, Durability, FileStore, FileStoreConfig};
 pub use lock::LockHolder;
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::{PgStore, PgStoreConfig};
 pub use report::{RepairReport, TailCut};
 
 /// The byte-format version of [`FileStore`] files (the `u32` after the magic `KARSJRNL`) that
@@ -202,6 +206,72 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// [`JournalError::Io`] if the storage cannot be listed.
     fn list(&self) -> Result<Vec<InstanceId>, JournalError>;
+
+    /// Whether this store keeps an effects outbox ([`Store::append_with_outbox`] uses its
+    /// [`Outbox`]). The driver serializes effects for the outbox only when it does. Default:
+    /// no (a [`FileStore`] rebuilds pending effects from the journal on open).
+    fn keeps_outbox(&self) -> bool {
+        false
+    }
+
+    /// [`Store::append`], and in the same atomic write the outbox rows of `outbox`: the
+    /// effects the records emit (keyed by idempotency key) and the keys the records
+    /// acknowledge. The default ignores the outbox: the journal alone says which effects are
+    /// pending.
+    ///
+    /// # Errors
+    /// As [`Store::append`].
+    fn append_with_outbox(
+        &self,
+        id: &InstanceId,
+        expected_version: u64,
+        records: &[&[u8]],
+        outbox: Outbox<'_>,
+    ) -> Result<u64, JournalError> {
+        let _ = outbox;
+        self.append(id, expected_version, records)
+    }
+}
+
+/// What an append emits and acknowledges, for a store with an effects outbox
+/// ([`Store::append_with_outbox`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Outbox<'a> {
+    /// The effects the appended records emit.
+    pub emitted: &'a [OutboxEffect<'a>],
+    /// The idempotency keys of the effects the appended records acknowledge (`done` entries).
+    pub done: &'a [&'a str],
+    /// When the instance's next timer is due once the records are appended, for a store that
+    /// hands due instances to replicas.
+    pub next_wake: NextWake,
+}
+
+/// When an instance's next timer is due, as an append leaves it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum NextWake {
+    /// The append does not say (it changes no timer): the stored instant stays.
+    #[default]
+    Unchanged,
+    /// The instance has no timer.
+    Never,
+    /// The next timer is due then.
+    At(chrono::DateTime<chrono::Utc>),
+}
+
+impl From<Option<chrono::DateTime<chrono::Utc>>> for NextWake {
+    fn from(at: Option<chrono::DateTime<chrono::Utc>>) -> Self {
+        at.map_or(Self::Never, Self::At)
+    }
+}
+
+/// One effect for an outbox: its idempotency key and its JSON (the driver's
+/// [`Effect`](crate::Effect)).
+#[derive(Debug, Clone, Copy)]
+pub struct OutboxEffect<'a> {
+    /// The idempotency key.
+    pub key: &'a str,
+    /// The effect as JSON.
+    pub effect: &'a [u8],
 }
 
 impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
@@ -220,10 +290,22 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     fn list(&self) -> Result<Vec<InstanceId>, JournalError> {
         (**self).list()
     }
+    fn keeps_outbox(&self) -> bool {
+        (**self).keeps_outbox()
+    }
+    fn append_with_outbox(
+        &self,
+        id: &InstanceId,
+        expected_version: u64,
+        records: &[&[u8]],
+        outbox: Outbox<'_>,
+    ) -> Result<u64, JournalError> {
+        (**self).append_with_outbox(id, expected_version, records, outbox)
+    }
 }
 
 /// Checks every record of an append against `max`.
-fn check_sizes(id: &InstanceId, records: &[&[u8]], max: u32) -> Result<(), JournalError> {
+pub(crate) fn check_sizes(id: &InstanceId, records: &[&[u8]], max: u32) -> Result<(), JournalError> {
     for (index, record) in records.iter().enumerate() {
         if u32::try_from(record.len()).map_or(true, |len| len > max) {
             return Err(JournalError::TooLarge { id: id.clone(), index: Some(index), len: record.len(), max });

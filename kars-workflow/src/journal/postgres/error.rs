@@ -1,0 +1,188 @@
+//! `PgError`: why the PostgreSQL store failed, as data (the operation, the server's error).
+
+use std::fmt;
+
+use crate::InstanceId;
+
+/// What the PostgreSQL store was doing when it failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PgOperation {
+    /// Taking a connection from the pool (connecting, when none is idle).
+    Connect,
+    /// Applying the schema's migrations.
+    Migrate,
+    /// Creating an instance.
+    Create,
+    /// Appending records.
+    Append,
+    /// Reading an instance.
+    Read,
+    /// Listing instances.
+    List,
+    /// Re-reading an instance after a commit whose outcome the client did not see.
+    Resolve,
+    /// Claiming, renewing or releasing leases.
+    Claim,
+}
+
+impl fmt::Display for PgOperation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Connect => "open a connection",
+            Self::Migrate => "migrate the schema",
+            Self::Create => "create an instance",
+            Self::Append => "append",
+            Self::Read => "read an instance",
+            Self::List => "list instances",
+            Self::Resolve => "re-read an append whose commit outcome was lost",
+            Self::Claim => "claim, renew or release leases",
+        })
+    }
+}
+
+/// Why the PostgreSQL store failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PgError {
+    /// The connection string does not parse.
+    #[error(
+        "`{url}` is not a PostgreSQL connection string: {source}\n\
+         help: use `postgres://user@host:5432/db` or `host=/var/run/postgresql dbname=db`"
+    )]
+    BadUrl {
+        /// The connection string, without its password.
+        url: String,
+        /// The client's parse error.
+        source: tokio_postgres::Error,
+    },
+    /// The schema name is not a plain lowercase SQL identifier.
+    #[error(
+        "`{name}` is not a usable schema name\n\
+         help: use 1 to 63 lowercase ASCII letters, digits and `_`, starting with a letter or `_`"
+    )]
+    BadSchemaName {
+        /// The name given.
+        name: String,
+    },
+    /// The database holds a schema written by a newer kars.
+    #[error(
+        "schema `{schema}` is at kars database schema version {found}, and this build knows versions up to {supported}\n\
+         help: upgrade kars to a build that knows version {found}; an older build never writes a newer schema"
+    )]
+    SchemaTooNew {
+        /// The schema.
+        schema: String,
+        /// The newest version recorded in its migrations table.
+        found: i32,
+        /// The newest version this build ships.
+        supported: i32,
+    },
+    /// A migration recorded in the database is not the one this build ships under that version.
+    #[error(
+        "schema `{schema}` records migration {version} as `{found}`, and this build ships `{expected}` under that version\n\
+         help: this schema was not made by kars, or by a modified build; point kars at another schema"
+    )]
+    MigrationMismatch {
+        /// The schema.
+        schema: String,
+        /// The migration's version.
+        version: i32,
+        /// The name recorded.
+        found: String,
+        /// The name this build ships.
+        expected: String,
+    },
+    /// Taking a connection from the pool failed (the server does not answer, or refused).
+    #[error(
+        "cannot reach PostgreSQL to {operation}: {detail}\nhelp: check that the server runs and the connection string"
+    )]
+    Pool {
+        /// What the store was doing.
+        operation: PgOperation,
+        /// The pool's error, in its own words.
+        detail: String,
+    },
+    /// A statement failed.
+    #[error("PostgreSQL failed to {operation}: {source}")]
+    Query {
+        /// What the store was doing.
+        operation: PgOperation,
+        /// The client's error (with the server's SQLSTATE when it has one).
+        source: tokio_postgres::Error,
+    },
+    /// A commit's outcome was lost with the connection, and re-reading the instance to learn
+    /// it failed too: the append may or may not be durable.
+    #[error(
+        "the outcome of an append to instance `{id}` at version {expected} is unknown: the connection was lost during the commit and re-reading failed\n\
+         help: re-read the instance; its version says whether the append happened"
+    )]
+    OutcomeUnknown {
+        /// The instance.
+        id: InstanceId,
+        /// The version the append expected.
+        expected: u64,
+    },
+    /// A replica's write under a lease it no longer holds (it expired on the database's clock,
+    /// or another replica claimed the instance since): nothing was written.
+    #[error(
+        "this replica no longer holds the lease on instance `{id}` (epoch {epoch}): nothing was written\n\
+         help: another replica took the instance over; claim it again to go on"
+    )]
+    LeaseLost {
+        /// The instance.
+        id: InstanceId,
+        /// The epoch of the lost lease.
+        epoch: u64,
+    },
+    /// A stored value the store cannot read back (a negative version, say).
+    #[error("instance `{id}` holds {what}, which kars never writes\nhelp: the schema was changed by hand; restore it")]
+    BadStoredValue {
+        /// The instance.
+        id: InstanceId,
+        /// What is wrong.
+        what: &'static str,
+    },
+    /// The store's private runtime could not start, or stopped.
+    #[error("the PostgreSQL store's runtime {0}")]
+    Runtime(RuntimeFailure),
+}
+
+/// How the store's private runtime failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RuntimeFailure {
+    /// It could not start (the operating system refused a thread).
+    Start,
+    /// It stopped before answering (the store is being dropped, or a job panicked).
+    Stopped,
+}
+
+impl fmt::Display for RuntimeFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Start => "could not start",
+            Self::Stopped => "stopped before answering",
+        })
+    }
+}
+
+impl PgError {
+    /// Whether the failure may have lost the connection rather than been refused by the server:
+    /// the cases where a commit's outcome is unknown.
+    pub(super) fn is_connection_loss(&self) -> bool {
+        match self {
+            // 08: connection exceptions; 57: operator intervention (`pg_terminate_backend`,
+            // a shutdown), which the server reports just before it closes the connection.
+            Self::Query { source, .. } => {
+                source.is_closed()
+                    || source.as_db_error().is_none_or(|db| {
+                        let code = db.code().code();
+                        code.starts_with("08") || code.starts_with("57")
+                    })
+            }
+            Self::Pool { .. } => true,
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! The store's operations, as async functions over the pool: create, append (with the
+//! resolution of a commit whose outcome was lost), read, list.
+
+use std::time::Duration;
+
+use deadpool_postgres::{Client, Pool};
+use tokio_postgres::IsolationLevel;
+
+use super::error::{PgError, PgOperation};
+use super::lease::Lease;
+use super::sql::Sql;
+use super::{OutboxRow, OwnedOutbox};
+use crate::InstanceId;
+use crate::journal::{JournalError, NextWake, Stored};
+
+/// How many times an operation that lost its connection is tried again (each on a fresh
+/// connection), and the pause before each try: about ten seconds in all, long enough for a
+/// server restart or a failover.
+const RETRY_PAUSES: [Duration; 9] = [
+    Duration::from_millis(20),
+    Duration::from_millis(50),
+    Duration::from_millis(100),
+    Duration::from_millis(250),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(3),
+    Duration::from_secs(3),
+];
+
+/// What the operations share: the pool and the statements.
+#[derive(Debug)]
+pub(super) struct Shared {
+    pub pool: Pool,
+    pub sql: Sql,
+    pub max_record_len: u32,
+    /// The channel appends notify replicas on, unless notifications are off.
+    pub notify: Option<String>,
+    /// How to open a connection outside the pool (the listener's).
+    pub pg: tokio_postgres::Config,
+}
+
+pub(super) fn query(operation: PgOperation) -> impl Fn(tokio_postgres::Error) -> PgError {
+    move |source| PgError::Query { operation, source }
+}
+
+pub(super) fn version_of(id: &InstanceId, stored: i64) -> Result<u64, PgError> {
+    u64::try_from(stored).map_err(|_| PgError::BadStoredValue { id: id.clone(), what: "a negative version" })
+}
+
+pub(super) fn to_i64(id: &InstanceId, value: u64) -> Result<i64, PgError> {
+    i64::try_from(value).map_err(|_| PgError::BadStoredValue { id: id.clone(), what: "a version past 2^63" })
+}
+
+impl Shared {
+    pub async fn client(&self, operation: PgOperation) -> Result<Client, PgError> {
+        self.pool.get().await.map_err(|e| {
+            // The pool's words, then the client's and the operating system's below them.
+            let mut detail = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                let text = cause.to_string();
+                if !detail.contains(&text) {
+                    detail.push_str(": ");
+                    detail.push_str(&text);
+                }
+                source = cause.source();
+            }
+            PgError::Pool { operation, detail }
+        })
+    }
+
+    /// Runs `op` again on a fresh connection while it fails by losing its connection.
+    pub(super) async fn retrying<T, F, Fut>(&self, mut op: F) -> Result<T, JournalError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, JournalError>>,
+    {
+        let mut pauses = RETRY_PAUSES.iter();
+        loop {
+            match op().await {
+                Err(JournalError::Postgres(e)) if e.is_connection_loss() => match pauses.next() {
+                    Some(pause) => tokio::time::sleep(*pause).await,
+                    None => return Err(JournalError::Postgres(e)),
+                },
+                other => return other,
+            }
+        }
+    }
+
+    pub async fn create(&self, id: &InstanceId, header: &[u8]) -> Result<(), JournalError> {
+        let max = self.max_record_len;
+        if u32::try_from(header.len()).map_or(true, |len| len > max) {
+            return Err(JournalError::TooLarge { id: id.clone(), index: None, len: header.len(), max });
+        }
+        let mut lost = false;
+        self.retrying(|| {
+            let first = !std::mem::replace(&mut lost, true);
+            async move {
+                let client = self.client(PgOperation::Create).await?;
+                let stmt = client.prepare_cached(&self.sql.create).await.map_err(query(PgOperation::Create))?;
+                let rows = client.execute(&stmt, &[&id.as_str(), &header]).await.map_err(query(PgOperation::Create))?;
+                if rows == 1 {
+                    return Ok(());
+                }
+                // A retry after a lost connection finds its own insert: the same header, no records.
+                if !first && self.read(id).await.is_ok_and(|s| s.version == 0 && s.header == header) {
+                    return Ok(());
+                }
+                Err(JournalError::AlreadyExists { id: id.clone() })
+            }
+        })
+        .await
+    }
+
+    /// Appends `records` if the version is `expected`, with the outbox rows. A failure that
+    /// lost the connection leaves the commit's outcome unknown: the instance is re-read and
+    /// compared, and the append is tried again only if it did not happen.
+    pub async fn append(
+        &self,
+        id: &InstanceId,
+        expected: u64,
+        records: &[Vec<u8>],
+        outbox: &OwnedOutbox,
+        lease: Option<&Lease>,
+    ) -> Result<u64, JournalError> {
+        let refs: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+        crate::journal::check_sizes(id, &refs, self.max_record_len)?;
+        if records.is_empty() {
+            let version = self.version(id).await?;
+            return if version == expected {
+                Ok(version)
+            } else {
+                Err(JournalError::Conflict { id: id.clone(), expected, actual: version })
+            };
+        }
+        let mut pauses = RETRY_PAUSES.iter();
+        let mut ambiguous = false;
+        loop {
+            let result = self.try_append(id, expected, &refs, outbox, lease).await;
+            match result {
+                Ok(version) => return Ok(version),
+                // A conflict after an attempt whose outcome was lost may be that attempt.
+                Err(JournalError::Conflict { actual, .. }) if ambiguous => {
+                    return match self.resolve(id, expected, records).await? {
+                        Resolution::Committed(version) => Ok(version),
+                        Resolution::NotCommitted | Resolution::Conflict => {
+                            Err(JournalError::Conflict { id: id.clone(), expected, actual })
+                        }
+                    };
+                }
+                Err(JournalError::Postgres(e)) if e.is_connection_loss() => {
+                    ambiguous = true;
+                    let Some(pause) = pauses.next() else {
+                        return Err(PgError::OutcomeUnknown { id: id.clone(), expected }.into());
+                    };
+                    tokio::time::sleep(*pause).await;
+                    match self.resolve(id, expected, records).await {
+                        Ok(Resolution::Committed(version)) => return Ok(version),
+                        Ok(Resolution::NotCommitted) => {}
+                        Ok(Resolution::Conflict) => {
+                            let actual = self.version(id).await?;
+                            return Err(JournalError::Conflict { id: id.clone(), expected, actual });
+                        }
+                        Err(JournalError::Postgres(e)) if e.is_connection_loss() => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn try_append(
+        &self,
+        id: &InstanceId,
+        expected: u64,
+        records: &[&[u8]],
+        outbox: &OwnedOutbox,
+        lease: Option<&Lease>,
+    ) -> Result<u64, JournalError> {
+        let op = PgOperation::Append;
+        let expected_i = to_i64(id, expected)?;
+        let count = to_i64(id, records.len() as u64)?;
+        let mut client = self.client(op).await?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::ReadCommitted)
+            .start()
+            .await
+            .map_err(query(op))?;
+        // The row lock on the instance serializes appenders; under READ COMMITTED a waiting
+        // appender re-checks `version = $2` (and the lease) against the winner's row and
+        // updates nothing.
+        let (set_wake, wake) = match outbox.next_wake {
+            NextWake::Unchanged => (false, None),
+            NextWake::Never => (true, None),
+            NextWake::At(at) => (true, Some(at)),
+        };
+        let bumped = match lease {
+            None => {
+                let bump = tx.prepare_cached(&self.sql.bump).await.map_err(query(op))?;
+                tx.query_opt(&bump, &[&id.as_str(), &expected_i, &count, &set_wake, &wake]).await
+            }
+            Some(lease) => {
+                let bump = tx.prepare_cached(&self.sql.bump_fenced).await.map_err(query(op))?;
+                let epoch = to_i64(id, lease.epoch)?;
+                let owner = lease.owner.as_str();
+                tx.query_opt(&bump, &[&id.as_str(), &expected_i, &count, &set_wake, &wake, &epoch, &owner]).await
+            }
+        };
+        let Some(row) = bumped.map_err(query(op))? else {
+            let stmt = tx.prepare_cached(&self.sql.lease_of).await.map_err(query(op))?;
+            let row = tx.query_opt(&stmt, &[&id.as_str()]).await.map_err(query(op))?;
+            let Some(row) = row else { return Err(JournalError::NotFound { id: id.clone() }) };
+            let actual = version_of(id, row.get(0))?;
+            if let Some(lease) = lease {
+                let (epoch, owner, live): (i64, Option<String>, bool) = (row.get(1), row.get(2), row.get(3));
+                let held = to_i64(id, lease.epoch)? == epoch && owner.as_deref() == Some(lease.owner.as_str()) && live;
+                if !held {
+                    return Err(PgError::LeaseLost { id: id.clone(), epoch: lease.epoch }.into());
+                }
+            }
+            return Err(JournalError::Conflict { id: id.clone(), expected, actual });
+        };
+        let new_version: i64 = row.get(0);
+        let insert = tx.prepare_cached(&self.sql.insert_records).await.map_err(query(op))?;
+        tx.execute(&insert, &[&id.as_str(), &expected_i, &records]).await.map_err(query(op))?;
+        if !outbox.keys.is_empty() {
+            let stmt = tx.prepare_cached(&self.sql.insert_outbox).await.map_err(query(op))?;
+            tx.execute(&stmt, &[&id.as_str(), &outbox.keys, &outbox.effects, &new_version]).await.map_err(query(op))?;
+        }
+        if !outbox.done.is_empty() {
+            let stmt = tx.prepare_cached(&self.sql.mark_done).await.map_err(query(op))?;
+            tx.execute(&stmt, &[&id.as_str(), &outbox.done, &new_version]).await.map_err(query(op))?;
+        }
+        // A hint for replicas that something may be due (a new timer, a new effect); sent on
+        // commit, and the same notification twice in one transaction is sent once.
+        if let Some(channel) = &self.notify
+            && (outbox.next_wake != NextWake::Unchanged || !outbox.keys.is_empty())
+        {
+            let stmt = tx.prepare_cached("SELECT pg_notify($1, '')").await.map_err(query(op))?;
+            tx.execute(&stmt, &[channel]).await.map_err(query(op))?;
+        }
+        tx.commit().await.map_err(query(op))?;
+        Ok(version_of(id, new_version)?)
+    }
+
+    /// What became of an append whose commit outcome was lost: its records are stored (at
+    /// the versions it expected), or the version is still the expected one, or another
+    /// writer's records are there.
+    async fn resolve(&self, id: &InstanceId, expected: u64, records: &[Vec<u8>]) -> Result<Resolution, JournalError> {
+        let op = PgOperation::Resolve;
+        let client = self.client(op).await?;
+        let stmt = client.prepare_cached(&self.sql.version).await.map_err(query(op))?;
+        let Some(row) = client.query_opt(&stmt, &[&id.as_str()]).await.map_err(query(op))? else {
+            return Err(JournalError::NotFound { id: id.clone() });
+        };
+        let version = version_of(id, row.get(0))?;
+        let count = records.len() as u64;
+        if version == expected {
+            return Ok(Resolution::NotCommitted);
+        }
+        if version < expected.saturating_add(count) {
+            return Ok(Resolution::Conflict);
+        }
+        let stmt = client.prepare_cached(&self.sql.records_from).await.map_err(query(op))?;
+        let rows = client
+            .query(&stmt, &[&id.as_str(), &to_i64(id, expected)?, &to_i64(id, count)?])
+            .await
+            .map_err(query(op))?;
+        let stored: Vec<Vec<u8>> = rows.iter().map(|r| r.get(0)).collect();
+        Ok(if stored == records { Resolution::Committed(expected + count) } else { Resolution::Conflict })
+    }
+
+    pub async fn version(&self, id: &InstanceId) -> Result<u64, JournalError> {
+        let op = PgOperation::Read;
+        self.retrying(|| async move {
+            let client = self.client(op).await?;
+            let stmt = client.prepare_cached(&self.sql.version).await.map_err(query(op))?;
+            match client.query_opt(&stmt, &[&id.as_str()]).await.map_err(query(op))? {
+                Some(row) => Ok(version_of(id, row.get(0))?),
+                None => Err(JournalError::NotFound { id: id.clone() }),
+            }
+        })
+        .await
+    }
+
+    pub async fn read(&self, id: &InstanceId) -> Result<Stored, JournalError> {
+        let op = PgOperation::Read;
+        self.retrying(|| async move {
+            let client = self.client(op).await?;
+            let stmt = client.prepare_cached(&self.sql.read).await.map_err(query(op))?;
+            // One statement, one snapshot: the header, the version and its records agree.
+            let Some(row) = client.query_opt(&stmt, &[&id.as_str()]).await.map_err(query(op))? else {
+                return Err(JournalError::NotFound { id: id.clone() });
+            };
+            let version = version_of(id, row.get(1))?;
+            let records: Vec<Vec<u8>> = row.get(2);
+            if records.len() as u64 != version {
+                return Err(PgError::BadStoredValue { id: id.clone(), what: "fewer records than its version" }.into());
+            }
+            Ok(Stored { header: row.get(0), records, version })
+        })
+        .await
+    }
+
+    pub async fn list(&self) -> Result<Vec<InstanceId>, JournalError> {
+        let op = PgOperation::List;
+        self.retrying(|| async move {
+            let client = self.client(op).await?;
+            let stmt = client.prepare_cached(&self.sql.list).await.map_err(query(op))?;
+            let rows = client.query(&stmt, &[]).await.map_err(query(op))?;
+            let mut ids = rows.iter().map(|r| InstanceId::new(r.get::<_, &str>(0))).collect::<Result<Vec<_>, _>>()?;
+            ids.sort();
+            Ok(ids)
+        })
+        .await
+    }
+
+    pub async fn outbox(&self, id: &InstanceId) -> Result<Vec<OutboxRow>, JournalError> {
+        let op = PgOperation::Read;
+        self.retrying(|| async move {
+            let client = self.client(op).await?;
+            let stmt = client.prepare_cached(&self.sql.outbox).await.map_err(query(op))?;
+            let rows = client.query(&stmt, &[&id.as_str()]).await.map_err(query(op))?;
+            rows.iter()
+                .map(|r| {
+                    Ok(OutboxRow {
+                        key: r.get(0),
+                        emitted_version: version_of(id, r.get(1))?,
+                        done_version: r.get::<_, Option<i64>>(2).map(|v| version_of(id, v)).transpose()?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+}
+
+/// What an append whose commit outcome was lost became.
+enum Resolution {
+    /// Its records are stored: it committed, and this is the new version.
+    Committed(u64),
+    /// The version is still the expected one: it did not commit.
+    NotCommitted,
+    /// Another writer's records are there.
+    Conflict,
+}

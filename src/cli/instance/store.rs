@@ -1,0 +1,155 @@
+//! Where `kars instance` keeps instances: a journal directory (`--journal DIR`) or a
+//! PostgreSQL database (`--store URL`, feature `postgres`), behind one [`Store`].
+
+use std::path::{Path, PathBuf};
+
+use kars::workflow::InstanceId;
+use kars::workflow::journal::{FileStore, JournalError, Outbox, Store, Stored};
+
+use super::{Failure, usage};
+
+/// `--journal DIR` or `--store URL`: exactly one.
+#[derive(Debug, Clone, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct Location {
+    /// The journal directory.
+    #[arg(long, value_name = "DIR")]
+    journal: Option<PathBuf>,
+    /// A PostgreSQL database instead of a journal directory: `postgres://user@host/db` or
+    /// `host=/var/run/postgresql dbname=db` (built with the `postgres` feature). Its tables go
+    /// in the schema `--schema` names.
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
+}
+
+/// The schema of a `--store` database.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SchemaArg {
+    /// The PostgreSQL schema of `--store` (default `kars`).
+    #[arg(long, value_name = "NAME", requires = "store")]
+    schema: Option<String>,
+}
+
+/// How a command uses the store.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// `status`, `history`, `list`, `render`: never write (works on read-only files).
+    Read,
+    /// `act`, `tick`, `team`, `repair`.
+    Write,
+}
+
+/// An opened store of either kind.
+#[derive(Debug)]
+pub enum CliStore {
+    /// A journal directory.
+    File(FileStore),
+    /// A PostgreSQL database.
+    #[cfg(feature = "postgres")]
+    Postgres(kars::workflow::journal::PgStore),
+}
+
+impl Location {
+    /// A location for a journal directory (`kars render --journal`).
+    pub fn journal(dir: &Path) -> Self {
+        Self { journal: Some(dir.to_owned()), store: None }
+    }
+
+    /// A location for a store URL (`kars render --store`).
+    pub fn store(url: &str) -> Self {
+        Self { journal: None, store: Some(url.to_owned()) }
+    }
+
+    /// The journal directory, for commands that only work on one.
+    pub fn directory(&self) -> Option<&Path> {
+        self.journal.as_deref()
+    }
+
+    /// Opens the existing store.
+    pub fn open(&self, schema: &SchemaArg, access: Access) -> Result<CliStore, Failure> {
+        match (&self.journal, &self.store) {
+            (Some(dir), _) => match access {
+                Access::Read => FileStore::open_read_only(dir),
+                Access::Write => FileStore::open(dir),
+            }
+            .map(CliStore::File)
+            .map_err(usage),
+            (None, Some(url)) => connect(url, schema),
+            (None, None) => Err(usage("say where the instances are: `--journal DIR` or `--store URL`")),
+        }
+    }
+
+    /// Opens the store, creating a journal directory if missing (`kars instance start`).
+    pub fn create(&self, schema: &SchemaArg) -> Result<CliStore, Failure> {
+        match &self.journal {
+            Some(dir) => FileStore::create_dir(dir).map(CliStore::File).map_err(usage),
+            None => self.open(schema, Access::Write),
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+fn connect(url: &str, schema: &SchemaArg) -> Result<CliStore, Failure> {
+    use kars::workflow::journal::{PgStore, PgStoreConfig};
+    let mut config = PgStoreConfig::default().with_pool_size(2);
+    if let Some(name) = &schema.schema {
+        config = config.with_schema(name);
+    }
+    PgStore::connect(url, &config).map(CliStore::Postgres).map_err(usage)
+}
+
+#[cfg(not(feature = "postgres"))]
+fn connect(_url: &str, _schema: &SchemaArg) -> Result<CliStore, Failure> {
+    Err(usage(
+        "this kars was built without PostgreSQL, so `--store` is not available\nhelp: build with `--features postgres`, or use `--journal DIR`",
+    ))
+}
+
+impl CliStore {
+    /// The torn tails a writer cut (journal directories only), as warnings for stderr.
+    pub fn tail_cuts(&self) -> Vec<String> {
+        match self {
+            Self::File(store) => store.take_tail_cuts().into_iter().map(|cut| format!("warning: {cut}")).collect(),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(_) => Vec::new(),
+        }
+    }
+
+    fn inner(&self) -> &dyn Store {
+        match self {
+            Self::File(store) => store,
+            #[cfg(feature = "postgres")]
+            Self::Postgres(store) => store,
+        }
+    }
+}
+
+impl Store for CliStore {
+    fn create(&self, id: &InstanceId, header: &[u8]) -> Result<(), JournalError> {
+        self.inner().create(id, header)
+    }
+    fn append(&self, id: &InstanceId, expected_version: u64, records: &[&[u8]]) -> Result<u64, JournalError> {
+        self.inner().append(id, expected_version, records)
+    }
+    fn read(&self, id: &InstanceId) -> Result<Stored, JournalError> {
+        self.inner().read(id)
+    }
+    fn version(&self, id: &InstanceId) -> Result<u64, JournalError> {
+        self.inner().version(id)
+    }
+    fn list(&self) -> Result<Vec<InstanceId>, JournalError> {
+        self.inner().list()
+    }
+    fn keeps_outbox(&self) -> bool {
+        self.inner().keeps_outbox()
+    }
+    fn append_with_outbox(
+        &self,
+        id: &InstanceId,
+        expected_version: u64,
+        records: &[&[u8]],
+        outbox: Outbox<'_>,
+    ) -> Result<u64, JournalError> {
+        self.inner().append_with_outbox(id, expected_version, records, outbox)
+    }
+}

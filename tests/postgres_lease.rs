@@ -1,0 +1,115 @@
+//! Replica leases in the PostgreSQL store: claims skip what another replica is claiming, leases
+//! expire on the database's clock, and a write under a lost lease changes nothing.
+#![cfg(feature = "postgres")]
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use chrono::Utc;
+use kars::workflow::InstanceId;
+use kars::workflow::journal::postgres::{PgError, ReplicaId};
+use kars::workflow::journal::{JournalError, Outbox, OutboxEffect, PgStore, Store};
+
+#[path = "support/postgres.rs"]
+#[allow(dead_code)]
+mod support;
+use support::TestDb;
+
+fn id(s: &str) -> InstanceId {
+    InstanceId::new(s).unwrap()
+}
+
+/// Long past on the database's clock.
+fn past() -> Option<chrono::DateTime<Utc>> {
+    Some("2000-01-01T00:00:00Z".parse().unwrap())
+}
+
+/// Far ahead on the database's clock.
+fn future() -> Option<chrono::DateTime<Utc>> {
+    Some("2999-01-01T00:00:00Z".parse().unwrap())
+}
+
+#[test]
+fn a_stale_write_after_another_replica_took_the_lease_over_changes_nothing() {
+    let Some(db) = TestDb::new("lease_stale") else { return };
+    let store = PgStore::connect(&db.url, &db.config()).unwrap();
+    let x = id("x");
+    store.create(&x, b"h").unwrap();
+    store.set_next_wake(&x, past()).unwrap();
+    let (a, b) = (ReplicaId::fresh(), ReplicaId::fresh());
+    assert_ne!(a, b, "every replica id is fresh");
+
+    let leases = store.claim_due(&a, 10, Duration::from_millis(1500)).unwrap();
+    assert_eq!(leases.len(), 1);
+    let lease_a = leases[0].clone();
+    assert_eq!((lease_a.instance.as_str(), lease_a.epoch), ("x", 1));
+    assert!(store.claim_due(&b, 10, Duration::from_secs(30)).unwrap().is_empty(), "a live lease is not claimed");
+    let as_a = store.fenced(lease_a.clone());
+    assert_eq!(as_a.append(&x, 0, &[b"by a"]).unwrap(), 1);
+
+    // A stops renewing; its lease expires on the database's clock and B takes the instance.
+    std::thread::sleep(Duration::from_millis(1700));
+    let leases = store.claim_due(&b, 10, Duration::from_secs(30)).unwrap();
+    assert_eq!(leases.len(), 1);
+    let lease_b = leases[0].clone();
+    assert_eq!(lease_b.epoch, 2, "a takeover raises the epoch");
+
+    // A's late write (an acknowledgement, say) is refused and writes nothing.
+    let err = as_a.append(&x, 1, &[b"stale ack"]).unwrap_err();
+    assert!(matches!(&err, JournalError::Postgres(e) if matches!(**e, PgError::LeaseLost { epoch: 1, .. })), "{err:?}");
+    assert!(err.to_string().starts_with("this replica no longer holds the lease on instance `x` (epoch 1)"));
+    assert_eq!(store.version(&x).unwrap(), 1);
+    assert!(store.renew(&a, Duration::from_secs(30)).unwrap().is_empty(), "an expired lease is not renewed");
+    assert!(!store.release(&lease_a, None).unwrap(), "a stale release changes nothing");
+
+    // B holds it still, writes, renews and releases.
+    let as_b = store.fenced(lease_b.clone());
+    assert_eq!(as_b.append(&x, 1, &[b"by b"]).unwrap(), 2);
+    assert_eq!(store.renew(&b, Duration::from_secs(30)).unwrap(), std::slice::from_ref(&x));
+    assert_eq!(store.read(&x).unwrap().records, [b"by a".to_vec(), b"by b".to_vec()]);
+    assert!(store.release(&lease_b, None).unwrap());
+    assert!(store.claim_due(&a, 10, Duration::from_secs(30)).unwrap().is_empty(), "no timer, nothing pending");
+    let err = as_b.append(&x, 2, &[b"after release"]).unwrap_err();
+    assert!(matches!(&err, JournalError::Postgres(e) if matches!(**e, PgError::LeaseLost { epoch: 2, .. })), "{err:?}");
+}
+
+#[test]
+fn replicas_claiming_at_once_never_claim_an_instance_twice() {
+    let Some(db) = TestDb::new("lease_skip_locked") else { return };
+    let store = PgStore::connect(&db.url, &db.config()).unwrap();
+    let all: BTreeSet<String> = (0..60).map(|i| format!("i{i:02}")).collect();
+    for name in &all {
+        store.create(&id(name), b"h").unwrap();
+        store.set_next_wake(&id(name), past()).unwrap();
+    }
+    // Not due: a timer in the future. Due: an effect not acknowledged in the outbox.
+    store.create(&id("later"), b"h").unwrap();
+    store.set_next_wake(&id("later"), future()).unwrap();
+    store.create(&id("effect"), b"h").unwrap();
+    let emitted = [OutboxEffect { key: "effect/1", effect: br#"{"k":1}"# }];
+    store.append_with_outbox(&id("effect"), 0, &[b"r"], Outbox { emitted: &emitted, ..Outbox::default() }).unwrap();
+
+    let replicas: Vec<_> = (0..4)
+        .map(|_| {
+            let store = PgStore::connect(&db.url, &db.config().with_pool_size(1)).unwrap();
+            std::thread::spawn(move || {
+                let me = ReplicaId::fresh();
+                let mut mine = Vec::new();
+                loop {
+                    let claimed = store.claim_due(&me, 5, Duration::from_secs(30)).unwrap();
+                    if claimed.is_empty() {
+                        return mine;
+                    }
+                    assert!(claimed.iter().all(|l| l.owner == me && l.epoch == 1));
+                    mine.extend(claimed.into_iter().map(|l| l.instance.to_string()));
+                }
+            })
+        })
+        .collect();
+    let mut claimed: Vec<String> = replicas.into_iter().flat_map(|r| r.join().unwrap()).collect();
+    claimed.sort();
+    let mut expected: Vec<String> = all.into_iter().collect();
+    expected.push("effect".into());
+    expected.sort();
+    assert_eq!(claimed, expected, "each due instance claimed exactly once; `later` not at all");
+}
