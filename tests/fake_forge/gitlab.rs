@@ -1,0 +1,1 @@
+//! The GitLab flavour of the fake forge (see github.rs).
