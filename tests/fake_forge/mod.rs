@@ -149,6 +149,12 @@ impl<F: Flavour> FakeForge<F> {
         shared.seen.iter().filter(|s| shared.forge.route(&s.method.parse().unwrap(), &s.path) == route).count()
     }
 
+    /// A probe of the forge's state that outlives this borrow (for stores that crash on cue).
+    pub fn watch<R>(&self, f: impl Fn(&F) -> R + Send + Sync + 'static) -> impl Fn() -> R + Send + Sync + 'static {
+        let shared = Arc::clone(&self.shared);
+        move || f(&lock(&shared).forge)
+    }
+
     /// Runs `f` on the forge's state.
     pub fn with<R>(&self, f: impl FnOnce(&mut F) -> R) -> R {
         f(&mut lock(&self.shared).forge)
