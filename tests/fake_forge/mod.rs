@@ -53,6 +53,10 @@ pub struct Seen {
 pub trait Flavour: Send + 'static {
     /// The route name of a request (`merge`, `list_pulls`), for fault plans.
     fn route(&self, method: &Method, path: &str) -> &'static str;
+    /// The status of a rate-limited answer (GitHub: 403; GitLab: 429).
+    fn rate_limit_status(&self) -> u16 {
+        403
+    }
     /// Moves the head of the pull request a request is about.
     fn move_head(&mut self, path: &str);
     /// Answers a request; `base` is the server's URL, for `Link` headers.
@@ -204,7 +208,7 @@ async fn handle<F: Flavour>(
         let answer = match fault.map(|(_, f)| f) {
             _ if !authorized => Answer::json(401, serde_json::json!({ "message": "Bad credentials" })),
             Some(Fault::SecondaryRateLimit { retry_after }) => Answer::json(
-                403,
+                shared.forge.rate_limit_status(),
                 serde_json::json!({ "message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again." }),
             )
             .with_header("retry-after", retry_after.to_string()),

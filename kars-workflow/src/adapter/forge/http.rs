@@ -101,7 +101,11 @@ impl Api {
         let next = header("link").and_then(|link| next_link(&link)).filter(|u| self.same_origin(u));
         let retry_after = header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs);
         let exhausted = header("x-ratelimit-remaining").is_some_and(|v| v.trim() == "0");
-        let reset = header("x-ratelimit-reset").and_then(|v| v.trim().parse::<u64>().ok());
+        // GitHub: `x-ratelimit-reset`; GitLab: `ratelimit-reset` (both epoch seconds).
+        let reset = header("x-ratelimit-reset")
+            .or_else(|| header("ratelimit-reset"))
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let exhausted = exhausted || header("ratelimit-remaining").is_some_and(|v| v.trim() == "0");
         let body = response.body_mut().read_to_string().map_err(|e| self.transport(op, key, url, &e))?;
         let rate_limited = match status {
             429 => Some(retry_after.unwrap_or_else(|| until(reset).unwrap_or(SECONDARY_WAIT))),

@@ -15,7 +15,7 @@
 mod config;
 mod github;
 mod github_api;
-// mod gitlab;
+mod gitlab;
 mod http;
 mod rules;
 mod token;
@@ -23,7 +23,7 @@ mod token;
 // pub use actions::GitHubActions;
 pub use config::ForgeConfig;
 pub use github::GitHubVcs;
-// pub use gitlab::GitLabVcs;
+pub use gitlab::GitLabVcs;
 pub use rules::{MergeMethod, MergeRules};
 pub use token::{ForgeConfigError, ForgeToken};
 
