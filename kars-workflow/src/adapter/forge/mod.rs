@@ -11,7 +11,7 @@
 //! description, the dispatch's inputs). The token never appears in an error, a log line or
 //! `Debug` output.
 
-// mod actions;
+mod actions;
 mod config;
 mod github;
 mod github_api;
@@ -20,7 +20,7 @@ mod http;
 mod rules;
 mod token;
 
-// pub use actions::GitHubActions;
+pub use actions::{Dispatch, GitHubActions};
 pub use config::ForgeConfig;
 pub use github::GitHubVcs;
 pub use gitlab::GitLabVcs;
