@@ -261,5 +261,5 @@ fn heads_are_read_and_missing_branches_are_none() {
     let vcs = adapter(&fake, MergeRules::default());
     assert_eq!(vcs.head("feature/login").unwrap(), fake.with(|g| g.branches.get("feature/login").cloned()));
     assert_eq!(vcs.head("nope").unwrap(), None);
-    assert_eq!(vcs.review_state("12").unwrap_err().is_transient(), false);
+    assert!(!vcs.review_state("12").unwrap_err().is_transient());
 }

@@ -61,7 +61,7 @@ pub struct GitHub {
 impl GitHub {
     fn sha(&mut self) -> String {
         self.commits += 1;
-        format!("{:040x}", 0xc0ffee_0000_u64 + self.commits)
+        format!("{:040x}", 0x00c0_ffee_0000_u64 + self.commits)
     }
 
     /// Creates `branch` (or gives it a new commit) and returns its head.

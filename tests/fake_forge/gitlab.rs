@@ -43,7 +43,7 @@ pub struct GitLab {
 impl GitLab {
     pub fn push(&mut self, branch: &str) -> String {
         self.commits += 1;
-        let sha = format!("{:040x}", 0x6171ab_0000_u64 + self.commits);
+        let sha = format!("{:040x}", 0x0061_71ab_0000_u64 + self.commits);
         self.branches.insert(branch.to_owned(), sha.clone());
         for mr in self.mrs.iter_mut().filter(|m| m.state == "opened" && m.source == branch) {
             mr.sha.clone_from(&sha);

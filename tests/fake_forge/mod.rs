@@ -8,6 +8,7 @@
 
 pub mod github;
 pub mod gitlab;
+pub mod week;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -213,6 +214,7 @@ async fn handle<F: Flavour>(
             )
             .with_header("retry-after", retry_after.to_string()),
             Some(Fault::PrimaryRateLimit { reset_in }) => {
+                #[allow(clippy::disallowed_methods)] // GitHub's reset is a wall-clock instant.
                 let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
                 Answer::json(403, serde_json::json!({ "message": "API rate limit exceeded for user ID 1." }))
                     .with_header("x-ratelimit-remaining", "0")

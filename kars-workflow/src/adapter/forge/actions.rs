@@ -1,7 +1,7 @@
 //! `GitHubActions`: deploys, rollbacks and check suites as GitHub Actions `workflow_dispatch`
 //! runs, polled to completion.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::json;
@@ -41,8 +41,9 @@ pub struct Dispatch {
     pub git_ref: String,
     /// The wait between two polls of the run.
     pub poll: Duration,
-    /// How long one call waits for the run to complete before it reports a transient failure
-    /// (the driver's retry finds the same run by its key and waits on).
+    /// How long one call waits for the run to complete (in polls: `wait / poll`) before it
+    /// reports a throttled failure (the driver's retry finds the same run by its key and
+    /// waits on).
     pub wait: Duration,
 }
 
@@ -142,8 +143,13 @@ impl GitHubActions {
         self.api.expect_ok(OP, Some(key), &reply, &url)
     }
 
-    /// Polls run `id` until it completes or the call's wait is over.
-    fn wait(&self, key: &str, id: u64, deadline: Instant) -> Result<ActionOutcome, AdapterError> {
+    /// Polls a call may make: `wait` divided by `poll`, at least one.
+    fn polls(&self) -> u128 {
+        (self.dispatch.wait.as_millis() / self.dispatch.poll.as_millis().max(1)).max(1)
+    }
+
+    /// Polls run `id` until it completes or `polls` polls are spent.
+    fn wait(&self, key: &str, id: u64, mut polls: u128) -> Result<ActionOutcome, AdapterError> {
         let url = self.url(&format!("/actions/runs/{id}"));
         loop {
             let reply = self.api.send(OP, Some(key), Method::GET, &url, None)?;
@@ -155,7 +161,8 @@ impl GitHubActions {
                     _ => ActionOutcome::Failed,
                 });
             }
-            if Instant::now() + self.dispatch.poll > deadline {
+            polls = polls.saturating_sub(1);
+            if polls == 0 {
                 let detail = format!("run {id} is still `{}`", run.status);
                 return Err(AdapterError::throttled(ADAPTER, OP, Some(key), detail, self.dispatch.poll));
             }
@@ -168,7 +175,7 @@ impl Operations for GitHubActions {
     fn run(&self, op: &Operation) -> Result<Option<ActionOutcome>, AdapterError> {
         let key = op.key.as_str();
         check_key(ADAPTER, OP, key)?;
-        let deadline = Instant::now() + self.dispatch.wait;
+        let mut polls = self.polls();
         let id = match self.find(key)? {
             Some(id) => id,
             None => {
@@ -178,7 +185,8 @@ impl Operations for GitHubActions {
                     if let Some(id) = self.find(key)? {
                         break id;
                     }
-                    if Instant::now() + self.dispatch.poll > deadline {
+                    polls = polls.saturating_sub(1);
+                    if polls == 0 {
                         let detail = "the dispatched run has not appeared".to_owned();
                         return Err(AdapterError::transient(ADAPTER, OP, Some(key), detail));
                     }
@@ -186,6 +194,6 @@ impl Operations for GitHubActions {
                 }
             }
         };
-        self.wait(key, id, deadline).map(Some)
+        self.wait(key, id, polls.max(1)).map(Some)
     }
 }

@@ -224,7 +224,10 @@ impl Api {
     }
 }
 
-/// Seconds from now until the epoch second `reset` (at least one), if given.
+/// Seconds from now until the epoch second `reset` (at least one), if given. The forge names
+/// an instant on the wall clock, so this edge reads the system's; nothing deterministic
+/// depends on it (the driver schedules the retry on its own clock).
+#[allow(clippy::disallowed_methods)]
 fn until(reset: Option<u64>) -> Option<Duration> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
     reset.map(|r| Duration::from_secs(r.saturating_sub(now).max(1)))
