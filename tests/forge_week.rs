@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 use fake_forge::Fault;
 use fake_forge::week::{CrashOnce, WEEK, World, act, id, local, program, released, run_week};
 use kars::workflow::driver::Driver;
-use kars::workflow::journal::MemoryStore;
+use kars::workflow::journal::{MemoryStore, Store};
 
 #[test]
 fn a_kars_week_through_github() {
@@ -72,4 +72,35 @@ fn a_crash_between_the_merge_and_its_acknowledgement_merges_once_and_the_week_go
     }
     driver.run_until(local("2026-11-30 12:00")).unwrap();
     released(&driver);
+}
+
+#[test]
+fn a_kars_week_deploys_through_github_actions() {
+    let world = World::with_actions();
+    let driver = run_week(&world);
+    released(&driver);
+    let runs = world.fake.with(|g| g.runs.clone());
+    let dispatched: Vec<(String, String, String)> = runs
+        .iter()
+        .map(|r| {
+            let input = |k: &str| r.inputs[k].as_str().unwrap_or_default().to_owned();
+            (input("node"), input("action"), input("kars_key"))
+        })
+        .collect();
+    assert_eq!(
+        dispatched,
+        [
+            ("H".into(), "deploy".into(), "kars/2026-W48/H/1".into()),
+            ("Y".into(), "deploy".into(), "kars/2026-W48/Y/1".into()),
+            ("AD".into(), "run_checks".into(), "kars/2026-W48/AD/1".into()),
+        ]
+    );
+    assert!(runs.iter().all(|r| r.inputs["release"] == "2026-W48"));
+    assert!(world.ops.performed().is_empty());
+    // The token is nowhere in the journal.
+    let stored = driver.store().read(&id()).unwrap();
+    let token = fake_forge::TOKEN.as_bytes();
+    for bytes in std::iter::once(&stored.header).chain(&stored.records) {
+        assert!(!bytes.windows(token.len()).any(|w| w == token));
+    }
 }

@@ -9,7 +9,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use kars::workflow::Event;
 use kars::workflow::InstanceId;
 use kars::workflow::adapter::RecordingNotifier;
-use kars::workflow::adapter::forge::{ForgeConfig, ForgeToken, GitHubVcs, MergeRules};
+use kars::workflow::adapter::forge::{Dispatch, ForgeConfig, ForgeToken, GitHubActions, GitHubVcs, MergeRules};
 use kars::workflow::driver::{
     Adapters, Driver, DriverConfig, Parts, Program, RecordingOperations, RetryPolicy, Roster, VirtualClock,
 };
@@ -74,6 +74,8 @@ pub struct World {
     pub ops: Arc<RecordingOperations>,
     pub clock: Arc<VirtualClock>,
     pub feature_pull: u64,
+    /// Deploys and checks through GitHub Actions instead of `ops`, when set.
+    pub actions: Option<Arc<GitHubActions>>,
 }
 
 impl World {
@@ -96,13 +98,32 @@ impl World {
             ops: Arc::new(RecordingOperations::new()),
             clock: Arc::new(VirtualClock::new(local("2026-11-23 08:00"))),
             feature_pull,
+            actions: None,
         }
     }
 
+    /// The same world, with deploys, rollbacks and checks dispatched to GitHub Actions
+    /// (`deploy.yml` on `main`, runs completing after two polls 5 ms apart).
+    pub fn with_actions() -> Self {
+        let mut world = Self::new();
+        world.fake.with(|g| g.run_polls = 2);
+        let token = ForgeToken::new(TOKEN, "a test").unwrap();
+        let config = ForgeConfig::github("keydatalab/kars", token).with_api(world.fake.url()).with_timeout(TIMEOUT);
+        let dispatch = Dispatch {
+            poll: std::time::Duration::from_millis(5),
+            wait: std::time::Duration::from_secs(5),
+            ..Dispatch::new("deploy.yml", "main")
+        };
+        world.actions = Some(Arc::new(GitHubActions::new(config, dispatch).unwrap()));
+        world
+    }
+
     pub fn parts<S: Store>(&self, store: S) -> Parts<S, Arc<VirtualClock>> {
-        let adapters = Adapters::new(RecordingNotifier::new())
-            .with_vcs(Arc::clone(&self.vcs))
-            .with_operations(Arc::clone(&self.ops));
+        let adapters = Adapters::new(RecordingNotifier::new()).with_vcs(Arc::clone(&self.vcs));
+        let adapters = match &self.actions {
+            Some(actions) => adapters.with_operations(Arc::clone(actions)),
+            None => adapters.with_operations(Arc::clone(&self.ops)),
+        };
         let config = DriverConfig {
             retry: RetryPolicy {
                 max_attempts: 4,
