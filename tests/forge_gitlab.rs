@@ -143,3 +143,40 @@ fn a_pattern_merges_every_matching_merge_request_across_pages() {
     let rebase = adapter(&fake, MergeRules { method: MergeMethod::Rebase, ..MergeRules::default() });
     assert!(!rebase.merge(&request).unwrap_err().is_transient());
 }
+
+fn deploy(key: &str) -> kars::workflow::driver::Operation {
+    kars::workflow::driver::Operation {
+        key: key.into(),
+        release: kars::workflow::ReleaseId::of(chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap()),
+        node: kars::spec::NodeId::new("Y").unwrap(),
+        kind: kars::workflow::EffectKind::Deploy {
+            environment: kars::spec::EnvironmentId::new("production").unwrap(),
+            url: None,
+        },
+    }
+}
+
+#[test]
+fn a_deploy_runs_as_a_pipeline_once_per_key_and_reports_how_it_ended() {
+    use kars::workflow::ActionOutcome;
+    use kars::workflow::adapter::forge::GitLabPipelines;
+    use kars::workflow::driver::Operations;
+    let fake = gitlab::start(100);
+    fake.with(|g| g.pipeline_polls = 2);
+    let token = ForgeToken::new(TOKEN, "a test").unwrap();
+    let config = ForgeConfig::gitlab(gitlab::PROJECT, token).with_api(fake.url()).with_timeout(TIMEOUT);
+    let ops =
+        GitLabPipelines::new(config, "main").unwrap().with_polling(Duration::from_millis(5), Duration::from_secs(5));
+    fake.fault("create_pipeline", Fault::LoseAnswer);
+    assert!(ops.run(&deploy("kars/2026-W48/Y/1")).unwrap_err().is_transient());
+    assert_eq!(ops.run(&deploy("kars/2026-W48/Y/1")).unwrap(), Some(ActionOutcome::Succeeded));
+    assert_eq!(fake.count("create_pipeline"), 1);
+    let pipeline = fake.with(|g| g.pipelines[0].clone());
+    assert_eq!(pipeline.variables["KARS_KEY"], "kars/2026-W48/Y/1");
+    assert_eq!(pipeline.variables["KARS_RELEASE"], "2026-W48");
+    assert_eq!(pipeline.variables["KARS_ACTION"], "deploy");
+    assert_eq!(pipeline.variables["KARS_ENVIRONMENT"], "production");
+    fake.with(|g| g.pipeline_status = "failed".into());
+    assert_eq!(ops.run(&deploy("kars/2026-W48/Y/2")).unwrap(), Some(ActionOutcome::Failed));
+    assert_eq!(fake.count("create_pipeline"), 2);
+}

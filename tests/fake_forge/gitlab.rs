@@ -30,6 +30,17 @@ pub struct Mr {
     pub pipeline: Option<(u64, Vec<(String, String)>)>,
 }
 
+/// A pipeline started through the API.
+#[derive(Debug, Clone)]
+pub struct FakePipeline {
+    pub id: u64,
+    /// `workflow: name: $KARS_KEY` in the project's `.gitlab-ci.yml`.
+    pub name: String,
+    pub variables: BTreeMap<String, String>,
+    pub status: String,
+    pub polls: u32,
+}
+
 /// GitLab's state.
 #[derive(Debug, Default)]
 pub struct GitLab {
@@ -37,6 +48,10 @@ pub struct GitLab {
     pub mrs: Vec<Mr>,
     pub page_cap: usize,
     pub checking_reads: u32,
+    pub pipelines: Vec<FakePipeline>,
+    /// Polls of a pipeline before it ends, and how it ends (default `success`).
+    pub pipeline_polls: u32,
+    pub pipeline_status: String,
     commits: u64,
 }
 
@@ -122,6 +137,9 @@ impl Flavour for GitLab {
             ("PUT", ["projects", _, "merge_requests", _, "merge"]) => "merge",
             ("GET", ["projects", _, "repository", "branches", _]) => "branch",
             ("GET", ["projects", _, "pipelines", _, "jobs"]) => "jobs",
+            ("GET", ["projects", _, "pipelines"]) => "list_pipelines",
+            ("POST", ["projects", _, "pipeline"]) => "create_pipeline",
+            ("GET", ["projects", _, "pipelines", _]) => "get_pipeline",
             _ => "other",
         }
     }
@@ -229,6 +247,49 @@ impl Flavour for GitLab {
                     .flat_map(|(_, jobs)| jobs.iter().map(|(n, s)| json!({ "name": n, "status": s })))
                     .collect();
                 paginate(base, path, query, jobs, self.page_cap.max(1))
+            }
+            "list_pipelines" => {
+                let items = self
+                    .pipelines
+                    .iter()
+                    .rev()
+                    .filter(|p| get("name").is_none_or(|n| n == p.name))
+                    .map(|p| json!({ "id": p.id, "name": p.name, "status": p.status }))
+                    .collect();
+                paginate(base, path, query, items, self.page_cap.max(1))
+            }
+            "create_pipeline" => {
+                if text("ref").is_none_or(|r| !self.branches.contains_key(&r)) {
+                    return Answer::json(400, json!({ "message": { "base": ["Reference not found"] } }));
+                }
+                let variables: BTreeMap<String, String> = input["variables"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| Some((v["key"].as_str()?.to_owned(), v["value"].as_str()?.to_owned())))
+                    .collect();
+                let id = 500 + self.pipelines.len() as u64;
+                let name = variables.get("KARS_KEY").cloned().unwrap_or_default();
+                self.pipelines.push(FakePipeline {
+                    id,
+                    name: name.clone(),
+                    variables,
+                    status: "created".into(),
+                    polls: 0,
+                });
+                Answer::json(201, json!({ "id": id, "name": name, "status": "created" }))
+            }
+            "get_pipeline" => {
+                let id: u64 = path.split('/').nth(4).and_then(|s| s.parse().ok()).unwrap_or(0);
+                let (polls, status) = (self.pipeline_polls, self.pipeline_status.clone());
+                let Some(p) = self.pipelines.iter_mut().find(|p| p.id == id) else { return not_found() };
+                p.polls += 1;
+                p.status = if p.polls > polls {
+                    if status.is_empty() { "success".into() } else { status }
+                } else {
+                    "running".into()
+                };
+                Answer::json(200, json!({ "id": p.id, "name": p.name, "status": p.status }))
             }
             _ => not_found(),
         }

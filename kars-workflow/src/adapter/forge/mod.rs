@@ -1,6 +1,7 @@
 //! Real forges (cargo feature `forge`): [`GitHubVcs`] and [`GitLabVcs`] open, read and merge
-//! pull (merge) requests over the forges' REST APIs, and [`GitHubActions`] runs deploys as
-//! GitHub Actions `workflow_dispatch` runs.
+//! pull (merge) requests over the forges' REST APIs; [`GitHubActions`] and
+//! [`GitLabPipelines`] run deploys, rollbacks and checks as GitHub Actions `workflow_dispatch`
+//! runs or GitLab pipelines, polled to completion.
 //!
 //! All of them speak HTTP through one blocking client (ureq with rustls), map the forges'
 //! documented answers onto [`AdapterError`](super::AdapterError) (a moved head, a conflict,
@@ -17,6 +18,7 @@ mod github;
 mod github_api;
 mod gitlab;
 mod http;
+mod pipelines;
 mod rules;
 mod token;
 
@@ -24,6 +26,7 @@ pub use actions::{Dispatch, GitHubActions};
 pub use config::ForgeConfig;
 pub use github::GitHubVcs;
 pub use gitlab::GitLabVcs;
+pub use pipelines::GitLabPipelines;
 pub use rules::{MergeMethod, MergeRules};
 pub use token::{ForgeConfigError, ForgeToken};
 
