@@ -128,8 +128,16 @@ fn a_merge_whose_answer_was_lost_is_found_merged_by_the_retry() {
     assert!(outcome.replayed);
     assert_eq!(outcome.merged[0].branch, "kars-dev");
     assert_eq!(fake.count("merge"), 1);
-    // Another key finds no open pull request: permanent, with what to do.
+    // An answer cut mid-way after the work: transient too, and found by the retry.
+    let number: u64 = vcs.open_pull_request(&open("kars/2026-W49/V/1")).unwrap().id.parse().unwrap();
+    fake.with(|g| g.review(number, "frank", "APPROVED"));
+    fake.fault("merge", Fault::DropAnswer);
     let err = vcs.merge(&dev_to_prod("kars/2026-W49/X/1")).unwrap_err();
+    assert!(err.is_transient(), "{}", text(&err));
+    assert!(vcs.merge(&dev_to_prod("kars/2026-W49/X/1")).unwrap().replayed);
+    assert_eq!(fake.count("merge"), 2);
+    // Another key finds no open pull request: permanent, with what to do.
+    let err = vcs.merge(&dev_to_prod("kars/2026-W50/X/1")).unwrap_err();
     assert!(!err.is_transient() && text(&err).contains("no open pull request from `kars-dev`"), "{err}");
 }
 

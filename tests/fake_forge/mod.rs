@@ -37,6 +37,8 @@ pub enum Fault {
     ServerError,
     /// The work is done, then the answer comes too late: the client times out.
     LoseAnswer,
+    /// The work is done, then the connection is cut in the middle of the answer.
+    DropAnswer,
     /// Before the request is handled, the pull request's head branch gets a new commit.
     MoveHead,
 }
@@ -195,7 +197,7 @@ async fn handle<F: Flavour>(
             (decode(k), decode(v))
         })
         .collect();
-    let (answer, lose) = {
+    let (answer, lose, cut) = {
         let mut shared = lock(&shared);
         let base = shared.base.clone();
         let prefix = base.split_once("//").map_or("", |(_, rest)| rest.split_once('/').map_or("", |(_, p)| p));
@@ -206,6 +208,7 @@ async fn handle<F: Flavour>(
         let route = shared.forge.route(&method, &path);
         let fault = shared.faults.iter().position(|(r, _)| *r == route).and_then(|i| shared.faults.remove(i));
         let mut lose = false;
+        let mut cut = false;
         let answer = match fault.map(|(_, f)| f) {
             _ if !authorized => Answer::json(401, serde_json::json!({ "message": "Bad credentials" })),
             Some(Fault::SecondaryRateLimit { retry_after }) => Answer::json(
@@ -221,6 +224,10 @@ async fn handle<F: Flavour>(
                     .with_header("x-ratelimit-reset", (now + reset_in).to_string())
             }
             Some(Fault::ServerError) => Answer::json(502, serde_json::json!({ "message": "Server Error" })),
+            Some(Fault::DropAnswer) => {
+                cut = true;
+                shared.forge.answer(&base, &method, &path, &query, &body)
+            }
             Some(Fault::LoseAnswer) => {
                 lose = true;
                 shared.forge.answer(&base, &method, &path, &query, &body)
@@ -231,7 +238,7 @@ async fn handle<F: Flavour>(
             }
             None => shared.forge.answer(&base, &method, &path, &query, &body),
         };
-        (answer, lose)
+        (answer, lose, cut)
     };
     if lose {
         tokio::time::sleep(LOST).await;
@@ -242,7 +249,13 @@ async fn handle<F: Flavour>(
     for (name, value) in &answer.headers {
         response = response.header(name.as_str(), value.as_str());
     }
-    response.body(Body::from(answer.body.to_string())).unwrap()
+    let text = answer.body.to_string();
+    if cut {
+        // Promise more than is sent: the server closes the connection mid-answer.
+        let promised = text.len() + 64;
+        return response.header("content-length", promised).body(Body::from(text)).unwrap();
+    }
+    response.body(Body::from(text)).unwrap()
 }
 
 /// One page of `items` (`page` from 1) and the `Link` header for the others.
