@@ -234,6 +234,21 @@ fn named_checks_must_conclude_well_on_the_approved_head() {
 }
 
 #[test]
+fn a_named_check_without_a_check_run_is_read_from_the_commit_statuses() {
+    let rules = MergeRules { checks: vec!["jenkins".into()], ..MergeRules::default() };
+    let (fake, vcs, number) = approved(rules);
+    let sha = fake.with(|g| g.pull(number).head_sha.clone());
+    fake.with(|g| g.statuses.insert(sha.clone(), vec![("jenkins".into(), "pending".into())]));
+    let err = vcs.merge(&dev_to_prod("k/X")).unwrap_err();
+    assert!(err.retry_after().is_some() && text(&err).contains("`pending`"), "{err}");
+    fake.with(|g| g.statuses.insert(sha.clone(), vec![("jenkins".into(), "error".into())]));
+    let err = vcs.merge(&dev_to_prod("k/X")).unwrap_err();
+    assert!(!err.is_transient() && text(&err).contains("concluded `error`"), "{err}");
+    fake.with(|g| g.statuses.insert(sha.clone(), vec![("jenkins".into(), "success".into())]));
+    assert!(vcs.merge(&dev_to_prod("k/X")).is_ok());
+}
+
+#[test]
 fn a_pattern_merges_every_matching_pull_request_across_pages() {
     let fake = github::start(2);
     let vcs = adapter(&fake, MergeRules { approvals: 3, ..MergeRules::default() });

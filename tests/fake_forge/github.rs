@@ -47,6 +47,8 @@ pub struct GitHub {
     pub branches: BTreeMap<String, String>,
     pub pulls: Vec<Pull>,
     pub checks: BTreeMap<String, Vec<(String, String, Option<String>)>>,
+    /// Commit statuses by sha: (context, state).
+    pub statuses: BTreeMap<String, Vec<(String, String)>>,
     pub runs: Vec<Run>,
     /// The largest page the fake serves (forces pagination).
     pub page_cap: usize,
@@ -162,6 +164,7 @@ impl Flavour for GitHub {
             ("GET", ["repos", _, _, "pulls", _, "reviews"]) => "reviews",
             ("PUT", ["repos", _, _, "pulls", _, "merge"]) => "merge",
             ("GET", ["repos", _, _, "commits", _, "check-runs"]) => "check_runs",
+            ("GET", ["repos", _, _, "commits", _, "status"]) => "status",
             ("GET", ["repos", _, _, "branches", ..]) => "branch",
             ("POST", ["repos", _, _, "actions", "workflows", _, "dispatches"]) => "dispatch",
             ("GET", ["repos", _, _, "actions", "runs"]) => "list_runs",
@@ -270,6 +273,17 @@ impl Flavour for GitHub {
                     .map(|(name, status, conclusion)| json!({ "name": name, "status": status, "conclusion": conclusion, "head_sha": sha }))
                     .collect();
                 Answer::json(200, json!({ "total_count": runs.len(), "check_runs": runs }))
+            }
+            "status" => {
+                let sha = path.split('/').nth(5).unwrap_or_default();
+                let statuses: Vec<Value> = self
+                    .statuses
+                    .get(sha)
+                    .into_iter()
+                    .flatten()
+                    .map(|(context, state)| json!({ "context": context, "state": state }))
+                    .collect();
+                Answer::json(200, json!({ "sha": sha, "state": "pending", "statuses": statuses }))
             }
             "branch" => {
                 let name = path.strip_prefix(&format!("{prefix}branches/")).unwrap_or_default();

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 use ureq::http::Method;
 
-use super::github_api::{Branch, CheckRuns, Merged, Pull, Review, Verdict};
+use super::github_api::{Branch, CheckRuns, CombinedStatus, Merged, Pull, Review, Verdict};
 use super::http::{Api, Auth, encode, forge_message};
 use super::{ForgeConfig, ForgeConfigError, MergeRules, check_key, key_marker};
 use crate::adapter::{
@@ -31,7 +31,8 @@ const CHECKS_WAIT: Duration = Duration::from_secs(30);
 ///   matches) into the target is read first: `mergeable: null` (GitHub still computing) is
 ///   [`AdapterError::Throttled`]; a conflict, missing approvals ([`MergeRules::approvals`],
 ///   the latest review of each reviewer counting), changes requested, a head that moved
-///   after its latest approval, or a failed named check is permanent with that reason, and
+///   after its latest approval, or a failed named check (a check run, or else a commit
+///   status of that context) is permanent with that reason, and
 ///   nothing is merged. Then each is marked with the merge's key (`<!-- kars-merge-key: KEY
 ///   -->`) and merged with `sha` set to the approved head and the rules' `merge_method`;
 ///   GitHub's 405 (not mergeable), 409 (head moved) and 422 are permanent with GitHub's
@@ -173,36 +174,65 @@ impl GitHubVcs {
         Ok(Some((pull, guard)))
     }
 
-    /// The named checks of the rules have concluded well on `sha`.
+    /// The named checks of the rules have concluded well on `sha`: a check run of that name,
+    /// or else a commit status of that context (read only when a name has no check run).
     fn checks_pass(&self, key: &str, number: u64, sha: &str) -> Result<(), AdapterError> {
         const OP: &str = "merge";
         if self.rules.checks.is_empty() {
             return Ok(());
         }
-        let url = self.url(&format!("/commits/{sha}/check-runs?per_page=100"));
-        let reply = self.api.send(OP, Some(key), Method::GET, &url, None)?;
-        self.api.expect_ok(OP, Some(key), &reply, &url)?;
-        let runs: CheckRuns = self.api.parse(OP, Some(key), &reply.body, &url)?;
+        let wait = |detail: String| AdapterError::throttled(ADAPTER, OP, Some(key), detail, CHECKS_WAIT);
+        let failed = |name: &str, conclusion: &str| {
+            AdapterError::permanent(
+                ADAPTER,
+                OP,
+                Some(key),
+                format!("check `{name}` on pull request #{number} concluded `{conclusion}`"),
+            )
+        };
+        let runs: CheckRuns = self.get_json(OP, key, &format!("/commits/{sha}/check-runs?per_page=100"))?;
+        let mut statuses: Option<CombinedStatus> = None;
         for name in &self.rules.checks {
             // GitHub lists the newest run of a name first.
-            let wait = |detail: String| AdapterError::throttled(ADAPTER, OP, Some(key), detail, CHECKS_WAIT);
-            let Some(run) = runs.check_runs.iter().find(|r| &r.name == name) else {
-                return Err(wait(format!("check `{name}` has not reported on pull request #{number} (`{sha}`) yet")));
-            };
-            if run.status != "completed" {
-                return Err(wait(format!("check `{name}` on pull request #{number} is `{}`", run.status)));
+            if let Some(run) = runs.check_runs.iter().find(|r| &r.name == name) {
+                if run.status != "completed" {
+                    return Err(wait(format!("check `{name}` on pull request #{number} is `{}`", run.status)));
+                }
+                let conclusion = run.conclusion.as_deref().unwrap_or("none");
+                if !matches!(conclusion, "success" | "neutral" | "skipped") {
+                    return Err(failed(name, conclusion));
+                }
+                continue;
             }
-            let conclusion = run.conclusion.as_deref().unwrap_or("none");
-            if !matches!(conclusion, "success" | "neutral" | "skipped") {
-                return Err(AdapterError::permanent(
-                    ADAPTER,
-                    OP,
-                    Some(key),
-                    format!("check `{name}` on pull request #{number} concluded `{conclusion}`"),
-                ));
+            if statuses.is_none() {
+                statuses = Some(self.get_json(OP, key, &format!("/commits/{sha}/status?per_page=100"))?);
+            }
+            let status = statuses.as_ref().and_then(|c| c.statuses.iter().find(|s| &s.context == name));
+            match status.map(|s| s.state.as_str()) {
+                Some("success") => {}
+                Some("pending") => return Err(wait(format!("status `{name}` on pull request #{number} is `pending`"))),
+                Some(state) => return Err(failed(name, state)),
+                None => {
+                    return Err(wait(format!(
+                        "check `{name}` has not reported on pull request #{number} (`{sha}`) yet"
+                    )));
+                }
             }
         }
         Ok(())
+    }
+
+    /// GETs `path` (under the repository) and parses its JSON.
+    fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        op: &'static str,
+        key: &str,
+        path: &str,
+    ) -> Result<T, AdapterError> {
+        let url = self.url(path);
+        let reply = self.api.send(op, Some(key), Method::GET, &url, None)?;
+        self.api.expect_ok(op, Some(key), &reply, &url)?;
+        self.api.parse(op, Some(key), &reply.body, &url)
     }
 
     /// Adds the merge marker to the description, so a retry knows this key merged it.

@@ -77,6 +77,19 @@ pub(super) struct CheckRun {
     pub conclusion: Option<String>,
 }
 
+/// `GET /repos/{owner}/{repo}/commits/{ref}/status`: the combined commit statuses.
+#[derive(Debug, Clone, Deserialize)]
+pub(super) struct CombinedStatus {
+    pub statuses: Vec<Status>,
+}
+
+/// One commit status (the legacy statuses API many CI systems still post).
+#[derive(Debug, Clone, Deserialize)]
+pub(super) struct Status {
+    pub context: String,
+    pub state: String,
+}
+
 /// `GET /repos/{owner}/{repo}/branches/{branch}`.
 #[derive(Debug, Clone, Deserialize)]
 pub(super) struct Branch {
