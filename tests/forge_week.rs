@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use fake_forge::Fault;
-use fake_forge::week::{CrashOnce, WEEK, World, act, id, local, program, released, run_week};
+use fake_forge::week::{CrashOnce, WEEK, World, act, id, local, program, program_with, released, run_week};
 use kars::workflow::driver::Driver;
 use kars::workflow::journal::{MemoryStore, Store};
 
@@ -103,4 +103,38 @@ fn a_kars_week_deploys_through_github_actions() {
     for bytes in std::iter::once(&stored.header).chain(&stored.records) {
         assert!(!bytes.windows(token.len()).any(|w| w == token));
     }
+}
+
+#[test]
+fn what_the_spec_requires_of_a_merge_is_what_the_forge_adapter_checks() {
+    let world = World::new();
+    let program = program_with(&[(
+        "action: { merge_pull_request: { from: dev, to: prod } }",
+        "action: { merge_pull_request: { from: dev, to: prod, requires: { approvals: 1, checks: [ci], method: squash } } }",
+    )]);
+    let mut driver = Driver::create(world.parts(Arc::new(MemoryStore::new())), &program, &id(), None).unwrap();
+    for step in 0..14 {
+        act(&world, &mut driver, step);
+    }
+    // Monday 10:00: the spec's check `ci` has not reported; X waits and retries, then fails.
+    driver.run_until(local("2026-11-30 10:05")).unwrap();
+    assert!(world.fake.with(|g| g.open_from("kars-dev", "kars-prod")).is_some(), "merged without `ci`");
+    assert!(world.fake.count("check_runs") >= 1);
+    assert_eq!(world.fake.count("merge"), 1, "only the feature pull request merged");
+    // The same week where `ci` passed on the approved head: merged, squashed, as the spec says.
+    let world = World::new();
+    let mut driver = Driver::create(world.parts(Arc::new(MemoryStore::new())), &program, &id(), None).unwrap();
+    for step in 0..14 {
+        act(&world, &mut driver, step);
+    }
+    world.fake.with(|g| {
+        let number = g.open_from("kars-dev", "kars-prod").unwrap();
+        let sha = g.pull(number).head_sha.clone();
+        g.checks.insert(sha, vec![("ci".into(), "completed".into(), Some("success".into()))]);
+    });
+    driver.run_until(local("2026-11-30 10:05")).unwrap();
+    let pull = world.fake.with(|g| g.pulls[1].clone());
+    assert!(pull.merged && pull.merge_method.as_deref() == Some("squash"), "{pull:?}");
+    // The feature pull request (no `requires:` on G) merged with the adapter's default.
+    assert_eq!(world.fake.with(|g| g.pulls[0].merge_method.clone()).as_deref(), Some("merge"));
 }

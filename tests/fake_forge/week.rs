@@ -20,6 +20,16 @@ use super::{FakeForge, TIMEOUT, TOKEN};
 
 const SPEC: &str = include_str!("../../workflows/kars-release.yaml");
 
+/// The bundled spec with `edit` applied (`(from, to)` text replacements), compiled.
+pub fn program_with(edits: &[(&str, &str)]) -> Program {
+    let mut yaml = SPEC.to_owned();
+    for (from, to) in edits {
+        assert!(yaml.contains(from), "the spec has no `{from}`");
+        yaml = yaml.replace(from, to);
+    }
+    Program::new(&kars::spec::load(&yaml, "kars-release.yaml").unwrap()).unwrap()
+}
+
 pub fn program() -> Program {
     static PROGRAM: OnceLock<Program> = OnceLock::new();
     PROGRAM.get_or_init(|| Program::new(&kars::spec::load(SPEC, "kars-release.yaml").unwrap()).unwrap()).clone()

@@ -202,12 +202,14 @@ impl EffectRunner {
                     None => Ok(None),
                 }
             }
-            EffectKind::MergePullRequest { from, to } if adapters.vcs.is_some() => {
+            EffectKind::MergePullRequest { from, to, requires } if adapters.vcs.is_some() => {
                 let request = MergeRequest { key: key.to_owned(), from: selector(from), to: to.clone() };
-                match &adapters.vcs {
-                    Some(vcs) => vcs.merge(&request).map(|_| Some(ActionOutcome::Succeeded)),
-                    None => Ok(None),
-                }
+                let merged = match (&adapters.vcs, requires) {
+                    (Some(vcs), Some(requires)) => vcs.merge_requiring(&request, requires),
+                    (Some(vcs), None) => vcs.merge(&request),
+                    (None, _) => return Ok(None),
+                };
+                merged.map(|_| Some(ActionOutcome::Succeeded))
             }
             kind => {
                 let op = Operation {

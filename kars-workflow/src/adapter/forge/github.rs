@@ -8,6 +8,8 @@ use ureq::http::Method;
 
 use super::github_api::{Branch, CheckRuns, CombinedStatus, Merged, Pull, Review, Verdict};
 use super::http::{Api, Auth, encode, forge_message};
+use kars_spec::spec::MergeRequirements;
+
 use super::{ForgeConfig, ForgeConfigError, MergeRules, check_key, key_marker};
 use crate::adapter::{
     AdapterError, BranchHead, BranchSelector, MergeOutcome, MergeRequest, OpenPullRequest, PullRequest, ReviewState,
@@ -120,7 +122,13 @@ impl GitHubVcs {
 
     /// Reads pull request `number` and refuses it unless it may merge now: the commit to
     /// guard the merge with, or `None` if this key merged it already.
-    fn ready(&self, key: &str, number: u64, marker: &str) -> Result<Option<(Pull, String)>, AdapterError> {
+    fn ready(
+        &self,
+        rules: &MergeRules,
+        key: &str,
+        number: u64,
+        marker: &str,
+    ) -> Result<Option<(Pull, String)>, AdapterError> {
         const OP: &str = "merge";
         let refuse = |detail: String| AdapterError::permanent(ADAPTER, OP, Some(key), detail);
         let pull = self.pull(OP, Some(key), number)?;
@@ -153,7 +161,7 @@ impl GitHubVcs {
         if let Some(who) = verdict.changes_requested.first() {
             return Err(refuse(format!("pull request #{number} has changes requested by `{who}`")));
         }
-        let needed = self.rules.approvals;
+        let needed = rules.approvals;
         if verdict.approvals < needed {
             return Err(refuse(format!(
                 "pull request #{number} has {} of the {needed} approvals it needs",
@@ -170,15 +178,15 @@ impl GitHubVcs {
                 pull.head.sha
             )));
         }
-        self.checks_pass(key, number, &guard)?;
+        self.checks_pass(rules, key, number, &guard)?;
         Ok(Some((pull, guard)))
     }
 
     /// The named checks of the rules have concluded well on `sha`: a check run of that name,
     /// or else a commit status of that context (read only when a name has no check run).
-    fn checks_pass(&self, key: &str, number: u64, sha: &str) -> Result<(), AdapterError> {
+    fn checks_pass(&self, rules: &MergeRules, key: &str, number: u64, sha: &str) -> Result<(), AdapterError> {
         const OP: &str = "merge";
-        if self.rules.checks.is_empty() {
+        if rules.checks.is_empty() {
             return Ok(());
         }
         let wait = |detail: String| AdapterError::throttled(ADAPTER, OP, Some(key), detail, CHECKS_WAIT);
@@ -192,7 +200,7 @@ impl GitHubVcs {
         };
         let runs: CheckRuns = self.get_json(OP, key, &format!("/commits/{sha}/check-runs?per_page=100"))?;
         let mut statuses: Option<CombinedStatus> = None;
-        for name in &self.rules.checks {
+        for name in &rules.checks {
             // GitHub lists the newest run of a name first.
             if let Some(run) = runs.check_runs.iter().find(|r| &r.name == name) {
                 if run.status != "completed" {
@@ -250,12 +258,12 @@ impl GitHubVcs {
     }
 
     /// `PUT …/merge` with the `sha` guard: the merge commit (the target's new head), if told.
-    fn merge_one(&self, key: &str, pull: &Pull, sha: &str) -> Result<Option<String>, AdapterError> {
+    fn merge_one(&self, rules: &MergeRules, key: &str, pull: &Pull, sha: &str) -> Result<Option<String>, AdapterError> {
         const OP: &str = "merge";
         let number = pull.number;
         let body = json!({
             "sha": sha,
-            "merge_method": self.rules.method.as_str(),
+            "merge_method": rules.method.as_str(),
             "commit_title": format!("Merge pull request #{number} from {}", pull.head.name),
             "commit_message": format!("Kars-Idempotency-Key: {key}"),
         });
@@ -366,6 +374,25 @@ impl Vcs for GitHubVcs {
     }
 
     fn merge(&self, request: &MergeRequest) -> Result<MergeOutcome, AdapterError> {
+        self.merge_with(request, &self.rules)
+    }
+
+    fn merge_requiring(
+        &self,
+        request: &MergeRequest,
+        requires: &MergeRequirements,
+    ) -> Result<MergeOutcome, AdapterError> {
+        self.merge_with(request, &self.rules.with(requires))
+    }
+
+    fn head(&self, branch: &str) -> Result<Option<String>, AdapterError> {
+        self.branch_head("head", None, branch)
+    }
+}
+
+impl GitHubVcs {
+    /// Merges under `rules` (the adapter's, or a spec's on top of them).
+    fn merge_with(&self, request: &MergeRequest, rules: &MergeRules) -> Result<MergeOutcome, AdapterError> {
         const OP: &str = "merge";
         let key = request.key.as_str();
         check_key(ADAPTER, OP, key)?;
@@ -403,13 +430,13 @@ impl Vcs for GitHubVcs {
         // Every pull request is checked before any is merged: a refusal merges nothing.
         let mut ready = Vec::new();
         for pull in &open {
-            ready.extend(self.ready(key, pull.number, &marker)?);
+            ready.extend(self.ready(rules, key, pull.number, &marker)?);
         }
         let mut merged = Vec::new();
         let mut head = None;
         for (pull, sha) in &ready {
             self.mark(key, pull, &marker)?;
-            head = self.merge_one(key, pull, sha)?;
+            head = self.merge_one(rules, key, pull, sha)?;
             merged.push(BranchHead { branch: pull.head.name.clone(), commit: sha.clone() });
         }
         let head = match head {
@@ -418,9 +445,5 @@ impl Vcs for GitHubVcs {
         };
         let replayed = ready.is_empty();
         Ok(MergeOutcome { head, merged, replayed })
-    }
-
-    fn head(&self, branch: &str) -> Result<Option<String>, AdapterError> {
-        self.branch_head("head", None, branch)
     }
 }

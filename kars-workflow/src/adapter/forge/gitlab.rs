@@ -8,6 +8,8 @@ use serde_json::json;
 use ureq::http::Method;
 
 use super::http::{Api, Auth, encode, forge_message};
+use kars_spec::spec::MergeRequirements;
+
 use super::{ForgeConfig, ForgeConfigError, MergeMethod, MergeRules, check_key, key_marker};
 use crate::adapter::{
     AdapterError, BranchHead, BranchSelector, MergeOutcome, MergeRequest, OpenPullRequest, PullRequest, ReviewState,
@@ -166,7 +168,7 @@ impl GitLabVcs {
 
     /// Reads merge request `iid` and refuses it unless it may merge now; `None` if this key
     /// merged it already.
-    fn ready(&self, key: &str, iid: u64, marker: &str) -> Result<Option<Mr>, AdapterError> {
+    fn ready(&self, rules: &MergeRules, key: &str, iid: u64, marker: &str) -> Result<Option<Mr>, AdapterError> {
         const OP: &str = "merge";
         let refuse = |detail: String| AdapterError::permanent(ADAPTER, OP, Some(key), detail);
         let mr: Mr = self.get(OP, Some(key), &format!("/merge_requests/{iid}"))?;
@@ -186,20 +188,20 @@ impl GitLabVcs {
         }
         let approvals: Approvals = self.get(OP, Some(key), &format!("/merge_requests/{iid}/approvals"))?;
         let given = u32::try_from(approvals.approved_by.len()).unwrap_or(u32::MAX);
-        if approvals.approvals_left > 0 || given < self.rules.approvals {
+        if approvals.approvals_left > 0 || given < rules.approvals {
             return Err(refuse(format!(
                 "merge request !{iid} has {given} approvals; it needs {} more (GitLab: {} left)",
-                self.rules.approvals.saturating_sub(given).max(approvals.approvals_left),
+                rules.approvals.saturating_sub(given).max(approvals.approvals_left),
                 approvals.approvals_left
             )));
         }
-        self.pipeline_passes(key, &mr)?;
+        self.pipeline_passes(rules, key, &mr)?;
         Ok(Some(mr))
     }
 
-    fn pipeline_passes(&self, key: &str, mr: &Mr) -> Result<(), AdapterError> {
+    fn pipeline_passes(&self, rules: &MergeRules, key: &str, mr: &Mr) -> Result<(), AdapterError> {
         const OP: &str = "merge";
-        if self.rules.checks.is_empty() {
+        if rules.checks.is_empty() {
             return Ok(());
         }
         let iid = mr.iid;
@@ -209,7 +211,7 @@ impl GitLabVcs {
         };
         let url = self.url(&format!("/pipelines/{}/jobs?per_page=100", pipeline.id));
         let jobs: Vec<Job> = self.api.get_all(OP, Some(key), &url)?;
-        for name in &self.rules.checks {
+        for name in &rules.checks {
             let Some(job) = jobs.iter().find(|j| &j.name == name) else {
                 return Err(AdapterError::permanent(
                     ADAPTER,
@@ -250,12 +252,12 @@ impl GitLabVcs {
         self.api.expect_ok("merge", Some(key), &reply, &url)
     }
 
-    fn merge_one(&self, key: &str, mr: &Mr) -> Result<Option<String>, AdapterError> {
+    fn merge_one(&self, rules: &MergeRules, key: &str, mr: &Mr) -> Result<Option<String>, AdapterError> {
         const OP: &str = "merge";
         let iid = mr.iid;
         let body = json!({
             "sha": mr.sha,
-            "squash": self.rules.method == MergeMethod::Squash,
+            "squash": rules.method == MergeMethod::Squash,
             "merge_commit_message": format!("Merge branch '{}' (!{iid})\n\nKars-Idempotency-Key: {key}", mr.source_branch),
         });
         let url = self.url(&format!("/merge_requests/{iid}/merge"));
@@ -367,10 +369,29 @@ impl Vcs for GitLabVcs {
     }
 
     fn merge(&self, request: &MergeRequest) -> Result<MergeOutcome, AdapterError> {
+        self.merge_with(request, &self.rules)
+    }
+
+    fn merge_requiring(
+        &self,
+        request: &MergeRequest,
+        requires: &MergeRequirements,
+    ) -> Result<MergeOutcome, AdapterError> {
+        self.merge_with(request, &self.rules.with(requires))
+    }
+
+    fn head(&self, branch: &str) -> Result<Option<String>, AdapterError> {
+        self.branch_head("head", None, branch)
+    }
+}
+
+impl GitLabVcs {
+    /// Merges under `rules` (the adapter's, or a spec's on top of them).
+    fn merge_with(&self, request: &MergeRequest, rules: &MergeRules) -> Result<MergeOutcome, AdapterError> {
         const OP: &str = "merge";
         let key = request.key.as_str();
         check_key(ADAPTER, OP, key)?;
-        if self.rules.method == MergeMethod::Rebase {
+        if rules.method == MergeMethod::Rebase {
             return Err(AdapterError::permanent(
                 ADAPTER,
                 OP,
@@ -409,13 +430,13 @@ impl Vcs for GitLabVcs {
         }
         let mut ready = Vec::new();
         for mr in &open {
-            ready.extend(self.ready(key, mr.iid, &marker)?);
+            ready.extend(self.ready(rules, key, mr.iid, &marker)?);
         }
         let mut merged = Vec::new();
         let mut head = None;
         for mr in &ready {
             self.mark(key, mr, &marker)?;
-            head = self.merge_one(key, mr)?;
+            head = self.merge_one(rules, key, mr)?;
             merged.push(BranchHead { branch: mr.source_branch.clone(), commit: mr.sha.clone() });
         }
         let head = match head {
@@ -423,9 +444,5 @@ impl Vcs for GitLabVcs {
             None => self.target_head(key, &request.to)?,
         };
         Ok(MergeOutcome { head, merged, replayed: ready.is_empty() })
-    }
-
-    fn head(&self, branch: &str) -> Result<Option<String>, AdapterError> {
-        self.branch_head("head", None, branch)
     }
 }

@@ -1,32 +1,9 @@
-//! What a merge on a forge needs: approvals, named checks, and how it merges.
+//! What a merge on a forge needs: approvals, named checks, and how it merges (the adapter's
+//! defaults, which a spec's `requires:` overrides per merge).
 
+pub use kars_spec::spec::MergeMethod;
+use kars_spec::spec::MergeRequirements;
 use serde::{Deserialize, Serialize};
-
-/// How a forge merges a pull request (GitHub's `merge_method`; on GitLab, `squash` sets
-/// `squash: true` and `rebase` is refused, since GitLab rebases with a separate call).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MergeMethod {
-    /// A merge commit (`git merge --no-ff`), as the local git adapter does.
-    #[default]
-    Merge,
-    /// One squashed commit.
-    Squash,
-    /// The commits replayed onto the target.
-    Rebase,
-}
-
-impl MergeMethod {
-    /// GitHub's name for it.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Merge => "merge",
-            Self::Squash => "squash",
-            Self::Rebase => "rebase",
-        }
-    }
-}
 
 /// What a pull request needs before the adapter merges it. The forge's own branch protection
 /// still applies on top; these rules let kars refuse early, with a reason the workflow routes.
@@ -47,5 +24,33 @@ impl Default for MergeRules {
     /// One approval, no named checks, a merge commit.
     fn default() -> Self {
         Self { approvals: 1, checks: Vec::new(), method: MergeMethod::Merge }
+    }
+}
+
+impl MergeRules {
+    /// These rules with what a spec's `requires:` says on top (each field it gives wins).
+    #[must_use]
+    pub fn with(&self, requires: &MergeRequirements) -> Self {
+        Self {
+            approvals: requires.approvals.unwrap_or(self.approvals),
+            checks: if requires.checks.is_empty() { self.checks.clone() } else { requires.checks.clone() },
+            method: requires.method.unwrap_or(self.method),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spec_requirement_wins_field_by_field() {
+        let adapter = MergeRules { approvals: 1, checks: vec!["ci".into()], method: MergeMethod::Merge };
+        let spec = MergeRequirements { approvals: Some(2), checks: Vec::new(), method: Some(MergeMethod::Squash) };
+        assert_eq!(
+            adapter.with(&spec),
+            MergeRules { approvals: 2, checks: vec!["ci".into()], method: MergeMethod::Squash }
+        );
+        assert_eq!(adapter.with(&MergeRequirements::default()), adapter);
     }
 }
