@@ -8,10 +8,13 @@ use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use kars::workflow::InstanceId;
-use kars::workflow::adapter::{Audience, FailurePlan, RecordingNotifier, RecordingVcs};
+use kars::workflow::adapter::{
+    AdapterError, Audience, FailurePlan, MergeOutcome, MergeRequest, OpenPullRequest, PullRequest, RecordingNotifier,
+    RecordingVcs, ReviewState, Vcs,
+};
 use kars::workflow::driver::{
-    Adapters, Driver, DriverConfig, DriverError, EffectStatus, Entry, HistoryInMemory, LogKind, Parts, Program,
-    RecordingOperations, Refusals, RetryPolicy, Roster, Scripted, SpecText, VirtualClock, read_journal,
+    Adapters, Attempt, Driver, DriverConfig, DriverError, EffectStatus, Entry, HistoryInMemory, LogKind, Parts,
+    Program, RecordingOperations, Refusals, RetryPolicy, Roster, Scripted, SpecText, VirtualClock, read_journal,
 };
 use kars::workflow::journal::{JournalError, MemoryStore, Store, Stored};
 use kars::workflow::{ActionOutcome, Event};
@@ -570,7 +573,6 @@ fn the_sync_console_example_runs() {
 /// adapter's deduplicated log once.
 #[test]
 fn an_effect_taken_and_performed_but_not_acknowledged_is_pending_again_after_reopening() {
-    use kars::workflow::driver::Attempt;
     let world = World::new(local("2026-11-23 08:00"));
     let store = Arc::new(MemoryStore::new());
     let mut driver = Driver::create(world.parts(Arc::clone(&store), fast_retries()), &program(), &id(), None).unwrap();
@@ -654,4 +656,64 @@ fn who_can_act_applies_distinct_from() {
     .unwrap();
     assert!(!report.committed());
     assert_eq!(reopened.instance().current_node().unwrap().as_str(), "F");
+}
+
+/// A VCS whose first merge is throttled for 90 seconds (a rate limit's `Retry-After`).
+struct ThrottledOnce {
+    inner: Arc<RecordingVcs>,
+    throttled: std::sync::atomic::AtomicBool,
+}
+
+impl Vcs for ThrottledOnce {
+    fn open_pull_request(&self, request: &OpenPullRequest) -> Result<PullRequest, AdapterError> {
+        self.inner.open_pull_request(request)
+    }
+    fn review_state(&self, id: &str) -> Result<ReviewState, AdapterError> {
+        self.inner.review_state(id)
+    }
+    fn merge(&self, request: &MergeRequest) -> Result<MergeOutcome, AdapterError> {
+        if !self.throttled.swap(true, Ordering::SeqCst) {
+            let wait = std::time::Duration::from_secs(90);
+            return Err(AdapterError::throttled("test", "merge", Some(&request.key), "rate limited", wait));
+        }
+        self.inner.merge(request)
+    }
+    fn head(&self, branch: &str) -> Result<Option<String>, AdapterError> {
+        self.inner.head(branch)
+    }
+}
+
+#[test]
+fn a_throttled_call_is_retried_no_sooner_than_the_service_asked() {
+    let world = World::new(local("2026-11-23 08:00"));
+    let vcs = ThrottledOnce { inner: Arc::clone(&world.vcs), throttled: Default::default() };
+    let adapters = Adapters::new(Arc::clone(&world.notifier)).with_vcs(vcs).with_operations(Arc::clone(&world.ops));
+    let parts = Parts {
+        store: Arc::new(MemoryStore::new()),
+        clock: Arc::clone(&world.clock),
+        adapters,
+        config: fast_retries(),
+    };
+    let mut driver = Driver::create(parts, &program(), &id(), None).unwrap();
+    for step in &week(true)[..4] {
+        run_step(&mut driver, step).unwrap();
+    }
+    driver.run_until(local("2026-11-25 14:00")).unwrap();
+    driver.handle_event(event("F", "bob", Some("approved"))).unwrap();
+    let due = driver.take_due_effects();
+    assert_eq!(due.len(), 1, "G's merge");
+    let runner = driver.effect_runner();
+    let now = local("2026-11-25 14:00");
+    // The backoff would retry after 1 s; the service asked for 90 s.
+    match runner.attempt(&due[0], 1, now) {
+        Attempt::Retry { at, next, .. } => {
+            assert_eq!(at, now + chrono::Duration::seconds(90));
+            assert_eq!(next, 2);
+        }
+        other => panic!("expected a retry, got {other:?}"),
+    }
+    match runner.attempt(&due[0], 2, now + chrono::Duration::seconds(90)) {
+        Attempt::Finished(outcome) => assert_eq!(outcome.result, Some(ActionOutcome::Succeeded)),
+        other => panic!("expected the merge, got {other:?}"),
+    }
 }

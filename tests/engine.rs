@@ -83,7 +83,7 @@ impl Run {
                         format!("notify {} \"{message}\"", to.join(" "))
                     }
                     EffectKind::OpenPullRequest { from, to } => format!("open pull request {from} -> {to}"),
-                    EffectKind::MergePullRequest { from, to } => format!("merge pull request {from} -> {to}"),
+                    EffectKind::MergePullRequest { from, to, .. } => format!("merge pull request {from} -> {to}"),
                     EffectKind::Deploy { environment, url } => {
                         format!("deploy {environment}{}", url.as_ref().map(|u| format!(" ({u})")).unwrap_or_default())
                     }

@@ -345,3 +345,22 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_merge_requirement_names_its_checks() {
+    let yaml = include_str!("../workflows/kars-release.yaml").replace(
+        "action: { merge_pull_request: { from: dev, to: prod } }",
+        "action: { merge_pull_request: { from: dev, to: prod, requires: { approvals: 2, checks: [ci, \" \"] } } }",
+    );
+    let report = load(&yaml, "kars-release.yaml").unwrap_err().to_string();
+    assert!(report.contains("a required check's name is empty"), "{report}");
+    let yaml = yaml.replace("checks: [ci, \" \"]", "checks: [ci], method: squash");
+    let spec = load(&yaml, "kars-release.yaml").unwrap_or_else(|r| panic!("{r}"));
+    let node = &spec.spec().nodes[&id("X")];
+    let Some(kars::spec::spec::Action::MergePullRequest(merge)) = &node.action else { panic!("X merges") };
+    let requires = merge.requires.as_ref().unwrap();
+    assert_eq!((requires.approvals, requires.checks.as_slice()), (Some(2), ["ci".to_owned()].as_slice()));
+    assert_eq!(requires.method, Some(kars::spec::spec::MergeMethod::Squash));
+    let typo = yaml.replace("method: squash", "methd: squash");
+    assert!(load(&typo, "kars-release.yaml").is_err());
+}

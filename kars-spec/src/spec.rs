@@ -315,7 +315,7 @@ pub enum Action {
     /// Open a pull request; waits for the VCS to report it opened.
     OpenPullRequest(BranchPair),
     /// Merge the pull request between two branches; waits for the VCS result.
-    MergePullRequest(BranchPair),
+    MergePullRequest(MergeAction),
     /// Deploy to an environment; waits for the deploy to succeed or fail.
     Deploy(EnvironmentRef),
     /// Roll an environment back; waits for the result.
@@ -353,6 +353,61 @@ pub struct BranchPair {
     pub from: BranchId,
     /// The target branch.
     pub to: BranchId,
+}
+
+/// A merge: a source and a target branch, and what the merge needs on a forge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MergeAction {
+    /// The source branch or pattern.
+    pub from: BranchId,
+    /// The target branch.
+    pub to: BranchId,
+    /// What the pull request needs before it merges, checked by forge adapters (GitHub,
+    /// GitLab) over their own defaults; a local git repository has no reviews and ignores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requires: Option<MergeRequirements>,
+}
+
+/// What a merge needs on a forge. Each field left out keeps the adapter's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MergeRequirements {
+    /// Approving reviews needed (the latest review of each reviewer counts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approvals: Option<u32>,
+    /// Checks (GitHub check runs or commit statuses, GitLab pipeline jobs) that must have
+    /// passed on the approved head.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<String>,
+    /// How to merge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<MergeMethod>,
+}
+
+/// How a forge merges a pull request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MergeMethod {
+    /// A merge commit (`git merge --no-ff`), as the local git adapter does.
+    #[default]
+    Merge,
+    /// One squashed commit.
+    Squash,
+    /// The commits replayed onto the target.
+    Rebase,
+}
+
+impl MergeMethod {
+    /// The name the spec and GitHub's `merge_method` use.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Merge => "merge",
+            Self::Squash => "squash",
+            Self::Rebase => "rebase",
+        }
+    }
 }
 
 /// An environment named by an action.

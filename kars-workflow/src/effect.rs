@@ -108,6 +108,9 @@ pub enum EffectKind {
         from: String,
         /// The target branch name.
         to: String,
+        /// What the spec says the merge needs on a forge.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        requires: Option<kars_spec::spec::MergeRequirements>,
     },
     /// Deploy an environment; report the result.
     Deploy {

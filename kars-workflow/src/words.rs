@@ -47,7 +47,7 @@ impl<F: Fn(&str) -> String> fmt::Display for EffectWords<'_, F> {
                 write!(f, "notify {} \"{}\"", to.join(", "), message.replace('\n', " "))
             }
             EffectKind::OpenPullRequest { from, to } => write!(f, "open a pull request {from} -> {to}"),
-            EffectKind::MergePullRequest { from, to } => write!(f, "merge {from} -> {to}"),
+            EffectKind::MergePullRequest { from, to, .. } => write!(f, "merge {from} -> {to}"),
             EffectKind::Deploy { environment, url } => {
                 write!(f, "deploy `{environment}`")?;
                 match url {
@@ -130,7 +130,8 @@ mod tests {
     fn effects_read_as_words() {
         let kind = EffectKind::RunChecks { suite: "smoke".to_owned(), environment: None };
         assert_eq!(kind.to_string(), "run the `smoke` checks");
-        let kind = EffectKind::MergePullRequest { from: "feature/*".to_owned(), to: "kars-dev".to_owned() };
+        let kind =
+            EffectKind::MergePullRequest { from: "feature/*".to_owned(), to: "kars-dev".to_owned(), requires: None };
         assert_eq!(kind.to_string(), "merge feature/* -> kars-dev");
         let notify: EffectKind = serde_json::from_str(
             r#"{"notify":{"to":[{"channel":"releases"},{"role":"devops"}],"message":"two\nlines"}}"#,

@@ -66,7 +66,7 @@ pub(crate) enum Decider {
 pub(crate) enum CompiledAction {
     Notify { to: Vec<Recipient>, message: String },
     OpenPullRequest { from: String, to: String },
-    MergePullRequest { from: String, to: String },
+    MergePullRequest { from: String, to: String, requires: Option<kars_spec::spec::MergeRequirements> },
     Deploy { environment: EnvironmentId, url: Option<String> },
     Rollback { environment: EnvironmentId, url: Option<String> },
     RunChecks { suite: String, environment: Option<EnvironmentId> },
@@ -585,9 +585,11 @@ pub(crate) mod compile {
                     Action::OpenPullRequest(p) => {
                         CompiledAction::OpenPullRequest { from: branch_text(&p.from), to: branch_text(&p.to) }
                     }
-                    Action::MergePullRequest(p) => {
-                        CompiledAction::MergePullRequest { from: branch_text(&p.from), to: branch_text(&p.to) }
-                    }
+                    Action::MergePullRequest(p) => CompiledAction::MergePullRequest {
+                        from: branch_text(&p.from),
+                        to: branch_text(&p.to),
+                        requires: p.requires.clone(),
+                    },
                     Action::Deploy(e) => {
                         CompiledAction::Deploy { environment: e.environment.clone(), url: environment(&e.environment) }
                     }

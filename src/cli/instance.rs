@@ -11,6 +11,8 @@
 //! errors exit 2; a change that was committed but whose report could not be written (a closed
 //! or full standard output) exits 3.
 
+#[cfg(feature = "forge")]
+mod forge;
 mod identity;
 mod list;
 mod status;
@@ -114,6 +116,9 @@ struct EffectArgs {
     /// Open pull requests and merge in this git repository (otherwise the operator does).
     #[arg(long, value_name = "REPO")]
     git: Option<PathBuf>,
+    #[cfg(feature = "forge")]
+    #[command(flatten)]
+    forge: forge::ForgeArgs,
 }
 
 /// `--team` where the roster cannot be given: accepted only to say how to change it.
@@ -413,7 +418,7 @@ fn read_text(path: &Path) -> Result<(String, String), Failure> {
     Ok((input.text, input.origin))
 }
 
-fn adapters(effects: Option<&EffectArgs>, out: &Buffer, id: &str, program: &Program) -> Adapters {
+fn adapters(effects: Option<&EffectArgs>, out: &Buffer, id: &str, program: &Program) -> Result<Adapters, Failure> {
     let operator = Operator { out: out.clone(), id: id.to_owned(), program: program.clone() };
     let mut adapters = Adapters::new(ConsoleNotifier::new(out.clone())).with_operations(operator);
     if let Some(effects) = effects {
@@ -424,8 +429,12 @@ fn adapters(effects: Option<&EffectArgs>, out: &Buffer, id: &str, program: &Prog
         if let Some(repo) = &effects.git {
             adapters = adapters.with_vcs(GitVcs::new(repo.clone()));
         }
+        #[cfg(feature = "forge")]
+        if let Some(vcs) = forge::vcs(&effects.forge)? {
+            adapters.vcs = Some(vcs);
+        }
     }
-    adapters
+    Ok(adapters)
 }
 
 /// Refuses `--team` outside `start`.
@@ -458,7 +467,7 @@ fn open(target: &Target, now: &Now, effects: Option<&EffectArgs>, access: Access
     let parts = Parts {
         store,
         clock: clock_for(mode, now, last_instant(&journal), id.as_str())?,
-        adapters: adapters(effects, &out, id.as_str(), &program),
+        adapters: adapters(effects, &out, id.as_str(), &program)?,
         config: config_for(mode),
     };
     let driver = Driver::open_read(parts, &program, journal).map_err(driver_failure)?;
@@ -521,7 +530,7 @@ fn start(args: &StartArgs) -> Result<Done, Failure> {
     let parts = Parts {
         store,
         clock,
-        adapters: adapters(Some(&args.effects), &out, id.as_str(), &program),
+        adapters: adapters(Some(&args.effects), &out, id.as_str(), &program)?,
         config: config_for(mode),
     };
     let start = Start { spec: Some(SpecText { origin, text }), clock: mode, roster };

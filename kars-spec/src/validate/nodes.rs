@@ -249,12 +249,18 @@ fn action(cx: &mut Cx<'_>, action: &Action, path: &Path) {
             cx.recipients(&n.to, &at.clone().key("to"));
             cx.template(&n.message, at.key("message"));
         }
-        Action::OpenPullRequest(pair) | Action::MergePullRequest(pair) => {
-            let name =
-                if matches!(action, Action::OpenPullRequest(_)) { "open_pull_request" } else { "merge_pull_request" };
-            let at = path.clone().key(name);
+        Action::OpenPullRequest(pair) => {
+            let at = path.clone().key("open_pull_request");
             cx.branch_ref(pair.from.as_str(), at.clone().key("from"));
             cx.branch_ref(pair.to.as_str(), at.key("to"));
+        }
+        Action::MergePullRequest(merge) => {
+            let at = path.clone().key("merge_pull_request");
+            cx.branch_ref(merge.from.as_str(), at.clone().key("from"));
+            cx.branch_ref(merge.to.as_str(), at.clone().key("to"));
+            for check in merge.requires.iter().flat_map(|r| &r.checks) {
+                cx.non_empty(check, "a required check's name", at.clone().key("requires").key("checks"));
+            }
         }
         Action::Deploy(env) | Action::Rollback(env) => {
             let name = if matches!(action, Action::Deploy(_)) { "deploy" } else { "rollback" };

@@ -1,5 +1,7 @@
 //! `AdapterError`: a failed adapter call, transient (retry) or permanent (report).
 
+use std::time::Duration;
+
 /// Why an adapter call failed, and whether retrying can help.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -15,6 +17,22 @@ pub enum AdapterError {
         key: Option<String>,
         /// What went wrong, from the adapter's point of view.
         detail: String,
+    },
+    /// Transient, and the service said when to come back: a rate limit's `Retry-After` or
+    /// reset time, a value the service is still computing. The driver waits at least
+    /// `retry_after` (or its own backoff, if longer) before the next attempt.
+    #[error("{adapter} could not {operation}{}: {detail}\nhelp: this failure is transient; the service asks to retry in {} s", for_key(key.as_deref()), retry_after.as_secs())]
+    Throttled {
+        /// The adapter (`github`, `gitlab`).
+        adapter: &'static str,
+        /// What it was doing (`merge`).
+        operation: &'static str,
+        /// The idempotency key of the call, if it had one.
+        key: Option<String>,
+        /// What went wrong, from the adapter's point of view.
+        detail: String,
+        /// How long the service asked to wait.
+        retry_after: Duration,
     },
     /// Retrying the same call cannot help (a missing branch, a conflict, a 4xx).
     #[error("{adapter} could not {operation}{}: {detail}", for_key(key.as_deref()))]
@@ -57,17 +75,46 @@ impl AdapterError {
         Self::Permanent { adapter, operation, key: key.map(str::to_owned), detail: detail.into() }
     }
 
+    /// A transient failure that should not be retried before `retry_after`.
+    #[must_use]
+    pub fn throttled(
+        adapter: &'static str,
+        operation: &'static str,
+        key: Option<&str>,
+        detail: impl Into<String>,
+        retry_after: Duration,
+    ) -> Self {
+        Self::Throttled { adapter, operation, key: key.map(str::to_owned), detail: detail.into(), retry_after }
+    }
+
     /// Whether retrying may help.
     #[must_use]
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Transient { .. })
+        matches!(self, Self::Transient { .. } | Self::Throttled { .. })
+    }
+
+    /// How long the service asked to wait before a retry, if it said.
+    #[must_use]
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Throttled { retry_after, .. } => Some(*retry_after),
+            Self::Transient { .. } | Self::Permanent { .. } => None,
+        }
+    }
+
+    /// What went wrong, from the adapter's point of view.
+    #[must_use]
+    pub fn detail(&self) -> &str {
+        match self {
+            Self::Transient { detail, .. } | Self::Throttled { detail, .. } | Self::Permanent { detail, .. } => detail,
+        }
     }
 
     /// The idempotency key of the failed call, if it had one.
     #[must_use]
     pub fn key(&self) -> Option<&str> {
         match self {
-            Self::Transient { key, .. } | Self::Permanent { key, .. } => key.as_deref(),
+            Self::Transient { key, .. } | Self::Throttled { key, .. } | Self::Permanent { key, .. } => key.as_deref(),
         }
     }
 }

@@ -9,7 +9,8 @@
 //! carry no key.
 //!
 //! Failures are [`AdapterError::Transient`] (the driver retries with bounded backoff: timeouts,
-//! 5xx, a ref that moved under us) or [`AdapterError::Permanent`] (the driver turns it into a
+//! 5xx, a ref that moved under us), [`AdapterError::Throttled`] (transient, and the service
+//! said how long to wait: a rate limit) or [`AdapterError::Permanent`] (the driver turns it into a
 //! failure event: a missing branch, a merge conflict, a 4xx).
 //!
 //! # Sync, not async
@@ -23,8 +24,9 @@
 //! futures' `Send`-ness cannot yet be stated in a stable trait without boxing. Adapters take
 //! `&self` so one instance can be shared; implementations use interior mutability.
 //!
-//! Bundled: [`ConsoleNotifier`], `WebhookNotifier` (cargo feature `webhook`), [`GitVcs`], and
-//! the test fakes [`RecordingNotifier`] and [`RecordingVcs`].
+//! Bundled: [`ConsoleNotifier`], `WebhookNotifier` (cargo feature `webhook`), [`GitVcs`], the
+//! GitHub and GitLab adapters of `forge` (cargo feature `forge`), and the test fakes
+//! [`RecordingNotifier`] and [`RecordingVcs`].
 //!
 //! ```
 //! use kars_workflow::adapter::{Audience, FailurePlan, Notification, Notifier, RecordingNotifier};
@@ -45,6 +47,8 @@
 mod console;
 mod error;
 mod fake;
+#[cfg(feature = "forge")]
+pub mod forge;
 mod git;
 mod notifier;
 mod vcs;

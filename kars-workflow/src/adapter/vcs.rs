@@ -4,6 +4,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use kars_spec::spec::MergeRequirements;
+
 use super::AdapterError;
 
 /// One branch by name, or every branch a pattern matches.
@@ -140,6 +142,21 @@ pub trait Vcs {
     /// transient if the target moved during the merge or the VCS is unavailable.
     fn merge(&self, request: &MergeRequest) -> Result<MergeOutcome, AdapterError>;
 
+    /// [`Vcs::merge`] with what the spec says the merge needs (`requires:` on a
+    /// `merge_pull_request` action) over the adapter's own rules. Adapters without reviews or
+    /// checks (the local git adapter, the fakes) merge as [`Vcs::merge`] does.
+    ///
+    /// # Errors
+    /// As [`Vcs::merge`]; forge adapters also refuse a pull request that misses a requirement.
+    fn merge_requiring(
+        &self,
+        request: &MergeRequest,
+        requires: &MergeRequirements,
+    ) -> Result<MergeOutcome, AdapterError> {
+        let _ = requires;
+        self.merge(request)
+    }
+
     /// The commit at the tip of `branch`, or `None` if there is no such branch.
     ///
     /// # Errors
@@ -157,6 +174,13 @@ impl<V: Vcs + ?Sized> Vcs for &V {
     fn merge(&self, request: &MergeRequest) -> Result<MergeOutcome, AdapterError> {
         (**self).merge(request)
     }
+    fn merge_requiring(
+        &self,
+        request: &MergeRequest,
+        requires: &MergeRequirements,
+    ) -> Result<MergeOutcome, AdapterError> {
+        (**self).merge_requiring(request, requires)
+    }
     fn head(&self, branch: &str) -> Result<Option<String>, AdapterError> {
         (**self).head(branch)
     }
@@ -171,6 +195,13 @@ impl<V: Vcs + ?Sized> Vcs for std::sync::Arc<V> {
     }
     fn merge(&self, request: &MergeRequest) -> Result<MergeOutcome, AdapterError> {
         (**self).merge(request)
+    }
+    fn merge_requiring(
+        &self,
+        request: &MergeRequest,
+        requires: &MergeRequirements,
+    ) -> Result<MergeOutcome, AdapterError> {
+        (**self).merge_requiring(request, requires)
     }
     fn head(&self, branch: &str) -> Result<Option<String>, AdapterError> {
         (**self).head(branch)

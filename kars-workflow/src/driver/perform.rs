@@ -77,7 +77,8 @@ pub enum Attempt {
     Finished(EffectOutcome),
     /// A transient failure: try again (attempt `next`) at `at`, with the same idempotency key.
     Retry {
-        /// When to try again (the backoff of [`RetryPolicy`] after this attempt).
+        /// When to try again: the backoff of [`RetryPolicy`] after this attempt, or the wait
+        /// the service asked for ([`AdapterError::retry_after`]) if longer.
         at: DateTime<Utc>,
         /// The number of the next attempt (from 2).
         next: u32,
@@ -127,7 +128,9 @@ impl EffectRunner {
                 Attempt::Finished(EffectOutcome { status, result, log })
             }
             Err(error) if error.is_transient() && attempt < self.retry.max_attempts.max(1) => {
-                let wait = chrono::Duration::from_std(self.retry.delay(attempt)).unwrap_or(chrono::Duration::MAX);
+                // A service's own "come back in" wins over a shorter backoff.
+                let delay = self.retry.delay(attempt).max(error.retry_after().unwrap_or_default());
+                let wait = chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
                 let at = now.checked_add_signed(wait).unwrap_or(now);
                 Attempt::Retry { at, next: attempt + 1, log: vec![entry(LogKind::Retrying { attempt, error })] }
             }
@@ -199,12 +202,14 @@ impl EffectRunner {
                     None => Ok(None),
                 }
             }
-            EffectKind::MergePullRequest { from, to } if adapters.vcs.is_some() => {
+            EffectKind::MergePullRequest { from, to, requires } if adapters.vcs.is_some() => {
                 let request = MergeRequest { key: key.to_owned(), from: selector(from), to: to.clone() };
-                match &adapters.vcs {
-                    Some(vcs) => vcs.merge(&request).map(|_| Some(ActionOutcome::Succeeded)),
-                    None => Ok(None),
-                }
+                let merged = match (&adapters.vcs, requires) {
+                    (Some(vcs), Some(requires)) => vcs.merge_requiring(&request, requires),
+                    (Some(vcs), None) => vcs.merge(&request),
+                    (None, _) => return Ok(None),
+                };
+                merged.map(|_| Some(ActionOutcome::Succeeded))
             }
             kind => {
                 let op = Operation {

@@ -210,6 +210,7 @@ impl From<&AdapterError> for Failure {
     fn from(e: &AdapterError) -> Self {
         match e {
             AdapterError::Transient { adapter, operation, detail, .. }
+            | AdapterError::Throttled { adapter, operation, detail, .. }
             | AdapterError::Permanent { adapter, operation, detail, .. } => Failure::Adapter {
                 adapter: (*adapter).to_owned(),
                 operation: (*operation).to_owned(),

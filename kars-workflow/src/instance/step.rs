@@ -482,8 +482,8 @@ impl Instance {
             CompiledAction::OpenPullRequest { from, to } => {
                 EffectKind::OpenPullRequest { from: from.clone(), to: to.clone() }
             }
-            CompiledAction::MergePullRequest { from, to } => {
-                EffectKind::MergePullRequest { from: from.clone(), to: to.clone() }
+            CompiledAction::MergePullRequest { from, to, requires } => {
+                EffectKind::MergePullRequest { from: from.clone(), to: to.clone(), requires: requires.clone() }
             }
             CompiledAction::Deploy { environment, url } => {
                 EffectKind::Deploy { environment: environment.clone(), url: url.clone() }

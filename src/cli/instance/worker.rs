@@ -50,7 +50,11 @@ fn work(args: &WorkerArgs) -> Result<(), Failure> {
                 id: journal.id.clone(),
                 detail: f.message.trim_start_matches("error: ").to_owned(),
             })?;
-            let adapters = adapters(Some(&effects), &out, journal.id.as_str(), &program);
+            let adapters =
+                adapters(Some(&effects), &out, journal.id.as_str(), &program).map_err(|f| DriverError::BadHeader {
+                    id: journal.id.clone(),
+                    detail: f.message.trim_start_matches("error: ").to_owned(),
+                })?;
             Ok((program, adapters, config_for(journal.header.clock)))
         })
     };
