@@ -27,6 +27,8 @@ mod instance;
 mod io;
 mod render;
 mod schema;
+#[cfg(feature = "serve")]
+mod serve;
 mod simulate;
 
 /// The process exit code for an invalid spec or a refused action.
@@ -59,6 +61,9 @@ enum Command {
     Simulate(simulate::Args),
     /// Run a workflow instance from a terminal or a cron job: start, status, act, tick, history.
     Instance(instance::Args),
+    /// Serve instances over HTTP: a JSON API, signed webhooks, a live page (feature `serve`).
+    #[cfg(feature = "serve")]
+    Serve(serve::Args),
 }
 
 /// Runs a parsed command line.
@@ -70,6 +75,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Import(args) => import::run(&args),
         Command::Simulate(args) => simulate::run(&args),
         Command::Instance(args) => instance::run(&args),
+        #[cfg(feature = "serve")]
+        Command::Serve(args) => serve::run(&args),
     }
 }
 
