@@ -72,7 +72,7 @@ fn shell(title: &str, session: Option<&Session>, main: &str) -> String {
     });
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\
-         <meta name=\"viewport\" content=\"width=device-width\">\
+         <meta name=\"viewport\" content=\"width=device-width\"><link rel=\"icon\" href=\"data:,\">\
          <style>body{{font-family:system-ui,sans-serif;margin:1.5rem;max-width:70rem}} .who{{float:right}} \
          table{{border-collapse:collapse}} td,th{{padding:.2rem .6rem;border-bottom:1px solid #ddd;text-align:left}} \
          #graph svg{{max-width:100%;height:auto}} .refused{{color:#a00}} .ok{{color:#070}} #error{{color:#a00}}</style>\
