@@ -247,7 +247,6 @@ impl<S: ServeStore> App<S> {
     }
 
     /// The axum router of the whole service.
-    #[must_use]
     pub fn router(&self) -> axum::Router {
         api::router(self.clone())
     }

@@ -164,12 +164,11 @@ async fn signin<S: ServeStore>(State(app): State<App<S>>, body: Bytes) -> Respon
     }
 }
 
+/// A page post whose CSRF token matched: the session's id, the session, the form's pairs.
+type Checked = (String, Session, Vec<(String, String)>);
+
 /// The session and the form of a page post whose CSRF token matches; else 403.
-fn checked_post<S: ServeStore>(
-    app: &App<S>,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<(String, Session, Vec<(String, String)>), Problem> {
+fn checked_post<S: ServeStore>(app: &App<S>, headers: &HeaderMap, body: &[u8]) -> Result<Checked, Problem> {
     let now = app.inner.clock.now();
     let Some((id, session)) = app.inner.sessions.find(headers, now) else {
         return Err(Problem::forbidden("csrf", "no session: sign in on the page first"));

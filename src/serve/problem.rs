@@ -18,9 +18,13 @@ use kars_workflow::driver::DriverError;
 use kars_workflow::journal::JournalError;
 use serde::Serialize;
 
-/// A problem details document.
+/// A problem details response (boxed: handlers return it in `Result`s).
+#[derive(Debug, Clone)]
+pub struct Problem(Box<ProblemDoc>);
+
+/// The problem details document.
 #[derive(Debug, Clone, Serialize)]
-pub struct Problem {
+pub struct ProblemDoc {
     /// `urn:kars:problem:KIND`.
     #[serde(rename = "type")]
     pub kind: String,
@@ -42,26 +46,32 @@ impl Problem {
     /// A problem of `kind` with `status`.
     #[must_use]
     pub fn new(status: StatusCode, kind: &str, title: &str, detail: impl Into<String>) -> Self {
-        Self {
+        Self(Box::new(ProblemDoc {
             kind: format!("urn:kars:problem:{kind}"),
             title: title.to_owned(),
             status: status.as_u16(),
             detail: detail.into(),
             reason: None,
             current_version: None,
-        }
+        }))
+    }
+
+    /// The document.
+    #[must_use]
+    pub fn doc(&self) -> &ProblemDoc {
+        &self.0
     }
 
     /// The HTTP status.
     #[must_use]
     pub fn status(&self) -> StatusCode {
-        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     /// The kind, without the `urn:kars:problem:` prefix (for metrics).
     #[must_use]
     pub fn short_kind(&self) -> &str {
-        self.kind.strip_prefix("urn:kars:problem:").unwrap_or(&self.kind)
+        self.0.kind.strip_prefix("urn:kars:problem:").unwrap_or(&self.0.kind)
     }
 
     /// 401.
@@ -99,7 +109,7 @@ impl Problem {
                 "the request expected version {expected}, and the instance is at version {current}\nhelp: read the status again and decide with what it says now"
             ),
         );
-        p.current_version = Some(current);
+        p.0.current_version = Some(current);
         p
     }
 
@@ -129,9 +139,9 @@ impl Problem {
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "engine", "Engine error"),
         };
         let mut p = Self::new(status, kind, title, error.to_string());
-        p.reason = serde_json::to_value(error).ok();
+        p.0.reason = serde_json::to_value(error).ok();
         if status == StatusCode::CONFLICT {
-            p.current_version = Some(current_version);
+            p.0.current_version = Some(current_version);
         }
         p
     }
@@ -144,7 +154,7 @@ impl Problem {
             DriverError::RosterLocked { .. } => Self::forbidden("role", error.to_string()),
             DriverError::Journal(JournalError::Conflict { .. }) => {
                 let mut p = Self::new(StatusCode::CONFLICT, "journal-conflict", "Version conflict", error.to_string());
-                p.current_version = Some(current_version);
+                p.0.current_version = Some(current_version);
                 p
             }
             _ => Self::internal(error.to_string()),
@@ -155,7 +165,7 @@ impl Problem {
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = self.status();
-        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let body = serde_json::to_vec(&*self.0).unwrap_or_default();
         let mut response = (status, body).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         response.extensions_mut().insert(ProblemKind(self.short_kind().to_owned()));
