@@ -27,7 +27,12 @@ const SPEC: &str = include_str!("../benches/serve/load.yaml");
 const TOKEN: &str = "load-test-token-0123456789abcdef";
 
 /// One request on a fresh connection: the status and the body.
-async fn request(addr: SocketAddr, method: &str, path: &str, body: &str) -> Result<(u16, String), Box<dyn Error + Send + Sync>> {
+async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Result<(u16, String), Box<dyn Error + Send + Sync>> {
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",

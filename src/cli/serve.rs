@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use kars::serve::{App, AppParts, ConfigFile, Settings, SpecSource};
-use kars::workflow::driver::{ClockMode, SystemClock};
+use kars::workflow::adapter::{ConsoleNotifier, GitVcs};
+use kars::workflow::driver::{Adapters, ClockMode, SystemClock};
 use kars::workflow::journal::FileStore;
 use kars::workflow::service::SystemTimer;
 
@@ -49,6 +50,10 @@ struct RunArgs {
     /// The config file: token hashes, proxy addresses, webhook senders, limits (YAML).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Open pull requests and merge in this git repository (otherwise merges wait for a
+    /// result reported through the API by a role the action's `reported_by` names).
+    #[arg(long, value_name = "REPO")]
+    git: Option<PathBuf>,
 }
 
 /// Runs `kars serve`.
@@ -128,7 +133,7 @@ fn serve(args: &RunArgs) -> Result<(), Failure> {
             mode: ClockMode::System,
             specs,
             settings,
-            adapters: kars::serve::console_adapters(),
+            adapters: adapters(args.git.clone()),
         };
         let app = App::start(parts).await.map_err(Failure::invalid)?;
         let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -138,6 +143,16 @@ fn serve(args: &RunArgs) -> Result<(), Failure> {
         super::io::errln!("kars serve: listening on http://{local} (journal in `{}`); Ctrl-C stops", journal.display());
         kars::serve::serve(app, listener, shutdown_signal()).await.map_err(usage)
     })
+}
+
+/// Notifications to standard output; merges in `git` when given.
+fn adapters(git: Option<PathBuf>) -> kars::serve::AdapterFactory {
+    match git {
+        None => kars::serve::console_adapters(),
+        Some(repo) => Arc::new(move |_, _| {
+            Adapters::new(ConsoleNotifier::new(std::io::stdout())).with_vcs(GitVcs::new(repo.clone()))
+        }),
+    }
 }
 
 /// Ctrl-C, or SIGTERM (what a service manager sends).

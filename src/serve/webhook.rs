@@ -20,6 +20,10 @@ use super::config::Sender;
 use super::problem::Problem;
 use axum::http::StatusCode;
 
+/// The version of the signature scheme (`sha256=` HMAC over `TIMESTAMP.BODY`), listed in the
+/// changelog's format history.
+pub const SIGNATURE_VERSION: u32 = 1;
+
 /// The timestamp header.
 pub const TIMESTAMP_HEADER: &str = "x-kars-timestamp";
 /// The signature header.
