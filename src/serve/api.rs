@@ -233,7 +233,7 @@ async fn start<S: ServeStore>(
             format!("instance `{id}` exists already"),
         ));
     }
-    let opened = hosted::create(&app, &body.workflow, id).await.map_err(|e| Problem::driver(&e, 0))?;
+    let opened = hosted::create(&app, flow, id).await.map_err(|e| Problem::driver(&e, 0))?;
     let hosted = app.host(opened).await;
     Ok(json_with_version(StatusCode::CREATED, status_json(&app, &hosted).await))
 }

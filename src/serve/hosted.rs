@@ -11,7 +11,7 @@ use kars_workflow::driver::{
 use kars_workflow::service::Handle;
 use tokio::sync::watch;
 
-use super::{App, Inner, ServeStore, SharedClock};
+use super::{App, Inner, ServeStore, SharedClock, Workflow};
 use kars_workflow::driver::ClockMode;
 
 /// A driver and the spec it was opened with.
@@ -60,14 +60,14 @@ fn parts<S: ServeStore>(
     }
 }
 
-/// Runs `f` on the blocking pool (journals fsync).
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, DriverError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| {
-        DriverError::Journal(kars_workflow::journal::JournalError::Io {
-            path: std::path::PathBuf::new(),
-            source: std::io::Error::other(e.to_string()),
-        })
-    })
+/// Runs `f` on the blocking pool (journals fsync); a panic in `f` resumes here.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(value) => value,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // Cancelled: the runtime is shutting down, and this task with it.
+        Err(_) => std::future::pending().await,
+    }
 }
 
 /// Opens instance `id` of the store with the spec stored in its journal.
@@ -90,29 +90,22 @@ pub(crate) async fn open<S: ServeStore>(app: &App<S>, id: InstanceId) -> Result<
         let driver = Driver::open_read(parts(&inner, &id, &program, mode), &program, journal)?;
         Ok((driver, Arc::new(spec)))
     })
-    .await?
+    .await
 }
 
-/// Creates instance `id` of `workflow` with the spec's team as its roster.
+/// Creates instance `id` of `flow` with the spec's team as its roster.
 pub(crate) async fn create<S: ServeStore>(
     app: &App<S>,
-    workflow: &str,
+    flow: &Workflow,
     id: InstanceId,
 ) -> Result<Opened<S>, DriverError> {
     let inner = Arc::clone(&app.inner);
-    let workflow = workflow.to_owned();
+    let (program, spec) = (flow.program.clone(), Arc::clone(&flow.spec));
+    let text = SpecText { origin: flow.source.origin.clone(), text: flow.source.text.clone() };
     blocking(move || {
-        let Some(flow) = inner.workflows.get(&workflow) else {
-            return Err(DriverError::BadHeader { id, detail: format!("no workflow `{workflow}`") });
-        };
-        let start = Start {
-            spec: Some(SpecText { origin: flow.source.origin.clone(), text: flow.source.text.clone() }),
-            clock: inner.mode,
-            roster: None,
-        };
-        let (driver, _) =
-            Driver::create_with(parts(&inner, &id, &flow.program, inner.mode), &flow.program, &id, start)?;
-        Ok((driver, Arc::clone(&flow.spec)))
+        let start = Start { spec: Some(text), clock: inner.mode, roster: None };
+        let (driver, _) = Driver::create_with(parts(&inner, &id, &program, inner.mode), &program, &id, start)?;
+        Ok((driver, spec))
     })
-    .await?
+    .await
 }
