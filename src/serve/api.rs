@@ -1,13 +1,12 @@
-//! The JSON API's routes and the layers around every route (peer address, body limit,
-//! timeout, metrics). Every handler resolves the caller first ([`super::auth`]) and lets the
-//! engine decide; refusals are [`Problem`]s.
+//! The JSON API's routes; the layers around them are in `layers.rs`. Every handler resolves
+//! the caller first ([`super::auth`]) and lets the engine decide; refusals are [`Problem`]s.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::IpAddr;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, RawQuery, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::{Next, from_fn_with_state};
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
@@ -18,9 +17,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::{Principal, authenticate};
-use super::config::Limits;
-use super::problem::{Problem, ProblemKind};
-use super::{App, ServeStore, hosted, metrics, page, query, status, webhook};
+use super::problem::Problem;
+use super::{App, ServeStore, hosted, layers, metrics, page, query, status, webhook};
 
 /// The address the request came from (unspecified when unknown, which no proxy list holds).
 #[derive(Debug, Clone, Copy)]
@@ -45,67 +43,12 @@ pub(crate) fn router<S: ServeStore>(app: App<S>) -> Router {
         .route("/api/instances/{id}/may", get(may::<S>))
         .route("/hooks/{sender}", post(hook::<S>))
         .merge(page::routes::<S>())
-        .layer(from_fn_with_state(limits, timeout));
+        .layer(from_fn_with_state(limits, layers::timeout));
     timed
         .merge(page::live_routes::<S>())
         .layer(DefaultBodyLimit::max(limits.body_bytes))
-        .layer(from_fn_with_state(app.clone(), observe::<S>))
+        .layer(from_fn_with_state(app.clone(), layers::observe::<S>))
         .with_state(app)
-}
-
-/// Records the peer, refuses oversized bodies up front, counts responses, and turns axum's own
-/// plain-text rejections into problems.
-async fn observe<S: ServeStore>(State(app): State<App<S>>, mut request: Request, next: Next) -> Response {
-    let peer =
-        request.extensions().get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
-    request.extensions_mut().insert(Peer(peer));
-    let limit = app.inner.settings.limits.body_bytes;
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    let response = if declared.is_some_and(|n| n > limit) {
-        too_large(limit).into_response()
-    } else {
-        let response = next.run(request).await;
-        match response.status() {
-            StatusCode::PAYLOAD_TOO_LARGE if response.extensions().get::<ProblemKind>().is_none() => {
-                too_large(limit).into_response()
-            }
-            _ => response,
-        }
-    };
-    let kind = response.extensions().get::<ProblemKind>().map(|k| k.0.as_str());
-    app.inner.metrics.count(response.status().as_u16(), kind);
-    response
-}
-
-fn too_large(limit: usize) -> Problem {
-    Problem::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "too-large",
-        "Body too large",
-        format!("the request body is over the limit of {limit} bytes"),
-    )
-}
-
-/// Ends a request that takes longer than the limit with 503. A write already handed to the
-/// journal still completes: read the status to see whether it did.
-async fn timeout(State(limits): State<Limits>, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(limits.request_timeout(), next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "timeout",
-            "Timed out",
-            format!(
-                "the request took longer than {} s; if it was a write, read the status to see whether it was recorded",
-                limits.request_seconds
-            ),
-        )
-        .into_response(),
-    }
 }
 
 /// The caller of an API request.

@@ -41,6 +41,7 @@ pub mod webhook;
 
 mod api;
 mod hosted;
+mod layers;
 mod metrics;
 mod page;
 mod query;
