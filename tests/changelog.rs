@@ -48,6 +48,20 @@ const FORMATS: &[Format] = &[
         constant: "kars::workflow::sim::model::MODEL_VERSION",
         version: kars::workflow::sim::model::MODEL_VERSION,
     },
+    #[cfg(feature = "serve")]
+    Format {
+        section: "Serve config format",
+        heading: "Serve config format",
+        constant: "kars::serve::config::CONFIG_VERSION",
+        version: kars::serve::config::CONFIG_VERSION,
+    },
+    #[cfg(feature = "serve")]
+    Format {
+        section: "Webhook signature",
+        heading: "Webhook signature",
+        constant: "kars::serve::webhook::SIGNATURE_VERSION",
+        version: kars::serve::webhook::SIGNATURE_VERSION,
+    },
 ];
 
 /// The lines of the markdown section that starts with the heading line `heading`, up to the next

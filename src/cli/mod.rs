@@ -27,6 +27,8 @@ mod instance;
 mod io;
 mod render;
 mod schema;
+#[cfg(feature = "serve")]
+mod serve;
 mod simulate;
 
 /// The process exit code for an invalid spec or a refused action.
@@ -62,6 +64,9 @@ enum Command {
     /// Run one replica against a PostgreSQL store: drive the instances that are due.
     #[cfg(feature = "postgres")]
     Worker(instance::WorkerArgs),
+    /// Serve instances over HTTP: a JSON API, signed webhooks, a live page (feature `serve`).
+    #[cfg(feature = "serve")]
+    Serve(serve::Args),
 }
 
 /// Runs a parsed command line.
@@ -75,6 +80,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Instance(args) => instance::run(&args),
         #[cfg(feature = "postgres")]
         Command::Worker(args) => instance::run_worker(&args),
+        #[cfg(feature = "serve")]
+        Command::Serve(args) => serve::run(&args),
     }
 }
 

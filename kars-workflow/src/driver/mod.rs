@@ -633,6 +633,13 @@ impl<S: Store, C: Clock> Driver<S, C> {
         self.pending.iter()
     }
 
+    /// How many effects a runner holds ([`Driver::take_due_effects`]) and has not acknowledged
+    /// yet.
+    #[must_use]
+    pub fn effects_in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
     /// Whether the effect with `key` was acknowledged.
     #[must_use]
     pub fn is_acknowledged(&self, key: &EffectKey) -> bool {

@@ -1,0 +1,179 @@
+//! `kars serve SPEC... --listen ADDR --journal DIR [--config FILE]`: the HTTP service
+//! ([`kars::serve`]) on the system clock with a file journal; `kars serve hash-token` and
+//! `kars serve new-token` make the token hashes its config holds.
+
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use kars::serve::{App, AppParts, ConfigFile, Settings, SpecSource};
+use kars::workflow::adapter::{ConsoleNotifier, GitVcs};
+use kars::workflow::driver::{Adapters, ClockMode, SystemClock};
+use kars::workflow::journal::FileStore;
+use kars::workflow::service::SystemTimer;
+
+use super::{EXIT_USAGE, Failure};
+
+/// Arguments of `kars serve`.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Read a token on standard input and print its SHA-256, for the config's `tokens:`.
+    HashToken,
+    /// Print a new random token (give it to its person) and its SHA-256 (for the config).
+    NewToken,
+    /// Print the OpenAPI document of the JSON API.
+    Openapi,
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// The specs whose instances may be started (`POST /api/instances`); instances already in
+    /// the journal run with the spec stored in them.
+    #[arg(value_name = "SPEC")]
+    specs: Vec<PathBuf>,
+    /// The address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// The journal directory (created if missing).
+    #[arg(long, value_name = "DIR")]
+    journal: Option<PathBuf>,
+    /// The config file: token hashes, proxy addresses, webhook senders, limits (YAML).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Open pull requests and merge in this git repository (otherwise merges wait for a
+    /// result reported through the API by a role the action's `reported_by` names).
+    #[arg(long, value_name = "REPO")]
+    git: Option<PathBuf>,
+}
+
+/// Runs `kars serve`.
+pub fn run(args: &Args) -> ExitCode {
+    let result = match &args.command {
+        Some(Command::HashToken) => hash_token(),
+        Some(Command::NewToken) => new_token(),
+        Some(Command::Openapi) => {
+            println!("{:#}", kars::serve::openapi::document());
+            Ok(())
+        }
+        None => serve(&args.run),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => ExitCode::from(failure.print()),
+    }
+}
+
+fn usage(message: impl std::fmt::Display) -> Failure {
+    Failure { code: EXIT_USAGE, message: format!("error: {message}") }
+}
+
+fn hash_token() -> Result<(), Failure> {
+    let mut token = String::new();
+    std::io::stdin()
+        .take(4096)
+        .read_to_string(&mut token)
+        .map_err(|e| usage(format!("cannot read standard input: {e}")))?;
+    if token.trim().is_empty() {
+        return Err(usage("no token on standard input\nhelp: `printf %s \"$TOKEN\" | kars serve hash-token`"));
+    }
+    println!("{}", kars::serve::hash_token(&token));
+    Ok(())
+}
+
+fn new_token() -> Result<(), Failure> {
+    let token = kars::serve::new_token().map_err(usage)?;
+    println!("token:  {token}");
+    println!("sha256: {}", kars::serve::hash_token(&token));
+    Ok(())
+}
+
+fn serve(args: &RunArgs) -> Result<(), Failure> {
+    let Some(journal) = &args.journal else {
+        return Err(usage("`--journal DIR` says where the instances' journals live"));
+    };
+    let settings = match &args.config {
+        Some(path) => {
+            let input = super::io::read_text(path)?;
+            ConfigFile::from_yaml(&input.text, &input.origin).and_then(|c| c.resolve()).map_err(Failure::invalid)?
+        }
+        None => Settings::default(),
+    };
+    if settings.tokens.is_empty() && settings.proxy_peers.is_empty() {
+        super::io::errln!(
+            "warning: no API tokens and no proxy in the config: nobody can sign in (see `kars serve new-token`)"
+        );
+    }
+    let mut specs = Vec::with_capacity(args.specs.len());
+    for path in &args.specs {
+        // Checked (with warnings printed) like every command's spec.
+        let (_, origin) = super::read_spec(path)?;
+        let input = super::io::read_text(path)?;
+        specs.push(SpecSource { origin, text: input.text });
+    }
+    let store = FileStore::create_dir(journal).map_err(usage)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| usage(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async {
+        let parts = AppParts {
+            store: Arc::new(store),
+            clock: Arc::new(SystemClock),
+            timer: Arc::new(SystemTimer),
+            mode: ClockMode::System,
+            specs,
+            settings,
+            adapters: adapters(args.git.clone()),
+        };
+        let app = App::start(parts).await.map_err(Failure::invalid)?;
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .map_err(|e| usage(format!("cannot listen on `{}`: {e}", args.listen)))?;
+        let local = listener.local_addr().map_err(usage)?;
+        super::io::errln!("kars serve: listening on http://{local} (journal in `{}`); Ctrl-C stops", journal.display());
+        kars::serve::serve(app, listener, shutdown_signal()).await.map_err(usage)
+    })
+}
+
+/// Notifications to standard output; merges in `git` when given.
+fn adapters(git: Option<PathBuf>) -> kars::serve::AdapterFactory {
+    match git {
+        None => kars::serve::console_adapters(),
+        Some(repo) => Arc::new(move |_, _| {
+            Adapters::new(ConsoleNotifier::new(std::io::stdout())).with_vcs(GitVcs::new(repo.clone()))
+        }),
+    }
+}
+
+/// Ctrl-C, or SIGTERM (what a service manager sends).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,402 @@
+//! The JSON API's routes; the layers around them are in `layers.rs`. Every handler resolves
+//! the caller first ([`super::auth`]) and lets the engine decide; refusals are [`Problem`]s.
+
+use std::net::IpAddr;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use kars_spec::NodeId;
+use kars_workflow::driver::{Roster, read_journal};
+use kars_workflow::{InstanceId, MergeRequest};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::{Principal, authenticate};
+use super::problem::Problem;
+use super::{App, ServeStore, hosted, layers, metrics, page, query, status, webhook};
+
+/// The address the request came from (unspecified when unknown, which no proxy list holds).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peer(pub IpAddr);
+
+pub(crate) type ApiResult = Result<Response, Problem>;
+
+/// Every route of the service.
+pub(crate) fn router<S: ServeStore>(app: App<S>) -> Router {
+    let limits = app.inner.settings.limits;
+    let timed = Router::new()
+        .route("/healthz", get(health))
+        .route("/readyz", get(ready::<S>))
+        .route("/metrics", get(metrics_text::<S>))
+        .route("/openapi.json", get(openapi_doc))
+        .route("/api/instances", get(list::<S>).post(start::<S>))
+        .route("/api/instances/{id}", get(status_of::<S>))
+        .route("/api/instances/{id}/act", post(act::<S>))
+        .route("/api/instances/{id}/report", post(report::<S>))
+        .route("/api/instances/{id}/history", get(history::<S>))
+        .route("/api/instances/{id}/mermaid", get(mermaid::<S>))
+        .route("/api/instances/{id}/may", get(may::<S>))
+        .route("/hooks/{sender}", post(hook::<S>))
+        .merge(page::routes::<S>())
+        .layer(from_fn_with_state(limits, layers::timeout));
+    timed
+        .merge(page::live_routes::<S>())
+        .layer(DefaultBodyLimit::max(limits.body_bytes))
+        .layer(from_fn_with_state(app.clone(), layers::observe::<S>))
+        .with_state(app)
+}
+
+/// The caller of an API request.
+pub(crate) fn caller<S: ServeStore>(app: &App<S>, headers: &HeaderMap, peer: Peer) -> Result<Principal, Problem> {
+    authenticate(&app.inner.settings, headers, peer.0)
+}
+
+async fn health() -> Response {
+    json_body(json!({ "status": "ok" })).into_response()
+}
+
+async fn ready<S: ServeStore>(State(app): State<App<S>>) -> Response {
+    if app.inner.ready.load(std::sync::atomic::Ordering::SeqCst) {
+        json_body(json!({ "status": "ready" })).into_response()
+    } else {
+        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready", "the server is starting or stopping")
+            .into_response()
+    }
+}
+
+async fn metrics_text<S: ServeStore>(State(app): State<App<S>>) -> Response {
+    let body = metrics::render(&app).await;
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+async fn openapi_doc() -> Response {
+    json_body(super::openapi::document()).into_response()
+}
+
+/// The hosted instance `id`, or 404.
+pub(crate) async fn find<S: ServeStore>(app: &App<S>, id: &str) -> Result<std::sync::Arc<hosted::Hosted<S>>, Problem> {
+    app.instance(id)
+        .await
+        .ok_or_else(|| Problem::not_found("unknown-instance", format!("no instance `{id}` is hosted here")))
+}
+
+pub(crate) async fn status_json<S: ServeStore>(app: &App<S>, hosted: &hosted::Hosted<S>) -> Value {
+    let now = app.inner.clock.now();
+    hosted.handle.read(|d| status::status(d, now)).await
+}
+
+/// A JSON response.
+pub(crate) fn json_body(value: Value) -> Response {
+    let body = serde_json::to_vec(&value).unwrap_or_default();
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn json_with_version(status: StatusCode, value: Value) -> Response {
+    let version = value.get("version").and_then(Value::as_u64);
+    let mut response = (status, json_body(value)).into_response();
+    if let Some(v) = version.and_then(|v| HeaderValue::from_str(&format!("\"{v}\"")).ok()) {
+        response.headers_mut().insert(header::ETAG, v);
+    }
+    response
+}
+
+async fn list<S: ServeStore>(
+    State(app): State<App<S>>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+) -> ApiResult {
+    caller(&app, &headers, peer)?;
+    let hosted: Vec<_> = app.inner.instances.read().await.values().cloned().collect();
+    let mut out = Vec::with_capacity(hosted.len());
+    for h in hosted {
+        let s = status_json(&app, &h).await;
+        out.push(json!({
+            "id": s["id"], "workflow": s["workflow"], "version": s["version"], "release": s["release"],
+            "node": s["node"], "label": s["label"], "waiting": s["waiting"]["text"],
+        }));
+    }
+    Ok(json_body(json!({ "instances": out })).into_response())
+}
+
+fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Problem> {
+    serde_json::from_slice(body).map_err(|e| Problem::bad_request(format!("the body is not the expected JSON: {e}")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartBody {
+    workflow: String,
+    #[serde(default)]
+    id: Option<String>,
+}
+
+async fn start<S: ServeStore>(
+    State(app): State<App<S>>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let principal = caller(&app, &headers, peer)?;
+    let body: StartBody = parse_json(&body)?;
+    let Some(flow) = app.inner.workflows.get(&body.workflow) else {
+        let known: Vec<&str> = app.inner.workflows.keys().map(String::as_str).collect();
+        return Err(Problem::not_found(
+            "unknown-workflow",
+            format!("no workflow `{}` is served; served: {}", body.workflow, known.join(", ")),
+        ));
+    };
+    let spec = flow.spec.spec();
+    let actor =
+        principal.actor(&Roster::from_spec(spec)).map_err(|e| Problem::forbidden("not-on-roster", e.to_string()))?;
+    if !spec.team_managed_by.is_empty() && !actor.roles.iter().any(|r| spec.team_managed_by.contains(r)) {
+        let roles: Vec<String> = spec.team_managed_by.iter().map(|r| format!("`{r}`")).collect();
+        return Err(Problem::forbidden(
+            "role",
+            format!(
+                "`{}` may not start instances of `{}`, which needs one of the roles {}",
+                actor.name,
+                body.workflow,
+                roles.join(", ")
+            ),
+        ));
+    }
+    let id = InstanceId::new(body.id.as_deref().unwrap_or(&body.workflow))
+        .map_err(|e| Problem::bad_request(e.to_string()))?;
+    let _guard = app.inner.starting.lock().await;
+    if app.instance(id.as_str()).await.is_some() {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "exists",
+            "Instance exists",
+            format!("instance `{id}` exists already"),
+        ));
+    }
+    let opened = hosted::create(&app, flow, id).await.map_err(|e| Problem::driver(&e, 0))?;
+    let hosted = app.host(opened).await;
+    Ok(json_with_version(StatusCode::CREATED, status_json(&app, &hosted).await))
+}
+
+async fn status_of<S: ServeStore>(
+    State(app): State<App<S>>,
+    Extension(peer): Extension<Peer>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
+    caller(&app, &headers, peer)?;
+    let hosted = find(&app, &id).await?;
+    Ok(json_with_version(StatusCode::OK, status_json(&app, &hosted).await))
+}
+
+/// The body of `act` and `report`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActBody {
+    node: String,
+    #[serde(default)]
+    outcome: Option<String>,
+    #[serde(default)]
+    expected_version: Option<u64>,
+}
+
+/// What a write asks the engine for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Write {
+    /// Complete a task, take a decision, or report an action's result (by the node's kind).
+    Act,
+    /// Report a waiting action's result only.
+    Report,
+}
+
+/// The expected version: `If-Match` (`"3"` or `3`) or the body's `expected_version`; both must
+/// agree when both are given.
+fn expected_version(headers: &HeaderMap, body: Option<u64>) -> Result<Option<u64>, Problem> {
+    let header = match headers.get(header::IF_MATCH) {
+        None => None,
+        Some(v) => {
+            let text = v.to_str().unwrap_or_default().trim().trim_start_matches("W/").trim_matches('"');
+            Some(text.parse::<u64>().map_err(|_| {
+                Problem::bad_request(format!("`If-Match: {text}` is not a version (the `ETag` of the status)"))
+            })?)
+        }
+    };
+    match (header, body) {
+        (Some(h), Some(b)) if h != b => {
+            Err(Problem::bad_request(format!("`If-Match` says version {h} and the body says {b}")))
+        }
+        (h, b) => Ok(h.or(b)),
+    }
+}
+
+/// `principal` writes to `hosted` (the engine decides); returns the status after it.
+pub(crate) async fn write<S: ServeStore>(
+    app: &App<S>,
+    hosted: &hosted::Hosted<S>,
+    principal: Principal,
+    what: Write,
+    node: &str,
+    outcome: Option<String>,
+    expected: Option<u64>,
+) -> Result<Value, Problem> {
+    let node = NodeId::new(node.to_owned()).map_err(|e| Problem::bad_request(e.to_string()))?;
+    let version = hosted
+        .handle
+        .with(move |d| {
+            if let Some(expected) = expected
+                && expected != d.version()
+            {
+                return Err(Problem::version_conflict(expected, d.version()));
+            }
+            let actor = principal.actor(d.roster()).map_err(|e| Problem::forbidden("not-on-roster", e.to_string()))?;
+            let done = match what {
+                Write::Act => d.act(actor, node, outcome.as_deref()),
+                Write::Report => match outcome.as_deref().map(str::parse) {
+                    Some(Ok(result)) => d.report(node, result, kars_workflow::Reporter::Person(actor)),
+                    _ => Err(kars_workflow::driver::DriverError::Refused(Box::new(
+                        kars_workflow::EngineError::UnknownOutcome {
+                            node,
+                            given: outcome.clone(),
+                            valid: vec!["succeeded".to_owned(), "failed".to_owned()],
+                        },
+                    ))),
+                },
+            };
+            done.map(|_| d.version()).map_err(|e| Problem::driver(&e, d.version()))
+        })
+        .await?;
+    hosted.announce(version);
+    Ok(status_json(app, hosted).await)
+}
+
+async fn act<S: ServeStore>(
+    State(app): State<App<S>>,
+    Extension(peer): Extension<Peer>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    written(app, peer, id, headers, body, Write::Act).await
+}
+
+async fn report<S: ServeStore>(
+    State(app): State<App<S>>,
+    Extension(peer): Extension<Peer>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    written(app, peer, id, headers, body, Write::Report).await
+}
+
+async fn written<S: ServeStore>(
+    app: App<S>,
+    peer: Peer,
+    id: String,
+    headers: HeaderMap,
+    body: Bytes,
+    what: Write,
+) -> ApiResult {
+    let principal = caller(&app, &headers, peer)?;
+    let hosted = find(&app, &id).await?;
+    let body: ActBody = parse_json(&body)?;
+    let expected = expected_version(&headers, body.expected_version)?;
+    let status = write(&app, &hosted, principal, what, &body.node, body.outcome, expected).await?;
+    Ok(json_with_version(StatusCode::OK, status))
+}
+
+async fn history<S: ServeStore>(
+    State(app): State<App<S>>,
+    Extension(peer): Extension<Peer>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> ApiResult {
+    caller(&app, &headers, peer)?;
+    let hosted = find(&app, &id).await?;
+    let pairs = query::pairs(raw.as_deref().unwrap_or_default());
+    let number = |key: &str, default: u64| -> Result<u64, Problem> {
+        query::get(&pairs, key).map_or(Ok(default), |v| {
+            v.parse().map_err(|_| Problem::bad_request(format!("`{key}={v}` is not a whole number")))
+        })
+    };
+    let after = number("after", 0)?;
+    let limit = number("limit", 100)?.clamp(1, 1000);
+    let store = app.inner.store.clone();
+    let id = hosted.handle.read(|d| d.id().clone()).await;
+    let journal = tokio::task::spawn_blocking(move || read_journal(&store, &id))
+        .await
+        .map_err(|e| Problem::internal(e.to_string()))?
+        .map_err(|e| Problem::driver(&e, 0))?;
+    let from = usize::try_from(after).unwrap_or(usize::MAX);
+    let take = usize::try_from(limit).unwrap_or(1000);
+    let entries: Vec<Value> = journal
+        .entries
+        .iter()
+        .enumerate()
+        .skip(from)
+        .take(take)
+        .map(|(i, e)| json!({ "version": i + 1, "entry": e }))
+        .collect();
+    let last = after + entries.len() as u64;
+    let next = (last < journal.version).then_some(last);
+    Ok(json_body(json!({ "version": journal.version, "entries": entries, "next_after": next })).into_response())
+}
+
+async fn mermaid<S: ServeStore>(
+    State(app): State<App<S>>,
+    Extension(peer): Extension<Peer>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
+    caller(&app, &headers, peer)?;
+    let hosted = find(&app, &id).await?;
+    let now = app.inner.clock.now();
+    let text = hosted.handle.read(|d| status::mermaid(d, &hosted.spec, now)).await;
+    Ok(([(header::CONTENT_TYPE, "text/vnd.mermaid; charset=utf-8")], text).into_response())
+}
+
+async fn may<S: ServeStore>(
+    State(app): State<App<S>>,
+    Extension(peer): Extension<Peer>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> ApiResult {
+    caller(&app, &headers, peer)?;
+    let hosted = find(&app, &id).await?;
+    let pairs = query::pairs(raw.as_deref().unwrap_or_default());
+    let (Some(source), Some(target)) = (query::get(&pairs, "source"), query::get(&pairs, "target")) else {
+        return Err(Problem::bad_request("give both `source=BRANCH` and `target=BRANCH`"));
+    };
+    let request = MergeRequest { source: source.to_owned(), target: target.to_owned() };
+    let now = app.inner.clock.now();
+    let permission = hosted.handle.read(|d| d.instance().may(&request, now.max(d.instance().latest_instant()))).await;
+    Ok(json_body(json!({
+        "source": source, "target": target, "allowed": permission.allowed,
+        "window": permission.window, "reason": permission.reason, "until": permission.until,
+    }))
+    .into_response())
+}
+
+async fn hook<S: ServeStore>(
+    State(app): State<App<S>>,
+    Path(sender): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let Some(known) = app.inner.settings.senders.get(&sender) else {
+        return Err(Problem::unauthenticated(format!("no webhook sender `{sender}` is configured")));
+    };
+    let now = app.inner.clock.now();
+    let skew = app.inner.settings.limits.webhook_skew_seconds;
+    webhook::verify(known, &sender, &headers, &body, now, skew, &app.inner.replays)?;
+    let report: webhook::Report = parse_json(&body)?;
+    let hosted = find(&app, &report.instance).await?;
+    let principal = Principal::Person(known.person.to_string());
+    let status = write(&app, &hosted, principal, Write::Report, &report.node, Some(report.outcome), None).await?;
+    Ok(json_with_version(StatusCode::OK, status))
+}

@@ -1,0 +1,193 @@
+//! Who is calling: an API token (only its SHA-256 is configured) or the identity headers of
+//! the trusted single-sign-on proxy (only from its configured addresses); for the page, a
+//! session cookie (HttpOnly, SameSite=Strict) with a CSRF token for its forms. Identity never
+//! comes from a request body.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Mutex, PoisonError};
+
+use axum::http::HeaderMap;
+use axum::http::header::{AUTHORIZATION, COOKIE};
+use chrono::{DateTime, Duration, Utc};
+use kars_workflow::Actor;
+use kars_workflow::driver::{Roster, RosterError};
+use ring::rand::SecureRandom;
+
+use super::config::Settings;
+use super::problem::Problem;
+
+/// The header a trusted proxy sets to the authenticated login.
+pub const USER_HEADER: &str = "x-forwarded-user";
+/// The header a trusted proxy sets to the authenticated e-mail address (used when
+/// [`USER_HEADER`] is absent).
+pub const EMAIL_HEADER: &str = "x-forwarded-email";
+/// The page's session cookie.
+pub const SESSION_COOKIE: &str = "kars_session";
+/// How long a page session lasts.
+const SESSION_HOURS: i64 = 12;
+
+/// The SHA-256 of `token`, lowercase hex: what the config stores instead of the token.
+#[must_use]
+pub fn hash_token(token: &str) -> String {
+    hex(ring::digest::digest(&ring::digest::SHA256, token.trim().as_bytes()).as_ref())
+}
+
+/// A new random token: 32 bytes from the system's secure generator, hex.
+///
+/// # Errors
+/// A sentence when the system's random generator fails.
+pub fn new_token() -> Result<String, String> {
+    let mut bytes = [0u8; 32];
+    ring::rand::SystemRandom::new().fill(&mut bytes).map_err(|_| "the system's random generator failed".to_owned())?;
+    Ok(hex(&bytes))
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Who a request comes from, before it is looked up on an instance's roster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// A roster person, named by the token they presented.
+    Person(String),
+    /// A login (or e-mail address) the proxy vouched for, matched against roster `logins:`.
+    Login(String),
+}
+
+impl Principal {
+    /// The principal as an actor of `roster`.
+    ///
+    /// # Errors
+    /// [`RosterError`] when the roster does not know them.
+    pub fn actor(&self, roster: &Roster) -> Result<Actor, RosterError> {
+        match self {
+            Self::Person(name) => roster.actor(name),
+            Self::Login(login) => roster.actor_for_login(login),
+        }
+    }
+
+    /// How to show them.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Person(name) | Self::Login(name) => name,
+        }
+    }
+}
+
+/// The principal of an API request: a bearer token, or the proxy's headers from a trusted
+/// peer. Proxy headers from any other peer are not identity.
+///
+/// # Errors
+/// A 401 problem: no credentials, an unknown token, or proxy headers from an untrusted peer.
+pub(crate) fn authenticate(settings: &Settings, headers: &HeaderMap, peer: IpAddr) -> Result<Principal, Problem> {
+    if let Some(value) = headers.get(AUTHORIZATION) {
+        let token =
+            value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).ok_or_else(|| {
+                Problem::unauthenticated("the `Authorization` header is not `Bearer TOKEN`".to_owned())
+            })?;
+        return match settings.tokens.get(&hash_token(token)) {
+            Some(person) => Ok(Principal::Person(person.to_string())),
+            None => Err(Problem::unauthenticated("the API token is not one this server knows".to_owned())),
+        };
+    }
+    let proxied = [USER_HEADER, EMAIL_HEADER].iter().find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()));
+    match proxied {
+        Some(login) if settings.proxy_peers.contains(&peer) && !login.trim().is_empty() => {
+            Ok(Principal::Login(login.trim().to_owned()))
+        }
+        Some(_) => Err(Problem::unauthenticated(format!(
+            "identity headers from `{peer}` are ignored: it is not a configured proxy address"
+        ))),
+        None => Err(Problem::unauthenticated("no credentials: send `Authorization: Bearer TOKEN`".to_owned())),
+    }
+}
+
+/// A signed-in page session.
+#[derive(Debug, Clone)]
+pub(crate) struct Session {
+    pub principal: Principal,
+    pub csrf: String,
+    expires: DateTime<Utc>,
+}
+
+/// The page's sessions, in memory (a restart signs everyone out).
+#[derive(Debug, Default)]
+pub(crate) struct Sessions {
+    map: Mutex<HashMap<String, Session>>,
+}
+
+impl Sessions {
+    /// Opens a session for `principal` at `now`; returns its id and CSRF token.
+    pub fn open(&self, principal: Principal, now: DateTime<Utc>) -> Result<(String, Session), String> {
+        let id = new_token()?;
+        let session = Session { principal, csrf: new_token()?, expires: now + Duration::hours(SESSION_HOURS) };
+        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        map.retain(|_, s| s.expires > now);
+        map.insert(id.clone(), session.clone());
+        Ok((id, session))
+    }
+
+    /// The live session the request's cookie names.
+    pub fn find(&self, headers: &HeaderMap, now: DateTime<Utc>) -> Option<(String, Session)> {
+        let id = cookie(headers, SESSION_COOKIE)?;
+        let map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        map.get(&id).filter(|s| s.expires > now).map(|s| (id.clone(), s.clone()))
+    }
+
+    /// Ends a session.
+    pub fn close(&self, id: &str) {
+        self.map.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
+    }
+}
+
+/// The `Set-Cookie` value of a session.
+pub(crate) fn session_cookie(id: &str) -> String {
+    format!("{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}", SESSION_HOURS * 3600)
+}
+
+/// The `Set-Cookie` value that ends a session.
+pub(crate) fn cleared_cookie() -> String {
+    format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0")
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|pair| {
+        let (k, v) = pair.trim().split_once('=')?;
+        (k == name).then(|| v.to_owned())
+    })
+}
+
+/// Whether two secrets are equal, in time independent of where they differ.
+pub(crate) fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_hash_is_its_sha256() {
+        // echo -n password | sha256sum
+        assert_eq!(hash_token("password"), "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8");
+        assert_eq!(new_token().unwrap().len(), 64);
+    }
+
+    #[test]
+    fn proxy_headers_count_only_from_configured_peers() {
+        let settings = Settings { proxy_peers: vec!["10.0.0.1".parse().unwrap()], ..Settings::default() };
+        let mut headers = HeaderMap::new();
+        headers.insert(USER_HEADER, "carol".parse().unwrap());
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let other: IpAddr = "10.0.0.2".parse().unwrap();
+        assert_eq!(authenticate(&settings, &headers, proxy).unwrap(), Principal::Login("carol".to_owned()));
+        assert_eq!(authenticate(&settings, &headers, other).unwrap_err().status().as_u16(), 401);
+    }
+}

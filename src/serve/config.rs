@@ -1,0 +1,286 @@
+//! What `kars serve` trusts: API token hashes, the single-sign-on proxy's addresses, webhook
+//! senders and their secrets, and the request limits. [`ConfigFile`] is the YAML file's shape;
+//! [`Settings`] is what the server runs with, resolved once at start (secrets read from the
+//! environment or files, token hashes checked).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use kars_spec::PersonId;
+use serde::Deserialize;
+
+/// The config file's format version this build reads.
+pub const CONFIG_VERSION: u32 = 1;
+
+/// Why a config file cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The YAML does not parse into a config.
+    #[error("config `{origin}` is not valid: {detail}")]
+    Parse {
+        /// The file.
+        origin: String,
+        /// What the parser said.
+        detail: String,
+    },
+    /// The config's `version:` is not one this build reads.
+    #[error("config `{origin}` has `version: {found}`, and this build reads version {CONFIG_VERSION}")]
+    Version {
+        /// The file.
+        origin: String,
+        /// The version found.
+        found: u32,
+    },
+    /// A token hash is not 64 lowercase hex digits.
+    #[error(
+        "the token hash for `{person}` is not a SHA-256 hex digest (64 lowercase hex digits)\nhelp: make one with `kars serve hash-token` and paste its output"
+    )]
+    BadHash {
+        /// The person the hash belongs to.
+        person: PersonId,
+    },
+    /// A webhook sender's secret cannot be read.
+    #[error("the secret of webhook sender `{sender}` cannot be read: {detail}")]
+    Secret {
+        /// The sender.
+        sender: String,
+        /// Why.
+        detail: String,
+    },
+    /// A webhook sender's secret is too short to be a secret.
+    #[error(
+        "the secret of webhook sender `{sender}` has {len} bytes; at least 16 are needed\nhelp: generate one with `kars serve new-token`"
+    )]
+    ShortSecret {
+        /// The sender.
+        sender: String,
+        /// Its length.
+        len: usize,
+    },
+}
+
+/// The config file (`kars serve --config FILE`), YAML.
+///
+/// ```yaml
+/// version: 1
+/// tokens:                      # per-person API tokens: only their SHA-256 hashes
+///   - { person: carol, sha256: 5e88…42d8 }
+/// proxy:                       # trust X-Forwarded-User/-Email from these peers only
+///   peers: [127.0.0.1]
+/// webhooks:                    # senders of signed webhooks, each acting as a roster person
+///   ci: { person: dave, secret_env: KARS_WEBHOOK_CI }
+/// limits: { body_bytes: 65536, request_seconds: 10 }
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// The format version: 1.
+    pub version: u32,
+    /// API tokens.
+    #[serde(default)]
+    pub tokens: Vec<TokenEntry>,
+    /// The single-sign-on proxy.
+    #[serde(default)]
+    pub proxy: Option<ProxyConfig>,
+    /// Webhook senders by name (the name is in the URL: `POST /hooks/{sender}`).
+    #[serde(default)]
+    pub webhooks: BTreeMap<String, SenderEntry>,
+    /// Request limits.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// One API token: the person it signs in as, and its SHA-256.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenEntry {
+    /// The roster person.
+    pub person: PersonId,
+    /// The token's SHA-256, lowercase hex.
+    pub sha256: String,
+}
+
+/// The trusted single-sign-on proxy.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// The addresses the proxy connects from; identity headers from any other peer are
+    /// ignored.
+    pub peers: Vec<IpAddr>,
+}
+
+/// A webhook sender in the config file; its secret comes from the environment or a file,
+/// never from the config itself.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SenderEntry {
+    /// The roster person the sender reports as.
+    pub person: PersonId,
+    /// The environment variable holding the secret.
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    /// The file holding the secret (trailing whitespace is dropped).
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+}
+
+/// Request limits.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// The largest request body accepted, in bytes.
+    pub body_bytes: usize,
+    /// How long a request may take, in seconds (live-update streams excepted).
+    pub request_seconds: u64,
+    /// How far a webhook's timestamp may be from the server's clock, in seconds.
+    pub webhook_skew_seconds: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { body_bytes: 64 * 1024, request_seconds: 10, webhook_skew_seconds: 300 }
+    }
+}
+
+impl Limits {
+    /// The request timeout.
+    #[must_use]
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_seconds)
+    }
+}
+
+/// A webhook sender, resolved: the person it reports as and its secret.
+#[derive(Clone)]
+pub struct Sender {
+    /// The roster person.
+    pub person: PersonId,
+    /// The HMAC-SHA256 key.
+    pub(crate) key: ring::hmac::Key,
+}
+
+impl std::fmt::Debug for Sender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sender").field("person", &self.person).finish_non_exhaustive()
+    }
+}
+
+impl Sender {
+    /// A sender reporting as `person`, signing with `secret`.
+    ///
+    /// # Errors
+    /// [`ConfigError::ShortSecret`] for a secret under 16 bytes.
+    pub fn new(name: &str, person: PersonId, secret: &[u8]) -> Result<Self, ConfigError> {
+        if secret.len() < 16 {
+            return Err(ConfigError::ShortSecret { sender: name.to_owned(), len: secret.len() });
+        }
+        Ok(Self { person, key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret) })
+    }
+}
+
+/// What the server trusts, resolved.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// Token SHA-256 (lowercase hex) to the person it signs in as.
+    pub tokens: BTreeMap<String, PersonId>,
+    /// Peers whose `X-Forwarded-User`/`X-Forwarded-Email` headers are trusted.
+    pub proxy_peers: Vec<IpAddr>,
+    /// Webhook senders by name.
+    pub senders: BTreeMap<String, Sender>,
+    /// Request limits.
+    pub limits: Limits,
+}
+
+impl Settings {
+    /// Adds a token by its hash ([`super::auth::hash_token`]).
+    ///
+    /// # Errors
+    /// [`ConfigError::BadHash`] when `sha256` is not 64 lowercase hex digits.
+    pub fn with_token_hash(mut self, person: PersonId, sha256: &str) -> Result<Self, ConfigError> {
+        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            return Err(ConfigError::BadHash { person });
+        }
+        self.tokens.insert(sha256.to_owned(), person);
+        Ok(self)
+    }
+}
+
+impl ConfigFile {
+    /// Parses a config file's text.
+    ///
+    /// # Errors
+    /// [`ConfigError::Parse`] and [`ConfigError::Version`].
+    pub fn from_yaml(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let file: Self = serde_saphyr::from_str(text)
+            .map_err(|e| ConfigError::Parse { origin: origin.to_owned(), detail: e.to_string() })?;
+        if file.version != CONFIG_VERSION {
+            return Err(ConfigError::Version { origin: origin.to_owned(), found: file.version });
+        }
+        Ok(file)
+    }
+
+    /// Resolves the file: checks token hashes, reads webhook secrets.
+    ///
+    /// # Errors
+    /// [`ConfigError::BadHash`], [`ConfigError::Secret`], [`ConfigError::ShortSecret`].
+    pub fn resolve(&self) -> Result<Settings, ConfigError> {
+        let mut settings = Settings { limits: self.limits, ..Settings::default() };
+        for token in &self.tokens {
+            settings = settings.with_token_hash(token.person.clone(), &token.sha256)?;
+        }
+        if let Some(proxy) = &self.proxy {
+            settings.proxy_peers.clone_from(&proxy.peers);
+        }
+        for (name, entry) in &self.webhooks {
+            let secret = read_secret(name, entry)?;
+            settings.senders.insert(name.clone(), Sender::new(name, entry.person.clone(), secret.as_bytes())?);
+        }
+        Ok(settings)
+    }
+}
+
+fn read_secret(name: &str, entry: &SenderEntry) -> Result<String, ConfigError> {
+    let fail = |detail: String| ConfigError::Secret { sender: name.to_owned(), detail };
+    match (&entry.secret_env, &entry.secret_file) {
+        (Some(var), None) => std::env::var(var).map_err(|e| fail(format!("environment variable `{var}`: {e}"))),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map(|s| s.trim_end().to_owned())
+            .map_err(|e| fail(format!("file `{}`: {e}", path.display()))),
+        _ => Err(fail("give exactly one of `secret_env:` and `secret_file:`".to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_file_resolves_hashes_and_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("ci.secret");
+        std::fs::write(&secret, "0123456789abcdef0123\n").unwrap();
+        let yaml = format!(
+            "version: 1\ntokens:\n  - {{ person: carol, sha256: {} }}\nproxy: {{ peers: [127.0.0.1] }}\nwebhooks:\n  ci: {{ person: dave, secret_file: {} }}\n",
+            "a".repeat(64),
+            secret.display()
+        );
+        let settings = ConfigFile::from_yaml(&yaml, "serve.yaml").unwrap().resolve().unwrap();
+        assert_eq!(settings.tokens.get(&"a".repeat(64)).map(PersonId::as_str), Some("carol"));
+        assert_eq!(settings.proxy_peers, vec!["127.0.0.1".parse::<IpAddr>().unwrap()]);
+        assert_eq!(settings.senders["ci"].person.as_str(), "dave");
+    }
+
+    #[test]
+    fn bad_hashes_versions_and_short_secrets_are_refused() {
+        let bad = ConfigFile::from_yaml("version: 1\ntokens: [{ person: carol, sha256: abc }]\n", "s.yaml").unwrap();
+        assert!(matches!(bad.resolve(), Err(ConfigError::BadHash { .. })));
+        assert!(matches!(ConfigFile::from_yaml("version: 2\n", "s.yaml"), Err(ConfigError::Version { found: 2, .. })));
+        assert!(matches!(
+            Sender::new("ci", "dave".parse().unwrap(), b"short"),
+            Err(ConfigError::ShortSecret { len: 5, .. })
+        ));
+    }
+}

@@ -1,0 +1,313 @@
+//! `kars serve` as a library (the `serve` feature): an HTTP service on axum and tokio holding
+//! every instance of a store, each in its own [`Service`] loop (timers on the clock, effects in
+//! the background), with a JSON API, signed webhooks in, a live page, health, readiness and
+//! Prometheus metrics. The reference embedding: a Rust service that hosts kars copies this.
+//!
+//! - Identity never comes from a request body: an API token (the config holds its SHA-256), or
+//!   the headers of a single-sign-on proxy trusted by address ([`auth`]); the page signs in to
+//!   an HttpOnly, SameSite=Strict session cookie and posts forms with a CSRF token.
+//! - Every write names the person acting; the engine decides, and a refusal is a problem
+//!   document ([`problem`]) carrying the engine's reason; a refusal writes nothing.
+//! - Generic over the [`Store`]: the file journal today, any [`Store`] (PostgreSQL) tomorrow.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use kars::serve::{App, AppParts, Settings};
+//! use kars::workflow::driver::{ClockMode, SystemClock};
+//! use kars::workflow::journal::FileStore;
+//! use kars::workflow::service::SystemTimer;
+//! let text = std::fs::read_to_string("workflows/kars-release.yaml")?;
+//! let parts = AppParts {
+//!     store: Arc::new(FileStore::create_dir("journal")?),
+//!     clock: Arc::new(SystemClock),
+//!     timer: Arc::new(SystemTimer),
+//!     mode: ClockMode::System,
+//!     specs: vec![kars::serve::SpecSource { origin: "kars-release.yaml".into(), text }],
+//!     settings: Settings::default(),
+//!     adapters: kars::serve::console_adapters(),
+//! };
+//! let app = App::start(parts).await?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! kars::serve::serve(app, listener, async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod auth;
+pub mod config;
+pub mod openapi;
+pub mod problem;
+pub mod webhook;
+
+mod api;
+mod hosted;
+mod layers;
+mod metrics;
+mod page;
+mod query;
+mod status;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use kars_spec::CheckedSpec;
+use kars_workflow::InstanceId;
+use kars_workflow::adapter::ConsoleNotifier;
+use kars_workflow::driver::{Adapters, Clock, ClockMode, DriverError, Program};
+use kars_workflow::journal::{JournalError, Store};
+use kars_workflow::service::{Service, Sleep, Timer};
+use tokio::sync::{RwLock, watch};
+use tokio::task::JoinSet;
+
+pub use auth::{Principal, hash_token, new_token};
+pub use config::{ConfigError, ConfigFile, Limits, Sender, Settings};
+pub use problem::Problem;
+
+use hosted::Hosted;
+
+/// The clock every instance of a server runs on.
+pub type SharedClock = Arc<dyn Clock + Send + Sync>;
+
+/// Makes the adapters of an instance (notifier, VCS, operations).
+pub type AdapterFactory = Arc<dyn Fn(&InstanceId, &Program) -> Adapters + Send + Sync>;
+
+/// Adapters that print notifications to standard output and leave waiting actions (merges,
+/// deploys, checks) to people and webhooks, who report their results through the API.
+#[must_use]
+pub fn console_adapters() -> AdapterFactory {
+    Arc::new(|_, _| Adapters::new(ConsoleNotifier::new(std::io::stdout())))
+}
+
+/// A spec the server may start instances of.
+#[derive(Debug, Clone)]
+pub struct SpecSource {
+    /// Where it came from (shown in messages; stored in the journal).
+    pub origin: String,
+    /// Its YAML text.
+    pub text: String,
+}
+
+/// What a server is made of.
+pub struct AppParts<S> {
+    /// Where journals live.
+    pub store: S,
+    /// The time: [`kars_workflow::driver::SystemClock`] for real instances.
+    pub clock: SharedClock,
+    /// How loops wait for instants of `clock`.
+    pub timer: Arc<dyn Timer>,
+    /// Whether instances started here are real ([`ClockMode::System`]) or rehearsals.
+    pub mode: ClockMode,
+    /// The specs that `POST /api/instances` may start (by workflow name).
+    pub specs: Vec<SpecSource>,
+    /// What the server trusts.
+    pub settings: Settings,
+    /// The adapters of each instance.
+    pub adapters: AdapterFactory,
+}
+
+/// Why a server cannot start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// A spec given is invalid.
+    #[error("{0}")]
+    Spec(String),
+    /// Two specs name the same workflow.
+    #[error("two specs name workflow `{name}`\nhelp: give each workflow once")]
+    DuplicateWorkflow {
+        /// The workflow.
+        name: String,
+    },
+    /// An instance in the store cannot be opened.
+    #[error("instance `{id}` cannot be opened: {source}")]
+    Open {
+        /// The instance.
+        id: InstanceId,
+        /// Why.
+        source: DriverError,
+    },
+    /// The store cannot be listed.
+    #[error("{0}")]
+    Journal(#[from] JournalError),
+    /// The listener failed.
+    #[error("the HTTP server failed: {0}")]
+    Io(#[from] std::io::Error),
+    /// An instance's loop stopped on an error.
+    #[error("{0}")]
+    Loop(DriverError),
+}
+
+/// A spec, checked and compiled.
+pub(crate) struct Workflow {
+    pub source: SpecSource,
+    pub spec: Arc<CheckedSpec>,
+    pub program: Program,
+}
+
+pub(crate) struct Inner<S: ServeStore> {
+    pub store: S,
+    pub clock: SharedClock,
+    timer: Arc<dyn Timer>,
+    pub mode: ClockMode,
+    pub workflows: BTreeMap<String, Workflow>,
+    pub settings: Settings,
+    adapters: AdapterFactory,
+    pub instances: RwLock<BTreeMap<InstanceId, Arc<Hosted<S>>>>,
+    loops: tokio::sync::Mutex<JoinSet<Result<(), DriverError>>>,
+    stop: watch::Sender<bool>,
+    /// Set when the listener stops accepting: live-update streams end.
+    pub closing: watch::Sender<bool>,
+    /// Held while an instance is created, so two starts of one id cannot race.
+    pub starting: tokio::sync::Mutex<()>,
+    pub ready: AtomicBool,
+    pub metrics: metrics::Metrics,
+    pub sessions: auth::Sessions,
+    pub replays: webhook::Replays,
+}
+
+/// A running server's state: cheap to clone into handlers.
+pub struct App<S: ServeStore> {
+    inner: Arc<Inner<S>>,
+}
+
+impl<S: ServeStore> Clone for App<S> {
+    fn clone(&self) -> Self {
+        Self { inner: Arc::clone(&self.inner) }
+    }
+}
+
+impl<S: ServeStore> std::fmt::Debug for App<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").finish_non_exhaustive()
+    }
+}
+
+/// A [`Timer`] shared by every loop.
+struct SharedTimer(Arc<dyn Timer>);
+
+impl Timer for SharedTimer {
+    fn sleep_until(&self, at: chrono::DateTime<chrono::Utc>) -> Sleep {
+        self.0.sleep_until(at)
+    }
+}
+
+/// The bounds a server's store meets.
+pub trait ServeStore: Store + Clone + Send + Sync + 'static {}
+impl<T: Store + Clone + Send + Sync + 'static> ServeStore for T {}
+
+impl<S: ServeStore> App<S> {
+    /// Compiles the specs, opens every instance in the store and starts its loop.
+    ///
+    /// # Errors
+    /// [`ServeError`]: an invalid spec, an instance that does not open, a store that cannot
+    /// be listed.
+    pub async fn start(parts: AppParts<S>) -> Result<Self, ServeError> {
+        let mut workflows = BTreeMap::new();
+        for source in parts.specs {
+            let spec = kars_spec::load(&source.text, &source.origin).map_err(|r| ServeError::Spec(r.to_string()))?;
+            let program = Program::new(&spec).map_err(|e| ServeError::Spec(e.to_string()))?;
+            let name = spec.spec().name.clone();
+            if workflows.contains_key(&name) {
+                return Err(ServeError::DuplicateWorkflow { name });
+            }
+            workflows.insert(name, Workflow { source, spec: Arc::new(spec), program });
+        }
+        let (stop, _) = watch::channel(false);
+        let inner = Inner {
+            store: parts.store,
+            clock: parts.clock,
+            timer: parts.timer,
+            mode: parts.mode,
+            workflows,
+            settings: parts.settings,
+            adapters: parts.adapters,
+            instances: RwLock::new(BTreeMap::new()),
+            loops: tokio::sync::Mutex::new(JoinSet::new()),
+            stop,
+            closing: watch::Sender::new(false),
+            starting: tokio::sync::Mutex::new(()),
+            ready: AtomicBool::new(false),
+            metrics: metrics::Metrics::default(),
+            sessions: auth::Sessions::default(),
+            replays: webhook::Replays::default(),
+        };
+        let app = Self { inner: Arc::new(inner) };
+        let store = app.inner.store.clone();
+        let ids = tokio::task::spawn_blocking(move || store.list())
+            .await
+            .map_err(|e| ServeError::Io(std::io::Error::other(e.to_string())))??;
+        for id in ids {
+            let hosted = hosted::open(&app, id.clone()).await.map_err(|source| ServeError::Open { id, source })?;
+            app.host(hosted).await;
+        }
+        app.inner.ready.store(true, Ordering::SeqCst);
+        Ok(app)
+    }
+
+    /// The axum router of the whole service.
+    pub fn router(&self) -> axum::Router {
+        api::router(self.clone())
+    }
+
+    /// Adds a driven instance and starts its loop.
+    async fn host(&self, (driver, spec): hosted::Opened<S>) -> Arc<Hosted<S>> {
+        let service = Service::new(driver, SharedTimer(Arc::clone(&self.inner.timer)));
+        let hosted = Arc::new(Hosted::new(service.handle(), spec));
+        let mut stopped = self.inner.stop.subscribe();
+        self.inner.loops.lock().await.spawn(service.run(async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }));
+        let id = hosted.handle.read(|d| d.id().clone()).await;
+        self.inner.instances.write().await.insert(id, Arc::clone(&hosted));
+        hosted
+    }
+
+    /// The instance `id`, if hosted.
+    pub(crate) async fn instance(&self, id: &str) -> Option<Arc<Hosted<S>>> {
+        self.inner.instances.read().await.get(id).cloned()
+    }
+
+    /// Stops every loop: effects already calling an adapter finish and are journaled.
+    ///
+    /// # Errors
+    /// [`ServeError::Loop`] for the first loop that stopped on an error.
+    pub async fn shutdown(&self) -> Result<(), ServeError> {
+        self.inner.ready.store(false, Ordering::SeqCst);
+        self.inner.stop.send_replace(true);
+        let mut loops = self.inner.loops.lock().await;
+        let mut first = Ok(());
+        while let Some(joined) = loops.join_next().await {
+            if let Ok(Err(e)) = joined
+                && first.is_ok()
+            {
+                first = Err(ServeError::Loop(e));
+            }
+        }
+        first
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves: stops accepting, lets requests in
+/// flight finish (their journal writes complete), then stops the instance loops.
+///
+/// # Errors
+/// [`ServeError::Io`] when the listener fails; [`ServeError::Loop`] from [`App::shutdown`].
+pub async fn serve<S: ServeStore>(
+    app: App<S>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let router = app.router();
+    let closing = app.clone();
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            closing.inner.ready.store(false, Ordering::SeqCst);
+            closing.inner.closing.send_replace(true);
+        })
+        .await?;
+    app.shutdown().await
+}

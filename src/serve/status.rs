@@ -1,0 +1,129 @@
+//! An instance's status as JSON: where it is, what it waits for and why, who can act (each
+//! person with the engine's verdict), the deadline, the next timer, and this week's path; and
+//! the mermaid drawing with the instance overlay.
+
+use chrono::{DateTime, Utc};
+use kars_spec::CheckedSpec;
+use kars_spec::mermaid::{RenderOptions, StateView};
+use kars_spec::spec::NodeKind;
+use kars_workflow::driver::Driver;
+use kars_workflow::{Waiting, WaitingFor};
+use serde_json::{Value, json};
+
+use super::{ServeStore, SharedClock};
+
+/// The status document of `driver` at `now`.
+pub(crate) fn status<S: ServeStore>(driver: &Driver<S, SharedClock>, now: DateTime<Utc>) -> Value {
+    let instance = driver.instance();
+    let workflow = instance.workflow();
+    let now = now.max(instance.latest_instant());
+    let waiting = instance.waiting(now);
+    let label = waiting
+        .node
+        .as_ref()
+        .and_then(|n| workflow.node_index(n.as_str()))
+        .and_then(|i| workflow.node_label(i))
+        .map(|l| l.replace('\n', " "));
+    let kind = waiting
+        .node
+        .as_ref()
+        .and_then(|n| workflow.node_index(n.as_str()))
+        .and_then(|i| workflow.node_kind(i))
+        .map(node_kind);
+    let who: Vec<Value> = driver
+        .who_can_act(now)
+        .iter()
+        .map(|v| {
+            json!({
+                "person": v.person,
+                "node": v.node,
+                "allowed": v.allowed(),
+                "refused": v.verdict.as_ref().err().map(|e| json!({ "detail": e.to_string(), "reason": e })),
+            })
+        })
+        .collect();
+    let path: Vec<&str> = instance.visited_this_cycle().into_iter().map(|n| n.as_str()).collect();
+    let finished: Vec<Value> = instance
+        .cycle_outcomes()
+        .iter()
+        .rev()
+        .take(5)
+        .map(|c| json!({ "release": c.release.to_string(), "outcome": c.outcome, "ended_at": c.ended_at }))
+        .collect();
+    json!({
+        "id": driver.id(),
+        "workflow": workflow.name(),
+        "version": driver.version(),
+        "clock": driver.header().clock,
+        "now": now,
+        "release": waiting.release.to_string(),
+        "node": waiting.node,
+        "label": label,
+        "kind": kind,
+        "waiting": {
+            "text": waiting.to_string(),
+            "for": waiting.reason,
+            "short": short_waiting(&waiting),
+        },
+        "outcomes": outcomes(&waiting.reason),
+        "who_can_act": who,
+        "deadline": waiting.deadline,
+        "paused_by": waiting.paused_by,
+        "next_timer": instance.poll_timeout(),
+        "path": path,
+        "pending_effects": driver.pending_effects().count(),
+        "effects_in_flight": driver.effects_in_flight(),
+        "finished": finished,
+    })
+}
+
+fn node_kind(kind: NodeKind) -> &'static str {
+    match kind {
+        NodeKind::Start => "start",
+        NodeKind::Task => "task",
+        NodeKind::Decision => "decision",
+        NodeKind::Action => "action",
+        NodeKind::Wait => "wait",
+        NodeKind::End => "end",
+    }
+}
+
+/// The outcomes a person may give at the current node (empty: none asked for).
+pub(crate) fn outcomes(reason: &WaitingFor) -> Vec<String> {
+    match reason {
+        WaitingFor::Task { outcomes, .. } => outcomes.clone(),
+        WaitingFor::Decision { branches, .. } => branches.clone(),
+        WaitingFor::ActionResult { .. } => vec!["succeeded".to_owned(), "failed".to_owned()],
+        _ => Vec::new(),
+    }
+}
+
+/// The waiting text on the current node of a drawing.
+pub(crate) fn short_waiting(waiting: &Waiting) -> String {
+    match &waiting.reason {
+        WaitingFor::Task { roles, .. } => {
+            let roles: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+            format!("waits for {}", roles.join(" or "))
+        }
+        WaitingFor::Decision { role, .. } => format!("{role} decides"),
+        WaitingFor::Gate { opens_local, .. } => format!("gate opens {opens_local}"),
+        WaitingFor::ActionResult { .. } => "waits for its result".to_owned(),
+        WaitingFor::NextCycle { starts_local, .. } => format!("next cycle {starts_local}"),
+        WaitingFor::Stalled { .. } => "stalled".to_owned(),
+        _ => "waiting".to_owned(),
+    }
+}
+
+/// The mermaid flowchart of `spec` with where `driver` stands drawn on it.
+pub(crate) fn mermaid<S: ServeStore>(
+    driver: &Driver<S, SharedClock>,
+    spec: &CheckedSpec,
+    now: DateTime<Utc>,
+) -> String {
+    let instance = driver.instance();
+    let waiting = instance.waiting(now.max(instance.latest_instant()));
+    let current: Vec<_> = waiting.node.iter().cloned().collect();
+    let visited = instance.visited_this_cycle().into_iter().filter(|n| !current.contains(n)).cloned().collect();
+    let state = StateView { current, visited, waiting: Some(short_waiting(&waiting)) };
+    kars_spec::mermaid::render_state(spec.spec(), &RenderOptions::default(), &state)
+}

@@ -1,0 +1,61 @@
+//! `kars serve`'s page without a browser (feature `serve`): behind the trusted proxy the first
+//! visit opens an HttpOnly, SameSite=Strict session; a form post needs the session's CSRF
+//! token, and a post without it, with a wrong one, or without the cookie gets 403 and writes
+//! nothing. The browser test (`tests/serve_browser.rs`) does the same through Chromium.
+#![cfg(feature = "serve")]
+
+mod serve_support;
+
+use serve_support::{TestServer, request, token_settings};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_sessions_and_csrf_protect_the_page_forms() {
+    let mut settings = token_settings();
+    settings.proxy_peers = vec!["127.0.0.1".parse().unwrap()];
+    let server = TestServer::start(settings).await;
+    server.start_instance("kars").await;
+
+    // Erin arrives through the proxy: a session cookie, and her button for B.
+    let page = request(server.addr, "GET", "/ui/instances/kars", &[("X-Forwarded-User", "erin".to_owned())], b"").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let cookie = page.header("set-cookie").unwrap().to_owned();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let session = cookie.split(';').next().unwrap().to_owned();
+    assert!(page.body.contains("data-node=\"B\""), "{}", page.body);
+    let csrf = page.body.split("data-csrf=\"").nth(1).and_then(|r| r.split('"').next()).unwrap().to_owned();
+    assert_eq!(csrf.len(), 64);
+    assert!(page.header("content-security-policy").unwrap().contains("script-src 'self'"));
+
+    let post = |cookie: Option<String>, form: String| {
+        let server = &server;
+        async move {
+            let mut headers = vec![("Content-Type", "application/x-www-form-urlencoded".to_owned())];
+            if let Some(cookie) = cookie {
+                headers.push(("Cookie", cookie));
+            }
+            request(server.addr, "POST", "/ui/instances/kars/act", &headers, form.as_bytes()).await
+        }
+    };
+    let v = server.journal_version("kars");
+    for (cookie, form) in [
+        (Some(session.clone()), "node=B".to_owned()),
+        (Some(session.clone()), format!("node=B&csrf={}", "0".repeat(64))),
+        (None, format!("node=B&csrf={csrf}")),
+        (Some("kars_session=forged".to_owned()), format!("node=B&csrf={csrf}")),
+    ] {
+        let reply = post(cookie, form).await;
+        assert_eq!((reply.status, reply.problem()), (403, "csrf".to_owned()), "{}", reply.body);
+        assert_eq!(server.journal_version("kars"), v, "a forged post wrote to the journal");
+    }
+    // With the token, the form acts as erin (not as anyone the form names).
+    let reply = post(Some(session.clone()), format!("node=B&csrf={csrf}&actor=frank")).await;
+    assert_eq!(reply.status, 303, "{}", reply.body);
+    assert_eq!(server.status("kars").await["node"], "C");
+    let history = server.get(serve_support::Who::Token("carol"), "/api/instances/kars/history").await.json();
+    let last = &history["entries"].as_array().unwrap().last().unwrap()["entry"]["input"]["input"]["event"]["complete"];
+    assert_eq!(last["actor"]["name"], "erin", "{history}");
+    // Frank's button is his; erin's page offers her nothing at C.
+    let page = request(server.addr, "GET", "/ui/instances/kars/panel", &[("Cookie", session)], b"").await;
+    assert!(!page.body.contains("data-node="), "{}", page.body);
+    server.stop().await;
+}
