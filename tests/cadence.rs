@@ -99,32 +99,48 @@ fn an_instance_started_in_its_cycles_second_week_waits_for_the_next() {
     assert_eq!(instance.release().as_str(), "2026-W42");
 }
 
-/// The spec with another cadence.
-fn with_cadence(every: u8, anchor: NaiveDate) -> String {
-    TRAIN.replace(
-        "cadence: { every: 2w, anchor: 2026-01-05 }",
-        &format!("cadence: {{ every: {every}w, anchor: {anchor} }}"),
-    )
+/// The spec with another cadence and other holidays (`(first day, extra days)` each).
+fn with_cadence(every: u8, anchor: NaiveDate, holidays: &[(NaiveDate, i64)]) -> String {
+    let fixture = "holidays:\n  - { from: 2026-12-21, to: 2027-01-01 }  # company break\n  - 2027-03-26                            # Good Friday\n  - 2027-03-29                            # Easter Monday\n";
+    assert!(TRAIN.contains(fixture), "the fixture's holidays moved");
+    let mut list = String::new();
+    if !holidays.is_empty() {
+        list.push_str("holidays:\n");
+    }
+    for (from, extra) in holidays {
+        list.push_str(&format!("  - {{ from: {from}, to: {} }}\n", *from + Duration::days(*extra)));
+    }
+    TRAIN
+        .replace(
+            "cadence: { every: 2w, anchor: 2026-01-05 }",
+            &format!("cadence: {{ every: {every}w, anchor: {anchor} }}"),
+        )
+        .replace(fixture, &list)
 }
 
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig { cases: 24, ..proptest::prelude::ProptestConfig::default() })]
 
-    /// Every cycle starts on a cadence boundary of its zone's calendar (in the first week of
-    /// its cycle), and every gate resolves to its wall-clock time in the cycle it opens in.
+    /// Whatever the cadence (one to four weeks), its anchor and the holidays, every cycle starts
+    /// on a cadence boundary (in the first week of its cycle), and every gate resolves to its
+    /// wall-clock time in the cycle it opens in, or to that time on the next working day when
+    /// its rule says so.
     #[test]
     fn cycles_start_on_their_boundary_and_gates_at_their_wall_time(
         every in 1u8..=4,
         anchor_weeks in -60i64..60,
         start_days in 0i64..400,
         seed in 0u64..1000,
+        holidays in proptest::collection::vec((0i64..200, 0i64..6), 0..6),
     ) {
         let anchor = NaiveDate::from_ymd_opt(2026, 1, 5).unwrap() + Duration::weeks(anchor_weeks);
-        let yaml = with_cadence(every, anchor);
+        let start = NaiveDate::from_ymd_opt(2026, 2, 1).unwrap() + Duration::days(start_days);
+        let holidays: Vec<(NaiveDate, i64)> =
+            holidays.into_iter().map(|(d, n)| (start + Duration::days(d), n)).collect();
+        let yaml = with_cadence(every, anchor, &holidays);
         let checked = kars::spec::load(&yaml, "train.yaml").unwrap();
         let workflow = Arc::new(Workflow::compile(&checked).unwrap());
         let model = Model::defaults(&checked);
-        let start = NaiveDate::from_ymd_opt(2026, 2, 1).unwrap() + Duration::days(start_days);
         let config = SimConfig { weeks: 6, seed, start, history: SimHistory::Keep };
         let run = simulate(Arc::clone(&workflow), &model, &config, &mut ()).unwrap();
         let cadence = Cadence { every: kars::spec::cadence::Weeks(every), anchor: Some(anchor) };
