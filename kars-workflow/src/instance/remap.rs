@@ -9,7 +9,7 @@ use super::upgrade::UpgradeBlocker;
 use crate::workflow::{CompiledDeadline, LabelIndex, NodeIndex, Workflow};
 
 /// Remaps finished cycles' outcome labels to `new`'s table; labels it lacks are retired.
-pub(super) fn relabel_finished(old: &Workflow, new: &Workflow, state: &mut State) {
+fn relabel_finished(old: &Workflow, new: &Workflow, state: &mut State) {
     let old_retired = state.upgrades.as_mut().map(|u| std::mem::take(&mut u.retired)).unwrap_or_default();
     let old_text = |label: LabelIndex| -> Box<str> {
         let i = usize::from(label.0);
@@ -40,6 +40,23 @@ pub(super) fn relabel_finished(old: &Workflow, new: &Workflow, state: &mut State
     }
 }
 
+/// A state for `new` with fresh tables and what outlives a cycle taken from `state`: the clock,
+/// the cycle count and dates, this cycle's counters, the upgrade bookkeeping and the finished
+/// cycles (their outcomes relabelled for `new`).
+pub(super) fn carried_over(old: &Workflow, new: &Workflow, state: &State) -> State {
+    let mut fresh = State::new(new, state.clock);
+    fresh.cycle = state.cycle;
+    fresh.monday = state.monday;
+    fresh.cycle_started = state.cycle_started;
+    fresh.token = state.token;
+    fresh.misses = state.misses;
+    fresh.retry_rounds = state.retry_rounds;
+    fresh.upgrades.clone_from(&state.upgrades);
+    fresh.finished.clone_from(&state.finished);
+    relabel_finished(old, new, &mut fresh);
+    fresh
+}
+
 /// The state of `state` remapped onto `new` in the middle of a cycle, or every reason it
 /// cannot be.
 pub(super) fn migrate(old: &Workflow, new: &Workflow, state: &State) -> Result<State, Vec<UpgradeBlocker>> {
@@ -51,21 +68,12 @@ pub(super) fn migrate(old: &Workflow, new: &Workflow, state: &State) -> Result<S
     if old.prints.windows != new.prints.windows {
         blockers.push(UpgradeBlocker::WindowsChanged);
     }
-    let mut fresh = State::new(new, state.clock);
-    fresh.clock = state.clock;
-    fresh.cycle = state.cycle;
-    fresh.monday = state.monday;
-    fresh.cycle_started = state.cycle_started;
-    fresh.misses = state.misses;
-    fresh.retry_rounds = state.retry_rounds;
+    let mut fresh = carried_over(old, new, state);
     fresh.calendar_next = state.calendar_next;
     fresh.open_windows = state.open_windows;
-    fresh.upgrades.clone_from(&state.upgrades);
     if fresh.calendar.len() == state.calendar.len() {
         fresh.calendar.clone_from(&state.calendar);
     }
-    fresh.finished.clone_from(&state.finished);
-    relabel_finished(old, new, &mut fresh);
     token(old, new, state, &mut fresh, &mut blockers);
     visits(old, new, state, &mut fresh, &mut blockers);
     if running {

@@ -16,8 +16,8 @@ use kars_spec::{Fingerprint, NodeId};
 use serde::{Deserialize, Serialize};
 
 use super::Instance;
-use super::remap::{migrate, relabel_finished};
-use super::state::{State, Token};
+use super::remap::{carried_over, migrate};
+use super::state::Token;
 use crate::error::EngineError;
 use crate::history::{Input, Verdict};
 use crate::workflow::{LabelIndex, Workflow};
@@ -269,18 +269,7 @@ impl Instance {
     pub(crate) fn take_upcoming(&mut self, at: DateTime<Utc>) {
         let Some(next) = self.upcoming.take() else { return };
         debug_assert!(matches!(self.state.token, Token::Between { .. }), "a spec moves in between cycles only");
-        let mut state = State::new(&next, self.state.clock);
-        let old = &self.state;
-        state.clock = old.clock;
-        state.cycle = old.cycle;
-        state.monday = old.monday;
-        state.cycle_started = old.cycle_started;
-        state.token = old.token;
-        state.misses = old.misses;
-        state.retry_rounds = old.retry_rounds;
-        state.upgrades.clone_from(&old.upgrades);
-        state.finished = old.finished.clone();
-        relabel_finished(&self.workflow, &next, &mut state);
+        let mut state = carried_over(&self.workflow, &next, &self.state);
         let upgrades = state.upgrades_mut();
         upgrades.upcoming = None;
         upgrades.in_force = Some(next.fingerprint);
