@@ -122,6 +122,26 @@ impl fmt::Display for NoticeWords<'_> {
     }
 }
 
+impl crate::Waiting {
+    /// What the instance waits for in a few words, for the current node of a drawing or a
+    /// list (`waits for qa`, `gate opens Fri 2026-11-27 09:00 EST`).
+    #[must_use]
+    pub fn short(&self) -> String {
+        use crate::WaitingFor;
+        match &self.reason {
+            WaitingFor::Task { roles, .. } => {
+                let roles: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+                format!("waits for {}", roles.join(" or "))
+            }
+            WaitingFor::Decision { role, .. } => format!("{role} decides"),
+            WaitingFor::Gate { opens_local, .. } => format!("gate opens {opens_local}"),
+            WaitingFor::ActionResult { .. } => "waits for its result".to_owned(),
+            WaitingFor::NextCycle { starts_local, .. } => format!("next cycle {starts_local}"),
+            WaitingFor::Stalled { .. } => "stalled".to_owned(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

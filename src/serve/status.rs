@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use kars_spec::CheckedSpec;
 use kars_spec::mermaid::{RenderOptions, StateView};
 use kars_spec::spec::NodeKind;
+use kars_workflow::WaitingFor;
 use kars_workflow::driver::Driver;
-use kars_workflow::{Waiting, WaitingFor};
 use serde_json::{Value, json};
 
 use super::{ServeStore, SharedClock};
@@ -63,7 +63,7 @@ pub(crate) fn status<S: ServeStore>(driver: &Driver<S, SharedClock>, now: DateTi
         "waiting": {
             "text": waiting.to_string(),
             "for": waiting.reason,
-            "short": short_waiting(&waiting),
+            "short": waiting.short(),
         },
         "outcomes": outcomes(&waiting.reason),
         "who_can_act": who,
@@ -98,22 +98,6 @@ pub(crate) fn outcomes(reason: &WaitingFor) -> Vec<String> {
     }
 }
 
-/// The waiting text on the current node of a drawing.
-pub(crate) fn short_waiting(waiting: &Waiting) -> String {
-    match &waiting.reason {
-        WaitingFor::Task { roles, .. } => {
-            let roles: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
-            format!("waits for {}", roles.join(" or "))
-        }
-        WaitingFor::Decision { role, .. } => format!("{role} decides"),
-        WaitingFor::Gate { opens_local, .. } => format!("gate opens {opens_local}"),
-        WaitingFor::ActionResult { .. } => "waits for its result".to_owned(),
-        WaitingFor::NextCycle { starts_local, .. } => format!("next cycle {starts_local}"),
-        WaitingFor::Stalled { .. } => "stalled".to_owned(),
-        _ => "waiting".to_owned(),
-    }
-}
-
 /// The mermaid flowchart of `spec` with where `driver` stands drawn on it.
 pub(crate) fn mermaid<S: ServeStore>(
     driver: &Driver<S, SharedClock>,
@@ -124,6 +108,6 @@ pub(crate) fn mermaid<S: ServeStore>(
     let waiting = instance.waiting(now.max(instance.latest_instant()));
     let current: Vec<_> = waiting.node.iter().cloned().collect();
     let visited = instance.visited_this_cycle().into_iter().filter(|n| !current.contains(n)).cloned().collect();
-    let state = StateView { current, visited, waiting: Some(short_waiting(&waiting)) };
+    let state = StateView { current, visited, waiting: Some(waiting.short()) };
     kars_spec::mermaid::render_state(spec.spec(), &RenderOptions::default(), &state)
 }

@@ -6,7 +6,7 @@ use kars::workflow::driver::{Adapters, ClockMode, Driver, Parts, read_journal};
 use kars::workflow::journal::Store;
 
 use super::store::{Access, Location, SchemaArg};
-use super::{Done, Failure, clock_for, config_for, driver_failure, last_instant, status, stored_spec, usage};
+use super::{Done, Failure, clock_for, config_for, driver_failure, last_instant, stored_spec, usage};
 
 /// One instance's line.
 struct Line {
@@ -73,7 +73,7 @@ fn line<S: Store>(store: &std::sync::Arc<S>, id: &kars::workflow::InstanceId) ->
         release: waiting.release.to_string(),
         version: driver.version().to_string(),
         at: waiting.node.as_ref().map_or_else(|| "-".to_owned(), |n| format!("`{n}`")),
-        stands: status::short_waiting(&waiting),
+        stands: waiting.short(),
     })
 }
 

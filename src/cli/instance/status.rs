@@ -119,19 +119,3 @@ fn who(waiting: &Waiting, verdicts: &[CanAct], id: &str, mode: ClockMode) -> Str
         _ => "nobody".to_owned(),
     }
 }
-
-/// The waiting text on the current node of a rendering.
-pub fn short_waiting(waiting: &Waiting) -> String {
-    match &waiting.reason {
-        WaitingFor::Task { roles, .. } => {
-            let roles: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
-            format!("waits for {}", roles.join(" or "))
-        }
-        WaitingFor::Decision { role, .. } => format!("{role} decides"),
-        WaitingFor::Gate { opens_local, .. } => format!("gate opens {opens_local}"),
-        WaitingFor::ActionResult { .. } => "waits for its result".to_owned(),
-        WaitingFor::NextCycle { starts_local, .. } => format!("next cycle {starts_local}"),
-        WaitingFor::Stalled { .. } => "stalled".to_owned(),
-        _ => "waiting".to_owned(),
-    }
-}
