@@ -25,6 +25,13 @@ fn instance_commands_on_a_store_print_what_they_print_on_a_journal_directory() {
     let on_dir = ["--journal", journal.to_str().unwrap()];
     let on_store = ["--store", db.url.as_str(), "--schema", db.schema.as_str()];
     let id = ["--id", "kars-release"];
+    let relabelled = dir.path().join("relabelled.yaml");
+    let text = std::fs::read_to_string(SPEC)
+        .unwrap()
+        .replace("label: \"Developers Build\\nFeatures\"", "label: \"Developers Build\\nAll Features\"");
+    assert!(text.contains("All Features"), "the relabel applies to the bundled spec");
+    std::fs::write(&relabelled, text).unwrap();
+    let relabelled = relabelled.to_str().unwrap().to_owned();
     let steps: Vec<(Vec<&str>, i32)> = vec![
         (vec!["instance", "start", SPEC, "--clock", "virtual", "--now", "2026-11-23T08:00:00-05:00"], 0),
         (
@@ -75,6 +82,22 @@ fn instance_commands_on_a_store_print_what_they_print_on_a_journal_directory() {
         ),
         (vec!["instance", "tick", id[0], id[1], "--now", "2026-11-24T09:05:00-05:00"], 0),
         (vec!["instance", "status", id[0], id[1], "--now", "2026-11-24T09:06:00-05:00"], 0),
+        // A spec upgrade: the plan, then a cosmetic change applied at once.
+        (vec!["instance", "upgrade", id[0], id[1], &relabelled, "--dry-run", "--actor", "frank"], 0),
+        (
+            vec![
+                "instance",
+                "upgrade",
+                id[0],
+                id[1],
+                &relabelled,
+                "--actor",
+                "frank",
+                "--now",
+                "2026-11-24T09:07:00-05:00",
+            ],
+            0,
+        ),
         (vec!["instance", "history", id[0], id[1]], 0),
         (vec!["render", SPEC, id[0], id[1]], 0),
         (
@@ -105,7 +128,7 @@ fn instance_commands_on_a_store_print_what_they_print_on_a_journal_directory() {
     assert_eq!(
         list,
         "ID            WORKFLOW      CLOCK      RELEASE   VERSION  AT   STANDS\n\
-         kars-release  kars-release  rehearsal  2026-W48  4        `D`  waits for developer\n\
+         kars-release  kars-release  rehearsal  2026-W48  6        `D`  waits for developer\n\
          second        kars-release  rehearsal  2026-W48  1        `B`  waits for product_manager or team_lead\n"
     );
 }
