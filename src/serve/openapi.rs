@@ -258,7 +258,7 @@ fn schemas() -> Value {
             "kind": string, "waiting": { "type": "object" }, "outcomes": { "type": "array", "items": string },
             "who_can_act": { "type": "array", "items": { "type": "object", "properties": {
                 "person": string, "node": string, "allowed": { "type": "boolean" }, "refused": { "type": "object" } } } },
-            "deadline": { "type": "object" }, "paused_by": string, "next_timer": { "type": "string", "format": "date-time" },
+            "deadline": { "type": "object" }, "paused_by": string, "next_timer": { "type": "string", "format": "date-time" }, "next_timer_local": string,
             "path": { "type": "array", "items": string }, "pending_effects": { "type": "integer" } } },
         "InstanceList": { "type": "object", "properties": { "instances": { "type": "array", "items": { "type": "object" } } } },
         "HistoryPage": { "type": "object", "properties": {

@@ -253,7 +253,7 @@ async fn panel_html<S: ServeStore>(app: &App<S>, hosted: &super::hosted::Hosted<
             ));
         }
     }
-    let next = s["next_timer"]
+    let next = s["next_timer_local"]
         .as_str()
         .map(|t| format!("<p>next timer: <span id=\"next\">{}</span></p>", esc(t)))
         .unwrap_or_default();

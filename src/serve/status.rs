@@ -70,6 +70,7 @@ pub(crate) fn status<S: ServeStore>(driver: &Driver<S, SharedClock>, now: DateTi
         "deadline": waiting.deadline,
         "paused_by": waiting.paused_by,
         "next_timer": instance.poll_timeout(),
+        "next_timer_local": instance.poll_timeout().map(|at| kars_workflow::local_time(at, workflow.zone())),
         "path": path,
         "pending_effects": driver.pending_effects().count(),
         "effects_in_flight": driver.effects_in_flight(),
