@@ -134,10 +134,17 @@ fn a_merge_whose_answer_was_lost_is_found_merged_by_the_retry() {
     fake.fault("merge", Fault::DropAnswer);
     let err = vcs.merge(&dev_to_prod("kars/2026-W49/X/1")).unwrap_err();
     assert!(err.is_transient(), "{}", text(&err));
+    // Someone opens a new pull request before the retry: the retry still finds its own.
+    fake.with(|g| {
+        g.push("kars-dev");
+        let newer = g.open_pull("kars-dev", "kars-prod");
+        g.review(newer, "frank", "APPROVED");
+    });
     assert!(vcs.merge(&dev_to_prod("kars/2026-W49/X/1")).unwrap().replayed);
     assert_eq!(fake.count("merge"), 2);
-    // Another key finds no open pull request: permanent, with what to do.
-    let err = vcs.merge(&dev_to_prod("kars/2026-W50/X/1")).unwrap_err();
+    // Another key merges the newer one; then there is none left: permanent, with what to do.
+    assert!(!vcs.merge(&dev_to_prod("kars/2026-W50/X/1")).unwrap().replayed);
+    let err = vcs.merge(&dev_to_prod("kars/2026-W51/X/1")).unwrap_err();
     assert!(!err.is_transient() && text(&err).contains("no open pull request from `kars-dev`"), "{err}");
 }
 

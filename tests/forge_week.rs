@@ -138,3 +138,16 @@ fn what_the_spec_requires_of_a_merge_is_what_the_forge_adapter_checks() {
     // The feature pull request (no `requires:` on G) merged with the adapter's default.
     assert_eq!(world.fake.with(|g| g.pulls[0].merge_method.clone()).as_deref(), Some("merge"));
 }
+
+#[test]
+fn a_week_without_faults_costs_twelve_requests() {
+    let world = World::new();
+    world.fake.with(|g| {
+        g.computing_reads = 0;
+        g.pull_mut(world.feature_pull).computing = 0;
+    });
+    let driver = run_week(&world);
+    released(&driver);
+    // Open V: list, create; each merge (G, X): list, read, reviews, mark, merge.
+    assert_eq!(world.vcs.requests(), 12);
+}

@@ -251,9 +251,11 @@ async fn handle<F: Flavour>(
     }
     let text = answer.body.to_string();
     if cut {
-        // Promise more than is sent: the server closes the connection mid-answer.
-        let promised = text.len() + 64;
-        return response.header("content-length", promised).body(Body::from(text)).unwrap();
+        // Half the answer, then the body fails: the server aborts the connection mid-answer.
+        let half = text.as_bytes()[..text.len() / 2].to_vec();
+        let parts: Vec<Result<Vec<u8>, std::io::Error>> =
+            vec![Ok(half), Err(std::io::Error::other("the fake forge cuts the connection"))];
+        return response.body(Body::from_stream(futures_util::stream::iter(parts))).unwrap();
     }
     response.body(Body::from(text)).unwrap()
 }

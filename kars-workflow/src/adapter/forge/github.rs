@@ -398,18 +398,17 @@ impl GitHubVcs {
         check_key(ADAPTER, OP, key)?;
         let marker = key_marker("merge", key);
         let open: Vec<Pull> = match &request.from {
-            BranchSelector::Name(from) => self.pulls(OP, Some(key), "open", Some(from), &request.to)?,
-            BranchSelector::Pattern(_) => self
-                .pulls(OP, Some(key), "open", None, &request.to)?
-                .into_iter()
-                .filter(|p| request.from.matches(&p.head.name))
-                .collect(),
-        };
-        if open.is_empty() {
-            if let BranchSelector::Name(from) = &request.from {
-                // A retry after a lost answer: the pull request this key merged.
-                let closed = self.pulls(OP, Some(key), "closed", Some(from), &request.to)?;
-                let Some(pull) = closed.iter().find(|p| p.is_merged() && p.has_marker(&marker)) else {
+            BranchSelector::Name(from) => {
+                // Every state in one listing: a pull request this key merged already (a retry
+                // after a lost answer) wins over one opened since.
+                let pulls = self.pulls(OP, Some(key), "all", Some(from), &request.to)?;
+                if let Some(pull) = pulls.iter().find(|p| p.is_merged() && p.has_marker(&marker)) {
+                    let head = self.target_head(OP, key, &request.to)?;
+                    let merged = vec![BranchHead { branch: pull.head.name.clone(), commit: pull.head.sha.clone() }];
+                    return Ok(MergeOutcome { head, merged, replayed: true });
+                }
+                let open: Vec<Pull> = pulls.into_iter().filter(|p| p.state == "open").collect();
+                if open.is_empty() {
                     return Err(AdapterError::permanent(
                         ADAPTER,
                         OP,
@@ -419,11 +418,17 @@ impl GitHubVcs {
                             request.to
                         ),
                     ));
-                };
-                let head = self.target_head(OP, key, &request.to)?;
-                let merged = vec![BranchHead { branch: pull.head.name.clone(), commit: pull.head.sha.clone() }];
-                return Ok(MergeOutcome { head, merged, replayed: true });
+                }
+                open
             }
+            BranchSelector::Pattern(_) => self
+                .pulls(OP, Some(key), "open", None, &request.to)?
+                .into_iter()
+                .filter(|p| request.from.matches(&p.head.name))
+                .collect(),
+        };
+        if open.is_empty() {
+            // A pattern that matches no open pull request merges nothing.
             let head = self.target_head(OP, key, &request.to)?;
             return Ok(MergeOutcome { head, merged: Vec::new(), replayed: false });
         }

@@ -401,17 +401,17 @@ impl GitLabVcs {
         }
         let marker = key_marker("merge", key);
         let open: Vec<Mr> = match &request.from {
-            BranchSelector::Name(from) => self.mrs(OP, Some(key), "opened", Some(from), &request.to)?,
-            BranchSelector::Pattern(_) => self
-                .mrs(OP, Some(key), "opened", None, &request.to)?
-                .into_iter()
-                .filter(|m| request.from.matches(&m.source_branch))
-                .collect(),
-        };
-        if open.is_empty() {
-            if let BranchSelector::Name(from) = &request.from {
-                let merged = self.mrs(OP, Some(key), "merged", Some(from), &request.to)?;
-                let Some(mr) = merged.iter().find(|m| m.has_marker(&marker)) else {
+            BranchSelector::Name(from) => {
+                // Every state in one listing: a merge request this key merged already (a retry
+                // after a lost answer) wins over one opened since.
+                let mrs = self.mrs(OP, Some(key), "all", Some(from), &request.to)?;
+                if let Some(mr) = mrs.iter().find(|m| m.state == "merged" && m.has_marker(&marker)) {
+                    let head = self.target_head(key, &request.to)?;
+                    let merged = vec![BranchHead { branch: mr.source_branch.clone(), commit: mr.sha.clone() }];
+                    return Ok(MergeOutcome { head, merged, replayed: true });
+                }
+                let open: Vec<Mr> = mrs.into_iter().filter(|m| m.state == "opened").collect();
+                if open.is_empty() {
                     return Err(AdapterError::permanent(
                         ADAPTER,
                         OP,
@@ -421,11 +421,17 @@ impl GitLabVcs {
                             request.to
                         ),
                     ));
-                };
-                let head = self.target_head(key, &request.to)?;
-                let merged = vec![BranchHead { branch: mr.source_branch.clone(), commit: mr.sha.clone() }];
-                return Ok(MergeOutcome { head, merged, replayed: true });
+                }
+                open
             }
+            BranchSelector::Pattern(_) => self
+                .mrs(OP, Some(key), "opened", None, &request.to)?
+                .into_iter()
+                .filter(|m| request.from.matches(&m.source_branch))
+                .collect(),
+        };
+        if open.is_empty() {
+            // A pattern that matches no open merge request merges nothing.
             return Ok(MergeOutcome { head: self.target_head(key, &request.to)?, merged: Vec::new(), replayed: false });
         }
         let mut ready = Vec::new();
