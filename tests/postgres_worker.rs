@@ -270,9 +270,14 @@ fn an_idle_worker_wakes_on_the_notify_hint_and_after_its_connections_are_termina
     let name = format!("kars-test-worker-notify-{}", std::process::id());
     let recorded = Arc::new(RecordingNotifier::new());
     let worker = {
-        let recorded = Arc::clone(&recorded);
-        let host: Arc<Host> =
-            Arc::new(move |_journal| Ok((program(), Adapters::new(Arc::clone(&recorded)), DriverConfig::default())));
+        // The setup's VCS and operations: should the hint wake the worker while the setup still
+        // drives the week, a merge or deploy it takes over ends as the setup's would.
+        let (recorded, vcs, ops) = (Arc::clone(&recorded), Arc::clone(&setup_world.vcs), Arc::clone(&setup_world.ops));
+        let host: Arc<Host> = Arc::new(move |_journal| {
+            let adapters =
+                Adapters::new(Arc::clone(&recorded)).with_vcs(Arc::clone(&vcs)).with_operations(Arc::clone(&ops));
+            Ok((program(), adapters, DriverConfig::default()))
+        });
         let config = WorkerConfig { lease: Duration::from_secs(30), batch: 4, poll: Duration::from_secs(60) };
         let store = PgStore::connect(&db.url, &db.config().with_application_name(&name)).unwrap();
         Worker::new(store, config, Arc::clone(&clock), host)

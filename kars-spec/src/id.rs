@@ -152,7 +152,7 @@ macro_rules! id_type {
     ($(#[$meta:meta])* $name:ident, $kind:literal, $check:ident, $pattern:literal) => {
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name(String);
+        pub struct $name(std::sync::Arc<str>);
 
         impl $name {
             /// Validates `id` and wraps it.
@@ -162,7 +162,7 @@ macro_rules! id_type {
             pub fn new(id: impl Into<String>) -> Result<Self, IdError> {
                 let id = id.into();
                 $check($kind, &id)?;
-                Ok(Self(id))
+                Ok(Self(id.into()))
             }
 
             /// The id as a string slice.
