@@ -10,10 +10,22 @@ use serde::{Deserialize, Serialize};
 
 use crate::workflow::{LabelIndex, NodeIndex, WindowIndex};
 
-/// The release a cycle ships: its ISO week, such as `2026-W48`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ReleaseId(String);
+/// The release a cycle ships: its ISO week, such as `2026-W48`. Shared: a clone is a
+/// reference count (an instance hands the same id to every effect of a cycle).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ReleaseId(std::sync::Arc<str>);
+
+impl Serialize for ReleaseId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ReleaseId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(|s| Self(s.into()))
+    }
+}
 
 impl ReleaseId {
     /// The release id of the cycle whose Monday is `monday`.
@@ -25,7 +37,7 @@ impl ReleaseId {
         // `kars_spec::calendar::release_id` without the formatting machinery for four-digit
         // years (every instant the engine works with), the same text.
         let Ok(year @ 1000..=9999) = u32::try_from(year) else {
-            return Self(kars_spec::calendar::release_id(monday));
+            return Self(kars_spec::calendar::release_id(monday).into());
         };
         let digit = |n: u32| b'0' + (n % 10) as u8;
         let text = [digit(year / 1000), digit(year / 100), digit(year / 10), digit(year), b'-', b'W'];
@@ -33,7 +45,7 @@ impl ReleaseId {
         id.push_str(std::str::from_utf8(&text).unwrap_or_default());
         id.push(char::from(digit(number / 10)));
         id.push(char::from(digit(number)));
-        Self(id)
+        Self(id.into())
     }
 
     /// The id as a string slice.

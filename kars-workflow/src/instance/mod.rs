@@ -49,6 +49,8 @@ pub struct Instance {
     resolved: Vec<Resolved>,
     /// The spec that takes effect when the next cycle starts ([`Instance::upgrade`]).
     upcoming: Option<Arc<Workflow>>,
+    /// The running cycle's release id (of `state.monday`), shared by its effects.
+    release: crate::effect::ReleaseId,
 }
 
 impl PartialEq for Instance {
@@ -173,6 +175,7 @@ impl Instance {
             started_at: now,
         };
         let state = State::new(&workflow, now);
+        let release = crate::effect::ReleaseId::of(state.monday);
         let mut instance = Self {
             workflow,
             state,
@@ -182,6 +185,7 @@ impl Instance {
             replay,
             resolved: Vec::new(),
             upcoming: None,
+            release,
         };
         instance.refresh_calendar(now);
         match instance.first_start(now) {
@@ -406,7 +410,9 @@ impl Instance {
                 }
             },
         };
+        let release = crate::effect::ReleaseId::of(state.monday);
         Ok(Self {
+            release,
             workflow,
             state,
             history,

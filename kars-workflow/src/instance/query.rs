@@ -146,7 +146,7 @@ impl Instance {
     /// The release of the running (or last) cycle.
     #[must_use]
     pub fn release(&self) -> ReleaseId {
-        ReleaseId::of(self.state.monday)
+        self.release.clone()
     }
 
     /// How many cycles have started (the running one included).

@@ -334,6 +334,7 @@ impl Instance {
         let state = &mut self.state;
         state.cycle = state.cycle.saturating_add(1);
         state.monday = monday;
+        self.release = ReleaseId::of(monday);
         state.cycle_started = at;
         state.nodes.iter_mut().for_each(|v| *v = 0);
         state.exhausted = 0;
@@ -428,7 +429,7 @@ impl Instance {
     /// `{instance}/{release}/{node}/{suffix}`, built without the formatting machinery.
     /// The key of the effect that node `node`'s current visit performs (its action).
     pub(crate) fn action_key(&self, node: NodeIndex) -> EffectKey {
-        let release = ReleaseId::of(self.state.monday);
+        let release = self.release.clone();
         self.effect_key(&release, node, KeySuffix::Entry(self.state.visits(node)))
     }
 
@@ -471,7 +472,7 @@ impl Instance {
         let Some(action) = &compiled.action else {
             return;
         };
-        let release = ReleaseId::of(self.state.monday);
+        let release = self.release.clone();
         let kind = match action {
             CompiledAction::Notify { to, message } => {
                 if to.is_empty() {
@@ -503,7 +504,7 @@ impl Instance {
         if escalation.notify.is_empty() {
             return;
         }
-        let release = ReleaseId::of(self.state.monday);
+        let release = self.release.clone();
         let message = match &escalation.message {
             Some(m) => self.expand(&release, node, m),
             None => self.expand(&release, node, "{release}: `{node}` escalated"),
