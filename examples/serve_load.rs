@@ -1,11 +1,15 @@
 //! Load for `kars serve` (feature `serve`): a server on an ephemeral port with a file journal
-//! in a temporary directory, and N concurrent clients that read an instance's status and act
-//! on it (with the version they read, so a client that lost a race gets 409 and reads again)
-//! for S seconds. Prints requests per second, p50/p99 latency of reads and writes, and checks
-//! the journals afterwards: every accepted act is one history record, none lost, none twice.
+//! in a temporary directory (or, with `--store URL` and the `postgres` feature, in the
+//! PostgreSQL schema `kars_load`, dropped before and after), and N concurrent clients that
+//! read an instance's status and act on it (with the version they read, so a client that lost
+//! a race gets 409 and reads again) for S seconds. Prints requests per second, p50/p99 latency
+//! of reads and writes, and checks the journals afterwards: every accepted act is one history
+//! record, none lost, none twice.
 //!
 //! ```text
 //! cargo run --release --example serve_load --features serve -- [CLIENTS] [SECONDS] [INSTANCES]
+//! cargo run --release --example serve_load --features serve,postgres -- \
+//!     [CLIENTS] [SECONDS] [INSTANCES] --store 'host=/var/run/postgresql dbname=test'
 //! ```
 //!
 //! The workflow is `benches/serve/load.yaml`: a task and a decision looping back to it.
@@ -18,7 +22,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kars::serve::{App, AppParts, Settings, SpecSource};
+use kars::serve::{App, AppParts, ServeStore, Settings, Sharing, SpecSource};
 use kars::workflow::driver::{ClockMode, Entry, SystemClock, read_journal};
 use kars::workflow::journal::FileStore;
 use kars::workflow::service::SystemTimer;
@@ -93,15 +97,73 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
-    let mut args = std::env::args().skip(1).map(|a| a.parse::<u64>());
-    let clients = args.next().transpose()?.unwrap_or(200);
-    let seconds = args.next().transpose()?.unwrap_or(30);
-    let instances = args.next().transpose()?.unwrap_or(20).max(1);
-    let dir = tempfile::tempdir()?;
-    let store = Arc::new(FileStore::create_dir(dir.path())?);
-    let settings = Settings::default().with_token_hash("w1".parse()?, &kars::serve::hash_token(TOKEN))?;
+    let mut numbers = Vec::new();
+    let mut store_url = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--store" => store_url = Some(args.next().ok_or("`--store` needs a URL")?),
+            _ => numbers.push(arg.parse::<u64>()?),
+        }
+    }
+    let mut numbers = numbers.into_iter();
+    let load = Load {
+        clients: numbers.next().unwrap_or(200),
+        seconds: numbers.next().unwrap_or(30),
+        instances: numbers.next().unwrap_or(20).max(1),
+    };
+    match store_url {
+        None => {
+            let dir = tempfile::tempdir()?;
+            let store = Arc::new(FileStore::create_dir(dir.path())?);
+            run(load, store, Sharing::Exclusive, "file journal").await
+        }
+        Some(url) => postgres(load, &url).await,
+    }
+}
+
+/// The PostgreSQL run, in the schema `kars_load` (dropped before and after).
+#[cfg(feature = "postgres")]
+async fn postgres(load: Load, url: &str) -> Result<(), Box<dyn Error + Send + Sync>> {
+    use kars::workflow::journal::{PgStore, PgStoreConfig};
+    const SCHEMA: &str = "kars_load";
+    let (admin, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    let connection = tokio::spawn(connection);
+    let drop_schema = format!("DROP SCHEMA IF EXISTS {SCHEMA} CASCADE");
+    admin.batch_execute(&drop_schema).await?;
+    let config = PgStoreConfig::default().with_schema(SCHEMA).with_pool_size(16);
+    let url_owned = url.to_owned();
+    let store = tokio::task::spawn_blocking(move || PgStore::connect(&url_owned, &config)).await??;
+    let result = run(load, store, Sharing::Shared, "PostgreSQL (pool of 16)").await;
+    admin.batch_execute(&drop_schema).await?;
+    connection.abort();
+    result
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn postgres(_load: Load, _url: &str) -> Result<(), Box<dyn Error + Send + Sync>> {
+    Err("`--store` needs the `postgres` feature: `--features serve,postgres`".into())
+}
+
+/// How much load.
+#[derive(Clone, Copy)]
+struct Load {
+    clients: u64,
+    seconds: u64,
+    instances: u64,
+}
+
+async fn run<S: ServeStore>(
+    load: Load,
+    store: S,
+    sharing: Sharing,
+    label: &str,
+) -> Result<(), Box<dyn Error + Send + Sync>> {
+    let Load { clients, seconds, instances } = load;
+    let settings =
+        Settings::default().with_token_hash("w1".parse()?, &kars::serve::hash_token(TOKEN))?.with_sharing(sharing);
     let parts = AppParts {
-        store: Arc::clone(&store),
+        store: store.clone(),
         clock: Arc::new(SystemClock),
         timer: Arc::new(SystemTimer),
         mode: ClockMode::System,
@@ -145,7 +207,7 @@ async fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
     let mut lost_or_duplicated = 0i64;
     for i in 0..instances {
         let id = InstanceId::new(format!("load-{i}"))?;
-        let journal = read_journal(&*store, &id)?;
+        let journal = read_journal(&store, &id)?;
         let mut seqs = Vec::new();
         let mut completes = 0u64;
         for entry in &journal.entries {
@@ -164,7 +226,7 @@ async fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
     total.writes.sort();
     let requests = total.reads.len() + total.writes.len();
     let accepted: u64 = total.accepted.values().sum();
-    println!("{clients} clients, {instances} instances, {seconds} s, file journal");
+    println!("{clients} clients, {instances} instances, {seconds} s, {label}");
     println!("requests: {requests} ({:.0}/s); errors: {}", requests as f64 / elapsed, total.errors);
     println!("reads:  p50 {:.1} ms, p99 {:.1} ms", percentile(&total.reads, 0.5), percentile(&total.reads, 0.99));
     println!(

@@ -717,3 +717,20 @@ fn a_throttled_call_is_retried_no_sooner_than_the_service_asked() {
         other => panic!("expected the merge, got {other:?}"),
     }
 }
+
+/// A driver that another writer overtook catches up with one version query and one reload,
+/// and does nothing when it is current.
+#[test]
+fn catch_up_reloads_only_when_another_writer_moved_the_instance() {
+    let world = World::new(local("2026-11-23 08:00"));
+    let store = Arc::new(MemoryStore::new());
+    let mut first = Driver::create(world.parts(Arc::clone(&store), fast_retries()), &program(), &id(), None).unwrap();
+    let mut second = Driver::open(world.parts(Arc::clone(&store), fast_retries()), &program(), &id()).unwrap();
+    assert!(!second.catch_up().unwrap());
+    first.handle_event(event("B", "erin", None)).unwrap();
+    assert_eq!(second.instance().current_node().unwrap().as_str(), "B");
+    assert!(second.catch_up().unwrap());
+    assert_eq!(second.version(), first.version());
+    assert_eq!(second.instance(), first.instance());
+    assert!(!second.catch_up().unwrap());
+}

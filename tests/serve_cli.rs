@@ -85,3 +85,30 @@ fn a_server_starts_an_instance_and_stops_gracefully_on_sigterm() {
     use kars::workflow::journal::Store;
     assert_eq!(store.list().unwrap().iter().map(|i| i.as_str().to_owned()).collect::<Vec<_>>(), ["kars"]);
 }
+
+#[test]
+fn the_store_is_a_journal_directory_or_a_database_not_both_nor_neither() {
+    let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/workflows/kars-release.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal");
+    let both = kars()
+        .args(["serve", spec, "--store", "postgres://kars@127.0.0.1:1/kars", "--journal"])
+        .arg(&journal)
+        .output()
+        .unwrap();
+    assert_eq!(both.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&both.stderr).contains("cannot be used with"), "{both:?}");
+    let neither = kars().args(["serve", spec]).output().unwrap();
+    assert_eq!(neither.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&neither.stderr).contains("`--journal DIR` or `--store URL`"), "{neither:?}");
+    let schema_alone = kars().args(["serve", spec, "--schema", "kars", "--journal"]).arg(&journal).output().unwrap();
+    assert_eq!(schema_alone.status.code(), Some(2), "{schema_alone:?}");
+    assert!(!journal.exists(), "a refused command created the journal");
+    // Without the `postgres` feature, `--store` says how to get it.
+    #[cfg(not(feature = "postgres"))]
+    {
+        let out = kars().args(["serve", spec, "--store", "postgres://kars@127.0.0.1:1/kars"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("built without PostgreSQL"), "{out:?}");
+    }
+}

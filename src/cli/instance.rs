@@ -16,7 +16,7 @@ mod forge;
 mod identity;
 mod list;
 mod status;
-mod store;
+pub(super) mod store;
 mod transcript;
 mod upgrade;
 #[cfg(feature = "postgres")]

@@ -1,5 +1,6 @@
-//! `kars serve SPEC... --listen ADDR --journal DIR [--config FILE]`: the HTTP service
-//! ([`kars::serve`]) on the system clock with a file journal; `kars serve hash-token` and
+//! `kars serve SPEC... --listen ADDR (--journal DIR | --store URL [--schema NAME]) [--config FILE]`:
+//! the HTTP service ([`kars::serve`]) on the system clock with a journal directory or a
+//! PostgreSQL store (feature `postgres`, shared by replicas); `kars serve hash-token` and
 //! `kars serve new-token` make the token hashes its config holds.
 
 use std::io::Read as _;
@@ -7,12 +8,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use kars::serve::{App, AppParts, ConfigFile, Settings, SpecSource};
+use kars::serve::{App, AppParts, ConfigFile, Settings, Sharing, SpecSource};
 use kars::workflow::adapter::{ConsoleNotifier, GitVcs};
 use kars::workflow::driver::{Adapters, ClockMode, SystemClock};
-use kars::workflow::journal::FileStore;
 use kars::workflow::service::SystemTimer;
 
+use super::instance::store::{Location, SchemaArg};
 use super::{EXIT_USAGE, Failure};
 
 /// Arguments of `kars serve`.
@@ -45,8 +46,18 @@ struct RunArgs {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     listen: String,
     /// The journal directory (created if missing).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "store")]
     journal: Option<PathBuf>,
+    /// A PostgreSQL database instead of a journal directory (built with the `postgres`
+    /// feature): `postgres://user@host/db` or `host=/var/run/postgresql dbname=db`. Several
+    /// servers may share it (replicas behind one address).
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
+    #[command(flatten)]
+    schema: SchemaArg,
+    /// Database connections of `--store` (requests beyond it wait for one).
+    #[arg(long, value_name = "N", default_value_t = 16, requires = "store")]
+    pool: usize,
     /// The config file: token hashes, proxy addresses, webhook senders, limits (YAML).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -98,8 +109,15 @@ fn new_token() -> Result<(), Failure> {
 }
 
 fn serve(args: &RunArgs) -> Result<(), Failure> {
-    let Some(journal) = &args.journal else {
-        return Err(usage("`--journal DIR` says where the instances' journals live"));
+    let location = match (&args.journal, &args.store) {
+        (Some(_), _) if args.schema.given() => {
+            return Err(usage("`--schema` names a schema of `--store URL`; a journal directory has none"));
+        }
+        (Some(dir), _) => Location::journal(dir),
+        (None, Some(url)) => Location::store(url),
+        (None, None) => {
+            return Err(usage("say where the instances live: `--journal DIR` or `--store URL` (PostgreSQL)"));
+        }
     };
     let settings = match &args.config {
         Some(path) => {
@@ -120,7 +138,9 @@ fn serve(args: &RunArgs) -> Result<(), Failure> {
         let input = super::io::read_text(path)?;
         specs.push(SpecSource { origin, text: input.text });
     }
-    let store = FileStore::create_dir(journal).map_err(usage)?;
+    let store = location.create_pooled(&args.schema, args.pool.max(1))?;
+    let sharing = if store.shared() { Sharing::Shared } else { Sharing::Exclusive };
+    let settings = settings.with_sharing(sharing);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -140,7 +160,7 @@ fn serve(args: &RunArgs) -> Result<(), Failure> {
             .await
             .map_err(|e| usage(format!("cannot listen on `{}`: {e}", args.listen)))?;
         let local = listener.local_addr().map_err(usage)?;
-        super::io::errln!("kars serve: listening on http://{local} (journal in `{}`); Ctrl-C stops", journal.display());
+        super::io::errln!("kars serve: listening on http://{local} ({}); Ctrl-C stops", location.describe());
         kars::serve::serve(app, listener, shutdown_signal()).await.map_err(usage)
     })
 }

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::auth::{Principal, authenticate};
 use super::problem::Problem;
-use super::{App, ServeStore, hosted, layers, metrics, page, query, status, webhook};
+use super::{App, ServeStore, Sharing, hosted, layers, metrics, page, query, status, webhook};
 
 /// The address the request came from (unspecified when unknown, which no proxy list holds).
 #[derive(Debug, Clone, Copy)]
@@ -78,11 +78,42 @@ async fn openapi_doc() -> Response {
     json_body(super::openapi::document()).into_response()
 }
 
-/// The hosted instance `id`, or 404.
+/// The hosted instance `id`, or 404. On a [`Sharing::Shared`] store it first catches up with
+/// what other replicas wrote, and opens an instance another replica started.
 pub(crate) async fn find<S: ServeStore>(app: &App<S>, id: &str) -> Result<std::sync::Arc<hosted::Hosted<S>>, Problem> {
-    app.instance(id)
+    let shared = app.inner.settings.sharing == Sharing::Shared;
+    let hosted = match app.instance(id).await {
+        Some(hosted) => {
+            if shared {
+                catch_up(app, &hosted).await?;
+            }
+            Some(hosted)
+        }
+        None if shared => app.adopt(id).await.map_err(|e| Problem::driver(&e, 0))?,
+        None => None,
+    };
+    hosted.ok_or_else(|| Problem::not_found("unknown-instance", format!("no instance `{id}` is hosted here")))
+}
+
+/// Rebuilds `hosted` from the store when another replica advanced it; tells live pages. The
+/// version is compared without holding the driver, so reads of a current instance do not queue.
+async fn catch_up<S: ServeStore>(app: &App<S>, hosted: &hosted::Hosted<S>) -> Result<(), Problem> {
+    let (id, held) = hosted.handle.read(|d| (d.id().clone(), d.version())).await;
+    let store = app.inner.store.clone();
+    let stored = hosted::blocking(move || store.version(&id))
         .await
-        .ok_or_else(|| Problem::not_found("unknown-instance", format!("no instance `{id}` is hosted here")))
+        .map_err(|e| Problem::driver(&kars_workflow::driver::DriverError::Journal(e), held))?;
+    if stored == held {
+        return Ok(());
+    }
+    let caught = hosted
+        .handle
+        .with(|d| d.catch_up().map(|moved| moved.then(|| d.version())).map_err(|e| Problem::driver(&e, d.version())))
+        .await?;
+    if let Some(version) = caught {
+        hosted.announce(version);
+    }
+    Ok(())
 }
 
 pub(crate) async fn status_json<S: ServeStore>(app: &App<S>, hosted: &hosted::Hosted<S>) -> Value {
@@ -176,7 +207,13 @@ async fn start<S: ServeStore>(
             format!("instance `{id}` exists already"),
         ));
     }
-    let opened = hosted::create(&app, flow, id).await.map_err(|e| Problem::driver(&e, 0))?;
+    let opened = hosted::create(&app, flow, id.clone()).await.map_err(|e| match e {
+        // Another replica of a shared store started it first.
+        kars_workflow::driver::DriverError::Journal(kars_workflow::journal::JournalError::AlreadyExists { .. }) => {
+            Problem::new(StatusCode::CONFLICT, "exists", "Instance exists", format!("instance `{id}` exists already"))
+        }
+        e => Problem::driver(&e, 0),
+    })?;
     let hosted = app.host(opened).await;
     Ok(json_with_version(StatusCode::CREATED, status_json(&app, &hosted).await))
 }
@@ -243,9 +280,14 @@ pub(crate) async fn write<S: ServeStore>(
     expected: Option<u64>,
 ) -> Result<Value, Problem> {
     let node = NodeId::new(node.to_owned()).map_err(|e| Problem::bad_request(e.to_string()))?;
+    let shared = app.inner.settings.sharing == Sharing::Shared;
     let version = hosted
         .handle
         .with(move |d| {
+            // The expected version is compared with the store's, not with this replica's memory.
+            if shared {
+                d.catch_up().map_err(|e| Problem::driver(&e, d.version()))?;
+            }
             if let Some(expected) = expected
                 && expected != d.version()
             {

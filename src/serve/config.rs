@@ -192,9 +192,31 @@ pub struct Settings {
     pub senders: BTreeMap<String, Sender>,
     /// Request limits.
     pub limits: Limits,
+    /// Whether other processes write to the store too.
+    pub sharing: Sharing,
+}
+
+/// Whether the server is the only writer of its store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Sharing {
+    /// This server alone writes (a journal directory): what it holds in memory is current.
+    #[default]
+    Exclusive,
+    /// Other replicas write to the same store (PostgreSQL): every request on an instance first
+    /// catches up with the store's version, and an instance another replica started is opened
+    /// on first use.
+    Shared,
 }
 
 impl Settings {
+    /// The same settings with `sharing`.
+    #[must_use]
+    pub fn with_sharing(mut self, sharing: Sharing) -> Self {
+        self.sharing = sharing;
+        self
+    }
+
     /// Adds a token by its hash ([`super::auth::hash_token`]).
     ///
     /// # Errors

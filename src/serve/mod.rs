@@ -8,7 +8,8 @@
 //!   an HttpOnly, SameSite=Strict session cookie and posts forms with a CSRF token.
 //! - Every write names the person acting; the engine decides, and a refusal is a problem
 //!   document ([`problem`]) carrying the engine's reason; a refusal writes nothing.
-//! - Generic over the [`Store`]: the file journal today, any [`Store`] (PostgreSQL) tomorrow.
+//! - Generic over the [`Store`]: a journal directory, or PostgreSQL shared by several replicas
+//!   ([`Sharing::Shared`]: each request catches up with what other replicas wrote).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -63,7 +64,7 @@ use tokio::sync::{RwLock, watch};
 use tokio::task::JoinSet;
 
 pub use auth::{Principal, hash_token, new_token};
-pub use config::{ConfigError, ConfigFile, Limits, Sender, Settings};
+pub use config::{ConfigError, ConfigFile, Limits, Sender, Settings, Sharing};
 pub use problem::Problem;
 
 use hosted::Hosted;
@@ -263,6 +264,25 @@ impl<S: ServeStore> App<S> {
         let id = hosted.handle.read(|d| d.id().clone()).await;
         self.inner.instances.write().await.insert(id, Arc::clone(&hosted));
         hosted
+    }
+
+    /// Opens and hosts instance `id` of the store if another replica started it; `None` when
+    /// the store has no such instance.
+    pub(crate) async fn adopt(&self, id: &str) -> Result<Option<Arc<Hosted<S>>>, DriverError> {
+        let Ok(id) = InstanceId::new(id) else { return Ok(None) };
+        let _guard = self.inner.starting.lock().await;
+        if let Some(hosted) = self.instance(id.as_str()).await {
+            return Ok(Some(hosted));
+        }
+        let store = self.inner.store.clone();
+        let probe = id.clone();
+        match hosted::blocking(move || store.version(&probe)).await {
+            Ok(_) => {}
+            Err(JournalError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+        let opened = hosted::open(self, id).await?;
+        Ok(Some(self.host(opened).await))
     }
 
     /// The instance `id`, if hosted.

@@ -41,7 +41,7 @@ pub fn token_settings() -> Settings {
 
 /// Actions whose spec names who reports them (deploys, checks, rollbacks) wait for a person
 /// or a webhook; merges, pull requests succeed at once.
-fn adapters() -> AdapterFactory {
+pub fn adapters() -> AdapterFactory {
     Arc::new(|_, _| {
         Adapters::new(RecordingNotifier::new()).with_operations(OperationsFn(|op: &Operation| {
             Ok(match op.node.as_str() {

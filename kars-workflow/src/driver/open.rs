@@ -168,6 +168,21 @@ impl<S: Store, C: Clock> Driver<S, C> {
         }
     }
 
+    /// Catches up with writes another process made (a second replica on a shared store, the
+    /// command line on the same journal): when the store's version differs from the driver's,
+    /// rebuilds from the journal. Whether it did.
+    ///
+    /// # Errors
+    /// [`DriverError::Journal`] when the store cannot be read; a journal that no longer loads
+    /// leaves the driver broken, as after any failed reload.
+    pub fn catch_up(&mut self) -> Result<bool, DriverError> {
+        if self.store.version(&self.id)? == self.version {
+            return Ok(false);
+        }
+        self.reload()?;
+        Ok(true)
+    }
+
     /// Rebuilds everything from the journal (one read, one replay); on failure the driver is
     /// broken.
     pub(super) fn reload(&mut self) -> Result<(), DriverError> {

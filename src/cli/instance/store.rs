@@ -49,6 +49,13 @@ pub enum CliStore {
     Postgres(kars::workflow::journal::PgStore),
 }
 
+impl SchemaArg {
+    /// Whether `--schema` was given (it only means something with `--store`).
+    pub fn given(&self) -> bool {
+        self.schema.is_some()
+    }
+}
+
 impl Location {
     /// A location for a journal directory (`kars render --journal`).
     pub fn journal(dir: &Path) -> Self {
@@ -74,24 +81,54 @@ impl Location {
             }
             .map(CliStore::File)
             .map_err(usage),
-            (None, Some(url)) => connect(url, schema),
+            (None, Some(url)) => connect(url, schema, COMMAND_POOL),
             (None, None) => Err(usage("say where the instances are: `--journal DIR` or `--store URL`")),
         }
     }
 
     /// Opens the store, creating a journal directory if missing (`kars instance start`).
     pub fn create(&self, schema: &SchemaArg) -> Result<CliStore, Failure> {
-        match &self.journal {
-            Some(dir) => FileStore::create_dir(dir).map(CliStore::File).map_err(usage),
-            None => self.open(schema, Access::Write),
+        self.create_pooled(schema, COMMAND_POOL)
+    }
+
+    /// As [`Location::create`], with up to `pool_size` database connections (`kars serve`,
+    /// whose requests run concurrently).
+    pub fn create_pooled(&self, schema: &SchemaArg, pool_size: usize) -> Result<CliStore, Failure> {
+        match (&self.journal, &self.store) {
+            (Some(dir), _) => FileStore::create_dir(dir).map(CliStore::File).map_err(usage),
+            (None, Some(url)) => connect(url, schema, pool_size),
+            (None, None) => Err(usage("say where the instances are: `--journal DIR` or `--store URL`")),
+        }
+    }
+
+    /// Where the instances are, for messages (a database URL without its password).
+    pub fn describe(&self) -> String {
+        match (&self.journal, &self.store) {
+            (Some(dir), _) => format!("journal in `{}`", dir.display()),
+            (None, Some(url)) => format!("store `{}`", redact(url)),
+            (None, None) => "no store".to_owned(),
         }
     }
 }
 
+/// Database connections of a one-shot command.
+const COMMAND_POOL: usize = 2;
+
+/// `url` with any password left out.
+fn redact(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((auth, host)) = rest.split_once('@')
+    {
+        let user = auth.split(':').next().unwrap_or_default();
+        return format!("{scheme}://{user}@{host}");
+    }
+    url.split_whitespace().filter(|kv| !kv.starts_with("password=")).collect::<Vec<_>>().join(" ")
+}
+
 #[cfg(feature = "postgres")]
-fn connect(url: &str, schema: &SchemaArg) -> Result<CliStore, Failure> {
+fn connect(url: &str, schema: &SchemaArg, pool_size: usize) -> Result<CliStore, Failure> {
     use kars::workflow::journal::{PgStore, PgStoreConfig};
-    let mut config = PgStoreConfig::default().with_pool_size(2);
+    let mut config = PgStoreConfig::default().with_pool_size(pool_size);
     if let Some(name) = &schema.schema {
         config = config.with_schema(name);
     }
@@ -99,13 +136,22 @@ fn connect(url: &str, schema: &SchemaArg) -> Result<CliStore, Failure> {
 }
 
 #[cfg(not(feature = "postgres"))]
-fn connect(_url: &str, _schema: &SchemaArg) -> Result<CliStore, Failure> {
+fn connect(_url: &str, _schema: &SchemaArg, _pool_size: usize) -> Result<CliStore, Failure> {
     Err(usage(
         "this kars was built without PostgreSQL, so `--store` is not available\nhelp: build with `--features postgres`, or use `--journal DIR`",
     ))
 }
 
 impl CliStore {
+    /// Whether other processes may write to it while a server runs on it.
+    pub fn shared(&self) -> bool {
+        match self {
+            Self::File(_) => false,
+            #[cfg(feature = "postgres")]
+            Self::Postgres(_) => true,
+        }
+    }
+
     /// The torn tails a writer cut (journal directories only), as warnings for stderr.
     pub fn tail_cuts(&self) -> Vec<String> {
         match self {
