@@ -54,13 +54,13 @@ impl World {
 /// Drives instance `id` to Thursday 17:30, where `I` is completed and the `J` notification is
 /// left pending (in the outbox, not performed).
 fn setup(store: &PgStore, world: &World, clock: &Arc<VirtualClock>, id: &InstanceId) {
-    let parts = Parts {
+    let parts = || Parts {
         store: store.clone(),
         clock: Arc::clone(clock),
         adapters: world.adapters(),
         config: DriverConfig::default(),
     };
-    let mut driver = Driver::create(parts, &program(), id, None).unwrap();
+    let mut driver = Driver::create(parts(), &program(), id, None).unwrap();
     let steps = [
         ("2026-11-23 09:00", "B", "erin"),
         ("2026-11-23 09:30", "C", "frank"),
@@ -71,6 +71,8 @@ fn setup(store: &PgStore, world: &World, clock: &Arc<VirtualClock>, id: &Instanc
     ];
     for (at, node, person) in steps {
         clock.set(local(at));
+        // Read afresh: a running replica may have performed an effect since the last step.
+        driver = Driver::open(parts(), &program(), id).unwrap();
         driver.tick().unwrap();
         driver.run_effects().unwrap();
         let outcome = (node == "F").then(|| "approved".to_owned());
@@ -275,7 +277,9 @@ fn an_idle_worker_wakes_on_the_notify_hint_and_after_its_connections_are_termina
             Arc::new(move |_journal| Ok((program(), Adapters::new(Arc::clone(&recorded)), DriverConfig::default())));
         let config = WorkerConfig { lease: Duration::from_secs(30), batch: 4, poll: Duration::from_secs(60) };
         let store = PgStore::connect(&db.url, &db.config().with_application_name(&name)).unwrap();
-        Worker::new(store, config, Arc::clone(&clock), host)
+        // Its own clock, before every timer: it claims for the pending effect only, never a
+        // timer that the setup's driver is about to fire itself.
+        Worker::new(store, config, Arc::new(VirtualClock::new(local("2026-11-23 08:00"))), host)
     };
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let running = {
