@@ -260,8 +260,9 @@ fn replicas_killed_mid_effect_again_and_again_lose_no_effect_and_hold_nothing_pa
     );
     assert!(killed_holding >= KILLS / 2, "most kills hit a replica mid-effect: {killed_holding}");
     // The lease, plus a poll (0.2 s), the batch a replica may be finishing (two instances of
-    // four 60 ms answers), a replacement's start and scheduling slack on a shared machine.
-    assert!(*worst <= lease + Duration::from_millis(1800), "waited {waits:?}");
+    // four 60 ms answers), a replacement's start and scheduling slack on a shared machine
+    // (3.4 to 3.5 s measured at worst for this 2 s lease, other tests running beside).
+    assert!(*worst <= lease + Duration::from_millis(2500), "waited {waits:?}");
 }
 
 #[test]
