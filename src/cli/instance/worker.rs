@@ -78,9 +78,9 @@ fn work(args: &WorkerArgs) -> Result<(), Failure> {
     worker_config.poll = args.poll.unwrap_or(worker_config.poll);
     worker_config.batch = args.batch.unwrap_or(worker_config.batch);
     // Installed before the replica is announced: a signal after that line stops gracefully.
-    let stop: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
+    static STOP: AtomicBool = AtomicBool::new(false);
     if !args.once {
-        on_signals(stop)?;
+        on_signals(&STOP)?;
     }
     let worker = Worker::new(store, worker_config, SystemClock, host);
     super::super::io::errln!("kars worker: replica `{}`", worker.replica());
@@ -94,7 +94,7 @@ fn work(args: &WorkerArgs) -> Result<(), Failure> {
         print!("{}", out.take());
         return Ok(());
     }
-    worker.run(stop).map_err(usage)?;
+    worker.run(&STOP).map_err(usage)?;
     super::super::io::errln!("kars worker: replica `{}` stopped, its leases released", worker.replica());
     Ok(())
 }
