@@ -1,5 +1,5 @@
 //! `Worker` (feature `postgres`): one replica sharing a [`PgStore`] with others. It claims the
-//! instances that are due (a timer at or before the database's clock, an effect not
+//! instances that are due (a timer at or before the now of the clock it drives with, an effect not
 //! acknowledged) under a lease, drives each (its timers, then its effects) through a
 //! [`FencedStore`] so that nothing is written once the lease is lost, and releases it with the
 //! instance's next wake-up. A heartbeat renews the leases while it works; a replica that stops
@@ -14,6 +14,9 @@
 //!
 //! The effects of an instance whose replica stopped midway run again on the next replica under
 //! the same idempotency keys (at least once); adapters drop the duplicates by key.
+//!
+//! Once a lease (every third heartbeat), a running worker tries [`PgStore::maintain`]: the
+//! replica that gets the advisory lock frees the leases that expired; the others skip it.
 //!
 //! Rehearsals (`ClockMode::Rehearsal`) are not driven: their clock is a person's word. A
 //! claimed rehearsal (one left with an effect pending) is held until its lease expires.
@@ -96,9 +99,23 @@ impl<C: Clock + Clone> Worker<C> {
     /// # Errors
     /// [`JournalError`] when claiming fails; a failure of one instance is in its [`Worked`].
     pub fn run_once(&self) -> Result<Vec<Worked>, JournalError> {
-        let leases = self.store.claim_due(&self.replica, self.config.batch, self.config.lease)?;
+        self.run_batch(&AtomicBool::new(false))
+    }
+
+    /// As [`run_once`](Self::run_once), but once `stop` is set the instances of the batch not
+    /// yet driven are given up ([`PgStore::abandon`]) instead: the instance in hand is
+    /// finished and released, the others are free for another replica at once.
+    fn run_batch(&self, stop: &AtomicBool) -> Result<Vec<Worked>, JournalError> {
+        // Due by the clock the drivers tick with: an instance claimed earlier would fire nothing.
+        let now = Some(self.clock.now());
+        let leases = self.store.claim_due_by(&self.replica, self.config.batch, self.config.lease, now)?;
         let mut worked = Vec::with_capacity(leases.len());
         for lease in leases {
+            if stop.load(Ordering::SeqCst) {
+                // Not driven: a failed abandon leaves the lease to expire, as a crash would.
+                let _ = self.store.abandon(&lease);
+                continue;
+            }
             let epoch = lease.epoch;
             let instance = lease.instance.clone();
             let outcome = self.drive(lease);
@@ -109,7 +126,8 @@ impl<C: Clock + Clone> Worker<C> {
 
     /// Runs until `stop` is set: claims, drives, sleeps [`WorkerConfig::poll`] when nothing was
     /// due, with a heartbeat thread renewing the leases meanwhile. Leases are released as each
-    /// instance is done, so a graceful stop leaves none behind.
+    /// instance is done; once `stop` is set the instance in hand is finished and the rest of
+    /// the batch given up, so a graceful stop leaves no lease behind.
     ///
     /// # Errors
     /// [`JournalError`] when listening cannot start; a failed claim is tried again.
@@ -118,10 +136,16 @@ impl<C: Clock + Clone> Worker<C> {
         std::thread::scope(|scope| {
             let (store, replica, lease, beating) = (&self.store, &self.replica, self.config.lease, &beating);
             scope.spawn(move || {
+                let mut beats = 0u32;
                 while beating.load(Ordering::SeqCst) {
                     sleep_unless(lease / 3, beating);
                     // A failed heartbeat is not fatal: the writes check the lease themselves.
                     let _ = store.renew(replica, lease);
+                    beats = beats.wrapping_add(1);
+                    if beats.is_multiple_of(3) && beating.load(Ordering::SeqCst) {
+                        // Once a lease, one replica at a time; a failed pass is tried again.
+                        let _ = store.maintain();
+                    }
                 }
             });
             let result = (|| {
@@ -129,7 +153,7 @@ impl<C: Clock + Clone> Worker<C> {
                 while !stop.load(Ordering::SeqCst) {
                     // A claim that failed (the database away longer than the store retries)
                     // is tried again after the wait: a replica outlives an outage.
-                    if self.run_once().map_or(true, |worked| worked.is_empty()) {
+                    if self.run_batch(stop).map_or(true, |worked| worked.is_empty()) {
                         // Until a hint (an append that may have made something due, or the
                         // listener reconnecting), the poll interval, or a stop.
                         let mut waited = Duration::ZERO;

@@ -1,10 +1,15 @@
 //! `kars worker`: one replica against a PostgreSQL store (feature `postgres`), driving the
 //! real instances that are due (timers, pending effects) with the same adapters as
 //! `kars instance`, until interrupted (or once, with `--once`).
+//!
+//! SIGTERM or Ctrl-C stops it gracefully: the instance in hand is finished and released, the
+//! rest of its batch given up, so other replicas take them at once instead of after the lease.
+//! A second signal exits at once (the leases then expire as after a crash).
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use kars::workflow::driver::{DriverError, SystemClock};
 use kars::workflow::journal::{PgStore, PgStoreConfig};
@@ -24,6 +29,16 @@ pub struct WorkerArgs {
     /// Claim and drive what is due once, then exit (for cron and tests).
     #[arg(long)]
     once: bool,
+    /// How long a claim holds without a heartbeat, in seconds (default 30); a replica that
+    /// stops is replaced after at most this.
+    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+    lease: Option<Duration>,
+    /// How many due instances one claim takes at most (default 16).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    batch: Option<u32>,
+    /// How often an idle replica polls for due instances, in seconds (default 1).
+    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+    poll: Option<Duration>,
     #[command(flatten)]
     effects: EffectArgs,
 }
@@ -58,7 +73,16 @@ fn work(args: &WorkerArgs) -> Result<(), Failure> {
             Ok((program, adapters, config_for(journal.header.clock)))
         })
     };
-    let worker = Worker::new(store, WorkerConfig::default(), SystemClock, host);
+    let mut worker_config = WorkerConfig::default();
+    worker_config.lease = args.lease.unwrap_or(worker_config.lease);
+    worker_config.poll = args.poll.unwrap_or(worker_config.poll);
+    worker_config.batch = args.batch.unwrap_or(worker_config.batch);
+    // Installed before the replica is announced: a signal after that line stops gracefully.
+    static STOP: AtomicBool = AtomicBool::new(false);
+    if !args.once {
+        on_signals(&STOP)?;
+    }
+    let worker = Worker::new(store, worker_config, SystemClock, host);
     super::super::io::errln!("kars worker: replica `{}`", worker.replica());
     if args.once {
         for worked in worker.run_once().map_err(usage)? {
@@ -70,8 +94,51 @@ fn work(args: &WorkerArgs) -> Result<(), Failure> {
         print!("{}", out.take());
         return Ok(());
     }
-    // Stopped by a signal: the leases of the instance in hand expire after `lease`, and
-    // another replica takes them over.
-    let stop = AtomicBool::new(false);
-    worker.run(&stop).map_err(usage)
+    worker.run(&STOP).map_err(usage)?;
+    super::super::io::errln!("kars worker: replica `{}` stopped, its leases released", worker.replica());
+    Ok(())
+}
+
+/// `--lease 2.5`: a positive number of seconds.
+fn seconds(text: &str) -> Result<Duration, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 && s < 1e9 => Ok(Duration::from_secs_f64(s)),
+        _ => Err(format!("`{text}` is not a positive number of seconds (e.g. `30` or `2.5`)")),
+    }
+}
+
+/// Sets `stop` on the first SIGTERM or Ctrl-C (SIGINT); exits on the second.
+fn on_signals(stop: &'static AtomicBool) -> Result<(), Failure> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| usage(format!("cannot start the signal handler: {e}")))?;
+    #[cfg(unix)]
+    let mut signals = {
+        use tokio::signal::unix::{SignalKind, signal};
+        let _guard = runtime.enter();
+        let listen = |kind| signal(kind).map_err(|e| usage(format!("cannot listen for signals: {e}")));
+        (listen(SignalKind::terminate())?, listen(SignalKind::interrupt())?)
+    };
+    std::thread::spawn(move || {
+        runtime.block_on(async move {
+            for round in 0..2 {
+                #[cfg(unix)]
+                tokio::select! {
+                    _ = signals.0.recv() => {}
+                    _ = signals.1.recv() => {}
+                }
+                #[cfg(not(unix))]
+                let _ = tokio::signal::ctrl_c().await;
+                if round == 0 {
+                    super::super::io::errln!(
+                        "kars worker: stopping (finishing the instance in hand; a second signal exits at once)"
+                    );
+                    stop.store(true, Ordering::SeqCst);
+                }
+            }
+            std::process::exit(130);
+        });
+    });
+    Ok(())
 }

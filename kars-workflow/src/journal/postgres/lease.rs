@@ -74,6 +74,24 @@ impl PgStore {
     /// # Errors
     /// [`JournalError::Postgres`].
     pub fn claim_due(&self, owner: &ReplicaId, limit: u32, ttl: Duration) -> Result<Vec<Lease>, JournalError> {
+        self.claim_due_by(owner, limit, ttl, None)
+    }
+
+    /// As [`claim_due`](Self::claim_due), with timers due by `now` (`None`: the database's
+    /// now): a replica passes the instant of the clock its drivers tick with, so that it
+    /// claims no instance whose timer its driver would not fire yet (a virtual clock, or a
+    /// replica's clock behind the database's). Leases are still measured on the database's
+    /// clock.
+    ///
+    /// # Errors
+    /// [`JournalError::Postgres`].
+    pub fn claim_due_by(
+        &self,
+        owner: &ReplicaId,
+        limit: u32,
+        ttl: Duration,
+        now: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Lease>, JournalError> {
         let (shared, owner) = (Arc::clone(&self.shared), owner.clone());
         // A claim whose reply was lost holds its instances until the lease expires: they wait
         // at most one lease.
@@ -84,7 +102,7 @@ impl PgStore {
                     let client = shared.client(op).await?;
                     let stmt = client.prepare_cached(&shared.sql.claim).await.map_err(super::ops::query(op))?;
                     let rows = client
-                        .query(&stmt, &[&owner.as_str(), &i64::from(limit), &seconds(ttl)])
+                        .query(&stmt, &[&owner.as_str(), &i64::from(limit), &seconds(ttl), &now])
                         .await
                         .map_err(super::ops::query(op))?;
                     Ok(rows)
@@ -141,6 +159,31 @@ impl PgStore {
                     let stmt = client.prepare_cached(&shared.sql.release).await.map_err(super::ops::query(op))?;
                     Ok(client
                         .execute(&stmt, &[&lease.instance.as_str(), &lease.owner.as_str(), &epoch, &next_wake])
+                        .await
+                        .map_err(super::ops::query(op))?)
+                })
+                .await?;
+            Ok(n == 1)
+        })
+    }
+
+    /// Gives `lease` up without driving the instance (a replica shutting down): its next
+    /// wake-up stays as it was, and the instance is free to claim at once rather than when the
+    /// lease would have expired. Returns whether the lease was still this one's.
+    ///
+    /// # Errors
+    /// [`JournalError::Postgres`].
+    pub fn abandon(&self, lease: &Lease) -> Result<bool, JournalError> {
+        let (shared, lease) = (Arc::clone(&self.shared), lease.clone());
+        run(&self.handle, async move {
+            let op = PgOperation::Claim;
+            let epoch = super::ops::to_i64(&lease.instance, lease.epoch)?;
+            let n = shared
+                .retrying(|| async {
+                    let client = shared.client(op).await?;
+                    let stmt = client.prepare_cached(&shared.sql.abandon).await.map_err(super::ops::query(op))?;
+                    Ok(client
+                        .execute(&stmt, &[&lease.instance.as_str(), &lease.owner.as_str(), &epoch])
                         .await
                         .map_err(super::ops::query(op))?)
                 })

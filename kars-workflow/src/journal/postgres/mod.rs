@@ -40,6 +40,7 @@
 mod error;
 mod lease;
 mod listen;
+mod maintain;
 mod migrate;
 mod ops;
 mod schema;
@@ -55,6 +56,7 @@ use tokio_postgres::NoTls;
 pub use error::{PgError, PgOperation, RuntimeFailure};
 pub use lease::{FencedStore, Lease, ReplicaId};
 pub use listen::Wakeups;
+pub use maintain::Maintenance;
 pub use migrate::{AppliedMigration, SCHEMA_VERSION};
 pub use schema::Schema;
 

@@ -16,14 +16,23 @@ pub(super) struct Sql {
     pub version: String,
     /// `$1` instance; version, epoch, owner, whether the lease is unexpired.
     pub lease_of: String,
-    /// `$1` owner, `$2` how many, `$3` lease seconds; claims due instances: instance, epoch.
+    /// `$1` owner, `$2` how many, `$3` lease seconds, `$4` the instant timers are due by (null:
+    /// the database's now); claims due instances: instance, epoch.
     pub claim: String,
     /// `$1` owner, `$2` lease seconds; renews its unexpired leases: instance.
     pub renew: String,
     /// `$1` instance, `$2` owner, `$3` epoch, `$4` next wake; ends that lease.
     pub release: String,
+    /// `$1` instance, `$2` owner, `$3` epoch; ends that lease, the next wake-up unchanged.
+    pub abandon: String,
     /// `$1` instance, `$2` next wake.
     pub set_next_wake: String,
+    /// The advisory lock's name that maintenance runs under (`$1` of `try_lock`).
+    pub maintenance_lock: String,
+    /// `$1` lock name; whether this transaction took the advisory lock.
+    pub try_lock: String,
+    /// Frees every expired lease: instance, whether an effect is pending.
+    pub rescue: String,
     /// `$1` instance, `$2` expected version (the first record's sequence), `$3` payloads.
     pub insert_records: String,
     /// `$1` instance, `$2` keys, `$3` effects as JSON text, `$4` the new version.
@@ -70,7 +79,7 @@ impl Sql {
                 "WITH due AS ( \
                    SELECT i.instance FROM {s}.instances i \
                    WHERE (i.owner IS NULL OR i.lease_expires_at <= now()) \
-                     AND (i.next_wake <= now() OR EXISTS ( \
+                     AND (i.next_wake <= coalesce($4::timestamptz, now()) OR EXISTS ( \
                        SELECT 1 FROM {s}.outbox o WHERE o.instance = i.instance AND o.done_version IS NULL)) \
                    ORDER BY i.lease_expires_at NULLS FIRST, i.next_wake NULLS LAST, i.instance \
                    LIMIT $2 \
@@ -87,6 +96,18 @@ impl Sql {
             release: format!(
                 "UPDATE {s}.instances SET owner = NULL, lease_expires_at = now(), next_wake = $4 \
                  WHERE instance = $1 AND owner = $2 AND epoch = $3"
+            ),
+            abandon: format!(
+                "UPDATE {s}.instances SET owner = NULL, lease_expires_at = now() \
+                 WHERE instance = $1 AND owner = $2 AND epoch = $3"
+            ),
+            maintenance_lock: format!("kars.maintain.{}", schema.name()),
+            try_lock: "SELECT pg_try_advisory_xact_lock(hashtext($1)::bigint)".to_owned(),
+            rescue: format!(
+                "UPDATE {s}.instances i SET owner = NULL \
+                 WHERE i.owner IS NOT NULL AND i.lease_expires_at <= now() \
+                 RETURNING i.instance, EXISTS (SELECT 1 FROM {s}.outbox o \
+                   WHERE o.instance = i.instance AND o.done_version IS NULL)"
             ),
             set_next_wake: format!("UPDATE {s}.instances SET next_wake = $2 WHERE instance = $1"),
             insert_records: format!(
