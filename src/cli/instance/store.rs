@@ -50,6 +50,7 @@ pub enum CliStore {
 }
 
 impl SchemaArg {
+    #[cfg(feature = "serve")]
     /// Whether `--schema` was given (it only means something with `--store`).
     pub fn given(&self) -> bool {
         self.schema.is_some()
@@ -101,6 +102,7 @@ impl Location {
         }
     }
 
+    #[cfg(feature = "serve")]
     /// Where the instances are, for messages (a database URL without its password).
     pub fn describe(&self) -> String {
         match (&self.journal, &self.store) {
@@ -114,6 +116,7 @@ impl Location {
 /// Database connections of a one-shot command.
 const COMMAND_POOL: usize = 2;
 
+#[cfg(feature = "serve")]
 /// `url` with any password left out.
 fn redact(url: &str) -> String {
     if let Some((scheme, rest)) = url.split_once("://")
@@ -143,6 +146,7 @@ fn connect(_url: &str, _schema: &SchemaArg, _pool_size: usize) -> Result<CliStor
 }
 
 impl CliStore {
+    #[cfg(feature = "serve")]
     /// Whether other processes may write to it while a server runs on it.
     pub fn shared(&self) -> bool {
         match self {
