@@ -23,8 +23,11 @@ pub struct Maintenance {
 }
 
 impl PgStore {
-    /// Runs one maintenance pass (see the [module docs](self)) unless another replica is
-    /// running one: then `None`, and nothing is done.
+    /// Runs one maintenance pass unless another replica is running one: then `None`, and
+    /// nothing is done. A pass (one replica at a time, under a transaction-scoped advisory
+    /// lock per schema) frees the leases that expired and reports which of those instances
+    /// were left with effects not acknowledged. Nothing is pruned: records are the journal,
+    /// and an acknowledged outbox row keeps its key from being performed again.
     ///
     /// # Errors
     /// [`JournalError::Postgres`].
