@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, Utc};
 use chrono_tz::Tz;
+use kars::spec::NodeId;
 use kars::spec::cadence::Cadence;
 use kars::spec::dates::{OnHoliday, is_working_day};
 use kars::workflow::sim::{Model, SimConfig, SimHistory, simulate};
@@ -28,9 +29,28 @@ fn local(at: DateTime<Utc>) -> String {
     at.with_timezone(&BERLIN).format("%a %Y-%m-%d %H:%M %Z").to_string()
 }
 
+/// One step of a clean train at `node`: done by whoever holds its role (QA green at once), or
+/// else a wake-up at the next timer. Whether the node was done.
+fn step(instance: &mut Instance, node: &NodeId, trace: &mut Vec<String>) -> bool {
+    let people = [("ada", "developer"), ("cleo", "qa"), ("dora", "release_manager")];
+    let now = instance.latest_instant();
+    let done = people.iter().any(|(who, role)| {
+        let actor = Actor::new(*who, vec![role.parse().unwrap()]);
+        let outcome = (node.as_str() == "D").then(|| "yes".to_owned());
+        instance.handle_event(Event::Complete { node: node.clone(), actor, outcome }, now).is_ok()
+    });
+    if done {
+        trace.push(format!("{}  {node} done", local(now)));
+    } else {
+        let at = instance.poll_timeout().unwrap();
+        trace.push(format!("{}  {node} waits, wakes", local(at)));
+        instance.handle_timeout(at);
+    }
+    done
+}
+
 /// One clean train: every task done as soon as its gate opens, QA green at once.
 fn train(instance: &mut Instance, trace: &mut Vec<String>) {
-    let people = [("ada", "developer"), ("cleo", "qa"), ("dora", "release_manager")];
     for _ in 0..40 {
         let Some(node) = instance.current_node().cloned() else {
             // Between cycles: jump to the next one.
@@ -39,25 +59,11 @@ fn train(instance: &mut Instance, trace: &mut Vec<String>) {
             instance.handle_timeout(at);
             continue;
         };
-        let now = instance.latest_instant();
-        let done = people.iter().any(|(who, role)| {
-            let actor = Actor::new(*who, vec![role.parse().unwrap()]);
-            let outcome = (node.as_str() == "D").then(|| "yes".to_owned());
-            let event = Event::Complete { node: node.clone(), actor, outcome };
-            instance.handle_event(event, now).is_ok()
-        });
-        if done {
-            trace.push(format!("{}  {node} done", local(now)));
-            if node.as_str() == "H" {
-                // The announce action and the cycle's end follow at once.
-                let at = instance.poll_timeout().unwrap();
-                trace.push(format!("{}  next cycle due", local(at)));
-                return;
-            }
-        } else {
+        if step(instance, &node, trace) && node.as_str() == "H" {
+            // The announce action and the cycle's end follow at once.
             let at = instance.poll_timeout().unwrap();
-            trace.push(format!("{}  {node} waits, wakes", local(at)));
-            instance.handle_timeout(at);
+            trace.push(format!("{}  next cycle due", local(at)));
+            return;
         }
     }
     panic!("the train did not finish: {trace:#?}");
@@ -227,26 +233,13 @@ fn holidays_move_a_gate_or_skip_the_cycle() {
 
 /// Drives a train until its cycle ends, whatever the outcome.
 fn train_until_skipped(instance: &mut Instance, trace: &mut Vec<String>) {
-    let people = [("ada", "developer"), ("cleo", "qa"), ("dora", "release_manager")];
     let first = instance.release();
     for _ in 0..40 {
         if instance.release() != first || instance.cycle_outcomes().len() == 1 {
             return;
         }
         let Some(node) = instance.current_node().cloned() else { return };
-        let now = instance.latest_instant();
-        let done = people.iter().any(|(who, role)| {
-            let actor = Actor::new(*who, vec![role.parse().unwrap()]);
-            let outcome = (node.as_str() == "D").then(|| "yes".to_owned());
-            instance.handle_event(Event::Complete { node: node.clone(), actor, outcome }, now).is_ok()
-        });
-        if done {
-            trace.push(format!("{}  {node} done", local(now)));
-        } else {
-            let at = instance.poll_timeout().unwrap();
-            trace.push(format!("{}  {node} waits, wakes", local(at)));
-            instance.handle_timeout(at);
-        }
+        step(instance, &node, trace);
     }
     panic!("the train did not end: {trace:#?}");
 }

@@ -9,7 +9,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::{Datelike, Duration, NaiveDate, Weekday};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 /// The longest cadence, in weeks.
 pub const MAX_CADENCE_WEEKS: u8 = 8;
@@ -97,33 +97,12 @@ impl fmt::Display for Weeks {
     }
 }
 
-impl Serialize for Weeks {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Weeks {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(deserializer)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-impl schemars::JsonSchema for Weeks {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Weeks".into()
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "type": "string",
-            "pattern": format!("^\\s*0*[1-{MAX_CADENCE_WEEKS}]w\\s*$"),
-            "description": "A whole number of weeks: `1w` to `8w`.",
-            "examples": ["1w", "2w"]
-        })
-    }
-}
+crate::textual::string_format!(
+    Weeks,
+    format!("^\\s*0*[1-{MAX_CADENCE_WEEKS}]w\\s*$"),
+    "A whole number of weeks: `1w` to `8w`.",
+    ["1w", "2w"]
+);
 
 #[cfg(test)]
 mod tests {

@@ -18,7 +18,6 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc, Weekday};
 use chrono_tz::Tz;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The largest week offset a [`WeekTime`] may carry (`+8w`).
 pub const MAX_WEEK_OFFSET: u8 = 8;
@@ -189,33 +188,12 @@ impl FromStr for WeekTime {
     }
 }
 
-impl Serialize for WeekTime {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for WeekTime {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(deserializer)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-impl schemars::JsonSchema for WeekTime {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "WeekTime".into()
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "type": "string",
-            "pattern": week_time_pattern(),
-            "description": "Wall-clock time in the workflow's zone within a release cycle: `weekday HH:MM`, with `+Nw` for a later week (`Monday 09:45 +1w`).",
-            "examples": ["Thursday 17:00", "Monday 09:45 +1w"]
-        })
-    }
-}
+crate::textual::string_format!(
+    WeekTime,
+    week_time_pattern(),
+    "Wall-clock time in the workflow's zone within a release cycle: `weekday HH:MM`, with `+Nw` for a later week (`Monday 09:45 +1w`).",
+    ["Thursday 17:00", "Monday 09:45 +1w"]
+);
 
 /// The weekday words the parser takes, short and long, in any case.
 const DAYS: [(&str, &str, Weekday); 7] = [

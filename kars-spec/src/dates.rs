@@ -5,7 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::{Datelike, NaiveDate, NaiveDateTime, Weekday};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 /// A holiday: one local date, or a range of dates (both ends included).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -99,33 +99,12 @@ impl fmt::Display for LocalDateTime {
     }
 }
 
-impl Serialize for LocalDateTime {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for LocalDateTime {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(deserializer)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-impl schemars::JsonSchema for LocalDateTime {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "LocalDateTime".into()
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "type": "string",
-            "pattern": "^\\s*[0-9]{4}-[0-9]{2}-[0-9]{2} ([01]?[0-9]|2[0-3]):[0-5][0-9]\\s*$",
-            "description": "A wall-clock date and time in the workflow's zone: `2026-12-18 17:00`.",
-            "examples": ["2026-12-18 17:00"]
-        })
-    }
-}
+crate::textual::string_format!(
+    LocalDateTime,
+    "^\\s*[0-9]{4}-[0-9]{2}-[0-9]{2} ([01]?[0-9]|2[0-3]):[0-5][0-9]\\s*$",
+    "A wall-clock date and time in the workflow's zone: `2026-12-18 17:00`.",
+    ["2026-12-18 17:00"]
+);
 
 #[cfg(test)]
 mod tests {

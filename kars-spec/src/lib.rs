@@ -31,6 +31,7 @@ pub mod mermaid;
 mod schema;
 pub mod spec;
 mod suggest;
+mod textual;
 mod validate;
 
 pub use checked::{CheckedSpec, Fingerprint};
