@@ -2,10 +2,12 @@
 //!
 //! Rules live by topic: this file checks the sections around the graph (version, zone, team,
 //! branches, environments, windows, phases, edges), [`nodes`] the fields of each node, [`graph`]
-//! the shape of the flowchart (petgraph), [`time`] the order of gates and deadlines, [`team`]
-//! what the roster can do, [`paused`] work that a `pause_tasks` window always refuses. Each
+//! the shape of the flowchart (petgraph), [`time`] the order of gates and deadlines, [`dates`]
+//! the cadence, holidays and `on_holiday`, [`team`] what the roster can do, [`paused`] work
+//! that a `pause_tasks` window always refuses. Each
 //! diagnostic carries a path into the document; the loader turns paths into lines and columns.
 
+mod dates;
 mod graph;
 mod nodes;
 mod paused;
@@ -41,6 +43,7 @@ pub(crate) fn validate(spec: Spec) -> Result<CheckedSpec, Report> {
     cx.edges();
     graph::check(&mut cx);
     time::check(&mut cx);
+    dates::check(&mut cx);
     team::check(&mut cx);
     paused::check(&mut cx);
     let diagnostics = cx.out;
@@ -223,7 +226,6 @@ impl Cx<'_> {
         }
         self.non_empty(&spec.name, "the workflow `name`", root().key("name"));
         let zone = self.zone();
-        self.cadence();
         self.team();
         for (role, r) in &spec.roles {
             self.non_empty(
@@ -282,67 +284,6 @@ impl Cx<'_> {
                         .help(help),
                 );
                 None
-            }
-        }
-    }
-
-    /// The cadence's anchor is a Monday, and no week time lies past the cycle's next start.
-    fn cadence(&mut self) {
-        let cadence = self.spec.cadence.unwrap_or_default();
-        if !cadence.anchored_on_monday() {
-            let anchor = cadence.anchor();
-            self.push(
-                Diagnostic::error(
-                    Code::CadenceAnchor,
-                    format!("cadence anchor `{anchor}` is a {}", anchor.format("%A")),
-                )
-                .at_path(root().key("cadence").key("anchor"))
-                .help("cycles start on Mondays: anchor the cadence on the first Monday of a cycle"),
-            );
-        }
-        for (i, holiday) in self.spec.holidays.iter().enumerate() {
-            let (from, to) = holiday.span();
-            if to < from {
-                self.push(
-                    Diagnostic::error(
-                        Code::HolidayRange,
-                        format!("holiday range `{from}` to `{to}` ends before it starts"),
-                    )
-                    .at_path(root().key("holidays").index(i).key("to"))
-                    .help("write `from:` as the first day and `to:` as the last (both included)"),
-                );
-            }
-        }
-        for (id, node) in &self.spec.nodes {
-            if node.on_holiday.is_some() && node.gate.is_none() {
-                self.push(
-                    Diagnostic::warning(
-                        Code::OnHolidayWithoutGate,
-                        format!("`on_holiday` on `{id}` does nothing: the node has no gate"),
-                    )
-                    .at_path(node_path(id).key("on_holiday"))
-                    .help("add a `gate:`, or remove `on_holiday`"),
-                );
-            }
-        }
-        let every = cadence.every.0;
-        for (id, node) in &self.spec.nodes {
-            let times = [
-                node.gate.map(|g| (g, node_path(id).key("gate"))),
-                node.deadline.as_ref().map(|d| (d.by, node_path(id).key("deadline").key("by"))),
-            ];
-            for (time, path) in times.into_iter().flatten() {
-                if time.week() > every {
-                    self.push(
-                        Diagnostic::warning(
-                            Code::PastCadence,
-                            format!("`{time}` on `{id}` lies past the cycle's {every}-week cadence"),
-                        )
-                        .at_path(path)
-                        .label("the next cycle has started by then")
-                        .help(format!("use a week offset up to `+{every}w`, or a longer `cadence: {{ every: … }}`")),
-                    );
-                }
             }
         }
     }
