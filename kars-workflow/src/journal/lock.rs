@@ -84,8 +84,16 @@ pub(crate) fn lock(file: &File, kind: LockKind, timeout: Duration) -> Result<(),
 fn holder_of(file: &File) -> Option<LockHolder> {
     use std::os::unix::fs::MetadataExt;
     let meta = file.metadata().ok()?;
-    let locks = std::fs::read_to_string("/proc/locks").ok()?;
-    let pid = holders(&locks, dev_major(meta.dev()), dev_minor(meta.dev()), meta.ino()).next()?;
+    let (major, minor, ino) = (dev_major(meta.dev()), dev_minor(meta.dev()), meta.ino());
+    // A lock that changes hands while the table is read can be missing from one reading:
+    // look a few times before saying nobody is named.
+    let pid = (0..3).find_map(|attempt| {
+        if attempt > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let locks = std::fs::read_to_string("/proc/locks").ok()?;
+        holders(&locks, major, minor, ino).next()
+    })?;
     let command = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok().map(|c| c.trim_end().to_owned());
     Some(LockHolder { pid, command })
 }
