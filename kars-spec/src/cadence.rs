@@ -29,7 +29,11 @@ pub struct Cadence {
     pub every: Weeks,
     /// A Monday on which a cycle starts; the others are whole cadences away (default
     /// 2026-01-05).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::dates::deserialize_optional_date"
+    )]
     #[schemars(with = "Option<String>", extend("format" = "date"))]
     pub anchor: Option<NaiveDate>,
 }

@@ -78,10 +78,16 @@ impl Fingerprint {
     /// The fingerprint of `spec`.
     #[must_use]
     pub fn of(spec: &Spec) -> Self {
+        Self::of_value(spec)
+    }
+
+    /// The same hash of any plain-data value's JSON (a part of a spec, say).
+    #[must_use]
+    pub fn of_value<T: Serialize + ?Sized>(value: &T) -> Self {
         // Serializing plain data to JSON cannot fail: every map key is a string. The JSON is
         // streamed into the hash rather than collected first.
         let mut hasher = Fnv(0xcbf2_9ce4_8422_2325);
-        let _ = serde_json::to_writer(&mut hasher, spec);
+        let _ = serde_json::to_writer(&mut hasher, value);
         Self(hasher.0)
     }
 }

@@ -8,7 +8,7 @@ use chrono::{Datelike, NaiveDate, NaiveDateTime, Weekday};
 use serde::{Deserialize, Serialize};
 
 /// A holiday: one local date, or a range of dates (both ends included).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum Holiday {
     /// One day: `2026-12-25`.
@@ -22,6 +22,59 @@ pub enum Holiday {
         #[schemars(with = "String", extend("format" = "date"))]
         to: NaiveDate,
     },
+}
+
+/// A local date written `2026-12-25`, with a message that says so when it is not one.
+pub(crate) fn parse_date(text: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+        .map_err(|e| format!("`{text}` is not a date like `2026-12-25` ({e})"))
+}
+
+/// Deserializes a [`NaiveDate`] through [`parse_date`] (`#[serde(deserialize_with)]`).
+pub(crate) fn deserialize_date<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<NaiveDate, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_date(&text).map_err(serde::de::Error::custom)
+}
+
+/// Deserializes an optional [`NaiveDate`] through [`parse_date`].
+pub(crate) fn deserialize_optional_date<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<NaiveDate>, D::Error> {
+    deserialize_date(deserializer).map(Some)
+}
+
+impl<'de> Deserialize<'de> for Holiday {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        const SHAPE: &str = "a holiday: a date (`2026-12-25`) or a range (`{ from: 2026-12-24, to: 2027-01-01 }`)";
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Holiday;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(SHAPE)
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Holiday, E> {
+                parse_date(text).map(Holiday::Day).map_err(E::custom)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Holiday, A::Error> {
+                let (mut from, mut to) = (None, None);
+                while let Some(key) = map.next_key::<String>()? {
+                    let slot = match key.as_str() {
+                        "from" => &mut from,
+                        "to" => &mut to,
+                        other => return Err(serde::de::Error::unknown_field(other, &["from", "to"])),
+                    };
+                    let text = map.next_value::<String>()?;
+                    *slot = Some(parse_date(&text).map_err(serde::de::Error::custom)?);
+                }
+                match (from, to) {
+                    (Some(from), Some(to)) => Ok(Holiday::Range { from, to }),
+                    (None, _) => Err(serde::de::Error::missing_field("from")),
+                    (_, None) => Err(serde::de::Error::missing_field("to")),
+                }
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 impl Holiday {

@@ -193,8 +193,7 @@ impl Instance {
         self.notice(at, NoticeKind::NodeEntered { node, attempt });
         self.state.token = Token::At { node, phase: Phase::Ready };
         if let Some(gate) = compiled.gate {
-            let day = gate.local_in_cycle(self.state.monday).date();
-            if compiled.on_holiday == OnHoliday::SkipCycle && workflow.holidays.iter().any(|h| h.contains(day)) {
+            if compiled.on_holiday == OnHoliday::SkipCycle && on_holiday(gate, self.state.monday, &workflow.holidays) {
                 self.notice(at, NoticeKind::HolidaySkip { node });
                 return Next::End(workflow.skipped);
             }
@@ -591,6 +590,12 @@ fn next_cycle_monday(cadence: kars_spec::cadence::Cadence, monday: NaiveDate, en
     } else {
         cadence.next_monday(latest)
     }
+}
+
+/// Whether `gate`'s day in the cycle of `monday` is a holiday (no zone needed: a date).
+fn on_holiday(gate: kars_spec::calendar::WeekTime, monday: NaiveDate, holidays: &[kars_spec::dates::Holiday]) -> bool {
+    let day = gate.local_in_cycle(monday).date();
+    holidays.iter().any(|h| h.contains(day))
 }
 
 /// `local` if its day is no holiday; otherwise the same time on the next working day (Monday to

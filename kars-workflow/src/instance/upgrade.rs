@@ -163,21 +163,10 @@ impl Prints {
         let b = kars_spec::change::behaviour(spec);
         Self {
             behaviour: Fingerprint::of(&b),
-            nodes: b.nodes.values().map(fingerprint_of).collect(),
-            windows: fingerprint_of(&(&b.windows, &b.branches)),
+            nodes: b.nodes.values().map(Fingerprint::of_value).collect(),
+            windows: Fingerprint::of_value(&(&b.windows, &b.branches)),
         }
     }
-}
-
-/// The fingerprint of any serializable value, the way [`Fingerprint::of`] hashes a spec.
-fn fingerprint_of<T: Serialize>(value: &T) -> Fingerprint {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    // Serializing plain data cannot fail; a failure would only weaken the comparison.
-    for byte in serde_json::to_vec(value).unwrap_or_default() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    Fingerprint(hash)
 }
 
 impl Instance {
