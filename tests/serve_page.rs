@@ -55,7 +55,16 @@ async fn proxy_sessions_and_csrf_protect_the_page_forms() {
     let last = &history["entries"].as_array().unwrap().last().unwrap()["entry"]["input"]["input"]["event"]["complete"];
     assert_eq!(last["actor"]["name"], "erin", "{history}");
     // Frank's button is his; erin's page offers her nothing at C.
-    let page = request(server.addr, "GET", "/ui/instances/kars/panel", &[("Cookie", session)], b"").await;
+    let page = request(server.addr, "GET", "/ui/instances/kars/panel", &[("Cookie", session.clone())], b"").await;
     assert!(!page.body.contains("data-node="), "{}", page.body);
+    // The proxy now names frank in the same browser: erin's session ends, frank's begins.
+    let switched = [("Cookie", session.clone()), ("X-Forwarded-User", "frank".to_owned())];
+    let page = request(server.addr, "GET", "/ui/instances/kars", &switched, b"").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let renewed = page.header("set-cookie").expect("a new session for frank").to_owned();
+    assert_ne!(renewed.split(';').next().unwrap(), session, "a new session id");
+    assert!(page.body.contains("data-node=\"C\""), "frank's button for C: {}", page.body);
+    let old = request(server.addr, "GET", "/ui/instances/kars/panel", &[("Cookie", session)], b"").await;
+    assert_eq!(old.status, 401, "erin's old session is closed: {}", old.body);
     server.stop().await;
 }

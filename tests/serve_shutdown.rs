@@ -90,8 +90,9 @@ async fn gated_server(
     (addr, store, server, stop)
 }
 
+/// A JSON write's headers as `person`.
 fn auth(person: &str) -> Vec<(&'static str, String)> {
-    vec![("Authorization", format!("Bearer {}", token(person)))]
+    vec![("Authorization", format!("Bearer {}", token(person))), ("Content-Type", "application/json".to_owned())]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -199,7 +199,10 @@ fn a_crash_in_the_middle_of_an_upgrade_leaves_one_spec_or_the_other() {
         let upgraded =
             journal.entries.iter().any(|e| matches!(e, Entry::Input(r) if matches!(r.input, Input::Upgrade { .. })));
         assert!(!upgraded, "the upgrade record is the append's last: a cut before its end drops it");
-        // The spec text may have survived the cut; without its upgrade it changes nothing.
+        // The spec text may have survived the cut; without its upgrade it changes nothing, and
+        // a host that opens with the journal's own texts picks the old one.
+        assert_eq!(journal.newest_spec(), program(1).workflow().fingerprint());
+        assert_eq!(journal.newest_spec_text().map(|t| t.origin.as_str()), Some("v1.yaml"));
         let reopened = Driver::open(parts(store, &clock), &program(1), &id()).unwrap();
         assert_eq!(reopened.instance().workflow().fingerprint(), program(1).workflow().fingerprint());
         assert!(reopened.roster().actor("bo").is_err(), "the old roster, not a mix");

@@ -36,8 +36,8 @@ use kars::spec::{CheckedSpec, NodeId};
 use kars::workflow::InstanceId;
 use kars::workflow::adapter::{AdapterError, ConsoleNotifier, GitVcs};
 use kars::workflow::driver::{
-    Adapters, Clock, ClockMode, Driver, DriverConfig, DriverError, Earlier, Entry, Journaled, Operation, Operations,
-    Parts, Program, Report, Roster, SpecText, Start, SystemClock, VirtualClock, read_journal, replay_journal,
+    Adapters, Clock, ClockMode, Driver, DriverConfig, DriverError, Entry, Journaled, Operation, Operations, Parts,
+    Program, Report, Roster, SpecText, Start, SystemClock, VirtualClock, read_journal, replay_journal,
 };
 use kars::workflow::{ActionOutcome, Actor};
 use store::{Access, CliStore, Location, SchemaArg};
@@ -389,14 +389,6 @@ fn last_instant(journal: &Journaled) -> DateTime<Utc> {
         .unwrap_or(journal.header.history.started_at)
 }
 
-fn config_for(mode: ClockMode) -> DriverConfig {
-    let earlier = match mode {
-        ClockMode::System => Earlier::Hold,
-        ClockMode::Rehearsal => Earlier::Refuse,
-    };
-    DriverConfig { earlier, ..DriverConfig::default() }
-}
-
 fn instance_id(id: &str) -> Result<InstanceId, Failure> {
     InstanceId::new(id).map_err(usage)
 }
@@ -468,7 +460,7 @@ fn open(target: &Target, now: &Now, effects: Option<&EffectArgs>, access: Access
         store,
         clock: clock_for(mode, now, last_instant(&journal), id.as_str())?,
         adapters: adapters(effects, &out, id.as_str(), &program)?,
-        config: config_for(mode),
+        config: DriverConfig::for_clock(mode),
     };
     let driver = Driver::open_read(parts, &program, journal).map_err(driver_failure)?;
     Ok(Session { driver, spec, out, mode })
@@ -476,7 +468,7 @@ fn open(target: &Target, now: &Now, effects: Option<&EffectArgs>, access: Access
 
 /// The newest spec the journal stores (the one in force, or scheduled for the next cycle).
 fn stored_spec(journal: &Journaled) -> Result<(CheckedSpec, Program), Failure> {
-    let Some(stored) = upgrade::latest_text(journal) else {
+    let Some(stored) = journal.newest_spec_text() else {
         return Err(usage(format!(
             "the journal of instance `{}` holds no spec\nhelp: instances for the command line are started with `kars instance start`",
             journal.id
@@ -531,7 +523,7 @@ fn start(args: &StartArgs) -> Result<Done, Failure> {
         store,
         clock,
         adapters: adapters(Some(&args.effects), &out, id.as_str(), &program)?,
-        config: config_for(mode),
+        config: DriverConfig::for_clock(mode),
     };
     let start = Start { spec: Some(SpecText { origin, text }), clock: mode, roster };
     let (mut driver, mut report) = Driver::create_with(parts, &program, &id, start).map_err(driver_failure)?;
@@ -696,8 +688,8 @@ fn render_state(
     // The journal's own spec versions when it stores them; FILE otherwise. FILE must be one of
     // them: another spec is refused as `open` refuses it (the upgrade command moves it on).
     let texts: Vec<(kars::spec::Fingerprint, SpecText)> =
-        upgrade::stored_versions(&journal).into_iter().map(|(f, s)| (f, s.clone())).collect();
-    let (latest, program) = match upgrade::latest_text(&journal) {
+        journal.spec_texts().into_iter().map(|(f, s)| (f, s.clone())).collect();
+    let (latest, program) = match journal.newest_spec_text() {
         Some(_) => stored_spec(&journal)?,
         None => (spec.clone(), Program::new(spec).map_err(invalid)?),
     };
@@ -710,7 +702,7 @@ fn render_state(
         store,
         clock: clock_for(mode, parse_now(now)?, last_instant(&journal), id.as_str())?,
         adapters: Adapters::new(ConsoleNotifier::new(std::io::sink())),
-        config: config_for(mode),
+        config: DriverConfig::for_clock(mode),
     };
     let driver = Driver::open_read(parts, &program, journal).map_err(driver_failure)?;
     let instance = driver.instance();

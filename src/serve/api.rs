@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use kars_spec::NodeId;
-use kars_workflow::driver::{Roster, read_journal};
+use kars_workflow::driver::read_journal;
 use kars_workflow::{InstanceId, MergeRequest};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -154,7 +154,23 @@ async fn list<S: ServeStore>(
     Ok(json_body(json!({ "instances": out })).into_response())
 }
 
-fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Problem> {
+/// The JSON body of a write. `Content-Type: application/json` is required: a browser cannot
+/// send it cross-site without a preflight (which this server never grants), so a page elsewhere
+/// cannot make a signed-in person's browser write through a trusted proxy.
+fn parse_json<T: for<'de> Deserialize<'de>>(headers: &HeaderMap, body: &[u8]) -> Result<T, Problem> {
+    let json = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "send the body as `Content-Type: application/json`".to_owned(),
+        ));
+    }
     serde_json::from_slice(body).map_err(|e| Problem::bad_request(format!("the body is not the expected JSON: {e}")))
 }
 
@@ -173,7 +189,7 @@ async fn start<S: ServeStore>(
     body: Bytes,
 ) -> ApiResult {
     let principal = caller(&app, &headers, peer)?;
-    let body: StartBody = parse_json(&body)?;
+    let body: StartBody = parse_json(&headers, &body)?;
     let Some(flow) = app.inner.workflows.get(&body.workflow) else {
         let known: Vec<&str> = app.inner.workflows.keys().map(String::as_str).collect();
         return Err(Problem::not_found(
@@ -181,11 +197,12 @@ async fn start<S: ServeStore>(
             format!("no workflow `{}` is served; served: {}", body.workflow, known.join(", ")),
         ));
     };
-    let spec = flow.spec.spec();
+    let program = &flow.program;
     let actor =
-        principal.actor(&Roster::from_spec(spec)).map_err(|e| Problem::forbidden("not-on-roster", e.to_string()))?;
-    if !spec.team_managed_by.is_empty() && !actor.roles.iter().any(|r| spec.team_managed_by.contains(r)) {
-        let roles: Vec<String> = spec.team_managed_by.iter().map(|r| format!("`{r}`")).collect();
+        principal.actor(program.default_roster()).map_err(|e| Problem::forbidden("not-on-roster", e.to_string()))?;
+    let managers = program.team_managed_by();
+    if !managers.is_empty() && !actor.holds_any(managers) {
+        let roles: Vec<String> = managers.iter().map(|r| format!("`{r}`")).collect();
         return Err(Problem::forbidden(
             "role",
             format!(
@@ -344,7 +361,7 @@ async fn written<S: ServeStore>(
 ) -> ApiResult {
     let principal = caller(&app, &headers, peer)?;
     let hosted = find(&app, &id).await?;
-    let body: ActBody = parse_json(&body)?;
+    let body: ActBody = parse_json(&headers, &body)?;
     let expected = expected_version(&headers, body.expected_version)?;
     let status = write(&app, &hosted, principal, what, &body.node, body.outcome, expected).await?;
     Ok(json_with_version(StatusCode::OK, status))
@@ -435,10 +452,19 @@ async fn hook<S: ServeStore>(
     };
     let now = app.inner.clock.now();
     let skew = app.inner.settings.limits.webhook_skew_seconds;
-    webhook::verify(known, &sender, &headers, &body, now, skew, &app.inner.replays)?;
-    let report: webhook::Report = parse_json(&body)?;
-    let hosted = find(&app, &report.instance).await?;
-    let principal = Principal::Person(known.person.to_string());
-    let status = write(&app, &hosted, principal, Write::Report, &report.node, Some(report.outcome), None).await?;
-    Ok(json_with_version(StatusCode::OK, status))
+    let signature = webhook::verify(known, &sender, &headers, &body, now, skew, &app.inner.replays)?;
+    let written = async {
+        let report: webhook::Report = parse_json(&headers, &body)?;
+        let hosted = find(&app, &report.instance).await?;
+        let principal = Principal::Person(known.person.to_string());
+        write(&app, &hosted, principal, Write::Report, &report.node, Some(report.outcome), None).await
+    };
+    match written.await {
+        Ok(status) => Ok(json_with_version(StatusCode::OK, status)),
+        Err(problem) => {
+            // Not written: the sender may deliver the same webhook again.
+            app.inner.replays.forget(&signature);
+            Err(problem)
+        }
+    }
 }

@@ -141,6 +141,12 @@ impl Sessions {
         map.get(&id).filter(|s| s.expires > now).map(|s| (id.clone(), s.clone()))
     }
 
+    /// Whether session `id` is `principal`'s.
+    pub fn held_by(&self, id: &str, principal: &Principal) -> bool {
+        let map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        map.get(id).is_some_and(|s| s.principal == *principal)
+    }
+
     /// Ends a session.
     pub fn close(&self, id: &str) {
         self.map.lock().unwrap_or_else(PoisonError::into_inner).remove(id);

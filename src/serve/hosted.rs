@@ -6,7 +6,7 @@ use std::sync::Arc;
 use kars_spec::CheckedSpec;
 use kars_workflow::InstanceId;
 use kars_workflow::driver::{
-    Driver, DriverConfig, DriverError, Earlier, Journaled, Parts, Program, SpecText, Start, read_journal,
+    Driver, DriverConfig, DriverError, Journaled, Parts, Program, SpecText, Start, read_journal,
 };
 use kars_workflow::service::Handle;
 use tokio::sync::watch;
@@ -36,16 +36,6 @@ impl<S: ServeStore> Hosted<S> {
     }
 }
 
-fn config_for(mode: ClockMode) -> DriverConfig {
-    // A real clock stepped back holds at the latest instant; a rehearsal's clock never goes
-    // back.
-    let earlier = match mode {
-        ClockMode::System => Earlier::Hold,
-        _ => Earlier::Refuse,
-    };
-    DriverConfig { earlier, ..DriverConfig::default() }
-}
-
 fn parts<S: ServeStore>(
     inner: &Inner<S>,
     id: &InstanceId,
@@ -56,7 +46,7 @@ fn parts<S: ServeStore>(
         store: inner.store.clone(),
         clock: Arc::clone(&inner.clock),
         adapters: (inner.adapters)(id, program),
-        config: config_for(mode),
+        config: DriverConfig::for_clock(mode),
     }
 }
 
@@ -75,7 +65,8 @@ pub(crate) async fn open<S: ServeStore>(app: &App<S>, id: InstanceId) -> Result<
     let inner = Arc::clone(&app.inner);
     blocking(move || {
         let journal: Journaled = read_journal(&inner.store, &id)?;
-        let Some(stored) = journal.header.spec.clone() else {
+        // The newest spec an upgrade moved the instance to (the one it started with if none).
+        let Some(stored) = journal.newest_spec_text().cloned() else {
             return Err(DriverError::BadHeader {
                 id,
                 detail: "the journal holds no spec; `kars serve` hosts instances it or `kars instance start` started"

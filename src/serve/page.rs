@@ -82,21 +82,34 @@ fn shell(title: &str, session: Option<&Session>, main: &str) -> String {
     )
 }
 
-/// The session of the request; behind the trusted proxy, one is opened from its headers.
+/// The session of the request; behind the trusted proxy, one is opened from its headers, and a
+/// session of someone else than the proxy now names (a sign-out, another user in the same
+/// browser) is closed first.
 fn session_of<S: ServeStore>(app: &App<S>, headers: &HeaderMap, peer: Peer) -> (Option<Session>, Option<String>) {
     let now = app.inner.clock.now();
-    if let Some((_, session)) = app.inner.sessions.find(headers, now) {
-        return (Some(session), None);
+    let proxied = (headers.contains_key(auth::USER_HEADER) || headers.contains_key(auth::EMAIL_HEADER))
+        && !headers.contains_key(header::AUTHORIZATION);
+    let vouched = if proxied { api::caller(app, headers, peer).ok() } else { None };
+    match (app.inner.sessions.find(headers, now), vouched) {
+        (Some((id, _)), Some(principal)) if !app.inner.sessions.held_by(&id, &principal) => {
+            app.inner.sessions.close(&id);
+            open_session(app, principal, now)
+        }
+        (Some((_, session)), _) => (Some(session), None),
+        (None, Some(principal)) => open_session(app, principal, now),
+        (None, None) => (None, None),
     }
-    let proxied = headers.contains_key(auth::USER_HEADER) || headers.contains_key(auth::EMAIL_HEADER);
-    if proxied
-        && !headers.contains_key(header::AUTHORIZATION)
-        && let Ok(principal) = api::caller(app, headers, peer)
-        && let Ok((id, session)) = app.inner.sessions.open(principal, now)
-    {
-        return (Some(session), Some(auth::session_cookie(&id)));
+}
+
+fn open_session<S: ServeStore>(
+    app: &App<S>,
+    principal: auth::Principal,
+    now: chrono::DateTime<chrono::Utc>,
+) -> (Option<Session>, Option<String>) {
+    match app.inner.sessions.open(principal, now) {
+        Ok((id, session)) => (Some(session), Some(auth::session_cookie(&id))),
+        Err(_) => (None, None),
     }
-    (None, None)
 }
 
 fn with_cookie(mut response: Response, cookie: Option<String>) -> Response {

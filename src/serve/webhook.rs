@@ -65,7 +65,8 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
     (0..text.len()).step_by(2).map(|i| text.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect()
 }
 
-/// Checks a webhook's timestamp, signature and freshness; records the signature as seen.
+/// Checks a webhook's timestamp, signature and freshness; records the signature as seen and
+/// returns it, for [`Replays::forget`] should the delivery not be written.
 ///
 /// # Errors
 /// 401 problems: `stale-timestamp`, `bad-signature`, `replayed`.
@@ -77,7 +78,7 @@ pub(crate) fn verify(
     now: DateTime<Utc>,
     skew_seconds: i64,
     replays: &Replays,
-) -> Result<(), Problem> {
+) -> Result<String, Problem> {
     let header = |h: &str| headers.get(h).and_then(|v| v.to_str().ok());
     let timestamp: i64 = header(TIMESTAMP_HEADER)
         .and_then(|t| t.trim().parse().ok())
@@ -110,8 +111,16 @@ pub(crate) fn verify(
     if seen.contains_key(&key) {
         return Err(refused("replayed", "this webhook was delivered before; a replay changes nothing".to_owned()));
     }
-    seen.insert(key, sent);
-    Ok(())
+    seen.insert(key.clone(), sent);
+    Ok(key)
+}
+
+impl Replays {
+    /// Forgets a signature whose delivery was not written (refused, timed out), so that the
+    /// sender may deliver it again.
+    pub(crate) fn forget(&self, signature: &str) {
+        self.seen.lock().unwrap_or_else(PoisonError::into_inner).remove(signature);
+    }
 }
 
 #[cfg(test)]

@@ -127,6 +127,20 @@ impl Default for DriverConfig {
     }
 }
 
+impl DriverConfig {
+    /// The defaults for an instance whose clock is `mode`'s: a real clock stepped back holds
+    /// at the latest recorded instant ([`Earlier::Hold`]); a rehearsal's clock is the caller's
+    /// word and may never go back ([`Earlier::Refuse`]).
+    #[must_use]
+    pub fn for_clock(mode: ClockMode) -> Self {
+        let earlier = match mode {
+            ClockMode::System => Earlier::Hold,
+            ClockMode::Rehearsal => Earlier::Refuse,
+        };
+        Self { earlier, ..Self::default() }
+    }
+}
+
 /// What a driver is built from.
 #[derive(Debug)]
 pub struct Parts<S, C> {

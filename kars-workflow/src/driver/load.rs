@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::record::{Done, Entry, JOURNAL_FORMAT, JournalHeader, OLDEST_JOURNAL_FORMAT, RosterChange};
+use super::record::{Done, Entry, JOURNAL_FORMAT, JournalHeader, OLDEST_JOURNAL_FORMAT, RosterChange, SpecText};
 use super::roster::Roster;
 use super::{DriverError, Program};
 use crate::InstanceId;
@@ -41,6 +41,43 @@ pub struct Journaled {
 }
 
 impl Journaled {
+    /// Every spec text the journal stores, oldest first: the header's (when the host stored
+    /// it), then each upgrade's.
+    #[must_use]
+    pub fn spec_texts(&self) -> Vec<(Fingerprint, &SpecText)> {
+        let first = self.header.spec.as_ref().map(|s| (self.header.history.fingerprint, s));
+        first
+            .into_iter()
+            .chain(self.entries.iter().filter_map(|e| match e {
+                Entry::Spec(v) => Some((v.fingerprint, &v.spec)),
+                _ => None,
+            }))
+            .collect()
+    }
+
+    /// The fingerprint of the newest spec the instance moved to (in force, or scheduled for
+    /// the next cycle): the last accepted upgrade's, else the one it started with. A spec
+    /// entry whose upgrade record a crash tore off does not count.
+    #[must_use]
+    pub fn newest_spec(&self) -> Fingerprint {
+        self.entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Input(record) => accepted_upgrade(record),
+                _ => None,
+            })
+            .last()
+            .unwrap_or(self.header.history.fingerprint)
+    }
+
+    /// The text of [`Journaled::newest_spec`], when the journal stores it: what a host that
+    /// keeps no spec files opens the instance with.
+    #[must_use]
+    pub fn newest_spec_text(&self) -> Option<&SpecText> {
+        let newest = self.newest_spec();
+        self.spec_texts().into_iter().rev().find(|(f, _)| *f == newest).map(|(_, s)| s)
+    }
+
     /// The roster in force after the last entry: the header's (or, for format 1, the spec's
     /// `team:` that `program` was compiled from), then every journaled change in order.
     #[must_use]
@@ -202,11 +239,7 @@ impl Versions {
         }
         versions.first = Some(first);
         versions.latest = Some(first);
-        let mut latest = first;
         for (index, entry) in journal.entries.iter().enumerate() {
-            if let Entry::Input(record) = entry {
-                latest = accepted_upgrade(record).unwrap_or(latest);
-            }
             let Entry::Spec(version) = entry else { continue };
             if version.fingerprint == program.workflow.fingerprint() {
                 versions.insert(Arc::clone(&program.workflow));
@@ -223,7 +256,7 @@ impl Versions {
                 versions.insert(workflow);
             }
         }
-        versions.latest = Some(latest);
+        versions.latest = Some(journal.newest_spec());
         Ok(versions)
     }
 }

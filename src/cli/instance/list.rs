@@ -2,11 +2,11 @@
 //! where it stands.
 
 use kars::workflow::adapter::ConsoleNotifier;
-use kars::workflow::driver::{Adapters, ClockMode, Driver, Parts, read_journal};
+use kars::workflow::driver::{Adapters, ClockMode, Driver, DriverConfig, Parts, read_journal};
 use kars::workflow::journal::Store;
 
 use super::store::{Access, Location, SchemaArg};
-use super::{Done, Failure, clock_for, config_for, driver_failure, last_instant, stored_spec, usage};
+use super::{Done, Failure, clock_for, driver_failure, last_instant, stored_spec, usage};
 
 /// One instance's line.
 struct Line {
@@ -58,7 +58,7 @@ fn line<S: Store>(store: &std::sync::Arc<S>, id: &kars::workflow::InstanceId) ->
         store: std::sync::Arc::clone(store),
         clock: clock_for(mode, None, last_instant(&journal), id.as_str())?,
         adapters: Adapters::new(ConsoleNotifier::new(std::io::sink())),
-        config: config_for(mode),
+        config: DriverConfig::for_clock(mode),
     };
     let driver = Driver::open_read(parts, &program, journal).map_err(driver_failure)?;
     let instance = driver.instance();

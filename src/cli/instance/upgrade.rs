@@ -1,13 +1,11 @@
 //! `kars instance upgrade`: move a running instance to a new version of its spec, after
-//! showing what changes and when it takes effect. Also where the command line finds the spec
-//! versions a journal stores.
+//! showing what changes and when it takes effect.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use kars::spec::Fingerprint;
 use kars::spec::change::{Change, compare};
-use kars::workflow::driver::{Entry, Journaled, SpecText, UpgradeRequest};
+use kars::workflow::driver::{SpecText, UpgradeRequest};
 use kars::workflow::{UpgradePlan, UpgradeWhen};
 
 use super::{
@@ -41,23 +39,6 @@ enum WhenArg {
     Now,
     /// When the next cycle starts; the running one finishes under its spec.
     NextCycle,
-}
-
-/// Every spec text a journal stores, oldest first: the header's, then each upgrade's.
-pub(super) fn stored_versions(journal: &Journaled) -> Vec<(Fingerprint, &SpecText)> {
-    let first = journal.header.spec.as_ref().map(|s| (journal.header.history.fingerprint, s));
-    first
-        .into_iter()
-        .chain(journal.entries.iter().filter_map(|e| match e {
-            Entry::Spec(v) => Some((v.fingerprint, &v.spec)),
-            _ => None,
-        }))
-        .collect()
-}
-
-/// The newest spec text a journal stores: what commands open it with.
-pub(super) fn latest_text(journal: &Journaled) -> Option<&SpecText> {
-    stored_versions(journal).last().map(|(_, s)| *s)
 }
 
 pub(super) fn upgrade(args: &UpgradeArgs) -> Result<Done, Failure> {

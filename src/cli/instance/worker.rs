@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use kars::workflow::driver::{DriverError, SystemClock};
+use kars::workflow::driver::{DriverConfig, DriverError, SystemClock};
 use kars::workflow::journal::{PgStore, PgStoreConfig};
 use kars::workflow::worker::{Host, Worker, WorkerConfig};
 
-use super::{Buffer, EffectArgs, Failure, adapters, config_for, stored_spec, usage};
+use super::{Buffer, EffectArgs, Failure, adapters, stored_spec, usage};
 
 /// Arguments of `kars worker`.
 #[derive(Debug, clap::Args)]
@@ -70,7 +70,7 @@ fn work(args: &WorkerArgs) -> Result<(), Failure> {
                     id: journal.id.clone(),
                     detail: f.message.trim_start_matches("error: ").to_owned(),
                 })?;
-            Ok((program, adapters, config_for(journal.header.clock)))
+            Ok((program, adapters, DriverConfig::for_clock(journal.header.clock)))
         })
     };
     let mut worker_config = WorkerConfig::default();
