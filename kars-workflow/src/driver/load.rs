@@ -62,11 +62,11 @@ impl Journaled {
     pub fn newest_spec(&self) -> Fingerprint {
         self.entries
             .iter()
-            .filter_map(|e| match e {
+            .rev()
+            .find_map(|e| match e {
                 Entry::Input(record) => accepted_upgrade(record),
                 _ => None,
             })
-            .last()
             .unwrap_or(self.header.history.fingerprint)
     }
 
