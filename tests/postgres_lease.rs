@@ -113,3 +113,24 @@ fn replicas_claiming_at_once_never_claim_an_instance_twice() {
     expected.sort();
     assert_eq!(claimed, expected, "each due instance claimed exactly once; `later` not at all");
 }
+
+/// An instance a replica gave up without driving (a rehearsal, a failed drive) is paused for a
+/// while: no replica claims it meanwhile, the owner's heartbeat does not extend the pause, and
+/// it is claimed again once the pause is over.
+#[test]
+fn a_paused_instance_is_not_renewed_and_is_claimed_again_after_its_pause() {
+    let Some(db) = TestDb::new("lease_pause") else { return };
+    let store = PgStore::connect(&db.url, &db.config()).unwrap();
+    let x = id("x");
+    store.create(&x, b"h").unwrap();
+    store.set_next_wake(&x, past()).unwrap();
+    let a = ReplicaId::fresh();
+    let lease = store.claim_due(&a, 10, Duration::from_secs(30)).unwrap().remove(0);
+    assert!(store.abandon_for(&lease, Duration::from_millis(1200)).unwrap());
+    assert!(store.renew(&a, Duration::from_secs(30)).unwrap().is_empty(), "a pause is not a lease to renew");
+    assert!(store.claim_due(&a, 10, Duration::from_secs(30)).unwrap().is_empty(), "paused");
+    std::thread::sleep(Duration::from_millis(1400));
+    let again = store.claim_due(&ReplicaId::fresh(), 10, Duration::from_secs(30)).unwrap();
+    assert_eq!(again.len(), 1, "claimed again once the pause is over");
+    assert_eq!(again[0].epoch, 2);
+}

@@ -175,8 +175,8 @@ impl<C: Clock + Clone> Worker<C> {
         let result = (|| {
             let journal = read_journal(&fenced, &lease.instance)?;
             if journal.header.clock == ClockMode::Rehearsal {
-                // A rehearsal's clock is a person's word: no replica drives it. The lease is
-                // kept until it expires, so the instance is not claimed again before then.
+                // A rehearsal's clock is a person's word: no replica drives it. It is paused
+                // for a lease, so it is not claimed again at once.
                 return Ok((Report::default(), None, false));
             }
             let (program, adapters, config) = (self.host)(&journal)?;
@@ -187,14 +187,19 @@ impl<C: Clock + Clone> Worker<C> {
             Ok((report, driver.next_wake(), true))
         })();
         match result {
-            Ok((report, next, release)) => {
-                if release {
-                    self.store.release(&lease, next)?;
-                }
+            Ok((report, next, true)) => {
+                self.store.release(&lease, next)?;
+                Ok(report)
+            }
+            Ok((report, _, false)) => {
+                self.store.abandon_for(&lease, self.config.lease)?;
                 Ok(report)
             }
             Err(e) => {
-                // Leave the instance to be claimed again after the lease (its state is durable).
+                // Claimed again after a lease's pause (its state is durable); a pause, unlike
+                // the lease, is not renewed by this replica's heartbeat. A failed abandon leaves
+                // the lease to expire, as a crash would.
+                let _ = self.store.abandon_for(&lease, self.config.lease);
                 Err(e)
             }
         }

@@ -174,6 +174,17 @@ impl PgStore {
     /// # Errors
     /// [`JournalError::Postgres`].
     pub fn abandon(&self, lease: &Lease) -> Result<bool, JournalError> {
+        self.abandon_for(lease, Duration::ZERO)
+    }
+
+    /// Gives `lease` up without driving the instance, and keeps every replica from claiming it
+    /// for `pause` (a rehearsal no replica drives, or a drive that failed): unlike a lease
+    /// kept, a pause is not extended by the owner's heartbeat. Returns whether the lease was
+    /// still this one's.
+    ///
+    /// # Errors
+    /// [`JournalError::Postgres`].
+    pub fn abandon_for(&self, lease: &Lease, pause: Duration) -> Result<bool, JournalError> {
         let (shared, lease) = (Arc::clone(&self.shared), lease.clone());
         run(&self.handle, async move {
             let op = PgOperation::Claim;
@@ -183,7 +194,7 @@ impl PgStore {
                     let client = shared.client(op).await?;
                     let stmt = client.prepare_cached(&shared.sql.abandon).await.map_err(super::ops::query(op))?;
                     Ok(client
-                        .execute(&stmt, &[&lease.instance.as_str(), &lease.owner.as_str(), &epoch])
+                        .execute(&stmt, &[&lease.instance.as_str(), &lease.owner.as_str(), &epoch, &seconds(pause)])
                         .await
                         .map_err(super::ops::query(op))?)
                 })

@@ -26,7 +26,16 @@ impl Wakeups {
     /// Waits up to `timeout` for a hint; whether one came. Hints that arrived meanwhile are
     /// taken together (one wake-up for many appends).
     pub fn wait(&self, timeout: Duration) -> bool {
-        let woke = self.rx.recv_timeout(timeout).is_ok();
+        let woke = match self.rx.recv_timeout(timeout) {
+            Ok(()) => true,
+            Err(mpsc::RecvTimeoutError::Timeout) => false,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                // Notifications off (a transaction-mode pooler): nothing will ever come, and
+                // the wait still lasts its time rather than spinning on the database.
+                std::thread::sleep(timeout);
+                false
+            }
+        };
         while self.rx.try_recv().is_ok() {}
         woke
     }

@@ -73,12 +73,13 @@ impl Sql {
                  FROM {s}.instances WHERE instance = $1"
             ),
             // Due: a timer at or before the database's now, or an effect not acknowledged.
-            // Free: never leased, released, or its lease expired on the database's clock.
+            // Free: never leased, or its lease (or the pause an abandon set) is over on the
+            // database's clock; a release ends the lease at once.
             // Fair: the instances claimed least recently first (a release keeps the instant).
             claim: format!(
                 "WITH due AS ( \
                    SELECT i.instance FROM {s}.instances i \
-                   WHERE (i.owner IS NULL OR i.lease_expires_at <= now()) \
+                   WHERE (i.lease_expires_at IS NULL OR i.lease_expires_at <= now()) \
                      AND (i.next_wake <= coalesce($4::timestamptz, now()) OR EXISTS ( \
                        SELECT 1 FROM {s}.outbox o WHERE o.instance = i.instance AND o.done_version IS NULL)) \
                    ORDER BY i.lease_expires_at NULLS FIRST, i.next_wake NULLS LAST, i.instance \
@@ -98,7 +99,7 @@ impl Sql {
                  WHERE instance = $1 AND owner = $2 AND epoch = $3"
             ),
             abandon: format!(
-                "UPDATE {s}.instances SET owner = NULL, lease_expires_at = now() \
+                "UPDATE {s}.instances SET owner = NULL, lease_expires_at = now() + make_interval(secs => $4) \
                  WHERE instance = $1 AND owner = $2 AND epoch = $3"
             ),
             maintenance_lock: format!("kars.maintain.{}", schema.name()),
