@@ -85,6 +85,17 @@ impl ForgeConfig {
         if host.is_empty() || host.starts_with('/') || api.contains(['?', '#', ' ']) {
             return Err(ForgeConfigError::ApiUrl { given: self.api.clone() });
         }
+        if api.starts_with("http://") {
+            // The host without its port and path; `[::1]` keeps its brackets.
+            let authority = host.split('/').next().unwrap_or_default();
+            let name = match authority.strip_prefix('[') {
+                Some(v6) => v6.split(']').next().unwrap_or_default(),
+                None => authority.split(':').next().unwrap_or_default(),
+            };
+            if !matches!(name.to_ascii_lowercase().as_str(), "localhost" | "127.0.0.1" | "::1") {
+                return Err(ForgeConfigError::PlainHttp { given: self.api.clone() });
+            }
+        }
         let parts: Vec<String> = self.repository.split('/').map(str::to_owned).collect();
         let good = |p: &String| {
             !p.is_empty()
@@ -116,6 +127,17 @@ mod tests {
             let c = ForgeConfig::github("o/r", token.clone()).with_api(bad);
             assert!(matches!(c.check(2, 2, "x"), Err(ForgeConfigError::ApiUrl { .. })), "{bad}");
         }
-        assert!(ForgeConfig::gitlab("g/sub/p", token).check(2, 20, "x").is_ok());
+        assert!(ForgeConfig::gitlab("g/sub/p", token.clone()).check(2, 20, "x").is_ok());
+        for (api, plain) in [
+            ("http://ghe.example.com/api/v3", true),
+            ("http://127.0.0.1:8080/api/v3", false),
+            ("http://localhost:9/api", false),
+            ("http://[::1]:9/api", false),
+            ("http://localhost.evil.example/api", true),
+            ("https://ghe.example.com/api/v3", false),
+        ] {
+            let c = ForgeConfig::github("o/r", token.clone()).with_api(api);
+            assert_eq!(matches!(c.check(2, 2, "x"), Err(ForgeConfigError::PlainHttp { .. })), plain, "{api}");
+        }
     }
 }

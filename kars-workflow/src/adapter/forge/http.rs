@@ -99,7 +99,9 @@ impl Api {
         let status = response.status().as_u16();
         let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let next = header("link").and_then(|link| next_link(&link)).filter(|u| self.same_origin(u));
-        let retry_after = header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs);
+        let retry_after = header("retry-after")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|s| Duration::from_secs(s.min(MAX_WAIT_SECONDS)));
         let exhausted = header("x-ratelimit-remaining").is_some_and(|v| v.trim() == "0");
         // GitHub: `x-ratelimit-reset`; GitLab: `ratelimit-reset` (both epoch seconds).
         let reset = header("x-ratelimit-reset")
@@ -230,8 +232,12 @@ impl Api {
 #[allow(clippy::disallowed_methods)]
 fn until(reset: Option<u64>) -> Option<Duration> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
-    reset.map(|r| Duration::from_secs(r.saturating_sub(now).max(1)))
+    reset.map(|r| Duration::from_secs(r.saturating_sub(now).clamp(1, MAX_WAIT_SECONDS)))
 }
+
+/// The longest wait a rate limit may ask for (an hour, GitHub's primary window): a larger
+/// value is a forge's mistake, and an unbounded one would overflow into an immediate retry.
+const MAX_WAIT_SECONDS: u64 = 3600;
 
 /// The `rel="next"` target of a `Link` header.
 fn next_link(link: &str) -> Option<String> {

@@ -50,6 +50,15 @@ pub enum ForgeConfigError {
         /// What was given.
         given: String,
     },
+    /// A plain `http://` API root on another machine: the token would cross the network in
+    /// clear text.
+    #[error(
+        "`{given}` would send the forge token unencrypted\nhelp: use `https://`; plain `http://` is for a forge on this machine (`localhost`, `127.0.0.1`, `[::1]`)"
+    )]
+    PlainHttp {
+        /// What was given.
+        given: String,
+    },
     /// The token holds characters an HTTP header cannot carry, or nothing.
     #[error("the forge token from {from} is empty or not printable ASCII\nhelp: the token is one line, without spaces")]
     Malformed {
