@@ -501,6 +501,7 @@ mod arb {
                 deadline: None,
                 retry: None,
                 outcome: (kind == NodeKind::End).then(|| "done".to_owned()),
+                join: None,
             };
             spec.nodes.insert(id(i), node);
         }

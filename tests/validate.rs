@@ -25,6 +25,7 @@ fn node(label: &str, kind: NodeKind) -> Node {
         deadline: None,
         retry: None,
         outcome: None,
+        join: None,
     }
 }
 

@@ -253,6 +253,11 @@ pub enum NodeKind {
     Decision,
     /// A pause that passes on by itself, once its `gate` (if any) opens.
     Wait,
+    /// A fork: every edge that leaves it starts at once, one branch each (the edges need no
+    /// labels). Its branches meet again at exactly one `join`.
+    Parallel,
+    /// Where the branches of one `parallel` node meet; it passes on by its `join` rule.
+    Join,
 }
 
 /// A node of the flowchart.
@@ -304,6 +309,21 @@ pub struct Node {
     /// Ends, and nodes with an edge back to the start: how the cycle ends through this node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,
+    /// Joins: when the branches of the fork pass on (default `all`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join: Option<JoinRule>,
+}
+
+/// When a `join` node passes on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JoinRule {
+    /// When every branch of its fork has arrived.
+    #[default]
+    All,
+    /// When the first branch arrives; the branches still running are cancelled, and each
+    /// cancellation is recorded.
+    First,
 }
 
 /// An automatic effect.

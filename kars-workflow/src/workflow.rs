@@ -720,7 +720,7 @@ fn reporters(spec: &kars_spec::Spec, id: &NodeId) -> Vec<RoleId> {
             NodeKind::Decision => {
                 return node.decided_by.as_ref().and_then(|d| d.role.clone()).into_iter().collect();
             }
-            NodeKind::Action | NodeKind::Wait => at = &edge.from,
+            NodeKind::Action | NodeKind::Wait | NodeKind::Parallel | NodeKind::Join => at = &edge.from,
             NodeKind::Start | NodeKind::End => return Vec::new(),
         }
     }

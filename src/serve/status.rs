@@ -86,6 +86,8 @@ fn node_kind(kind: NodeKind) -> &'static str {
         NodeKind::Action => "action",
         NodeKind::Wait => "wait",
         NodeKind::End => "end",
+        NodeKind::Parallel => "parallel",
+        NodeKind::Join => "join",
     }
 }
 

@@ -173,6 +173,7 @@ fn skeleton(label: String, kind: NodeKind, owner: &RoleId) -> Node {
         deadline: None,
         retry: None,
         outcome: None,
+        join: None,
     }
 }
 

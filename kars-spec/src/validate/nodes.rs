@@ -210,6 +210,8 @@ pub(crate) fn kind_name(kind: NodeKind) -> &'static str {
         NodeKind::Action => "action",
         NodeKind::Decision => "decision",
         NodeKind::Wait => "wait",
+        NodeKind::Parallel => "parallel",
+        NodeKind::Join => "join",
     }
 }
 

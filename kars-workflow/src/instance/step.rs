@@ -212,7 +212,9 @@ impl Instance {
     fn activate(&mut self, workflow: &Workflow, node: NodeIndex, at: DateTime<Utc>) -> Next {
         let compiled = workflow.node(node);
         match compiled.kind {
-            NodeKind::Start | NodeKind::Wait => self.leave(workflow, node, None, at),
+            NodeKind::Start | NodeKind::Wait | NodeKind::Parallel | NodeKind::Join => {
+                self.leave(workflow, node, None, at)
+            }
             NodeKind::Task => Next::Wait,
             NodeKind::End => {
                 if compiled.action.is_some() {
