@@ -85,3 +85,59 @@ fn a_run_longer_than_the_wait_is_throttled_and_waited_on_by_the_retry() {
     assert_eq!(ops.run(&deploy("k/Y")).unwrap(), Some(ActionOutcome::Succeeded));
     assert_eq!(fake.count("dispatch"), 1);
 }
+
+/// Runs of other keys dispatched after ours, so that ours is on a later page.
+fn newer_runs(fake: &FakeForge<GitHub>, workflow: &str, n: usize) {
+    fake.with(|g| {
+        for i in 0..n {
+            let id = 20_000 + g.runs.len() as u64;
+            g.runs.push(github::Run {
+                id,
+                workflow: workflow.into(),
+                inputs: serde_json::json!({ "kars_key": format!("other/{i}") }),
+                status: "completed".into(),
+                conclusion: Some("success".into()),
+                polls: 0,
+            });
+        }
+    });
+}
+
+#[test]
+fn a_retry_finds_its_run_on_a_later_page_and_does_not_dispatch_again() {
+    // Pages of 10 runs: ours is the oldest of 36 (page 4).
+    let fake = github::start(10);
+    let ops = actions(&fake);
+    fake.fault("dispatch", Fault::LoseAnswer);
+    let err = ops.run(&deploy("kars/2026-W48/Y/1")).unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    newer_runs(&fake, "deploy.yml", 30);
+    // Runs of another workflow are not searched.
+    newer_runs(&fake, "nightly.yml", 5);
+    assert_eq!(ops.run(&deploy("kars/2026-W48/Y/1")).unwrap(), Some(ActionOutcome::Succeeded));
+    assert_eq!(fake.count("dispatch"), 1);
+    assert_eq!(fake.count("list_runs"), 1 + 4, "the lost dispatch's search, then four pages");
+    // The search names the workflow and the week before the release's Monday.
+    let seen: Vec<String> = fake
+        .seen()
+        .into_iter()
+        .filter(|s| s.path.ends_with("/runs"))
+        .map(|s| format!("{}?{}", s.path, s.query))
+        .collect();
+    assert!(seen[0].contains("/actions/workflows/deploy.yml/runs?"), "{seen:?}");
+    assert!(seen[0].contains("created=%3E%3D2026-11-16"), "{seen:?}");
+}
+
+#[test]
+fn a_search_cut_short_refuses_instead_of_dispatching_a_second_deploy() {
+    // Pages of one run and more runs than the search reads: the key cannot be ruled out.
+    let fake = github::start(1);
+    newer_runs(&fake, "deploy.yml", 25);
+    let ops = actions(&fake);
+    let err = ops.run(&deploy("kars/2026-W48/Y/1")).unwrap_err();
+    assert!(!err.is_transient(), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("cannot tell whether this deploy was dispatched"), "{text}");
+    assert!(text.contains("kars instance act --node Y --outcome succeeded"), "{text}");
+    assert_eq!(fake.count("dispatch"), 0);
+}

@@ -40,28 +40,8 @@ fn act(
 #[test]
 fn a_rehearsal_merges_on_the_forge_it_is_told() {
     let fake = github::start(100);
-    let pull = fake.with(|g| {
-        g.push("feature/login");
-        let n = g.open_pull("feature/login", "kars-dev");
-        g.review(n, "bob", "APPROVED");
-        n
-    });
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, pull) = week_to_review(&fake);
     let journal = dir.path().to_str().unwrap();
-    let (code, out, err) = kars(
-        &["instance", "start", SPEC, "--clock", "virtual", "--journal", journal, "--now", "2026-11-23T08:00:00-05:00"],
-        None,
-    );
-    assert_eq!(code, 0, "{out}{err}");
-    for (now, node, actor) in [
-        ("2026-11-23T09:00:00-05:00", "B", "erin"),
-        ("2026-11-23T09:30:00-05:00", "C", "frank"),
-        ("2026-11-24T10:00:00-05:00", "D", "alice"),
-        ("2026-11-25T10:00:00-05:00", "E", "alice"),
-    ] {
-        let (code, out, err) = act(journal, now, node, actor, &[], None);
-        assert_eq!(code, 0, "{out}{err}");
-    }
     let forge = ["--outcome", "approved", "--forge", "github:keydatalab/kars", "--forge-api", fake.url()];
     // Without a token: a usage error that names the variable, and nothing journaled.
     let (code, _, err) = act(journal, "2026-11-25T14:00:00-05:00", "F", "bob", &forge, None);
@@ -80,5 +60,76 @@ fn a_rehearsal_merges_on_the_forge_it_is_told() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("(merge feature/* -> kars-dev): done, succeeded"), "{out}");
     assert!(fake.with(|g| g.pull(pull).merged));
+    assert!(!out.contains(TOKEN) && !err.contains(TOKEN));
+}
+
+/// Starts a rehearsal and acts up to the code review (F), with an approved pull request on
+/// the fake; returns the journal's directory and the pull request's number.
+fn week_to_review(fake: &fake_forge::FakeForge<github::GitHub>) -> (tempfile::TempDir, u64) {
+    let pull = fake.with(|g| {
+        g.push("feature/login");
+        let n = g.open_pull("feature/login", "kars-dev");
+        g.review(n, "bob", "APPROVED");
+        n
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().to_str().unwrap();
+    let start =
+        ["instance", "start", SPEC, "--clock", "virtual", "--journal", journal, "--now", "2026-11-23T08:00:00-05:00"];
+    let (code, out, err) = kars(&start, None);
+    assert_eq!(code, 0, "{out}{err}");
+    for (now, node, actor) in [
+        ("2026-11-23T09:00:00-05:00", "B", "erin"),
+        ("2026-11-23T09:30:00-05:00", "C", "frank"),
+        ("2026-11-24T10:00:00-05:00", "D", "alice"),
+        ("2026-11-25T10:00:00-05:00", "E", "alice"),
+    ] {
+        let (code, out, err) = act(journal, now, node, actor, &[], None);
+        assert_eq!(code, 0, "{out}{err}");
+    }
+    (dir, pull)
+}
+
+#[test]
+fn a_rehearsal_deploys_through_the_forges_ci_when_told() {
+    let fake = github::start(100);
+    fake.with(|g| g.run_polls = 1);
+    let (dir, _) = week_to_review(&fake);
+    let journal = dir.path().to_str().unwrap();
+    // An empty workflow is refused before anything runs.
+    let bad = ["--outcome", "approved", "--forge", "github:keydatalab/kars", "--forge-deploy", "@main"];
+    let (code, _, err) = act(journal, "2026-11-25T14:00:00-05:00", "F", "bob", &bad, Some(TOKEN));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("names no workflow"), "{err}");
+    let forge = [
+        "--outcome",
+        "approved",
+        "--forge",
+        "github:keydatalab/kars",
+        "--forge-api",
+        fake.url(),
+        "--forge-deploy",
+        "deploy.yml@main",
+    ];
+    let (code, out, err) = act(journal, "2026-11-25T14:00:00-05:00", "F", "bob", &forge, Some(TOKEN));
+    assert_eq!(code, 0, "{out}{err}");
+    // The merge went to the pull request, the deploy to dev to one Actions run keyed by the effect.
+    assert!(out.contains("(merge feature/* -> kars-dev): done, succeeded"), "{out}");
+    let runs = fake.with(|g| g.runs.clone());
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].workflow, "deploy.yml");
+    assert_eq!(runs[0].inputs["action"], "deploy");
+    assert_eq!(runs[0].inputs["environment"], "dev");
+    assert_eq!(runs[0].inputs["node"], "H");
+    let key = runs[0].inputs["kars_key"].as_str().unwrap().to_owned();
+    assert!(key.contains("/H/"), "{key}");
+    let (code, status, err) = kars(&["instance", "status", "--id", "kars-release", "--journal", journal], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("result of `H`: succeeded, reported by effect `kars-release/2026-W48/H/1`"), "{out}");
+    assert!(out.contains("(deploy `dev` (https://kars-dev.keydatalab.ca)): done, succeeded"), "{out}");
+    assert!(
+        status.contains("at:         `I` Product Manager Reviews Features"),
+        "the deploy's result was journaled:\n{status}"
+    );
     assert!(!out.contains(TOKEN) && !err.contains(TOKEN));
 }

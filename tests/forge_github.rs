@@ -293,3 +293,25 @@ fn heads_are_read_and_missing_branches_are_none() {
     assert_eq!(vcs.head("nope").unwrap(), None);
     assert!(!vcs.review_state("12").unwrap_err().is_transient());
 }
+
+#[test]
+fn named_checks_are_found_past_the_first_page() {
+    let rules = MergeRules { checks: vec!["ci".into(), "jenkins".into()], ..MergeRules::default() };
+    let (fake, vcs, number) = approved(rules);
+    let sha = fake.with(|g| g.pull(number).head_sha.clone());
+    fake.with(|g| {
+        g.page_cap = 2;
+        // `ci` is the oldest of six check runs; `jenkins` the last of seven statuses.
+        let mut runs = vec![("ci".to_owned(), "completed".to_owned(), Some("success".to_owned()))];
+        runs.extend((0..5).map(|i| (format!("lint-{i}"), "completed".to_owned(), Some("failure".to_owned()))));
+        g.checks.insert(sha.clone(), runs);
+        let mut statuses: Vec<(String, String)> = (0..6).map(|i| (format!("deploy-{i}"), "failure".into())).collect();
+        statuses.push(("jenkins".into(), "failure".into()));
+        g.statuses.insert(sha.clone(), statuses);
+    });
+    let err = vcs.merge(&dev_to_prod("k/X")).unwrap_err();
+    assert!(!err.is_transient() && text(&err).contains("check `jenkins`") && text(&err).contains("`failure`"), "{err}");
+    fake.with(|g| g.statuses.get_mut(&sha).unwrap().last_mut().unwrap().1 = "success".into());
+    assert!(vcs.merge(&dev_to_prod("k/X")).is_ok());
+    assert_eq!(fake.count("status"), 2 * 4, "two merges, four pages of statuses each");
+}

@@ -112,3 +112,35 @@ fn the_store_is_a_journal_directory_or_a_database_not_both_nor_neither() {
         assert!(String::from_utf8_lossy(&out.stderr).contains("built without PostgreSQL"), "{out:?}");
     }
 }
+
+#[cfg(feature = "forge")]
+#[test]
+fn a_forge_for_the_service_is_checked_before_it_listens() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/workflows/kars-release.yaml");
+    let serve = |extra: &[&str], token: Option<&str>| {
+        let mut cmd = kars();
+        cmd.args(["serve", spec, "--listen", "127.0.0.1:0", "--journal"])
+            .arg(dir.path().join("journal"))
+            .args(extra)
+            .env_remove("KARS_FORGE_TOKEN");
+        if let Some(token) = token {
+            cmd.env("KARS_FORGE_TOKEN", token);
+        }
+        cmd.output().unwrap()
+    };
+    // No token: a usage error naming where the token comes from, before anything listens.
+    let out = serve(&["--forge", "github:keydatalab/kars"], None);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("`KARS_FORGE_TOKEN`") && !err.contains("listening"), "{err}");
+    // A plain-http API elsewhere would send the token in clear text.
+    let forge = ["--forge", "github:keydatalab/kars", "--forge-api", "http://forge.example.com/api/v3"];
+    let out = serve(&forge, Some("ghp_0123456789abcdef0123456789abcdef0123"));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("http://") && !err.contains("ghp_0123"), "{err}");
+    // `--forge` and `--git` exclude each other.
+    let out = serve(&["--forge", "github:keydatalab/kars", "--git", "."], Some("t"));
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+}

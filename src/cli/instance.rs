@@ -12,7 +12,7 @@
 //! or full standard output) exits 3.
 
 #[cfg(feature = "forge")]
-mod forge;
+use super::forge;
 mod identity;
 mod list;
 mod status;
@@ -257,7 +257,7 @@ pub fn run(args: &Args) -> ExitCode {
 }
 
 fn usage(message: impl std::fmt::Display) -> Failure {
-    Failure { code: EXIT_USAGE, message: format!("error: {message}") }
+    Failure::usage(message)
 }
 
 fn invalid(message: impl std::fmt::Display) -> Failure {
@@ -422,8 +422,11 @@ fn adapters(effects: Option<&EffectArgs>, out: &Buffer, id: &str, program: &Prog
             adapters = adapters.with_vcs(GitVcs::new(repo.clone()));
         }
         #[cfg(feature = "forge")]
-        if let Some(vcs) = forge::vcs(&effects.forge)? {
-            adapters.vcs = Some(vcs);
+        if let Some(forge) = forge::adapters(&effects.forge)? {
+            adapters.vcs = Some(forge.vcs);
+            if let Some(operations) = forge.operations {
+                adapters.operations = operations;
+            }
         }
     }
     Ok(adapters)

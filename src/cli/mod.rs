@@ -22,6 +22,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod check;
+#[cfg(feature = "forge")]
+mod forge;
 mod import;
 mod instance;
 mod io;
@@ -108,6 +110,11 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// A usage error (exit 2); `message` is prefixed with `error: `.
+    pub fn usage(message: impl std::fmt::Display) -> Self {
+        Self { code: EXIT_USAGE, message: format!("error: {message}") }
+    }
+
     /// An invalid input (exit 1); `message` is prefixed with `error: `.
     pub fn invalid(message: impl std::fmt::Display) -> Self {
         Self { code: EXIT_INVALID, message: format!("error: {message}") }

@@ -13,8 +13,8 @@ use kars::workflow::adapter::{ConsoleNotifier, GitVcs};
 use kars::workflow::driver::{Adapters, ClockMode, SystemClock};
 use kars::workflow::service::SystemTimer;
 
+use super::Failure;
 use super::instance::store::{Location, SchemaArg};
-use super::{EXIT_USAGE, Failure};
 
 /// Arguments of `kars serve`.
 #[derive(Debug, clap::Args)]
@@ -65,6 +65,9 @@ struct RunArgs {
     /// result reported through the API by a role the action's `reported_by` names).
     #[arg(long, value_name = "REPO")]
     git: Option<PathBuf>,
+    #[cfg(feature = "forge")]
+    #[command(flatten)]
+    forge: super::forge::ForgeArgs,
 }
 
 /// Runs `kars serve`.
@@ -85,7 +88,7 @@ pub fn run(args: &Args) -> ExitCode {
 }
 
 fn usage(message: impl std::fmt::Display) -> Failure {
-    Failure { code: EXIT_USAGE, message: format!("error: {message}") }
+    Failure::usage(message)
 }
 
 fn hash_token() -> Result<(), Failure> {
@@ -153,7 +156,7 @@ fn serve(args: &RunArgs) -> Result<(), Failure> {
             mode: ClockMode::System,
             specs,
             settings,
-            adapters: adapters(args.git.clone()),
+            adapters: adapters(args)?,
         };
         let app = App::start(parts).await.map_err(Failure::invalid)?;
         let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -165,14 +168,38 @@ fn serve(args: &RunArgs) -> Result<(), Failure> {
     })
 }
 
-/// Notifications to standard output; merges in `git` when given.
-fn adapters(git: Option<PathBuf>) -> kars::serve::AdapterFactory {
-    match git {
+/// Notifications to standard output; merges in `--git` when given, or on `--forge` (deploys
+/// too with `--forge-deploy`).
+fn adapters(args: &RunArgs) -> Result<kars::serve::AdapterFactory, Failure> {
+    #[cfg(feature = "forge")]
+    if super::forge::adapters(&args.forge)?.is_some() {
+        // Checked once here (flags, token); each instance gets adapters of its own.
+        let forge = args.forge.clone();
+        return Ok(Arc::new(move |id, _| {
+            let adapters = Adapters::new(ConsoleNotifier::new(std::io::stdout()));
+            match super::forge::adapters(&forge) {
+                Ok(Some(f)) => {
+                    let adapters = Adapters { vcs: Some(f.vcs), ..adapters };
+                    match f.operations {
+                        Some(operations) => Adapters { operations, ..adapters },
+                        None => adapters,
+                    }
+                }
+                // The token file went away since the start: merges wait, and the log says why.
+                Ok(None) => adapters,
+                Err(failure) => {
+                    super::io::errln!("kars serve: instance `{id}` has no forge: {}", failure.message);
+                    adapters
+                }
+            }
+        }));
+    }
+    Ok(match args.git.clone() {
         None => kars::serve::console_adapters(),
         Some(repo) => Arc::new(move |_, _| {
             Adapters::new(ConsoleNotifier::new(std::io::stdout())).with_vcs(GitVcs::new(repo.clone()))
         }),
-    }
+    })
 }
 
 /// Ctrl-C, or SIGTERM (what a service manager sends).

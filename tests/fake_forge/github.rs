@@ -167,7 +167,7 @@ impl Flavour for GitHub {
             ("GET", ["repos", _, _, "commits", _, "status"]) => "status",
             ("GET", ["repos", _, _, "branches", ..]) => "branch",
             ("POST", ["repos", _, _, "actions", "workflows", _, "dispatches"]) => "dispatch",
-            ("GET", ["repos", _, _, "actions", "runs"]) => "list_runs",
+            ("GET", ["repos", _, _, "actions", "workflows", _, "runs"]) => "list_runs",
             ("GET", ["repos", _, _, "actions", "runs", _]) => "get_run",
             _ => "other",
         }
@@ -264,15 +264,20 @@ impl Flavour for GitHub {
             }
             "check_runs" => {
                 let sha = path.split('/').nth(5).unwrap_or_default();
+                let name = get("check_name");
                 let runs: Vec<Value> = self
                     .checks
                     .get(sha)
                     .into_iter()
                     .flatten()
                     .rev()
+                    .filter(|(n, _, _)| name.as_ref().is_none_or(|want| want == n))
                     .map(|(name, status, conclusion)| json!({ "name": name, "status": status, "conclusion": conclusion, "head_sha": sha }))
                     .collect();
-                Answer::json(200, json!({ "total_count": runs.len(), "check_runs": runs }))
+                let total = runs.len();
+                let mut page = paginate(base, path, query, runs, self.page_cap.max(1));
+                page.body = json!({ "total_count": total, "check_runs": page.body });
+                page
             }
             "status" => {
                 let sha = path.split('/').nth(5).unwrap_or_default();
@@ -283,7 +288,10 @@ impl Flavour for GitHub {
                     .flatten()
                     .map(|(context, state)| json!({ "context": context, "state": state }))
                     .collect();
-                Answer::json(200, json!({ "sha": sha, "state": "pending", "statuses": statuses }))
+                let total = statuses.len();
+                let mut page = paginate(base, path, query, statuses, self.page_cap.max(1));
+                page.body = json!({ "sha": sha, "state": "pending", "total_count": total, "statuses": page.body });
+                page
             }
             "branch" => {
                 let name = path.strip_prefix(&format!("{prefix}branches/")).unwrap_or_default();
@@ -310,13 +318,19 @@ impl Flavour for GitHub {
                 Answer::json(204, Value::Null)
             }
             "list_runs" => {
+                let workflow = path.split('/').nth(6).unwrap_or_default();
                 let runs: Vec<Value> = self
                     .runs
                     .iter()
                     .rev()
+                    .filter(|r| r.workflow == workflow)
                     .map(|r| json!({ "id": r.id, "name": r.workflow, "display_title": r.inputs.get("kars_key").cloned().unwrap_or(Value::Null), "status": r.status, "conclusion": r.conclusion, "event": "workflow_dispatch" }))
                     .collect();
-                Answer::json(200, json!({ "total_count": runs.len(), "workflow_runs": runs }))
+                let total = runs.len();
+                // GitHub pages runs inside an object: `{ total_count, workflow_runs: [...] }`.
+                let mut page = paginate(base, path, query, runs, self.page_cap.max(1));
+                page.body = json!({ "total_count": total, "workflow_runs": page.body });
+                page
             }
             "get_run" => {
                 let id: u64 = path.split('/').nth(6).and_then(|s| s.parse().ok()).unwrap_or(0);

@@ -7,15 +7,17 @@ use serde::Deserialize;
 use serde_json::json;
 use ureq::http::Method;
 
-use super::http::{Api, Auth, encode};
-use super::{ForgeConfig, ForgeConfigError, check_key};
+use super::http::{Api, Auth, Search, encode};
+use super::{ForgeConfig, ForgeConfigError, RunInputs, check_key};
 use crate::adapter::AdapterError;
 use crate::driver::{Operation, Operations};
-use crate::effect::EffectKind;
+use crate::effect::ReleaseId;
 use crate::event::ActionOutcome;
 
 const ADAPTER: &str = "github actions";
 const OP: &str = "run";
+/// Pages of 100 runs a search for one key reads before it gives up (without dispatching).
+const MAX_RUN_PAGES: usize = 20;
 
 #[derive(Debug, Deserialize)]
 struct Runs {
@@ -99,43 +101,49 @@ impl GitHubActions {
         self.api.url(&format!("{}{path}", self.repo_path))
     }
 
-    /// The run titled `key`, if GitHub lists one.
-    fn find(&self, key: &str) -> Result<Option<u64>, AdapterError> {
-        let url = self.url("/actions/runs?event=workflow_dispatch&per_page=100");
-        let reply = self.api.send(OP, Some(key), Method::GET, &url, None)?;
-        self.api.expect_ok(OP, Some(key), &reply, &url)?;
-        let runs: Runs = self.api.parse(OP, Some(key), &reply.body, &url)?;
-        Ok(runs.workflow_runs.iter().find(|r| r.display_title.as_deref() == Some(key)).map(|r| r.id))
+    /// The run titled `key`, if GitHub lists one: the workflow's dispatched runs created since
+    /// the week before the release's Monday, newest first, every page.
+    ///
+    /// A search cut short (more than [`MAX_RUN_PAGES`] pages) is an error, never "not found":
+    /// not finding the run means dispatching it, and a second dispatch is a second deploy.
+    fn find(&self, op: &Operation) -> Result<Option<u64>, AdapterError> {
+        let key = op.key.as_str();
+        let url = self.url(&format!(
+            "/actions/workflows/{}/runs?event=workflow_dispatch&per_page=100{}",
+            encode(&self.dispatch.workflow),
+            created_since(&op.release).map(|day| format!("&created=%3E%3D{day}")).unwrap_or_default()
+        ));
+        let search = self.api.search(OP, Some(key), &url, MAX_RUN_PAGES, |runs: Runs| {
+            runs.workflow_runs.into_iter().find(|r| r.display_title.as_deref() == Some(key)).map(|r| r.id)
+        })?;
+        match search {
+            Search::Found(id) => return Ok(Some(id)),
+            Search::Absent => return Ok(None),
+            Search::CutShort => {}
+        }
+        Err(AdapterError::permanent(
+            ADAPTER,
+            OP,
+            Some(key),
+            format!(
+                "more than {MAX_RUN_PAGES} pages of `{}` runs since this release's week: kars cannot tell whether this deploy was dispatched already and does not dispatch it again\nhelp: look for a run titled `{key}` in the repository's Actions tab, then report the result with `kars instance act --node {} --outcome succeeded` (or `failed`)",
+                self.dispatch.workflow, op.node
+            ),
+        ))
     }
 
     fn start(&self, op: &Operation) -> Result<(), AdapterError> {
         let key = op.key.as_str();
-        let (action, environment, suite) = match &op.kind {
-            EffectKind::Deploy { environment, .. } => ("deploy", environment.to_string(), String::new()),
-            EffectKind::Rollback { environment, .. } => ("rollback", environment.to_string(), String::new()),
-            EffectKind::RunChecks { suite, environment } => {
-                ("run_checks", environment.as_ref().map(ToString::to_string).unwrap_or_default(), suite.clone())
-            }
-            other => {
-                return Err(AdapterError::permanent(
-                    ADAPTER,
-                    OP,
-                    Some(key),
-                    format!(
-                        "GitHub Actions runs deploys, rollbacks and checks, not `{other}`\nhelp: give the driver a forge `Vcs` for pull requests"
-                    ),
-                ));
-            }
-        };
+        let run = RunInputs::of(op, ADAPTER, OP, "GitHub Actions runs", "a forge `Vcs` for pull requests")?;
         let body = json!({
             "ref": self.dispatch.git_ref,
             "inputs": {
                 "kars_key": key,
                 "release": op.release.to_string(),
                 "node": op.node.to_string(),
-                "action": action,
-                "environment": environment,
-                "suite": suite,
+                "action": run.action,
+                "environment": run.environment,
+                "suite": run.suite,
             },
         });
         let url = self.url(&format!("/actions/workflows/{}/dispatches", encode(&self.dispatch.workflow)));
@@ -176,13 +184,13 @@ impl Operations for GitHubActions {
         let key = op.key.as_str();
         check_key(ADAPTER, OP, key)?;
         let mut polls = self.polls();
-        let id = match self.find(key)? {
+        let id = match self.find(op)? {
             Some(id) => id,
             None => {
                 self.start(op)?;
                 // GitHub lists a dispatched run after a moment.
                 loop {
-                    if let Some(id) = self.find(key)? {
+                    if let Some(id) = self.find(op)? {
                         break id;
                     }
                     polls = polls.saturating_sub(1);
@@ -195,5 +203,26 @@ impl Operations for GitHubActions {
             }
         };
         self.wait(key, id, polls.max(1)).map(Some)
+    }
+}
+
+/// The day from which a release's runs are searched: a week before its Monday, so that a
+/// run dispatched in any zone that week is listed. `None` for an id that is no ISO week
+/// (searching every run is slower, never wrong).
+fn created_since(release: &ReleaseId) -> Option<chrono::NaiveDate> {
+    let (year, week) = release.as_str().split_once("-W")?;
+    let monday = chrono::NaiveDate::from_isoywd_opt(year.parse().ok()?, week.parse().ok()?, chrono::Weekday::Mon)?;
+    monday.checked_sub_days(chrono::Days::new(7))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_are_searched_from_the_week_before_the_release() {
+        let day = |y, m, d| chrono::NaiveDate::from_ymd_opt(y, m, d);
+        assert_eq!(created_since(&ReleaseId::of(day(2026, 11, 23).unwrap())), day(2026, 11, 16));
+        assert_eq!(created_since(&ReleaseId::of(day(2027, 1, 4).unwrap())), day(2026, 12, 28));
     }
 }

@@ -7,7 +7,7 @@ use serde_json::json;
 use ureq::http::Method;
 
 use super::github_api::{Branch, CheckRuns, CombinedStatus, Merged, Pull, Review, Verdict};
-use super::http::{Api, Auth, encode, forge_message};
+use super::http::{Api, Auth, Search, encode, forge_message};
 use kars_spec::spec::MergeRequirements;
 
 use super::{ForgeConfig, ForgeConfigError, MergeRules, check_key, key_marker};
@@ -20,6 +20,8 @@ const ADAPTER: &str = "github";
 /// How long to wait when GitHub is still computing `mergeable`, or a named check still runs.
 const COMPUTING_WAIT: Duration = Duration::from_secs(3);
 const CHECKS_WAIT: Duration = Duration::from_secs(30);
+/// Pages of 100 commit statuses read to find a named context.
+const MAX_STATUS_PAGES: usize = 10;
 
 /// A [`Vcs`] on a GitHub repository.
 ///
@@ -198,10 +200,11 @@ impl GitHubVcs {
                 format!("check `{name}` on pull request #{number} concluded `{conclusion}`"),
             )
         };
-        let runs: CheckRuns = self.get_json(OP, key, &format!("/commits/{sha}/check-runs?per_page=100"))?;
-        let mut statuses: Option<CombinedStatus> = None;
         for name in &rules.checks {
-            // GitHub lists the newest run of a name first.
+            // The runs of that name only, newest first: a commit with many checks cannot push
+            // the one that matters off the first page.
+            let path = format!("/commits/{sha}/check-runs?check_name={}&per_page=1", encode(name));
+            let runs: CheckRuns = self.get_json(OP, key, &path)?;
             if let Some(run) = runs.check_runs.iter().find(|r| &r.name == name) {
                 if run.status != "completed" {
                     return Err(wait(format!("check `{name}` on pull request #{number} is `{}`", run.status)));
@@ -212,15 +215,18 @@ impl GitHubVcs {
                 }
                 continue;
             }
-            if statuses.is_none() {
-                statuses = Some(self.get_json(OP, key, &format!("/commits/{sha}/status?per_page=100"))?);
-            }
-            let status = statuses.as_ref().and_then(|c| c.statuses.iter().find(|s| &s.context == name));
-            match status.map(|s| s.state.as_str()) {
-                Some("success") => {}
-                Some("pending") => return Err(wait(format!("status `{name}` on pull request #{number} is `pending`"))),
-                Some(state) => return Err(failed(name, state)),
-                None => {
+            // No check run of that name: a commit status of that context, on any page.
+            let url = self.url(&format!("/commits/{sha}/status?per_page=100"));
+            let found = self.api.search(OP, Some(key), &url, MAX_STATUS_PAGES, |combined: CombinedStatus| {
+                combined.statuses.into_iter().find(|s| &s.context == name).map(|s| s.state)
+            })?;
+            match found {
+                Search::Found(state) if state == "success" => {}
+                Search::Found(state) if state == "pending" => {
+                    return Err(wait(format!("status `{name}` on pull request #{number} is `pending`")));
+                }
+                Search::Found(state) => return Err(failed(name, &state)),
+                Search::Absent | Search::CutShort => {
                     return Err(wait(format!(
                         "check `{name}` has not reported on pull request #{number} (`{sha}`) yet"
                     )));

@@ -41,6 +41,17 @@ pub(super) struct Reply {
     pub rate_limited: Option<Duration>,
 }
 
+/// What [`Api::search`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Search<T> {
+    /// Found on one of the pages.
+    Found(T),
+    /// Every page was read; it is not there.
+    Absent,
+    /// More pages were left than the search reads: it may be there.
+    CutShort,
+}
+
 /// How long to wait on a secondary rate limit that names no time (GitHub: "at least one minute").
 const SECONDARY_WAIT: Duration = Duration::from_secs(60);
 
@@ -117,6 +128,31 @@ impl Api {
             _ => None,
         };
         Ok(Reply { status, body, next, rate_limited })
+    }
+
+    /// GETs `url` and the `next` pages after it, at most `max_pages`, parsing each as `P` and
+    /// asking `look` for what is sought, until it is found or the pages end.
+    pub(super) fn search<P: DeserializeOwned, T>(
+        &self,
+        op: &'static str,
+        key: Option<&str>,
+        url: &str,
+        max_pages: usize,
+        mut look: impl FnMut(P) -> Option<T>,
+    ) -> Result<Search<T>, AdapterError> {
+        let mut url = url.to_owned();
+        for _ in 0..max_pages {
+            let reply = self.send(op, key, Method::GET, &url, None)?;
+            self.expect_ok(op, key, &reply, &url)?;
+            if let Some(found) = look(self.parse::<P>(op, key, &reply.body, &url)?) {
+                return Ok(Search::Found(found));
+            }
+            match reply.next {
+                Some(next) => url = next,
+                None => return Ok(Search::Absent),
+            }
+        }
+        Ok(Search::CutShort)
     }
 
     /// GETs `url` and every `next` page after it, collecting the arrays.

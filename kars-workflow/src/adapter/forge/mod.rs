@@ -48,3 +48,41 @@ fn check_key(adapter: &'static str, op: &'static str, key: &str) -> Result<(), s
     }
     Ok(())
 }
+
+/// What a CI run is told: the action (`deploy`, `rollback`, `run_checks`), the environment
+/// and the check suite (empty when the effect names none).
+struct RunInputs {
+    action: &'static str,
+    environment: String,
+    suite: String,
+}
+
+impl RunInputs {
+    /// The inputs of `op`; a pull-request effect is refused (`runner` runs deploys, rollbacks
+    /// and checks; `instead` says what the driver needs for it).
+    fn of(
+        op: &crate::driver::Operation,
+        adapter: &'static str,
+        what: &'static str,
+        runner: &str,
+        instead: &str,
+    ) -> Result<Self, super::AdapterError> {
+        use crate::effect::EffectKind;
+        let (action, environment, suite) = match &op.kind {
+            EffectKind::Deploy { environment, .. } => ("deploy", environment.to_string(), String::new()),
+            EffectKind::Rollback { environment, .. } => ("rollback", environment.to_string(), String::new()),
+            EffectKind::RunChecks { suite, environment } => {
+                ("run_checks", environment.as_ref().map(ToString::to_string).unwrap_or_default(), suite.clone())
+            }
+            other => {
+                return Err(super::AdapterError::permanent(
+                    adapter,
+                    what,
+                    Some(&op.key),
+                    format!("{runner} deploys, rollbacks and checks, not `{other}`\nhelp: give the driver {instead}"),
+                ));
+            }
+        };
+        Ok(Self { action, environment, suite })
+    }
+}

@@ -8,10 +8,9 @@ use serde_json::json;
 use ureq::http::Method;
 
 use super::http::{Api, Auth, encode};
-use super::{ForgeConfig, ForgeConfigError, check_key};
+use super::{ForgeConfig, ForgeConfigError, RunInputs, check_key};
 use crate::adapter::AdapterError;
 use crate::driver::{Operation, Operations};
-use crate::effect::EffectKind;
 use crate::event::ActionOutcome;
 
 const ADAPTER: &str = "gitlab pipelines";
@@ -103,23 +102,7 @@ impl GitLabPipelines {
 
     fn start(&self, op: &Operation) -> Result<u64, AdapterError> {
         let key = op.key.as_str();
-        let (action, environment, suite) = match &op.kind {
-            EffectKind::Deploy { environment, .. } => ("deploy", environment.to_string(), String::new()),
-            EffectKind::Rollback { environment, .. } => ("rollback", environment.to_string(), String::new()),
-            EffectKind::RunChecks { suite, environment } => {
-                ("run_checks", environment.as_ref().map(ToString::to_string).unwrap_or_default(), suite.clone())
-            }
-            other => {
-                return Err(AdapterError::permanent(
-                    ADAPTER,
-                    OP,
-                    Some(key),
-                    format!(
-                        "GitLab pipelines run deploys, rollbacks and checks, not `{other}`\nhelp: give the driver a forge `Vcs` for merge requests"
-                    ),
-                ));
-            }
-        };
+        let run = RunInputs::of(op, ADAPTER, OP, "GitLab pipelines run", "a forge `Vcs` for merge requests")?;
         let variable = |k: &str, v: &str| json!({ "key": k, "value": v });
         let body = json!({
             "ref": self.git_ref,
@@ -127,9 +110,9 @@ impl GitLabPipelines {
                 variable("KARS_KEY", key),
                 variable("KARS_RELEASE", op.release.as_str()),
                 variable("KARS_NODE", op.node.as_str()),
-                variable("KARS_ACTION", action),
-                variable("KARS_ENVIRONMENT", &environment),
-                variable("KARS_SUITE", &suite),
+                variable("KARS_ACTION", run.action),
+                variable("KARS_ENVIRONMENT", &run.environment),
+                variable("KARS_SUITE", &run.suite),
             ],
         });
         let url = self.url("/pipeline");
