@@ -17,11 +17,10 @@ use ring::rand::SecureRandom;
 use super::config::Settings;
 use super::problem::Problem;
 
-/// The header a trusted proxy sets to the authenticated login.
+/// The header a trusted proxy sets to the authenticated login, unless the config names
+/// another (`proxy: { header: x-auth-request-email }`). Only that one header is read: a proxy
+/// overwrites the header it sets, and any other identity header could be the client's.
 pub const USER_HEADER: &str = "x-forwarded-user";
-/// The header a trusted proxy sets to the authenticated e-mail address (used when
-/// [`USER_HEADER`] is absent).
-pub const EMAIL_HEADER: &str = "x-forwarded-email";
 /// The page's session cookie.
 pub const SESSION_COOKIE: &str = "kars_session";
 /// How long a page session lasts.
@@ -97,11 +96,23 @@ pub(crate) fn authenticate(settings: &Settings, headers: &HeaderMap, peer: IpAdd
             None => Err(Problem::unauthenticated("the API token is not one this server knows".to_owned())),
         };
     }
-    let proxied = [USER_HEADER, EMAIL_HEADER].iter().find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()));
+    // An IPv4 proxy seen through a dual-stack socket (`--listen [::]`) is `::ffff:a.b.c.d`.
+    let peer = peer.to_canonical();
+    let mut values = headers.get_all(&settings.proxy_header).iter();
+    let proxied = match (values.next(), values.next()) {
+        (Some(value), None) => Some(value.to_str().ok()),
+        // Two values: one of them is not the proxy's.
+        (Some(_), Some(_)) => Some(None),
+        (None, _) => None,
+    };
     match proxied {
-        Some(login) if settings.proxy_peers.contains(&peer) && !login.trim().is_empty() => {
+        Some(Some(login)) if settings.proxy_peers.contains(&peer) && !login.trim().is_empty() => {
             Ok(Principal::Login(login.trim().to_owned()))
         }
+        Some(_) if settings.proxy_peers.contains(&peer) => Err(Problem::unauthenticated(format!(
+            "the proxy's `{}` header must appear once, with a login in visible ASCII",
+            settings.proxy_header
+        ))),
         Some(_) => Err(Problem::unauthenticated(format!(
             "identity headers from `{peer}` are ignored: it is not a configured proxy address"
         ))),
@@ -195,5 +206,28 @@ mod tests {
         let other: IpAddr = "10.0.0.2".parse().unwrap();
         assert_eq!(authenticate(&settings, &headers, proxy).unwrap(), Principal::Login("carol".to_owned()));
         assert_eq!(authenticate(&settings, &headers, other).unwrap_err().status().as_u16(), 401);
+        // The same proxy through a dual-stack socket.
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(authenticate(&settings, &headers, mapped).unwrap(), Principal::Login("carol".to_owned()));
+        // A second value (the client's own header passed through) is not identity.
+        headers.append(USER_HEADER, "frank".parse().unwrap());
+        assert_eq!(authenticate(&settings, &headers, proxy).unwrap_err().status().as_u16(), 401);
+    }
+
+    #[test]
+    fn only_the_configured_header_is_identity() {
+        let settings = Settings { proxy_peers: vec!["10.0.0.1".parse().unwrap()], ..Settings::default() }
+            .with_proxy_header("X-Auth-Request-Email")
+            .unwrap();
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        // A proxy that sets only the e-mail header passes the client's `X-Forwarded-User` on.
+        let mut headers = HeaderMap::new();
+        headers.insert(USER_HEADER, "frank".parse().unwrap());
+        assert_eq!(authenticate(&settings, &headers, proxy).unwrap_err().status().as_u16(), 401);
+        headers.insert("x-auth-request-email", "carol@example.com".parse().unwrap());
+        assert_eq!(authenticate(&settings, &headers, proxy).unwrap(), Principal::Login("carol@example.com".to_owned()));
+        for bad in ["authorization", "Cookie", "not a header", ""] {
+            assert!(Settings::default().with_proxy_header(bad).is_err(), "{bad}");
+        }
     }
 }

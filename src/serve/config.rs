@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use axum::http::HeaderName;
 use kars_spec::PersonId;
 use serde::Deserialize;
 
@@ -42,6 +43,14 @@ pub enum ConfigError {
         /// The person the hash belongs to.
         person: PersonId,
     },
+    /// The proxy's identity header is not a header name, or names other credentials.
+    #[error(
+        "`proxy: {{ header: {name} }}` cannot carry the proxy's identity\nhelp: name the one header the proxy sets to the signed-in login, for example `x-forwarded-user` (not `authorization` or `cookie`)"
+    )]
+    ProxyHeader {
+        /// The name given.
+        name: String,
+    },
     /// A webhook sender's secret cannot be read.
     #[error("the secret of webhook sender `{sender}` cannot be read: {detail}")]
     Secret {
@@ -68,8 +77,9 @@ pub enum ConfigError {
 /// version: 1
 /// tokens:                      # per-person API tokens: only their SHA-256 hashes
 ///   - { person: carol, sha256: 5e88…42d8 }
-/// proxy:                       # trust X-Forwarded-User/-Email from these peers only
+/// proxy:                       # trust the identity header from these peers only
 ///   peers: [127.0.0.1]
+///   header: x-forwarded-user   # the one header the proxy sets (the default)
 /// webhooks:                    # senders of signed webhooks, each acting as a roster person
 ///   ci: { person: dave, secret_env: KARS_WEBHOOK_CI }
 /// limits: { body_bytes: 65536, request_seconds: 10 }
@@ -110,6 +120,10 @@ pub struct ProxyConfig {
     /// The addresses the proxy connects from; identity headers from any other peer are
     /// ignored.
     pub peers: Vec<IpAddr>,
+    /// The one header the proxy sets to the signed-in login or e-mail address, and overwrites
+    /// on every request (default `x-forwarded-user`). No other header is read.
+    #[serde(default)]
+    pub header: Option<String>,
 }
 
 /// A webhook sender in the config file; its secret comes from the environment or a file,
@@ -182,12 +196,14 @@ impl Sender {
 }
 
 /// What the server trusts, resolved.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// Token SHA-256 (lowercase hex) to the person it signs in as.
     pub tokens: BTreeMap<String, PersonId>,
-    /// Peers whose `X-Forwarded-User`/`X-Forwarded-Email` headers are trusted.
+    /// Peers whose identity header ([`Settings::proxy_header`]) is trusted.
     pub proxy_peers: Vec<IpAddr>,
+    /// The one header the proxy sets to the signed-in login (default `x-forwarded-user`).
+    pub proxy_header: HeaderName,
     /// Webhook senders by name.
     pub senders: BTreeMap<String, Sender>,
     /// Request limits.
@@ -209,7 +225,34 @@ pub enum Sharing {
     Shared,
 }
 
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            tokens: BTreeMap::new(),
+            proxy_peers: Vec::new(),
+            proxy_header: HeaderName::from_static(super::auth::USER_HEADER),
+            senders: BTreeMap::new(),
+            limits: Limits::default(),
+            sharing: Sharing::default(),
+        }
+    }
+}
+
 impl Settings {
+    /// The same settings with the proxy's identity header `name`.
+    ///
+    /// # Errors
+    /// [`ConfigError::ProxyHeader`] for a name that is no header name, or one that carries
+    /// other credentials (`authorization`, `cookie`).
+    pub fn with_proxy_header(mut self, name: &str) -> Result<Self, ConfigError> {
+        let header = HeaderName::from_bytes(name.trim().as_bytes())
+            .ok()
+            .filter(|h| *h != axum::http::header::AUTHORIZATION && *h != axum::http::header::COOKIE)
+            .ok_or_else(|| ConfigError::ProxyHeader { name: name.to_owned() })?;
+        self.proxy_header = header;
+        Ok(self)
+    }
+
     /// The same settings with `sharing`.
     #[must_use]
     pub fn with_sharing(mut self, sharing: Sharing) -> Self {
@@ -254,7 +297,10 @@ impl ConfigFile {
             settings = settings.with_token_hash(token.person.clone(), &token.sha256)?;
         }
         if let Some(proxy) = &self.proxy {
-            settings.proxy_peers.clone_from(&proxy.peers);
+            settings.proxy_peers = proxy.peers.iter().map(IpAddr::to_canonical).collect();
+            if let Some(header) = &proxy.header {
+                settings = settings.with_proxy_header(header)?;
+            }
         }
         for (name, entry) in &self.webhooks {
             let secret = read_secret(name, entry)?;
@@ -285,13 +331,16 @@ mod tests {
         let secret = dir.path().join("ci.secret");
         std::fs::write(&secret, "0123456789abcdef0123\n").unwrap();
         let yaml = format!(
-            "version: 1\ntokens:\n  - {{ person: carol, sha256: {} }}\nproxy: {{ peers: [127.0.0.1] }}\nwebhooks:\n  ci: {{ person: dave, secret_file: {} }}\n",
+            "version: 1\ntokens:\n  - {{ person: carol, sha256: {} }}\nproxy: {{ peers: [\"::ffff:127.0.0.1\"], header: X-Auth-Request-Email }}\nwebhooks:\n  ci: {{ person: dave, secret_file: {} }}\n",
             "a".repeat(64),
             secret.display()
         );
         let settings = ConfigFile::from_yaml(&yaml, "serve.yaml").unwrap().resolve().unwrap();
         assert_eq!(settings.tokens.get(&"a".repeat(64)).map(PersonId::as_str), Some("carol"));
         assert_eq!(settings.proxy_peers, vec!["127.0.0.1".parse::<IpAddr>().unwrap()]);
+        assert_eq!(settings.proxy_header, "x-auth-request-email");
+        let cookie = ConfigFile::from_yaml("version: 1\nproxy: { peers: [127.0.0.1], header: Cookie }\n", "s.yaml");
+        assert!(matches!(cookie.unwrap().resolve(), Err(ConfigError::ProxyHeader { .. })));
         assert_eq!(settings.senders["ci"].person.as_str(), "dave");
     }
 

@@ -290,7 +290,7 @@ pub fn document() -> Value {
             "schemas": schemas(),
             "securitySchemes": {
                 "token": { "type": "http", "scheme": "bearer", "description": "a per-person API token; the server stores only its SHA-256" },
-                "proxy": { "type": "apiKey", "in": "header", "name": "X-Forwarded-User", "description": "set by the trusted single-sign-on proxy (accepted only from its configured addresses); X-Forwarded-Email when the user header is absent" },
+                "proxy": { "type": "apiKey", "in": "header", "name": "X-Forwarded-User", "description": "set by the trusted single-sign-on proxy (accepted only from its configured addresses); the config's `proxy.header` may name another header, and then only that one is read" },
                 "webhook": { "type": "apiKey", "in": "header", "name": "X-Kars-Signature", "description": "sha256=HEX: HMAC-SHA256 with the sender's secret over `TIMESTAMP.BODY`, with X-Kars-Timestamp" },
             },
         },

@@ -87,8 +87,8 @@ fn shell(title: &str, session: Option<&Session>, main: &str) -> String {
 /// browser) is closed first.
 fn session_of<S: ServeStore>(app: &App<S>, headers: &HeaderMap, peer: Peer) -> (Option<Session>, Option<String>) {
     let now = app.inner.clock.now();
-    let proxied = (headers.contains_key(auth::USER_HEADER) || headers.contains_key(auth::EMAIL_HEADER))
-        && !headers.contains_key(header::AUTHORIZATION);
+    let proxied =
+        headers.contains_key(&app.inner.settings.proxy_header) && !headers.contains_key(header::AUTHORIZATION);
     let vouched = if proxied { api::caller(app, headers, peer).ok() } else { None };
     match (app.inner.sessions.find(headers, now), vouched) {
         (Some((id, _)), Some(principal)) if !app.inner.sessions.held_by(&id, &principal) => {
