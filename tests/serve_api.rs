@@ -248,3 +248,16 @@ async fn an_oversized_body_is_refused_and_a_restart_resumes_from_the_journal() {
     assert_eq!(server.status("kars").await["node"], "C");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_paths_and_methods_are_problem_documents() {
+    let server = TestServer::start(token_settings()).await;
+    let reply = server.get(Who::Token("erin"), "/api/nothing-here").await;
+    assert_eq!(reply.status, 404, "{}", reply.body);
+    assert_eq!(reply.problem(), "no-route");
+    assert!(reply.json()["detail"].as_str().unwrap().contains("`/api/nothing-here`"), "{}", reply.body);
+    let reply = serve_support::request(server.addr, "DELETE", "/api/instances", &[], b"").await;
+    assert_eq!(reply.status, 405, "{}", reply.body);
+    assert_eq!(reply.problem(), "method-not-allowed");
+    server.stop().await;
+}

@@ -46,6 +46,8 @@ pub(crate) fn router<S: ServeStore>(app: App<S>) -> Router {
         .layer(from_fn_with_state(limits, layers::timeout));
     timed
         .merge(page::live_routes::<S>())
+        .fallback(no_route)
+        .method_not_allowed_fallback(no_method)
         .layer(DefaultBodyLimit::max(limits.body_bytes))
         .layer(from_fn_with_state(app.clone(), layers::observe::<S>))
         .with_state(app)
@@ -54,6 +56,29 @@ pub(crate) fn router<S: ServeStore>(app: App<S>) -> Router {
 /// The caller of an API request.
 pub(crate) fn caller<S: ServeStore>(app: &App<S>, headers: &HeaderMap, peer: Peer) -> Result<Principal, Problem> {
     authenticate(&app.inner.settings, headers, peer.0)
+}
+
+/// 404 for a path the service does not have, as a problem document like every other refusal.
+async fn no_route(uri: axum::http::Uri) -> Response {
+    Problem::not_found(
+        "no-route",
+        format!("the service has no `{}`\nhelp: the routes are listed in `/openapi.json`", uri.path()),
+    )
+    .into_response()
+}
+
+/// 405 for a method a path does not take.
+async fn no_method(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+        format!(
+            "`{}` does not take `{method}`\nhelp: the routes and their methods are listed in `/openapi.json`",
+            uri.path()
+        ),
+    )
+    .into_response()
 }
 
 async fn health() -> Response {
