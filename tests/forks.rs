@@ -239,6 +239,18 @@ fn build(items: &[Item]) -> Built {
     Built { spec: b.spec, forks: b.forks, tasks: b.tasks }
 }
 
+#[test]
+fn deeply_nested_forks_check_without_recursion() {
+    let mut item = Item::Task;
+    for _ in 0..300 {
+        item = Item::Fork(vec![vec![item], vec![Item::Task]], false);
+    }
+    let built = build(&[item]);
+    let checked = check(built.spec.clone()).unwrap_or_else(|r| panic!("{r}"));
+    assert_eq!(checked.forks().len(), 300);
+    assert_eq!(fork_table(&checked), built.forks);
+}
+
 fn fork_codes(report: &kars::spec::Report) -> Vec<Code> {
     let fork = [
         Code::ForkWithoutJoin,

@@ -20,6 +20,10 @@
 //!
 //! Loops around a whole fork (from after `J` back to `F` or before it) are allowed: the fork
 //! runs again.
+//!
+//! Forks are resolved innermost first (deepest in the dominator tree first): a nested fork lies
+//! in the block of its outer fork, so it is strictly dominated by it. No step recurses, so deep
+//! nesting cannot overflow the stack.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
@@ -48,13 +52,18 @@ pub(super) fn check(cx: &mut Cx<'_>) -> IndexMap<NodeId, Fork> {
     let topo = Topology::of(spec);
     let Some(start) = topo.start else { return IndexMap::new() };
     let mut shape = Shape::new(cx, &topo, start);
-    for &f in &forks {
+    // Innermost first: a nested fork lies deeper in the dominator tree than the fork whose
+    // block holds it, so it is resolved when the outer walk meets it, without recursion.
+    let depth = shape.depths();
+    let mut order = forks.clone();
+    order.sort_by_key(|&f| std::cmp::Reverse(depth.get(f).copied().flatten()));
+    for f in order {
         shape.resolve(cx, f);
     }
     shape.orphans(cx, &joins);
     let mut out = IndexMap::new();
     for &f in &forks {
-        if let Some(Resolution::Done(Some(block))) = shape.memo.get(&f)
+        if let Some(Some(block)) = shape.memo.get(&f)
             && let (Some((id, _)), Some((join, _))) = (spec.nodes.get_index(f), spec.nodes.get_index(block.join))
         {
             let inside =
@@ -71,13 +80,6 @@ struct Block {
     inside: Vec<usize>,
 }
 
-enum Resolution {
-    /// Being resolved: a fork reached again while resolving it is inside its own block.
-    InProgress,
-    /// Resolved: the block, or `None` when a rule failed (already reported).
-    Done(Option<Block>),
-}
-
 /// The graph as the fork rules see it.
 struct Shape {
     kinds: Vec<NodeKind>,
@@ -89,7 +91,10 @@ struct Shape {
     to_start: Vec<bool>,
     start: usize,
     dominators: Dominators<NodeIndex>,
-    memo: HashMap<usize, Resolution>,
+    /// Dominator-tree intervals (see [`Shape::intervals`]); `None` for unreachable nodes.
+    interval: Vec<Option<(usize, usize)>>,
+    /// Each resolved fork's block, or `None` when a rule failed (already reported).
+    memo: HashMap<usize, Option<Block>>,
 }
 
 impl Shape {
@@ -124,7 +129,8 @@ impl Shape {
             }
         }
         let dominators = simple_fast(&graph, NodeIndex::new(start));
-        Self { kinds, succ, pred, to_start, start, dominators, memo: HashMap::new() }
+        let interval = Self::intervals(&dominators, n, start);
+        Self { kinds, succ, pred, to_start, start, dominators, interval, memo: HashMap::new() }
     }
 
     fn kind(&self, v: usize) -> Option<NodeKind> {
@@ -138,24 +144,102 @@ impl Shape {
     /// Whether every path from the start to `v` passes `f`, and `v` is not `f`. Nodes the start
     /// does not reach (reported elsewhere) count as dominated, so they add nothing here.
     fn strictly_dominated(&self, f: usize, v: usize) -> bool {
-        match self.dominators.strict_dominators(NodeIndex::new(v)) {
-            Some(mut doms) => doms.any(|d| d.index() == f),
-            None => v != f,
+        match (self.interval.get(f).copied().flatten(), self.interval.get(v).copied().flatten()) {
+            (Some((f_in, f_out)), Some((v_in, v_out))) => f_in < v_in && v_out < f_out,
+            (_, None) => v != f,
+            (None, Some(_)) => false,
         }
     }
 
-    /// The join of fork `f`, resolving (and reporting) it on first use.
-    fn resolve(&mut self, cx: &mut Cx<'_>, f: usize) -> Option<usize> {
-        match self.memo.get(&f) {
-            Some(Resolution::Done(block)) => return block.as_ref().map(|b| b.join),
-            Some(Resolution::InProgress) => return None,
-            None => {}
+    /// The entry and exit numbers of each node in a depth-first walk of the dominator tree:
+    /// `f` strictly dominates `v` when `v`'s interval lies inside `f`'s. Iterative.
+    fn intervals(dominators: &Dominators<NodeIndex>, n: usize, start: usize) -> Vec<Option<(usize, usize)>> {
+        let mut children = vec![Vec::new(); n];
+        for v in 0..n {
+            if let Some(up) = dominators.immediate_dominator(NodeIndex::new(v))
+                && let Some(list) = children.get_mut(up.index())
+            {
+                list.push(v);
+            }
         }
-        self.memo.insert(f, Resolution::InProgress);
+        let mut interval = vec![None; n];
+        let mut clock = 0;
+        let mut stack = vec![(start, 0usize)];
+        let mut entered = vec![0; n];
+        while let Some(&mut (v, ref mut next)) = stack.last_mut() {
+            if *next == 0 {
+                if let Some(e) = entered.get_mut(v) {
+                    *e = clock;
+                }
+                clock += 1;
+            }
+            match children.get(v).and_then(|c| c.get(*next)).copied() {
+                Some(child) => {
+                    *next += 1;
+                    stack.push((child, 0));
+                }
+                None => {
+                    if let Some(slot) = interval.get_mut(v) {
+                        *slot = Some((entered.get(v).copied().unwrap_or(0), clock));
+                    }
+                    clock += 1;
+                    stack.pop();
+                }
+            }
+        }
+        interval
+    }
+
+    /// Resolves (and reports) fork `f` once.
+    fn resolve(&mut self, cx: &mut Cx<'_>, f: usize) {
+        if self.memo.contains_key(&f) {
+            return;
+        }
         let block = self.block(cx, f);
-        let join = block.as_ref().map(|b| b.join);
-        self.memo.insert(f, Resolution::Done(block));
-        join
+        self.memo.insert(f, block);
+    }
+
+    /// The join of fork `f` when it is resolved and valid. A fork not resolved yet is not
+    /// nested in the one being resolved (nested forks come first), so it counts as invalid.
+    fn join_of(&self, f: usize) -> Option<usize> {
+        match self.memo.get(&f) {
+            Some(Some(block)) => Some(block.join),
+            _ => None,
+        }
+    }
+
+    /// Each node's depth in the dominator tree (the start is 0); `None` when unreachable.
+    /// Iterative: climbs to the nearest known depth and fills the path on the way back.
+    fn depths(&self) -> Vec<Option<usize>> {
+        let n = self.kinds.len();
+        let mut depth: Vec<Option<usize>> = vec![None; n];
+        if let Some(d) = depth.get_mut(self.start) {
+            *d = Some(0);
+        }
+        for v in 0..n {
+            let mut path = Vec::new();
+            let mut at = v;
+            let base = loop {
+                if let Some(d) = depth.get(at).copied().flatten() {
+                    break Some(d);
+                }
+                match self.dominators.immediate_dominator(NodeIndex::new(at)) {
+                    Some(up) if path.len() <= n => {
+                        path.push(at);
+                        at = up.index();
+                    }
+                    _ => break None,
+                }
+            };
+            if let Some(base) = base {
+                for (i, &p) in path.iter().rev().enumerate() {
+                    if let Some(d) = depth.get_mut(p) {
+                        *d = Some(base + i + 1);
+                    }
+                }
+            }
+        }
+        depth
     }
 
     /// Whether `f` is reachable from the start at all (unreachable forks are reported elsewhere).
@@ -163,27 +247,27 @@ impl Shape {
         f == self.start || self.dominators.immediate_dominator(NodeIndex::new(f)).is_some()
     }
 
-    fn block(&mut self, cx: &mut Cx<'_>, f: usize) -> Option<Block> {
+    fn block(&self, cx: &mut Cx<'_>, f: usize) -> Option<Block> {
         let branches = self.successors(f).to_vec();
         if branches.len() < 2 || !self.reached(f) {
             // Too few branches is reported with the out-edges.
             return None;
         }
         // 1. The walks of the branches up to their first joins.
-        let walks: Vec<Walk> = branches.iter().map(|&s| self.walk(cx, f, s, None)).collect();
+        let walks: Vec<Walk> = branches.iter().map(|&s| self.walk(f, s, None)).collect();
         let join = self.pick_join(cx, f, &branches, &walks)?;
         // 2. The block.
         let (inside, parent) = self.inside(f, join);
         let mut ok = self.block_rules(cx, f, join, &inside, &parent);
         // 3. The branches stay apart.
-        let walks: Vec<Walk> = branches.iter().map(|&s| self.walk(cx, f, s, Some(join))).collect();
+        let walks: Vec<Walk> = branches.iter().map(|&s| self.walk(f, s, Some(join))).collect();
         ok &= self.apart(cx, f, join, &walks);
         ok.then(|| Block { join, inside: inside.into_iter().collect() })
     }
 
     /// Walks one branch from `s`: stops at joins (other than the joins of nested forks, which
     /// it jumps to), `end` nodes, `f` and `stop`. Returns what it visited and the joins it met.
-    fn walk(&mut self, cx: &mut Cx<'_>, f: usize, s: usize, stop: Option<usize>) -> Walk {
+    fn walk(&self, f: usize, s: usize, stop: Option<usize>) -> Walk {
         let mut walk = Walk { parent: HashMap::new(), order: Vec::new(), joins: Vec::new() };
         let mut queue = VecDeque::from([s]);
         walk.parent.insert(s, f);
@@ -198,7 +282,7 @@ impl Shape {
                     continue;
                 }
                 Some(NodeKind::End) => continue,
-                Some(NodeKind::Parallel) => match self.resolve(cx, v) {
+                Some(NodeKind::Parallel) => match self.join_of(v) {
                     Some(inner) => {
                         if walk.parent.contains_key(&inner) {
                             continue;
@@ -306,7 +390,7 @@ impl Shape {
 
     /// Step 2 of the module docs; returns whether every rule held.
     fn block_rules(
-        &mut self,
+        &self,
         cx: &mut Cx<'_>,
         f: usize,
         join: usize,
@@ -322,7 +406,7 @@ impl Shape {
         let mut nested = BTreeSet::new();
         for &v in inside {
             if self.kind(v) == Some(NodeKind::Parallel)
-                && let Some(j) = self.resolve(cx, v)
+                && let Some(j) = self.join_of(v)
             {
                 nested.insert(j);
             }
@@ -495,7 +579,7 @@ impl Shape {
         let mut failed = false;
         for (&f, resolution) in &self.memo {
             match resolution {
-                Resolution::Done(Some(block)) => claimed.entry(block.join).or_default().push(f),
+                Some(block) => claimed.entry(block.join).or_default().push(f),
                 _ => failed = true,
             }
         }
