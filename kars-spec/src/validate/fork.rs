@@ -248,9 +248,20 @@ impl Shape {
     }
 
     fn block(&self, cx: &mut Cx<'_>, f: usize) -> Option<Block> {
+        if self.to_start.get(f).copied().unwrap_or(false) {
+            let fork = name(cx, f);
+            cx.push(
+                Diagnostic::error(Code::BranchLeavesBlock, format!("a branch of fork `{fork}` goes back to the start"))
+                    .at_key(node_path_of(cx, f))
+                    .with_label(edge_location(cx, f, self.start), "this branch ends the cycle at once")
+                    .help("a branch ends the cycle at an `end` node, or goes on through the join"),
+            );
+            return None;
+        }
         let branches = self.successors(f).to_vec();
         if branches.len() < 2 || !self.reached(f) {
-            // Too few branches is reported with the out-edges.
+            // Too few branches (K0216), duplicate edges (K0210) and unreachable forks (K0204)
+            // are reported by the graph rules.
             return None;
         }
         // 1. The walks of the branches up to their first joins.
@@ -500,14 +511,6 @@ impl Shape {
                     .help(format!("only the branches of `{fork}` lead to `{join_name}`")),
                 );
             }
-        }
-        if self.to_start.get(f).copied().unwrap_or(false) {
-            ok = false;
-            cx.push(
-                Diagnostic::error(Code::BranchLeavesBlock, format!("a branch of fork `{fork}` goes back to the start"))
-                    .at_key(node_path_of(cx, f))
-                    .help("a branch ends the cycle at an `end` node, or goes on through the join"),
-            );
         }
         ok
     }
