@@ -83,8 +83,74 @@ fn kars_renderings_are_snapshotted() {
         current: ids(&["U"]),
         visited: ids(&["A", "B", "C", "D", "E", "F", "G", "H", "I", "J", "K", "L", "M", "N", "Q", "R", "S", "T"]),
         waiting: Some("gate opens Mon 09:45".to_owned()),
+        ..StateView::default()
     };
     insta::assert_snapshot!("kars_instance", mermaid::render_state(&spec, &RenderOptions::default(), &state));
+}
+
+fn hotfix_spec() -> Spec {
+    kars::spec::load(&read("workflows/hotfix.yaml"), "hotfix.yaml").expect("bundled spec loads").into_spec()
+}
+
+fn ids(list: &[&str]) -> Vec<NodeId> {
+    list.iter().map(|i| NodeId::new(*i).expect("id")).collect()
+}
+
+/// The hotfix midway through its sign-offs: QA, the scan, the security review and the notes
+/// each wait.
+fn hotfix_state() -> StateView {
+    StateView {
+        current: ids(&["Verify", "Scan", "Review", "NotesOpen"]),
+        visited: ids(&["A", "Triage", "Needed", "Fix", "OpenPR", "SignOffs", "Security"]),
+        waiting: Some("sign-offs".to_owned()),
+        waiting_at: [
+            ("Verify", "QA Wed 17:00"),
+            ("Scan", "security-scan result"),
+            ("NotesOpen", "gate opens Tue 09:00"),
+        ]
+        .into_iter()
+        .map(|(id, text)| (NodeId::new(id).expect("id"), text.to_owned()))
+        .collect(),
+    }
+}
+
+#[test]
+fn hotfix_renderings_are_snapshotted() {
+    let spec = hotfix_spec();
+    insta::assert_snapshot!("hotfix_plain", mermaid::render(&spec, &RenderOptions::default()));
+    let all = RenderOptions { annotate: true, lanes: Lanes::Phases, shapes: Shapes::ByKind };
+    insta::assert_snapshot!("hotfix_annotated", mermaid::render(&spec, &all));
+    let overlay = mermaid::render_state(&spec, &RenderOptions::default(), &hotfix_state());
+    // Every running branch is current, each with what it waits for.
+    assert!(overlay.contains("    class Verify,Scan,Review,NotesOpen kars_current\n"), "{overlay}");
+    assert!(overlay.contains("Verify[\"QA verifies the fix<br/><b>⏳ QA Wed 17:00</b>\"]"), "{overlay}");
+    assert!(overlay.contains("Review[\"Security review<br/><b>⏳ sign-offs</b>\"]"), "{overlay}");
+    insta::assert_snapshot!("hotfix_instance", overlay);
+}
+
+#[test]
+fn hotfix_rendering_imports_back_with_its_forks_and_joins() {
+    let spec = hotfix_spec();
+    for shapes in [Shapes::Plain, Shapes::ByKind] {
+        let text = mermaid::render(&spec, &RenderOptions { shapes, ..RenderOptions::default() });
+        let outcome = mermaid::import(&text).expect("imports");
+        assert_eq!(spec_graph(&outcome.spec), spec_graph(&spec), "{text}");
+        // Tasks, actions and waits all come back as tasks; forks, joins, decisions and ends
+        // come back as what they were.
+        use kars::spec::spec::NodeKind as K;
+        let kinds = |s: &Spec| {
+            s.nodes
+                .iter()
+                .filter(|(_, n)| matches!(n.kind, K::Parallel | K::Join | K::Decision | K::End | K::Start))
+                .map(|(id, n)| (id.to_string(), n.kind))
+                .collect::<BTreeMap<_, _>>()
+        };
+        assert_eq!(kinds(&outcome.spec), kinds(&spec), "{text}");
+        let checked = kars::spec::check(outcome.spec).unwrap_or_else(|r| panic!("{r}"));
+        let pairs: Vec<(String, String)> =
+            checked.forks().iter().map(|(f, b)| (f.to_string(), b.join.to_string())).collect();
+        assert_eq!(pairs, [("SignOffs".into(), "AllSignedOff".into()), ("Security".into(), "SecurityOk".into())]);
+    }
 }
 
 #[test]
@@ -101,6 +167,7 @@ fn instance_overlay_marks_current_visited_and_path() {
         current: vec![NodeId::new("C").expect("id")],
         visited: vec![NodeId::new("A").expect("id"), NodeId::new("B").expect("id")],
         waiting: None,
+        ..StateView::default()
     };
     let text = mermaid::render_state(&spec, &RenderOptions::default(), &state);
     assert!(text.contains("    class A,B kars_visited\n"), "{text}");
@@ -270,7 +337,9 @@ fn an_added_start_leads_to_every_root() {
     assert_eq!(from_which, [("Feature", Some("Feature")), ("Hotfix", Some("Hotfix"))]);
     // A first node that branches keeps its place; the edge back to it begins the next cycle.
     let spec = mermaid::import(&read("tests/fixtures/mermaid/imports/branching-first.mmd")).expect("imports").spec;
-    assert_eq!(spec.nodes.get("Plan").map(|n| n.kind), Some(NodeKind::Decision));
+    // Its unlabelled ways out meet again at Retro: a fork and its join.
+    assert_eq!(spec.nodes.get("Plan").map(|n| n.kind), Some(NodeKind::Parallel));
+    assert_eq!(spec.nodes.get("Retro").map(|n| n.kind), Some(NodeKind::Join));
     assert!(spec.edges.iter().any(|e| e.from.as_str() == "Retro" && e.to.as_str() == "start"));
     assert_eq!(spec.nodes.get("Retro").and_then(|n| n.outcome.as_deref()), Some("done"));
 }
@@ -625,8 +694,13 @@ fn mermaid_js_accepts_renderings() {
         current: vec![NodeId::new("Q").expect("id")],
         visited: ["A", "B", "C"].iter().map(|i| NodeId::new(*i).expect("id")).collect(),
         waiting: Some("deadline Fri 15:00 | \"soon\"; <b>".into()),
+        ..StateView::default()
     };
     write("kars-state.mmd".into(), mermaid::render_state(&kars, &all, &state), None);
+    let hotfix = hotfix_spec();
+    write("hotfix.mmd".into(), mermaid::render(&hotfix, &RenderOptions::default()), Some(hotfix.clone()));
+    write("hotfix-all.mmd".into(), mermaid::render(&hotfix, &all), None);
+    write("hotfix-state.mmd".into(), mermaid::render_state(&hotfix, &all, &hotfix_state()), None);
     write("syntax.mmd".into(), read("tests/fixtures/mermaid/syntax.mmd"), None);
     // The seed's own block, checked against what the importer makes of it: this holds the
     // importer's subgraph membership rule to mermaid's.

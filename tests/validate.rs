@@ -236,13 +236,21 @@ edges:
 
 // ---------------------------------------------------------------- properties
 
-const KINDS: [NodeKind; 6] =
-    [NodeKind::Start, NodeKind::End, NodeKind::Task, NodeKind::Action, NodeKind::Decision, NodeKind::Wait];
+const KINDS: [NodeKind; 8] = [
+    NodeKind::Start,
+    NodeKind::End,
+    NodeKind::Task,
+    NodeKind::Action,
+    NodeKind::Decision,
+    NodeKind::Wait,
+    NodeKind::Parallel,
+    NodeKind::Join,
+];
 
 /// A random spec: up to 10 nodes of random kinds, random edges between them (some to a node
 /// that does not exist), random labels, gates and `decided_by`.
 fn arb_spec() -> impl Strategy<Value = Spec> {
-    let nodes = prop::collection::vec((0..6usize, any::<bool>(), prop::option::of(0..7u32), any::<bool>()), 1..10);
+    let nodes = prop::collection::vec((0..KINDS.len(), any::<bool>(), prop::option::of(0..7u32), any::<bool>()), 1..10);
     let edges = prop::collection::vec(
         (0..11usize, 0..11usize, prop::option::of(prop::sample::select(vec!["Yes", "No", ""]))),
         0..20,

@@ -4,9 +4,11 @@
 //! A change is *cosmetic* when no instance can behave differently because of it: titles,
 //! labels, descriptions, styles and style classes, phases (the picture's subgraphs), message texts,
 //! responsibilities, channel names and purposes, the team (the roster, which a running
-//! instance keeps apart) and who may manage it. Every other change is *behavioural*: nodes,
-//! kinds, edges, decision labels, gates, deadlines, roles on nodes, windows, retry bounds,
-//! actions, branches, environments, the zone.
+//! instance keeps apart) and who may manage it, labels on edges that leave no decision (a
+//! parallel node's edges), and writing out the default `join: all`. Every other change is
+//! *behavioural*: nodes, kinds (`parallel` and `join` included), join rules, edges, decision
+//! labels, gates, deadlines, roles on nodes, windows, retry bounds, actions, branches,
+//! environments, the zone.
 //!
 //! [`behaviour_fingerprint`] hashes only what is behavioural (in spec order, since order
 //! decides the engine's indices); two specs with the same behaviour fingerprint compile to
@@ -176,6 +178,10 @@ pub fn behaviour(spec: &Spec) -> Spec {
         window.title = None;
     }
     for node in s.nodes.values_mut() {
+        // `join: all` is the default: writing it or not does the same.
+        if node.join == Some(crate::spec::JoinRule::All) {
+            node.join = None;
+        }
         node.label.clear();
         node.description = None;
         node.style.clear();
@@ -344,6 +350,42 @@ mod tests {
         new.classes.insert("risky".parse().unwrap(), crate::spec::Class { style, nodes: vec![node] });
         assert_eq!(compare(&old, &new), vec![Change::Picture]);
         assert_eq!(behaviour_fingerprint(&old), behaviour_fingerprint(&new));
+    }
+
+    fn hotfix() -> Spec {
+        let yaml = include_str!("../../workflows/hotfix.yaml");
+        crate::load(yaml, "hotfix.yaml").map(crate::CheckedSpec::into_spec).unwrap()
+    }
+
+    #[test]
+    fn a_join_rule_is_behavioural_and_its_default_is_not() {
+        let old = hotfix();
+        let (id, _) = old.nodes.iter().find(|(_, n)| n.kind == NodeKind::Join && n.join.is_none()).unwrap();
+        let id = id.clone();
+        let mut first = old.clone();
+        first.nodes.get_mut(&id).unwrap().join = Some(crate::spec::JoinRule::First);
+        assert_eq!(compare(&old, &first), vec![Change::Node { id: id.clone(), how: How::Behavioural }]);
+        assert_ne!(behaviour_fingerprint(&old), behaviour_fingerprint(&first));
+        let mut all = old.clone();
+        all.nodes.get_mut(&id).unwrap().join = Some(crate::spec::JoinRule::All);
+        assert_eq!(compare(&old, &all), vec![Change::Node { id, how: How::Cosmetic }]);
+        assert_eq!(behaviour_fingerprint(&old), behaviour_fingerprint(&all));
+    }
+
+    #[test]
+    fn a_fork_instead_of_a_decision_is_behavioural() {
+        let old = hotfix();
+        let mut new = old.clone();
+        let (id, node) = new.nodes.iter_mut().find(|(_, n)| n.kind == NodeKind::Parallel).unwrap();
+        node.kind = NodeKind::Decision;
+        let id = id.clone();
+        assert_eq!(compare(&old, &new), vec![Change::Node { id: id.clone(), how: How::Behavioural }]);
+        // A label on a fork's edge is only drawn.
+        let mut labelled = old.clone();
+        let edge = labelled.edges.iter_mut().find(|e| e.from == id).unwrap();
+        edge.label = Some("qa".to_owned());
+        let (from, to) = (edge.from.clone(), edge.to.clone());
+        assert_eq!(compare(&old, &labelled), vec![Change::Edge { from, to, how: How::Cosmetic }]);
     }
 
     #[test]

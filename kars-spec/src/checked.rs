@@ -3,9 +3,11 @@
 use std::fmt;
 
 use chrono_tz::Tz;
+use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use crate::diagnostic::{Diagnostic, Report};
+use crate::id::NodeId;
 use crate::spec::Spec;
 
 /// A spec that passed every check. Only [`crate::load`] and [`crate::check`] make one.
@@ -15,12 +17,25 @@ pub struct CheckedSpec {
     zone: Tz,
     fingerprint: Fingerprint,
     warnings: Report,
+    forks: IndexMap<NodeId, Fork>,
+}
+
+/// A `parallel` node's block, as validation found it: where its branches meet and what lies
+/// between.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fork {
+    /// The `join` node every branch reaches.
+    pub join: NodeId,
+    /// The nodes of the block: every node a branch can reach before the join (nested forks,
+    /// their blocks and joins included; `end` nodes, the fork and its join excluded), in spec
+    /// order. A `join: first` cancels the branches still at these nodes.
+    pub inside: Vec<NodeId>,
 }
 
 impl CheckedSpec {
-    pub(crate) fn new(spec: Spec, zone: Tz, warnings: Vec<Diagnostic>) -> Self {
+    pub(crate) fn new(spec: Spec, zone: Tz, warnings: Vec<Diagnostic>, forks: IndexMap<NodeId, Fork>) -> Self {
         let fingerprint = Fingerprint::of(&spec);
-        Self { spec, zone, fingerprint, warnings: Report::new(String::new(), warnings) }
+        Self { spec, zone, fingerprint, warnings: Report::new(String::new(), warnings), forks }
     }
 
     /// The same spec with its warnings located in `origin`.
@@ -59,6 +74,26 @@ impl CheckedSpec {
     #[must_use]
     pub fn fingerprint(&self) -> Fingerprint {
         self.fingerprint
+    }
+
+    /// Every `parallel` node with its block, in spec order: the pairing of forks and joins.
+    /// Validation guarantees each fork has exactly one join, each join exactly one fork, and
+    /// that a branch leaves the block only through the join or an `end` node.
+    #[must_use]
+    pub fn forks(&self) -> &IndexMap<NodeId, Fork> {
+        &self.forks
+    }
+
+    /// The block of the `parallel` node `fork`, or `None` when it is not a parallel node.
+    #[must_use]
+    pub fn fork(&self, fork: &NodeId) -> Option<&Fork> {
+        self.forks.get(fork)
+    }
+
+    /// The `parallel` node whose branches meet at `join`, or `None` when it is not a join.
+    #[must_use]
+    pub fn fork_of_join(&self, join: &NodeId) -> Option<&NodeId> {
+        self.forks.iter().find(|(_, f)| &f.join == join).map(|(id, _)| id)
     }
 
     /// Gives the data back.

@@ -99,12 +99,29 @@ codes! {
     TrapCycle = "K0206",
     /// `K0207` a cycle with no human task, gate or retry bound: it could spin forever.
     UnboundedCycle = "K0207",
-    /// `K0208` a node other than a decision has more than one outgoing edge.
+    /// `K0208` a node other than a decision or a parallel node has more than one outgoing edge.
     SeveralOutEdges = "K0208",
     /// `K0209` an `end` node has an outgoing edge.
     EndOutEdge = "K0209",
     /// `K0210` the same edge is listed twice.
     DuplicateEdge = "K0210",
+    /// `K0211` the branches of a `parallel` node do not all reach one `join`.
+    ForkWithoutJoin = "K0211",
+    /// `K0212` a branch leaves its fork's block other than through its join or an `end` node:
+    /// a node inside the block is also reached without passing the fork, or a branch reaches
+    /// another join, its own fork or the start.
+    BranchLeavesBlock = "K0212",
+    /// `K0213` two branches of one fork meet before their join.
+    BranchesMeet = "K0213",
+    /// `K0214` a node inside a fork's block also follows its join: a loop from after the join
+    /// goes back into a branch, or a branch skips past the join.
+    LoopAcrossJoin = "K0214",
+    /// `K0215` a `join` that is the join of no fork, or of several.
+    JoinWithoutFork = "K0215",
+    /// `K0216` a `parallel` node with fewer than two outgoing edges.
+    FewParallelBranches = "K0216",
+    /// `K0217` (warning) a label on an edge that leaves a `parallel` node.
+    ParallelEdgeLabel = "K0217",
     /// `K0301` a decision has fewer than two branches.
     FewBranches = "K0301",
     /// `K0302` a decision branch has no label.

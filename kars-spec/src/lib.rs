@@ -34,7 +34,7 @@ mod suggest;
 mod textual;
 mod validate;
 
-pub use checked::{CheckedSpec, Fingerprint};
+pub use checked::{CheckedSpec, Fingerprint, Fork};
 pub use diagnostic::{Code, Diagnostic, Location, Report, Severity};
 pub use id::{BranchId, ChannelId, ClassId, EnvironmentId, IdError, NodeId, PersonId, PhaseId, RoleId, WindowId};
 pub use load::{MAX_INPUT_BYTES, load_bytes};

@@ -713,7 +713,7 @@ fn render_state(
     let current: Vec<NodeId> = waiting.node.iter().cloned().collect();
     let visited: Vec<NodeId> =
         instance.visited_this_cycle().into_iter().filter(|n| !current.contains(n)).cloned().collect();
-    let state = StateView { current, visited, waiting: Some(waiting.short()) };
+    let state = StateView { current, visited, waiting: Some(waiting.short()), ..StateView::default() };
     // Draw the spec in force (an upgrade may be scheduled for the next cycle).
     let in_force = instance.workflow().fingerprint();
     let drawn = match texts.iter().rev().find(|(f, _)| *f == in_force) {

@@ -12,14 +12,14 @@ use super::io::{Output, finish};
 pub struct Args {
     /// The spec file; `-` reads standard input.
     file: PathBuf,
-    /// Add roles, gates, deadlines, retry bounds and actions to the labels.
+    /// Add roles, gates, deadlines, retry bounds, actions and join rules to the labels.
     #[arg(long)]
     annotate: bool,
     /// Group nodes by phase (the spec's subgraphs) or by role.
     #[arg(long, value_enum, default_value_t = LanesArg::Phases)]
     lanes: LanesArg,
     /// Node shapes: `plain` (decisions `{}`, the rest `[]`, like the source flowchart) or
-    /// `by-kind` (also start/end stadiums and wait hexagons).
+    /// `by-kind` (also start/end stadiums, wait hexagons, fork and join trapezoids).
     #[arg(long, value_enum, default_value_t = ShapesArg::Plain)]
     shapes: ShapesArg,
     /// Draw a running instance over the spec: where it stands, what it visited, what it waits for.

@@ -111,6 +111,6 @@ pub(crate) fn mermaid<S: ServeStore>(
     let waiting = instance.waiting(now.max(instance.latest_instant()));
     let current: Vec<_> = waiting.node.iter().cloned().collect();
     let visited = instance.visited_this_cycle().into_iter().filter(|n| !current.contains(n)).cloned().collect();
-    let state = StateView { current, visited, waiting: Some(waiting.short()) };
+    let state = StateView { current, visited, waiting: Some(waiting.short()), ..StateView::default() };
     kars_spec::mermaid::render_state(spec.spec(), &RenderOptions::default(), &state)
 }

@@ -193,8 +193,11 @@ pub enum WarningKind {
         /// The property text.
         property: String,
     },
-    /// A non-decision node with several ways out became a decision (one token moves at a time).
-    #[error("node `{id}` has {count} ways out; kars moves one token at a time, so it is imported as a decision")]
+    /// A non-decision node with several ways out became a decision: some of its ways out
+    /// are labelled, or its ways out do not meet again at one node (a fork needs a join).
+    #[error(
+        "node `{id}` has {count} ways out that are labelled or never meet again at one node, so it is imported as a decision"
+    )]
     BranchingNode {
         /// The node.
         id: String,

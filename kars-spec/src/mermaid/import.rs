@@ -13,8 +13,11 @@
 //!   start gets outcome `done` too;
 //! - a `{}` node with two or more ways out is a `decision` decided by the placeholder role;
 //!   its unlabelled (or repeated) branch labels are filled with the target's id;
-//! - any other node with two or more ways out also becomes a decision, with a warning: kars
-//!   moves one token at a time, so a fork cannot be expressed otherwise;
+//! - any other node with two or more ways out, none of them labelled (`W --> X & Y`), is a
+//!   `parallel` node (a fork), and the first node that all its branches reach (an `end` aside)
+//!   is its `join`; when that reading does not pass `kars check` (the branches never meet, or
+//!   leave their block), such nodes become decisions instead, with a warning, as does a node
+//!   with labelled ways out that is not drawn `{}`;
 //! - a `{{}}` node is a `wait`; every other node is a `task` for the placeholder role `owner`;
 //! - `style` lines become node styles; `classDef` becomes a class in `classes:` with the nodes
 //!   that `class` lines and `:::` give it;
@@ -59,10 +62,58 @@ pub struct ImportOutcome {
 /// `@{}` shapes, edges to subgraphs) or an id kars does not accept (`end`, `1A`, ...).
 pub fn import(text: &str) -> Result<ImportOutcome, ImportError> {
     let parsed = parse(text)?;
-    let mut warnings = parsed.warnings;
-    let spec = to_spec(&parsed.flowchart, parsed.title, parsed.description, &mut warnings)?;
+    let (title, description) = (parsed.title, parsed.description);
+    let mut warnings = parsed.warnings.clone();
+    let mut spec = to_spec(&parsed.flowchart, title.clone(), description.clone(), Forks::Read, &mut warnings)?;
+    let forked = spec.nodes.values().any(|n| n.kind == NodeKind::Parallel);
+    if forked && crate::check(spec.clone()).is_err() {
+        // The forks do not make a valid block: read every branching node as a decision.
+        warnings = parsed.warnings;
+        spec = to_spec(&parsed.flowchart, title, description, Forks::AsDecisions, &mut warnings)?;
+    }
     warnings.sort_by_key(|w| (w.at.line, w.at.column));
     Ok(ImportOutcome { spec, warnings })
+}
+
+/// Whether nodes with several unlabelled ways out are read as forks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Forks {
+    /// As `parallel` nodes, with their joins.
+    Read,
+    /// As decisions (the fallback when the forks do not check).
+    AsDecisions,
+}
+
+/// The nodes that are forks (several ways out, none labelled, not drawn `{}`) and their joins:
+/// for each fork, the first node in breadth-first order from its first branch that every
+/// branch reaches without passing the fork, `end` nodes (no way out) aside.
+fn forks_and_joins<'c>(
+    chart: &'c Flowchart,
+    outs: &HashMap<&str, Vec<usize>>,
+    start: Option<&str>,
+) -> HashMap<String, NodeKind> {
+    let mut kinds = HashMap::new();
+    for (id, flow) in &chart.nodes {
+        let out = outs.get(id.as_str()).map_or(&[][..], Vec::as_slice);
+        let unlabelled = out.iter().all(|&i| chart.edges.get(i).is_some_and(|e| e.label.is_none()));
+        if out.len() < 2 || !unlabelled || flow.shape == Shape::Rhombus || start == Some(id.as_str()) {
+            continue;
+        }
+        let reach = |first: &'c str| branch_nodes(chart, outs, id, first);
+        let branches: Vec<Vec<&str>> = targets(chart, outs, id).into_iter().map(reach).collect();
+        let sets: Vec<std::collections::HashSet<&str>> = branches.iter().map(|b| b.iter().copied().collect()).collect();
+        let join = branches.first().and_then(|first| {
+            first
+                .iter()
+                .copied()
+                .find(|v| outs.get(v).is_some_and(|o| !o.is_empty()) && sets.iter().all(|b| b.contains(v)))
+        });
+        if let Some(join) = join {
+            kinds.insert(id.clone(), NodeKind::Parallel);
+            kinds.entry(join.to_owned()).or_insert(NodeKind::Join);
+        }
+    }
+    kinds
 }
 
 fn node_id(id: &str, chart: &Flowchart) -> Result<NodeId, ImportError> {
@@ -181,10 +232,37 @@ fn plain_id(id: &str) -> Result<NodeId, ImportError> {
     NodeId::new(id).map_err(|source| ImportError::new(Location::default(), ImportErrorKind::BadId { source }))
 }
 
+/// The targets of the edges that leave `id`.
+fn targets<'c>(chart: &'c Flowchart, outs: &HashMap<&str, Vec<usize>>, id: &str) -> Vec<&'c str> {
+    outs.get(id).into_iter().flatten().filter_map(|&i| chart.edges.get(i)).map(|e| e.to.as_str()).collect()
+}
+
+/// The nodes reachable from `first` without passing `fork`, in breadth-first order.
+fn branch_nodes<'c>(
+    chart: &'c Flowchart,
+    outs: &HashMap<&str, Vec<usize>>,
+    fork: &str,
+    first: &'c str,
+) -> Vec<&'c str> {
+    let mut seen = vec![first];
+    let mut known: std::collections::HashSet<&str> = std::collections::HashSet::from([first]);
+    let mut at = 0;
+    while let Some(&v) = seen.get(at) {
+        at += 1;
+        for w in targets(chart, outs, v) {
+            if w != fork && known.insert(w) {
+                seen.push(w);
+            }
+        }
+    }
+    seen
+}
+
 fn to_spec(
     chart: &Flowchart,
     title: Option<String>,
     description: Option<String>,
+    read_forks: Forks,
     warnings: &mut Vec<ImportWarning>,
 ) -> Result<Spec, ImportError> {
     let owner = RoleId::new(PLACEHOLDER_ROLE)
@@ -199,6 +277,10 @@ fn to_spec(
         Entry::Node(node) => (Some(node.as_str()), Some(node.as_str())),
         Entry::Before { node, .. } => (None, Some(node.as_str())),
         Entry::Roots { .. } => (None, None),
+    };
+    let forks = match read_forks {
+        Forks::Read => forks_and_joins(chart, &outs, start),
+        Forks::AsDecisions => HashMap::new(),
     };
     let mut labels: Vec<Option<String>> = chart.edges.iter().map(|e| e.label.clone()).collect();
     let mut nodes = IndexMap::new();
@@ -220,10 +302,13 @@ fn to_spec(
     }
     for (id, flow) in &chart.nodes {
         let out = outs.get(id.as_str()).map_or(&[][..], Vec::as_slice);
+        let fork_kind = forks.get(id.as_str()).copied();
         let kind = if start == Some(id.as_str()) {
             NodeKind::Start
         } else if out.is_empty() {
             NodeKind::End
+        } else if fork_kind == Some(NodeKind::Parallel) {
+            NodeKind::Parallel
         } else if out.len() > 1 {
             if flow.shape != Shape::Rhombus {
                 warnings.push(ImportWarning {
@@ -235,6 +320,8 @@ fn to_spec(
         } else if flow.shape == Shape::Rhombus {
             warnings.push(ImportWarning { at: flow.at, kind: WarningKind::LoneDecision { id: id.clone() } });
             NodeKind::Task
+        } else if let Some(kind) = fork_kind {
+            kind
         } else if flow.shape == Shape::Hexagon {
             NodeKind::Wait
         } else {
@@ -398,6 +485,53 @@ mod tests {
             outcome.spec.edges.iter().filter(|e| e.from.as_str() == "B").map(|e| e.label.clone()).collect();
         assert_eq!(labels, [Some("C".to_owned()), Some("D".to_owned())]);
         assert!(outcome.warnings.iter().any(|w| matches!(w.kind, WarningKind::BranchingNode { .. })));
+    }
+
+    fn kinds(outcome: &ImportOutcome) -> Vec<(String, NodeKind)> {
+        outcome.spec.nodes.iter().map(|(id, n)| (id.to_string(), n.kind)).collect()
+    }
+
+    #[test]
+    fn unlabelled_ways_out_that_meet_again_are_a_fork_and_its_join() {
+        let text = "flowchart TB\n A --> W\n W --> X & Y\n X --> Z\n Y --> Z\n Z --> E\n";
+        let outcome = import(text).expect("imports");
+        use NodeKind as K;
+        let want = [("A", K::Start), ("W", K::Parallel), ("X", K::Task), ("Y", K::Task), ("Z", K::Join), ("E", K::End)];
+        let want: Vec<(String, NodeKind)> = want.iter().map(|(id, k)| ((*id).to_owned(), *k)).collect();
+        assert_eq!(kinds(&outcome), want);
+        assert!(outcome.warnings.is_empty(), "{:?}", outcome.warnings);
+        assert!(outcome.spec.edges.iter().all(|e| e.label.is_none()), "no labels are invented");
+        let checked = crate::check(outcome.spec).expect("checks");
+        let fork = checked.fork(&NodeId::new("W").expect("id")).expect("W is a fork");
+        assert_eq!(fork.join.as_str(), "Z");
+    }
+
+    #[test]
+    fn nested_forks_and_a_branch_that_ends_import_as_forks() {
+        let text = "flowchart TB\n A --> F\n F --> G & B\n G --> C & D\n C --> H\n D --> H\n H --> J\n B --> Q{Ok?}\n Q -->|yes| J\n Q -->|no| X\n J --> A\n";
+        let outcome = import(text).expect("imports");
+        let kind = |id: &str| outcome.spec.nodes.get(id).map(|n| n.kind);
+        assert_eq!((kind("F"), kind("G")), (Some(NodeKind::Parallel), Some(NodeKind::Parallel)));
+        assert_eq!(
+            (kind("H"), kind("J"), kind("X")),
+            (Some(NodeKind::Join), Some(NodeKind::Join), Some(NodeKind::End))
+        );
+        let checked = crate::check(outcome.spec).expect("checks");
+        assert_eq!(checked.forks().len(), 2);
+    }
+
+    #[test]
+    fn ways_out_that_never_meet_or_leave_their_block_stay_decisions() {
+        // Never meet: each branch ends on its own.
+        let outcome = import("flowchart TB\n A --> W\n W --> X & Y\n").expect("imports");
+        assert_eq!(outcome.spec.nodes.get("W").map(|n| n.kind), Some(NodeKind::Decision));
+        assert!(outcome.warnings.iter().any(|w| matches!(w.kind, WarningKind::BranchingNode { .. })));
+        // Meet at Z, but Y also jumps past it to E: not a block, so a decision.
+        let text = "flowchart TB\n A --> W\n W --> X & Y\n X --> Z\n Y --> Z & E\n Z --> E\n E --> F\n";
+        let outcome = import(text).expect("imports");
+        assert_eq!(outcome.spec.nodes.get("W").map(|n| n.kind), Some(NodeKind::Decision));
+        assert_eq!(outcome.spec.nodes.get("Z").map(|n| n.kind), Some(NodeKind::Task));
+        assert!(crate::check(outcome.spec).is_ok());
     }
 
     proptest! {

@@ -25,6 +25,8 @@ pub use import::{ImportOutcome, PLACEHOLDER_OUTCOME, PLACEHOLDER_ROLE, import, t
 pub use parse::{Parsed, parse};
 pub use render::{render, render_state};
 
+use std::collections::BTreeMap;
+
 use crate::id::NodeId;
 
 /// How [`render`] draws a spec.
@@ -53,20 +55,28 @@ pub enum Lanes {
 /// Which shapes the node kinds get.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Shapes {
-    /// Decisions `{}`, everything else `[]`: the shapes of the KARS seed flowchart.
+    /// Decisions `{}`, everything else `[]`: the shapes of the KARS seed flowchart. Forks and
+    /// joins are rectangles too; [`import`] finds them again by the graph (several unlabelled
+    /// ways out, and where those branches meet).
     #[default]
     Plain,
-    /// As `Plain`, and start and end nodes as stadiums `([])`, waits as hexagons `{{}}`.
+    /// As `Plain`, and start and end nodes as stadiums `([])`, waits as hexagons `{{}}`,
+    /// parallel nodes as trapezoids `[/ \]` (widening: the branches spread) and joins as
+    /// inverted trapezoids `[\ /]` (narrowing: the branches meet).
     ByKind,
 }
 
 /// The state of a running instance, drawn by [`render_state`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StateView {
-    /// The nodes the instance is at.
+    /// The nodes the instance is at: one per running branch (a single one outside forks).
     pub current: Vec<NodeId>,
     /// The nodes passed this cycle, in order.
     pub visited: Vec<NodeId>,
-    /// What the instance waits for (`gate opens Mon 09:45`), shown on the current node.
+    /// What the instance waits for (`gate opens Mon 09:45`), shown on each current node that
+    /// `waiting_at` does not list; with no current node, shown in a note.
     pub waiting: Option<String>,
+    /// What each branch waits for, by its current node, when branches wait for different
+    /// things (`QA sign-off`, `gate opens Tue 09:00`); shown on that node instead of `waiting`.
+    pub waiting_at: BTreeMap<NodeId, String>,
 }

@@ -8,7 +8,7 @@ use super::text::{is_safe_style, label_text, needs_colon_guard, quoted_inner};
 use super::{Lanes, RenderOptions, Shapes, StateView};
 use crate::calendar::WeekTime;
 use crate::id::NodeId;
-use crate::spec::{Action, Node, NodeKind, Recipient, Spec};
+use crate::spec::{Action, JoinRule, Node, NodeKind, Recipient, Spec};
 
 const INDENT: &str = "    ";
 
@@ -28,8 +28,9 @@ pub fn render(spec: &Spec, options: &RenderOptions) -> String {
     Renderer { spec, options, state: None }.run()
 }
 
-/// Renders `spec` like [`render`], with an instance drawn over it: the current nodes
-/// highlighted (class `kars_current`, and the waiting text added to their label), the visited
+/// Renders `spec` like [`render`], with an instance drawn over it: the current nodes (one per
+/// running branch) highlighted (class `kars_current`, and each one's waiting text added to its
+/// label), the visited
 /// nodes (class `kars_visited`) and the edges between visited or current nodes (`linkStyle`).
 #[must_use]
 pub fn render_state(spec: &Spec, options: &RenderOptions, state: &StateView) -> String {
@@ -131,6 +132,8 @@ impl Renderer<'_> {
             (NodeKind::Decision, _) => ("{", "}"),
             (NodeKind::Start | NodeKind::End, Shapes::ByKind) => ("([", "])"),
             (NodeKind::Wait, Shapes::ByKind) => ("{{", "}}"),
+            (NodeKind::Parallel, Shapes::ByKind) => ("[/", "\\]"),
+            (NodeKind::Join, Shapes::ByKind) => ("[\\", "/]"),
             _ => ("[", "]"),
         };
         let mut extras: Vec<(String, &str)> = Vec::new();
@@ -141,7 +144,7 @@ impl Renderer<'_> {
             }
         }
         if let Some(state) = self.state
-            && let Some(waiting) = &state.waiting
+            && let Some(waiting) = state.waiting_at.get(id).or(state.waiting.as_ref())
             && state.current.contains(id)
         {
             extras.push((format!("⏳ {waiting}"), "b"));
@@ -336,6 +339,14 @@ fn annotation(spec: &Spec, node: &Node) -> String {
     }
     if let Some(retry) = &node.retry {
         parts.push(format!("at most {}×", retry.max_attempts));
+    }
+    match node.kind {
+        NodeKind::Parallel => parts.push("every branch at once".to_owned()),
+        NodeKind::Join => parts.push(match node.join.unwrap_or_default() {
+            JoinRule::All => "waits for every branch".to_owned(),
+            JoinRule::First => "first branch wins, the others are cancelled".to_owned(),
+        }),
+        _ => {}
     }
     if let Some(outcome) = &node.outcome {
         parts.push(format!("→ {outcome}"));

@@ -1,5 +1,5 @@
-//! Graph rules (petgraph): one start, the single-token rule, decisions' branches, reachability,
-//! dead ends, trap cycles and unbounded cycles.
+//! Graph rules (petgraph): one start, one way on (only decisions and parallel nodes branch),
+//! decisions' and forks' branches, reachability, dead ends, trap cycles and unbounded cycles.
 //!
 //! Two graphs are used. The *flow* graph holds every edge plus the jumps of escalations
 //! (`then: { goto: X }`): it answers what can be reached. The *loop* graph holds the edges only,
@@ -130,7 +130,7 @@ fn starts(cx: &mut Cx<'_>) {
     }
 }
 
-/// The single-token rule, decisions' branches and dead ends.
+/// One way on (only decisions and parallel nodes branch), the branches and dead ends.
 fn out_edges(cx: &mut Cx<'_>) {
     let spec = cx.spec;
     let mut by_source: HashMap<&str, Vec<(usize, Option<&str>)>> = HashMap::new();
@@ -155,16 +155,22 @@ fn out_edges(cx: &mut Cx<'_>) {
                 }
             }
             NodeKind::Decision => branches(cx, id, &outs),
+            NodeKind::Parallel => parallel_branches(cx, id, &outs),
             _ if outs.len() > 1 => {
                 let mut d = Diagnostic::error(
                     Code::SeveralOutEdges,
-                    format!("node `{id}` has {} outgoing edges, but only a decision may branch", outs.len()),
+                    format!(
+                        "node `{id}` has {} outgoing edges, but only a decision or a parallel node may branch",
+                        outs.len()
+                    ),
                 )
                 .at_key(node_path(id));
                 for &(i, _) in &outs {
                     d = d.with_label(edge_at(i), "an outgoing edge");
                 }
-                cx.push(d.help("one token walks the graph: make the node a `decision`, or keep one edge"));
+                cx.push(d.help(
+                    "make the node a `decision` (one branch is taken) or a `parallel` node (every branch runs), or keep one edge",
+                ));
             }
             _ => {}
         }
@@ -217,6 +223,37 @@ fn branches(cx: &mut Cx<'_>, id: &NodeId, outs: &[(usize, Option<&str>)]) {
                     labels.insert(l, i);
                 }
             }
+        }
+    }
+}
+
+/// A fork's branches: two or more; their labels are only drawn.
+fn parallel_branches(cx: &mut Cx<'_>, id: &NodeId, outs: &[(usize, Option<&str>)]) {
+    if outs.len() < 2 {
+        cx.push(
+            Diagnostic::error(
+                Code::FewParallelBranches,
+                format!(
+                    "parallel node `{id}` has {} branch{}, it needs at least two",
+                    outs.len(),
+                    if outs.len() == 1 { "" } else { "es" }
+                ),
+            )
+            .at_key(node_path(id))
+            .help("add edges from it, one per branch that runs at the same time, or make it a `wait`"),
+        );
+    }
+    for &(i, label) in outs {
+        if let Some(label) = label {
+            cx.push(
+                Diagnostic::warning(
+                    Code::ParallelEdgeLabel,
+                    format!("the branch of parallel node `{id}` is labelled `{label}`, but every branch runs"),
+                )
+                .at_path(root().key("edges").index(i).key("label"))
+                .label("only drawn")
+                .help("remove the label; `kars import` reads a node with labelled exits as a decision"),
+            );
         }
     }
 }

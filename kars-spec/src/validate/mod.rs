@@ -2,12 +2,13 @@
 //!
 //! Rules live by topic: this file checks the sections around the graph (version, zone, team,
 //! branches, environments, windows, phases, edges), [`nodes`] the fields of each node, [`graph`]
-//! the shape of the flowchart (petgraph), [`time`] the order of gates and deadlines, [`dates`]
+//! the shape of the flowchart (petgraph), [`fork`] the blocks of parallel branches, [`time`] the order of gates and deadlines, [`dates`]
 //! the cadence, holidays and `on_holiday`, [`team`] what the roster can do, [`paused`] work
 //! that a `pause_tasks` window always refuses. Each
 //! diagnostic carries a path into the document; the loader turns paths into lines and columns.
 
 mod dates;
+mod fork;
 mod graph;
 mod nodes;
 mod paused;
@@ -42,13 +43,16 @@ pub(crate) fn validate(spec: Spec) -> Result<CheckedSpec, Report> {
     nodes::check(&mut cx);
     cx.edges();
     graph::check(&mut cx);
+    let forks = fork::check(&mut cx);
     time::check(&mut cx);
     dates::check(&mut cx);
     team::check(&mut cx);
     paused::check(&mut cx);
     let diagnostics = cx.out;
     match zone {
-        Some(zone) if !diagnostics.iter().any(Diagnostic::is_error) => Ok(CheckedSpec::new(spec, zone, diagnostics)),
+        Some(zone) if !diagnostics.iter().any(Diagnostic::is_error) => {
+            Ok(CheckedSpec::new(spec, zone, diagnostics, forks))
+        }
         _ => Err(Report::new(String::new(), diagnostics)),
     }
 }

@@ -143,10 +143,23 @@ fn kind_fields(cx: &mut Cx<'_>, id: &NodeId, node: &Node, path: &Path, back_edge
     }
     not_allowed(cx, "distinct_from", !node.distinct_from.is_empty(), &[K::Task], "only tasks have an actor to compare");
     let timed = [K::End, K::Task, K::Action, K::Decision, K::Wait];
-    not_allowed(cx, "gate", node.gate.is_some(), &timed, "the start node begins the cycle and cannot wait");
-    not_allowed(cx, "deadline", node.deadline.is_some(), &timed, "the start node is left at once, it cannot be late");
+    let (gate_why, deadline_why, retry_why) = match kind {
+        K::Parallel | K::Join => (
+            "a fork or join passes on at once: put the gate on a `wait` before it",
+            "a fork or join passes on at once: put the deadline on the work inside a branch",
+            "a fork or join is entered with its branches: put the retry bound on a node of the loop inside a branch",
+        ),
+        _ => (
+            "the start node begins the cycle and cannot wait",
+            "the start node is left at once, it cannot be late",
+            "a retry bound belongs on a node inside a loop",
+        ),
+    };
+    not_allowed(cx, "gate", node.gate.is_some(), &timed, gate_why);
+    not_allowed(cx, "deadline", node.deadline.is_some(), &timed, deadline_why);
     let loops = [K::Task, K::Action, K::Decision, K::Wait];
-    not_allowed(cx, "retry", node.retry.is_some(), &loops, "a retry bound belongs on a node inside a loop");
+    not_allowed(cx, "retry", node.retry.is_some(), &loops, retry_why);
+    not_allowed(cx, "join", node.join.is_some(), &[K::Join], "only a `join` node has a join rule (`all` or `first`)");
 
     let required = |cx: &mut Cx<'_>, field: &str, missing: bool, why: &str, help: &str| {
         if missing {
