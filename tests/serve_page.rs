@@ -68,3 +68,36 @@ async fn proxy_sessions_and_csrf_protect_the_page_forms() {
     assert_eq!(old.status, 401, "erin's old session is closed: {}", old.body);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_posted_from_another_site_is_refused() {
+    let server = TestServer::start(token_settings()).await;
+    let form = format!("token={}", serve_support::token("erin"));
+    let signin = |extra: Vec<(&'static str, String)>| {
+        let (server, form) = (&server, form.clone());
+        async move {
+            let mut headers = vec![("Content-Type", "application/x-www-form-urlencoded".to_owned())];
+            headers.extend(extra);
+            request(server.addr, "POST", "/ui/signin", &headers, form.as_bytes()).await
+        }
+    };
+    // An attacker's page signing the victim's browser in as the attacker (login CSRF).
+    for extra in [
+        vec![("Sec-Fetch-Site", "cross-site".to_owned())],
+        vec![("Sec-Fetch-Site", "same-site".to_owned())],
+        vec![("Origin", "https://evil.example".to_owned())],
+        vec![("Origin", "null".to_owned())],
+    ] {
+        let reply = signin(extra.clone()).await;
+        assert_eq!((reply.status, reply.problem()), (403, "csrf".to_owned()), "{extra:?}: {}", reply.body);
+        assert!(reply.header("set-cookie").is_none(), "{extra:?}");
+    }
+    // The service's own page, and a client that says nothing of where it posts from.
+    let origin = format!("http://{}", server.addr);
+    for extra in [vec![("Sec-Fetch-Site", "same-origin".to_owned())], vec![("Origin", origin)], vec![]] {
+        let reply = signin(extra.clone()).await;
+        assert_eq!(reply.status, 303, "{extra:?}: {}", reply.body);
+        assert!(reply.header("set-cookie").is_some_and(|c| c.starts_with("kars_session=")), "{extra:?}");
+    }
+    server.stop().await;
+}

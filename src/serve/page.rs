@@ -159,7 +159,11 @@ async fn index<S: ServeStore>(
     with_cookie(html(shell("Instances", Some(&session), &main)), cookie)
 }
 
-async fn signin<S: ServeStore>(State(app): State<App<S>>, body: Bytes) -> Response {
+async fn signin<S: ServeStore>(State(app): State<App<S>>, headers: HeaderMap, body: Bytes) -> Response {
+    // Login CSRF: a page elsewhere must not sign this browser in as its own author.
+    if let Err(problem) = same_origin(&headers) {
+        return problem.into_response();
+    }
     let pairs = query::pairs(&String::from_utf8_lossy(&body));
     let token = query::get(&pairs, "token").unwrap_or_default();
     let Some(person) = app.inner.settings.tokens.get(&auth::hash_token(token)) else {
@@ -177,11 +181,34 @@ async fn signin<S: ServeStore>(State(app): State<App<S>>, body: Bytes) -> Respon
     }
 }
 
+/// A form post from this service's own pages: browsers say where a request comes from
+/// (`Sec-Fetch-Site`, else `Origin`); a post from another site is refused. A client that sends
+/// neither (a script, an old browser) is judged by the session and the CSRF token alone.
+fn same_origin(headers: &HeaderMap) -> Result<(), Problem> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let cross = match (text("sec-fetch-site"), text("origin")) {
+        (Some(site), _) => !matches!(site, "same-origin" | "none"),
+        (None, Some(origin)) => {
+            let host = origin.split_once("://").map(|(_, rest)| rest);
+            host.is_none() || host != text("host")
+        }
+        (None, None) => false,
+    };
+    if cross {
+        return Err(Problem::forbidden(
+            "csrf",
+            "a form posted from another site is refused: use this service's own page",
+        ));
+    }
+    Ok(())
+}
+
 /// A page post whose CSRF token matched: the session's id, the session, the form's pairs.
 type Checked = (String, Session, Vec<(String, String)>);
 
 /// The session and the form of a page post whose CSRF token matches; else 403.
 fn checked_post<S: ServeStore>(app: &App<S>, headers: &HeaderMap, body: &[u8]) -> Result<Checked, Problem> {
+    same_origin(headers)?;
     let now = app.inner.clock.now();
     let Some((id, session)) = app.inner.sessions.find(headers, now) else {
         return Err(Problem::forbidden("csrf", "no session: sign in on the page first"));
