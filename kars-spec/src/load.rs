@@ -14,6 +14,7 @@
 use serde_saphyr::{DuplicateKeyPolicy, Error as YamlError, MergeKeyPolicy};
 
 use crate::diagnostic::{Code, Diagnostic, Location, Path, Report, Segment, SourceSpan};
+use crate::fastpath;
 use crate::locate::{MAX_ALIASES, MAX_DEPTH, MAX_NODES, SourceMap};
 use crate::spec::Spec;
 use crate::suggest;
@@ -77,6 +78,11 @@ fn not_utf8(bytes: &[u8], e: &std::str::Utf8Error) -> Diagnostic {
 /// Loads `source`: the body of [`crate::load`].
 pub(crate) fn load_str(source: &str, origin: &str) -> Result<CheckedSpec, Report> {
     check_size(source.len(), origin)?;
+    // A spec in plain YAML is read once by the fast path; anything else, and every error,
+    // takes the full path below, whose diagnostics and limits are the reference.
+    if let Some(spec) = fastpath::spec(source) {
+        return check(spec, source, origin, None);
+    }
     let map = |source| SourceMap::build(source).map_err(|d| Report::new(origin, vec![*d]));
     // Anchors need a `&`. Without one no alias can expand, so the guard walk is only needed
     // to explain errors: the common case (a valid spec) parses once.
@@ -92,6 +98,12 @@ pub(crate) fn load_str(source: &str, origin: &str) -> Result<CheckedSpec, Report
             return Err(Report::new(origin, vec![from_yaml_error(&e, &map)]));
         }
     };
+    check(spec, source, origin, early)
+}
+
+/// Validates a parsed spec; locates its diagnostics with `early`, or a source map built now
+/// when there are some to locate.
+fn check(spec: Spec, source: &str, origin: &str, early: Option<SourceMap<'_>>) -> Result<CheckedSpec, Report> {
     let checked = validate::validate(spec);
     let needs_map = match &checked {
         Ok(c) => !c.warnings().is_empty(),
@@ -99,7 +111,7 @@ pub(crate) fn load_str(source: &str, origin: &str) -> Result<CheckedSpec, Report
     };
     let map = match early {
         Some(m) => Some(m),
-        None if needs_map => Some(map(source)?),
+        None if needs_map => Some(SourceMap::build(source).map_err(|d| Report::new(origin, vec![*d]))?),
         None => None,
     };
     match (checked, map) {
@@ -126,7 +138,7 @@ fn locate_all(mut diagnostics: Vec<Diagnostic>, map: &SourceMap<'_>) -> Vec<Diag
 }
 
 /// The serde-saphyr options: every budget explicit, sized for specs of up to 1 MiB.
-fn options() -> serde_saphyr::Options {
+pub(crate) fn options() -> serde_saphyr::Options {
     serde_saphyr::options! {
         budget: serde_saphyr::budget! {
             max_reader_input_bytes: Some(MAX_INPUT_BYTES),
