@@ -142,7 +142,7 @@ impl<'s> Parser<'s> {
             return Err(Bail);
         }
         self.count()?;
-        let mut entries: Vec<(Cow<'s, str>, Node<'s>)> = Vec::new();
+        let mut entries: Vec<(Cow<'s, str>, Node<'s>)> = Vec::with_capacity(8);
         loop {
             let key = self.key(false)?;
             // `key:` then a space, or the end of the line.
@@ -226,7 +226,7 @@ impl<'s> Parser<'s> {
             return Err(Bail);
         }
         self.count()?;
-        let mut items = Vec::new();
+        let mut items = Vec::with_capacity(4);
         loop {
             // At `-`, followed by a space or a line break.
             self.pos += 1;
@@ -330,8 +330,9 @@ impl<'s> Parser<'s> {
         let is_map = self.peek() == Some(b'{');
         let close = if is_map { b'}' } else { b']' };
         self.pos += 1;
-        let mut entries: Vec<(Cow<'s, str>, Node<'s>)> = Vec::new();
-        let mut items = Vec::new();
+        // Flow collections in specs are short: one allocation of four covers most.
+        let mut entries: Vec<(Cow<'s, str>, Node<'s>)> = if is_map { Vec::with_capacity(4) } else { Vec::new() };
+        let mut items = if is_map { Vec::new() } else { Vec::with_capacity(4) };
         loop {
             self.skip_spaces();
             if self.peek() == Some(close) {
