@@ -2,14 +2,17 @@
 //!
 //! Order of work, each step only on what the previous accepted:
 //! 1. the size cap ([`MAX_INPUT_BYTES`]) and UTF-8, before any parsing;
-//! 2. one walk over the YAML events ([`crate::locate`]) that indexes every path and rejects
+//! 2. the fast path ([`crate::fastpath`]): a spec in plain YAML is parsed once, straight into
+//!    a [`Spec`], and goes on to step 5. Anything it does not read, and every error, goes on
+//!    to step 3, so diagnostics and limits are always those of the full path;
+//! 3. one walk over the YAML events ([`crate::locate`]) that indexes every path and rejects
 //!    empty input, several documents, tabs, deep nesting, alias bombs and oversized scalars.
 //!    It runs first when the text holds a `&` (anchors, hence aliases, are possible) and
-//!    otherwise only when there is something to locate, so a valid spec is parsed once;
-//! 3. serde-saphyr deserializes the [`Spec`] with budgets on depth, nodes, aliases and anchor
+//!    otherwise only when there is something to locate;
+//! 4. serde-saphyr deserializes the [`Spec`] with budgets on depth, nodes, aliases and anchor
 //!    replay, duplicate keys as errors and `deny_unknown_fields` on every struct;
-//! 4. the validator, whose diagnostics carry paths that the source map turns into lines,
-//!    columns and excerpts.
+//! 5. the validator, whose diagnostics carry paths that the source map (built now if step 3
+//!    did not) turns into lines, columns and excerpts.
 
 use serde_saphyr::{DuplicateKeyPolicy, Error as YamlError, MergeKeyPolicy};
 
