@@ -60,5 +60,34 @@ mod tests {
         assert!(fast > 20, "the fast path read {fast} of {} files", files.len());
         let release = std::fs::read_to_string(root.join("workflows/kars-release.yaml")).unwrap();
         assert!(spec(&release).is_some(), "the bundled spec takes the fast path");
+        // Holidays are read through `deserialize_any`: dates must stay strings.
+        let train = std::fs::read_to_string(root.join("workflows/mobile-train.yaml")).unwrap();
+        assert!(spec(&train).is_some(), "a spec with holidays takes the fast path");
+    }
+
+    fn generic(text: &str) -> Option<serde_json::Value> {
+        let tree = parse::parse(text).ok()?;
+        serde_json::Value::deserialize(de::De(&tree)).ok()
+    }
+
+    proptest::proptest! {
+        /// Whatever YAML-like text the fast path reads, serde-saphyr reads as the same value.
+        #[test]
+        fn the_fast_path_reads_what_serde_saphyr_reads(
+            parts in proptest::collection::vec(proptest::sample::select(vec![
+                "a", "b", "N", "x y", ":", ": ", "\n", "  ", "- ", "-", "{", "}", "[", "]", ", ", ",",
+                "\"", "'", "#", " #c", "\\n", "1", "null", "~", "true", "&a ", "*a", "? ", "|", "---\n",
+                "k: ", "\n  ", "\n- ", "é",
+            ]), 1..40),
+            keyed in proptest::bool::ANY,
+        ) {
+            // Half of the cases start as a mapping, so that the fast path reads more of them.
+            let text = if keyed { format!("k: {}", parts.concat()) } else { parts.concat() };
+            if let Some(fast) = generic(&text) {
+                let full: serde_json::Value = serde_saphyr::from_str_with_options(&text, crate::load::options())
+                    .unwrap_or_else(|e| panic!("{text:?}: the fast path reads what serde-saphyr refuses: {e}"));
+                proptest::prop_assert_eq!(fast, full, "{:?}", text);
+            }
+        }
     }
 }
