@@ -24,6 +24,7 @@ pub mod change;
 mod checked;
 pub mod dates;
 pub mod diagnostic;
+mod fastpath;
 pub mod id;
 mod load;
 mod locate;

@@ -2,18 +2,22 @@
 //!
 //! Order of work, each step only on what the previous accepted:
 //! 1. the size cap ([`MAX_INPUT_BYTES`]) and UTF-8, before any parsing;
-//! 2. one walk over the YAML events ([`crate::locate`]) that indexes every path and rejects
+//! 2. the fast path ([`crate::fastpath`]): a spec in plain YAML is parsed once, straight into
+//!    a [`Spec`], and goes on to step 5. Anything it does not read, and every error, goes on
+//!    to step 3, so diagnostics and limits are always those of the full path;
+//! 3. one walk over the YAML events ([`crate::locate`]) that indexes every path and rejects
 //!    empty input, several documents, tabs, deep nesting, alias bombs and oversized scalars.
 //!    It runs first when the text holds a `&` (anchors, hence aliases, are possible) and
-//!    otherwise only when there is something to locate, so a valid spec is parsed once;
-//! 3. serde-saphyr deserializes the [`Spec`] with budgets on depth, nodes, aliases and anchor
+//!    otherwise only when there is something to locate;
+//! 4. serde-saphyr deserializes the [`Spec`] with budgets on depth, nodes, aliases and anchor
 //!    replay, duplicate keys as errors and `deny_unknown_fields` on every struct;
-//! 4. the validator, whose diagnostics carry paths that the source map turns into lines,
-//!    columns and excerpts.
+//! 5. the validator, whose diagnostics carry paths that the source map (built now if step 3
+//!    did not) turns into lines, columns and excerpts.
 
 use serde_saphyr::{DuplicateKeyPolicy, Error as YamlError, MergeKeyPolicy};
 
 use crate::diagnostic::{Code, Diagnostic, Location, Path, Report, Segment, SourceSpan};
+use crate::fastpath;
 use crate::locate::{MAX_ALIASES, MAX_DEPTH, MAX_NODES, SourceMap};
 use crate::spec::Spec;
 use crate::suggest;
@@ -77,6 +81,11 @@ fn not_utf8(bytes: &[u8], e: &std::str::Utf8Error) -> Diagnostic {
 /// Loads `source`: the body of [`crate::load`].
 pub(crate) fn load_str(source: &str, origin: &str) -> Result<CheckedSpec, Report> {
     check_size(source.len(), origin)?;
+    // A spec in plain YAML is read once by the fast path; anything else, and every error,
+    // takes the full path below, whose diagnostics and limits are the reference.
+    if let Some(spec) = fastpath::spec(source) {
+        return check(spec, source, origin, None);
+    }
     let map = |source| SourceMap::build(source).map_err(|d| Report::new(origin, vec![*d]));
     // Anchors need a `&`. Without one no alias can expand, so the guard walk is only needed
     // to explain errors: the common case (a valid spec) parses once.
@@ -92,6 +101,12 @@ pub(crate) fn load_str(source: &str, origin: &str) -> Result<CheckedSpec, Report
             return Err(Report::new(origin, vec![from_yaml_error(&e, &map)]));
         }
     };
+    check(spec, source, origin, early)
+}
+
+/// Validates a parsed spec; locates its diagnostics with `early`, or a source map built now
+/// when there are some to locate.
+fn check(spec: Spec, source: &str, origin: &str, early: Option<SourceMap<'_>>) -> Result<CheckedSpec, Report> {
     let checked = validate::validate(spec);
     let needs_map = match &checked {
         Ok(c) => !c.warnings().is_empty(),
@@ -99,7 +114,7 @@ pub(crate) fn load_str(source: &str, origin: &str) -> Result<CheckedSpec, Report
     };
     let map = match early {
         Some(m) => Some(m),
-        None if needs_map => Some(map(source)?),
+        None if needs_map => Some(SourceMap::build(source).map_err(|d| Report::new(origin, vec![*d]))?),
         None => None,
     };
     match (checked, map) {
@@ -126,7 +141,7 @@ fn locate_all(mut diagnostics: Vec<Diagnostic>, map: &SourceMap<'_>) -> Vec<Diag
 }
 
 /// The serde-saphyr options: every budget explicit, sized for specs of up to 1 MiB.
-fn options() -> serde_saphyr::Options {
+pub(crate) fn options() -> serde_saphyr::Options {
     serde_saphyr::options! {
         budget: serde_saphyr::budget! {
             max_reader_input_bytes: Some(MAX_INPUT_BYTES),

@@ -87,7 +87,7 @@ impl Cx<'_> {
         id: &str,
         exists: bool,
         known: impl Iterator<Item = &'k str> + Clone,
-        path: Path,
+        path: impl FnOnce() -> Path,
     ) {
         if exists {
             return;
@@ -97,37 +97,37 @@ impl Cx<'_> {
         let help = suggestion.unwrap_or_else(|| format!("`{section}` defines {}", suggest::list(known)));
         self.push(
             Diagnostic::error(code, format!("unknown {what} `{id}`"))
-                .at_path(path)
+                .at_path(path())
                 .label(format!("no {what} `{id}` in `{section}`"))
                 .help(help),
         );
     }
 
-    pub(crate) fn node_ref(&mut self, id: &NodeId, path: Path) {
+    pub(crate) fn node_ref(&mut self, id: &NodeId, path: impl FnOnce() -> Path) {
         let exists = self.spec.nodes.contains_key(id);
         let known = self.spec.nodes.keys().map(NodeId::as_str);
         self.reference(Code::UnknownNode, "node", "nodes", id.as_str(), exists, known, path);
     }
 
-    pub(crate) fn role_ref(&mut self, id: &str, path: Path) {
+    pub(crate) fn role_ref(&mut self, id: &str, path: impl FnOnce() -> Path) {
         let exists = self.spec.roles.contains_key(id);
         let known = self.spec.roles.keys().map(|k| k.as_str());
         self.reference(Code::UnknownRole, "role", "roles", id, exists, known, path);
     }
 
-    pub(crate) fn channel_ref(&mut self, id: &str, path: Path) {
+    pub(crate) fn channel_ref(&mut self, id: &str, path: impl FnOnce() -> Path) {
         let exists = self.spec.channels.contains_key(id);
         let known = self.spec.channels.keys().map(|k| k.as_str());
         self.reference(Code::UnknownChannel, "channel", "channels", id, exists, known, path);
     }
 
-    pub(crate) fn branch_ref(&mut self, id: &str, path: Path) {
+    pub(crate) fn branch_ref(&mut self, id: &str, path: impl FnOnce() -> Path) {
         let exists = self.spec.branches.contains_key(id);
         let known = self.spec.branches.keys().map(|k| k.as_str());
         self.reference(Code::UnknownBranch, "branch", "branches", id, exists, known, path);
     }
 
-    pub(crate) fn environment_ref(&mut self, id: &str, path: Path) {
+    pub(crate) fn environment_ref(&mut self, id: &str, path: impl FnOnce() -> Path) {
         let exists = self.spec.environments.contains_key(id);
         let known = self.spec.environments.keys().map(|k| k.as_str());
         self.reference(Code::UnknownEnvironment, "environment", "environments", id, exists, known, path);
@@ -136,18 +136,18 @@ impl Cx<'_> {
     pub(crate) fn recipients(&mut self, to: &[Recipient], path: &Path) {
         for (i, recipient) in to.iter().enumerate() {
             match recipient {
-                Recipient::Channel(c) => self.channel_ref(c.as_str(), path.clone().index(i).key("channel")),
-                Recipient::Role(r) => self.role_ref(r.as_str(), path.clone().index(i).key("role")),
+                Recipient::Channel(c) => self.channel_ref(c.as_str(), || path.clone().index(i).key("channel")),
+                Recipient::Role(r) => self.role_ref(r.as_str(), || path.clone().index(i).key("role")),
             }
         }
     }
 
     /// Reports an empty or blank text.
-    pub(crate) fn non_empty(&mut self, text: &str, what: &str, path: Path) {
+    pub(crate) fn non_empty(&mut self, text: &str, what: impl std::fmt::Display, path: impl FnOnce() -> Path) {
         if text.trim().is_empty() {
             self.push(
                 Diagnostic::error(Code::EmptyText, format!("{what} is empty"))
-                    .at_path(path)
+                    .at_path(path())
                     .label("write some text here"),
             );
         }
@@ -155,7 +155,7 @@ impl Cx<'_> {
 
     /// Reports unknown placeholders and unclosed braces in a message template.
     pub(crate) fn template(&mut self, message: &str, path: Path) {
-        self.non_empty(message, "the message", path.clone());
+        self.non_empty(message, "the message", || path.clone());
         let mut rest = message;
         while let Some(open) = rest.find('{') {
             let after = rest.get(open + 1..).unwrap_or("");
@@ -190,7 +190,7 @@ impl Cx<'_> {
         for (person, p) in &spec.team {
             let path = root().key("team").key(person.as_str());
             for (i, role) in p.roles.iter().enumerate() {
-                self.role_ref(role.as_str(), path.clone().key("roles").index(i));
+                self.role_ref(role.as_str(), || path.clone().key("roles").index(i));
             }
             for (i, login) in p.logins.iter().enumerate() {
                 let at = path.clone().key("logins").index(i);
@@ -213,7 +213,7 @@ impl Cx<'_> {
             }
         }
         for (i, role) in spec.team_managed_by.iter().enumerate() {
-            self.role_ref(role.as_str(), root().key("team_managed_by").index(i));
+            self.role_ref(role.as_str(), || root().key("team_managed_by").index(i));
         }
     }
 
@@ -228,27 +228,23 @@ impl Cx<'_> {
                     .help(format!("write `version: {FORMAT_VERSION}`")),
             );
         }
-        self.non_empty(&spec.name, "the workflow `name`", root().key("name"));
+        self.non_empty(&spec.name, "the workflow `name`", || root().key("name"));
         let zone = self.zone();
         self.team();
         for (role, r) in &spec.roles {
-            self.non_empty(
-                &r.title,
-                &format!("the title of role `{role}`"),
-                root().key("roles").key(role.as_str()).key("title"),
-            );
+            self.non_empty(&r.title, format_args!("the title of role `{role}`"), || {
+                root().key("roles").key(role.as_str()).key("title")
+            });
         }
         for (id, channel) in &spec.channels {
-            self.non_empty(
-                &channel.name,
-                &format!("the name of channel `{id}`"),
-                root().key("channels").key(id.as_str()).key("name"),
-            );
+            self.non_empty(&channel.name, format_args!("the name of channel `{id}`"), || {
+                root().key("channels").key(id.as_str()).key("name")
+            });
         }
         self.branches();
         for (id, env) in &spec.environments {
             if let Some(branch) = &env.branch {
-                self.branch_ref(branch.as_str(), root().key("environments").key(id.as_str()).key("branch"));
+                self.branch_ref(branch.as_str(), || root().key("environments").key(id.as_str()).key("branch"));
             }
         }
         self.windows();
@@ -305,7 +301,7 @@ impl Cx<'_> {
                     .help("use `name: kars-dev` for one branch or `pattern: \"feature/*\"` for a family"),
                 ),
                 (Some(name), None) => {
-                    self.non_empty(name, &format!("the name of branch `{id}`"), path.clone().key("name"));
+                    self.non_empty(name, format_args!("the name of branch `{id}`"), || path.clone().key("name"));
                     if name.contains('*') {
                         self.push(
                             Diagnostic::error(Code::BranchPattern, format!("branch name `{name}` has a `*`"))
@@ -336,7 +332,7 @@ impl Cx<'_> {
             let path = root().key("windows").key(id.as_str());
             for (edge, key) in [(&window.opens, "opens"), (&window.closes, "closes")] {
                 if let WindowEdge::After(node) = edge {
-                    self.node_ref(node, path.clone().key(key).key("after"));
+                    self.node_ref(node, || path.clone().key(key).key("after"));
                 }
             }
             if let (WindowEdge::On(opens), WindowEdge::On(closes)) = (&window.opens, &window.closes)
@@ -352,10 +348,10 @@ impl Cx<'_> {
                 );
             }
             for (i, b) in window.allow_merges_from.iter().enumerate() {
-                self.branch_ref(b.as_str(), path.clone().key("allow_merges_from").index(i));
+                self.branch_ref(b.as_str(), || path.clone().key("allow_merges_from").index(i));
             }
             for (i, b) in window.merges_into.iter().enumerate() {
-                self.branch_ref(b.as_str(), path.clone().key("merges_into").index(i));
+                self.branch_ref(b.as_str(), || path.clone().key("merges_into").index(i));
             }
         }
     }
@@ -374,12 +370,12 @@ impl Cx<'_> {
                 );
             }
             if let Some(title) = &p.title {
-                self.non_empty(title, &format!("the title of phase `{phase}`"), path.clone().key("title"));
+                self.non_empty(title, format_args!("the title of phase `{phase}`"), || path.clone().key("title"));
             }
             for (i, node) in p.nodes.iter().enumerate() {
                 let at = path.clone().key("nodes").index(i);
                 if !spec.nodes.contains_key(node) {
-                    self.node_ref(node, at);
+                    self.node_ref(node, || at);
                     continue;
                 }
                 if let Some((first, j)) = home.get(node.as_str()) {
@@ -419,7 +415,7 @@ impl Cx<'_> {
             let path = root().key("classes").key(class.as_str());
             nodes::style_map(self, &c.style, &path);
             for (i, node) in c.nodes.iter().enumerate() {
-                self.node_ref(node, path.clone().key("nodes").index(i));
+                self.node_ref(node, || path.clone().key("nodes").index(i));
             }
         }
     }
@@ -429,10 +425,10 @@ impl Cx<'_> {
         let mut seen: HashMap<(&str, &str, Option<&str>), usize> = HashMap::new();
         for (i, edge) in spec.edges.iter().enumerate() {
             let path = root().key("edges").index(i);
-            self.node_ref(&edge.from, path.clone().key("from"));
-            self.node_ref(&edge.to, path.clone().key("to"));
+            self.node_ref(&edge.from, || path.clone().key("from"));
+            self.node_ref(&edge.to, || path.clone().key("to"));
             if let Some(label) = &edge.label {
-                self.non_empty(label, "the edge label", path.clone().key("label"));
+                self.non_empty(label, "the edge label", || path.clone().key("label"));
             }
             let key = (edge.from.as_str(), edge.to.as_str(), edge.label.as_deref());
             if let Some(first) = seen.get(&key) {

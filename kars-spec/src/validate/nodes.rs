@@ -28,17 +28,17 @@ pub(super) fn check(cx: &mut Cx<'_>) {
     }
     for (id, node) in &spec.nodes {
         let path = node_path(id);
-        cx.non_empty(&node.label, &format!("the label of node `{id}`"), path.clone().key("label"));
+        cx.non_empty(&node.label, format_args!("the label of node `{id}`"), || path.clone().key("label"));
         style(cx, node, &path);
         kind_fields(cx, id, node, &path, back_edge_sources.contains(id.as_str()));
         for (i, role) in node.roles.iter().enumerate() {
-            cx.role_ref(role.as_str(), path.clone().key("roles").index(i));
+            cx.role_ref(role.as_str(), || path.clone().key("roles").index(i));
         }
         for (i, role) in node.reported_by.iter().enumerate() {
-            cx.role_ref(role.as_str(), path.clone().key("reported_by").index(i));
+            cx.role_ref(role.as_str(), || path.clone().key("reported_by").index(i));
         }
         for (i, outcome) in node.outcomes.iter().enumerate() {
-            cx.non_empty(outcome, "an outcome", path.clone().key("outcomes").index(i));
+            cx.non_empty(outcome, "an outcome", || path.clone().key("outcomes").index(i));
         }
         for (i, other) in node.distinct_from.iter().enumerate() {
             distinct_from(cx, id, other, path.clone().key("distinct_from").index(i));
@@ -65,7 +65,7 @@ pub(super) fn check(cx: &mut Cx<'_>) {
             escalation(cx, &retry.on_exhausted, &path.clone().key("retry").key("on_exhausted"));
         }
         if let Some(outcome) = &node.outcome {
-            cx.non_empty(outcome, "the outcome", path.clone().key("outcome"));
+            cx.non_empty(outcome, "the outcome", || path.clone().key("outcome"));
         }
     }
 }
@@ -230,7 +230,7 @@ pub(crate) fn kind_name(kind: NodeKind) -> &'static str {
 
 fn distinct_from(cx: &mut Cx<'_>, id: &NodeId, other: &NodeId, path: Path) {
     let Some(target) = cx.spec.nodes.get(other) else {
-        cx.node_ref(other, path);
+        cx.node_ref(other, || path);
         return;
     };
     let by_actor = target.kind == NodeKind::Task
@@ -266,26 +266,26 @@ fn action(cx: &mut Cx<'_>, action: &Action, path: &Path) {
         }
         Action::OpenPullRequest(pair) => {
             let at = path.clone().key("open_pull_request");
-            cx.branch_ref(pair.from.as_str(), at.clone().key("from"));
-            cx.branch_ref(pair.to.as_str(), at.key("to"));
+            cx.branch_ref(pair.from.as_str(), || at.clone().key("from"));
+            cx.branch_ref(pair.to.as_str(), || at.key("to"));
         }
         Action::MergePullRequest(merge) => {
             let at = path.clone().key("merge_pull_request");
-            cx.branch_ref(merge.from.as_str(), at.clone().key("from"));
-            cx.branch_ref(merge.to.as_str(), at.clone().key("to"));
+            cx.branch_ref(merge.from.as_str(), || at.clone().key("from"));
+            cx.branch_ref(merge.to.as_str(), || at.clone().key("to"));
             for check in merge.requires.iter().flat_map(|r| &r.checks) {
-                cx.non_empty(check, "a required check's name", at.clone().key("requires").key("checks"));
+                cx.non_empty(check, "a required check's name", || at.clone().key("requires").key("checks"));
             }
         }
         Action::Deploy(env) | Action::Rollback(env) => {
             let name = if matches!(action, Action::Deploy(_)) { "deploy" } else { "rollback" };
-            cx.environment_ref(env.environment.as_str(), path.clone().key(name).key("environment"));
+            cx.environment_ref(env.environment.as_str(), || path.clone().key(name).key("environment"));
         }
         Action::RunChecks(checks) => {
             let at = path.clone().key("run_checks");
-            cx.non_empty(&checks.suite, "the check suite name", at.clone().key("suite"));
+            cx.non_empty(&checks.suite, "the check suite name", || at.clone().key("suite"));
             if let Some(env) = &checks.environment {
-                cx.environment_ref(env.as_str(), at.key("environment"));
+                cx.environment_ref(env.as_str(), || at.key("environment"));
             }
         }
     }
@@ -297,8 +297,8 @@ fn escalation(cx: &mut Cx<'_>, escalation: &Escalation, path: &Path) {
         cx.template(message, path.clone().key("message"));
     }
     match &escalation.then {
-        Some(Then::Goto(node)) => cx.node_ref(node, path.clone().key("then").key("goto")),
-        Some(Then::End(outcome)) => cx.non_empty(outcome, "the outcome", path.clone().key("then").key("end")),
+        Some(Then::Goto(node)) => cx.node_ref(node, || path.clone().key("then").key("goto")),
+        Some(Then::End(outcome)) => cx.non_empty(outcome, "the outcome", || path.clone().key("then").key("end")),
         None => {}
     }
 }
@@ -313,7 +313,7 @@ fn decided_by(cx: &mut Cx<'_>, id: &NodeId, by: &DecidedBy, labels: &[&str], pat
             );
         }
         (Some(role), None) => {
-            cx.role_ref(role.as_str(), path.clone().key("role"));
+            cx.role_ref(role.as_str(), || path.clone().key("role"));
             if !by.map.is_empty() {
                 cx.push(
                     Diagnostic::error(Code::DecidedBy, "`map` goes with `outcome_of`, not with `role`")
@@ -329,7 +329,7 @@ fn decided_by(cx: &mut Cx<'_>, id: &NodeId, by: &DecidedBy, labels: &[&str], pat
 fn outcome_map(cx: &mut Cx<'_>, id: &NodeId, source: &NodeId, by: &DecidedBy, labels: &[&str], path: &Path) {
     let source_path = path.clone().key("outcome_of");
     let Some(node) = cx.spec.nodes.get(source) else {
-        cx.node_ref(source, source_path);
+        cx.node_ref(source, || source_path);
         return;
     };
     let outcomes: Vec<&str> = match (&node.kind, &node.action) {
