@@ -60,9 +60,12 @@ impl TestDb {
         self.runtime.block_on(self.admin.query(sql, &[&name])).unwrap().len()
     }
 
-    /// A store's configuration for this schema.
+    /// A store's configuration for this schema. Replicas claim an effect as soon as it is
+    /// emitted (no grace for its writer): the tests emit effects without performing them.
     pub fn config(&self) -> kars::workflow::journal::PgStoreConfig {
-        kars::workflow::journal::PgStoreConfig::default().with_schema(&self.schema)
+        kars::workflow::journal::PgStoreConfig::default()
+            .with_schema(&self.schema)
+            .with_effect_grace(std::time::Duration::ZERO)
     }
 }
 

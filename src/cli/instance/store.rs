@@ -3,8 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use kars::workflow::InstanceId;
-use kars::workflow::journal::{FileStore, JournalError, Outbox, Store, Stored};
+use kars::workflow::journal::{FileStore, Store};
 
 use super::{Failure, usage};
 
@@ -164,42 +163,17 @@ impl CliStore {
             Self::Postgres(_) => Vec::new(),
         }
     }
+}
 
-    fn inner(&self) -> &dyn Store {
+/// The store it opened, whichever kind: a [`Store`] through the journal's impl for pointers.
+impl std::ops::Deref for CliStore {
+    type Target = dyn Store;
+
+    fn deref(&self) -> &Self::Target {
         match self {
             Self::File(store) => store,
             #[cfg(feature = "postgres")]
             Self::Postgres(store) => store,
         }
-    }
-}
-
-impl Store for CliStore {
-    fn create(&self, id: &InstanceId, header: &[u8]) -> Result<(), JournalError> {
-        self.inner().create(id, header)
-    }
-    fn append(&self, id: &InstanceId, expected_version: u64, records: &[&[u8]]) -> Result<u64, JournalError> {
-        self.inner().append(id, expected_version, records)
-    }
-    fn read(&self, id: &InstanceId) -> Result<Stored, JournalError> {
-        self.inner().read(id)
-    }
-    fn version(&self, id: &InstanceId) -> Result<u64, JournalError> {
-        self.inner().version(id)
-    }
-    fn list(&self) -> Result<Vec<InstanceId>, JournalError> {
-        self.inner().list()
-    }
-    fn keeps_outbox(&self) -> bool {
-        self.inner().keeps_outbox()
-    }
-    fn append_with_outbox(
-        &self,
-        id: &InstanceId,
-        expected_version: u64,
-        records: &[&[u8]],
-        outbox: Outbox<'_>,
-    ) -> Result<u64, JournalError> {
-        self.inner().append_with_outbox(id, expected_version, records, outbox)
     }
 }

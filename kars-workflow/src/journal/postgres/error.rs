@@ -168,21 +168,56 @@ impl fmt::Display for RuntimeFailure {
 }
 
 impl PgError {
-    /// Whether the failure may have lost the connection rather than been refused by the server:
-    /// the cases where a commit's outcome is unknown.
+    /// Whether the failure lost the connection rather than being refused by the server or the
+    /// client: the cases where a commit's outcome is unknown, and the only ones worth trying
+    /// again on a fresh connection.
     pub(super) fn is_connection_loss(&self) -> bool {
         match self {
-            // 08: connection exceptions; 57: operator intervention (`pg_terminate_backend`,
-            // a shutdown), which the server reports just before it closes the connection.
-            Self::Query { source, .. } => {
-                source.is_closed()
-                    || source.as_db_error().is_none_or(|db| {
-                        let code = db.code().code();
-                        code.starts_with("08") || code.starts_with("57")
-                    })
-            }
+            Self::Query { source, .. } => lost_connection(source),
             Self::Pool { .. } => true,
             _ => false,
         }
+    }
+}
+
+/// Whether `error` says the connection is gone: closed, failed at the socket, or the server
+/// said so with SQLSTATE class 08 (connection exception) or 57 (operator intervention:
+/// `pg_terminate_backend`, a shutdown, sent just before it closes the connection). A client
+/// error of another kind (a value that does not convert, an unexpected message) is not.
+fn lost_connection(error: &tokio_postgres::Error) -> bool {
+    if let Some(db) = error.as_db_error() {
+        let code = db.code().code();
+        return code.starts_with("08") || code.starts_with("57");
+    }
+    let mut cause = std::error::Error::source(error);
+    while let Some(e) = cause {
+        if e.is::<std::io::Error>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    error.is_closed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_lost_connection_is_retried() {
+        // A client error without SQLSTATE that is not about the connection (here: a parse
+        // error) is not a connection loss.
+        let client_error = "host=/x port=nope".parse::<tokio_postgres::Config>().err().expect("a bad port");
+        assert!(client_error.as_db_error().is_none());
+        assert!(!PgError::Query { operation: PgOperation::Read, source: client_error }.is_connection_loss());
+        // A socket that does not answer is.
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+        let refused = runtime
+            .block_on(tokio_postgres::connect("host=/nonexistent/kars port=1 dbname=x", tokio_postgres::NoTls))
+            .err()
+            .expect("no server there");
+        assert!(PgError::Query { operation: PgOperation::Connect, source: refused }.is_connection_loss());
+        let stale = PgError::LeaseLost { id: InstanceId::new("x").expect("an id"), epoch: 1 };
+        assert!(!stale.is_connection_loss());
     }
 }

@@ -73,6 +73,7 @@ pub struct PgStoreConfig {
     application_name: String,
     max_record_len: u32,
     notify: bool,
+    effect_grace: Duration,
 }
 
 impl Default for PgStoreConfig {
@@ -84,6 +85,7 @@ impl Default for PgStoreConfig {
             application_name: "kars".to_owned(),
             max_record_len: DEFAULT_MAX_RECORD_LEN,
             notify: true,
+            effect_grace: Duration::from_secs(5),
         }
     }
 }
@@ -122,6 +124,17 @@ impl PgStoreConfig {
     #[must_use]
     pub fn with_notify(mut self, notify: bool) -> Self {
         self.notify = notify;
+        self
+    }
+
+    /// How long an effect is left to the process whose append emitted it before replicas
+    /// claim its instance to perform it (default 5 s): a writer without a lease (`kars
+    /// instance act`) performs the effects it emits at once, and a replica woken by the same
+    /// append would otherwise perform them too. Effects stay at least once: one whose writer
+    /// stopped is performed by a replica after this grace.
+    #[must_use]
+    pub fn with_effect_grace(mut self, grace: Duration) -> Self {
+        self.effect_grace = grace;
         self
     }
 
@@ -243,8 +256,14 @@ impl PgStore {
                 .map_err(|e| PgError::Pool { operation: PgOperation::Connect, detail: e.to_string() })?
         };
         let notify = config.notify.then(|| listen::channel(&schema));
-        let shared =
-            Arc::new(Shared { pool, sql: sql::Sql::new(&schema), max_record_len: config.max_record_len, notify, pg });
+        let shared = Arc::new(Shared {
+            pool,
+            sql: sql::Sql::new(&schema),
+            max_record_len: config.max_record_len,
+            notify,
+            pg,
+            effect_grace: config.effect_grace,
+        });
         let migrations = {
             let (shared, schema) = (Arc::clone(&shared), schema.clone());
             run(&handle, async move {
