@@ -81,7 +81,7 @@ impl Location {
             }
             .map(CliStore::File)
             .map_err(usage),
-            (None, Some(url)) => connect(url, schema, COMMAND_POOL),
+            (None, Some(url)) => connect(url, schema, COMMAND_POOL, access),
             (None, None) => Err(usage("say where the instances are: `--journal DIR` or `--store URL`")),
         }
     }
@@ -96,7 +96,7 @@ impl Location {
     pub fn create_pooled(&self, schema: &SchemaArg, pool_size: usize) -> Result<CliStore, Failure> {
         match (&self.journal, &self.store) {
             (Some(dir), _) => FileStore::create_dir(dir).map(CliStore::File).map_err(usage),
-            (None, Some(url)) => connect(url, schema, pool_size),
+            (None, Some(url)) => connect(url, schema, pool_size, Access::Write),
             (None, None) => Err(usage("say where the instances are: `--journal DIR` or `--store URL`")),
         }
     }
@@ -128,17 +128,23 @@ fn redact(url: &str) -> String {
 }
 
 #[cfg(feature = "postgres")]
-fn connect(url: &str, schema: &SchemaArg, pool_size: usize) -> Result<CliStore, Failure> {
+fn connect(url: &str, schema: &SchemaArg, pool_size: usize, access: Access) -> Result<CliStore, Failure> {
     use kars::workflow::journal::{PgStore, PgStoreConfig};
     let mut config = PgStoreConfig::default().with_pool_size(pool_size);
     if let Some(name) = &schema.schema {
         config = config.with_schema(name);
     }
-    PgStore::connect(url, &config).map(CliStore::Postgres).map_err(usage)
+    match access {
+        // A command that only looks writes nothing: no schema created, no migration.
+        Access::Read => PgStore::connect_read_only(url, &config),
+        Access::Write => PgStore::connect(url, &config),
+    }
+    .map(CliStore::Postgres)
+    .map_err(usage)
 }
 
 #[cfg(not(feature = "postgres"))]
-fn connect(_url: &str, _schema: &SchemaArg, _pool_size: usize) -> Result<CliStore, Failure> {
+fn connect(_url: &str, _schema: &SchemaArg, _pool_size: usize, _access: Access) -> Result<CliStore, Failure> {
     Err(usage(
         "this kars was built without PostgreSQL, so `--store` is not available\nhelp: build with `--features postgres`, or use `--journal DIR`",
     ))

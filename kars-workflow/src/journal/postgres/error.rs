@@ -78,6 +78,28 @@ pub enum PgError {
         /// The newest version this build ships.
         supported: i32,
     },
+    /// A read-only open found no kars tables in the schema.
+    #[error(
+        "schema `{schema}` holds no kars instances (no `kars_migrations` table), and a read-only command creates none\n\
+         help: check `--schema` and the database; a writing command (`kars instance start`, `kars worker`) creates the schema"
+    )]
+    SchemaMissing {
+        /// The schema.
+        schema: String,
+    },
+    /// A read-only open found a schema an older build made, which it would have to migrate.
+    #[error(
+        "schema `{schema}` is at kars database schema version {found}, older than this build's {supported}, and a read-only command migrates nothing\n\
+         help: run a writing command (`kars instance tick`, `kars worker`) with this build once to migrate it"
+    )]
+    SchemaTooOld {
+        /// The schema.
+        schema: String,
+        /// The newest version recorded in its migrations table (0: none).
+        found: i32,
+        /// The version this build reads.
+        supported: i32,
+    },
     /// A migration recorded in the database is not the one this build ships under that version.
     #[error(
         "schema `{schema}` records migration {version} as `{found}`, and this build ships `{expected}` under that version\n\
@@ -104,7 +126,7 @@ pub enum PgError {
         detail: String,
     },
     /// A statement failed.
-    #[error("PostgreSQL failed to {operation}: {source}")]
+    #[error("PostgreSQL failed to {operation}: {}", describe(source))]
     Query {
         /// What the store was doing.
         operation: PgOperation,
@@ -146,6 +168,15 @@ pub enum PgError {
     /// The store's private runtime could not start, or stopped.
     #[error("the PostgreSQL store's runtime {0}")]
     Runtime(RuntimeFailure),
+}
+
+/// The client's error in words: the server's message and SQLSTATE when it sent one (the
+/// client's own text for those is only "db error").
+fn describe(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        None => error.to_string(),
+    }
 }
 
 /// How the store's private runtime failed.

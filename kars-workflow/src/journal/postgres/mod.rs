@@ -178,6 +178,15 @@ impl OwnedOutbox {
     }
 }
 
+/// How [`PgStore::open`] treats the schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Open {
+    /// Create it or bring it to this build's version.
+    Migrate,
+    /// Check its version, write nothing.
+    ReadOnly,
+}
+
 /// The store's private runtime; shut down without blocking when the last handle goes, so
 /// that dropping a store inside another runtime does not panic.
 #[derive(Debug)]
@@ -229,11 +238,30 @@ impl PgStore {
     /// not answer, [`PgError::SchemaTooNew`] for a schema a newer build migrated,
     /// [`PgError::MigrationMismatch`], [`PgError::Query`]; all inside [`JournalError::Postgres`].
     pub fn connect(url: &str, config: &PgStoreConfig) -> Result<Self, JournalError> {
+        Self::open(url, config, Open::Migrate)
+    }
+
+    /// Connects to the database at `url` to read only: nothing is created or migrated (the
+    /// sessions are read-only on the server too), and the schema must be at exactly the
+    /// version this build ships. For commands that only look (`kars instance list`, `status`,
+    /// `history`).
+    ///
+    /// # Errors
+    /// As [`PgStore::connect`], and [`PgError::SchemaMissing`] for a schema without kars
+    /// tables, [`PgError::SchemaTooOld`] for one a writing open would migrate.
+    pub fn connect_read_only(url: &str, config: &PgStoreConfig) -> Result<Self, JournalError> {
+        Self::open(url, config, Open::ReadOnly)
+    }
+
+    fn open(url: &str, config: &PgStoreConfig, open: Open) -> Result<Self, JournalError> {
         let schema = Schema::new(&config.schema)?;
         let mut pg =
             tokio_postgres::Config::from_str(url).map_err(|source| PgError::BadUrl { url: redact(url), source })?;
         pg.connect_timeout(config.connect_timeout);
         pg.application_name(&config.application_name);
+        if open == Open::ReadOnly {
+            pg.options("-c default_transaction_read_only=on");
+        }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("kars-postgres")
@@ -268,7 +296,10 @@ impl PgStore {
             let (shared, schema) = (Arc::clone(&shared), schema.clone());
             run(&handle, async move {
                 let mut client = shared.client(PgOperation::Connect).await?;
-                Ok(migrate::migrate(&mut client, &schema).await?)
+                Ok(match open {
+                    Open::Migrate => migrate::migrate(&mut client, &schema).await?,
+                    Open::ReadOnly => migrate::check(&client, &schema).await?,
+                })
             })?
         };
         Ok(Self { shared, handle, schema, migrations: Arc::new(migrations), runtime })
