@@ -159,6 +159,17 @@ fn a_new_effect_is_left_to_its_writer_for_the_grace_then_claimed() {
     store.append_with_outbox(&y, 1, &[b"done"], Outbox { done: &["y/1"], ..Outbox::default() }).unwrap();
     std::thread::sleep(Duration::from_millis(1700));
     assert!(store.claim_due(&a, 10, Duration::from_secs(30)).unwrap().is_empty(), "performed once, by its writer");
+    // Emitted under a lease that then expired (its replica stopped): due at once, no grace.
+    let z = id("z");
+    store.create(&z, b"h").unwrap();
+    store.set_next_wake(&z, past()).unwrap();
+    let stopped = store.claim_due(&ReplicaId::fresh(), 10, Duration::from_millis(300)).unwrap().remove(0);
+    let emitted = [OutboxEffect { key: "z/1", effect: br#"{"k":1}"# }];
+    let outbox = Outbox { emitted: &emitted, next_wake: kars::workflow::journal::NextWake::Never, ..Outbox::default() };
+    store.fenced(stopped).append_with_outbox(&z, 0, &[b"r"], outbox).unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    let claimed = store.claim_due(&a, 10, Duration::from_secs(30)).unwrap();
+    assert_eq!(claimed.iter().map(|l| l.instance.as_str()).collect::<Vec<_>>(), ["z"], "taken over at once");
 }
 
 /// A release does not overwrite the next wake-up that a writer without a lease recorded after

@@ -127,11 +127,12 @@ impl PgStoreConfig {
         self
     }
 
-    /// How long an effect is left to the process whose append emitted it before replicas
-    /// claim its instance to perform it (default 5 s): a writer without a lease (`kars
-    /// instance act`) performs the effects it emits at once, and a replica woken by the same
-    /// append would otherwise perform them too. Effects stay at least once: one whose writer
-    /// stopped is performed by a replica after this grace.
+    /// How long an effect that a writer without a lease emitted (`kars instance act`, which
+    /// performs the effects it emits at once) is left to it before replicas claim the instance
+    /// to perform it (default 5 s): a replica woken by the same append would otherwise perform
+    /// it too. Effects stay at least once: one whose writer stopped is performed by a replica
+    /// after this grace. An effect emitted under a replica's lease that has since ended has no
+    /// grace.
     #[must_use]
     pub fn with_effect_grace(mut self, grace: Duration) -> Self {
         self.effect_grace = grace;

@@ -74,21 +74,26 @@ impl Sql {
                 "SELECT version, epoch, owner, coalesce(lease_expires_at > now(), false) \
                  FROM {s}.instances WHERE instance = $1"
             ),
-            // Due: a timer at or before the database's now, or an effect not acknowledged that
-            // was emitted at least `$5` seconds ago (a writer without a lease, the command line,
-            // performs the effects it emits at once: a replica woken by its append leaves them
-            // to it, so that an effect is performed once in the normal case).
+            // Due: a timer at or before the database's now, or an effect not acknowledged. An
+            // effect emitted while no replica held the instance (by a writer without a lease,
+            // the command line, which performs the effects it emits at once) is left to its
+            // writer for `$5` seconds, so that a replica woken by that append does not perform
+            // it too; one emitted under a lease since ended (a replica stopped, or gave it up)
+            // is due at once.
             // Free: never leased, or its lease (or the pause an abandon set) is over on the
             // database's clock; a release ends the lease at once.
-            // Fair: the instances claimed least recently first (a release keeps the instant).
+            // Takeovers first: an instance whose replica stopped holding it (its owner is still
+            // set, its lease expired) was left midway, its effects late already. Then fair: the
+            // instances claimed least recently first (a release keeps the instant).
             claim: format!(
                 "WITH due AS ( \
                    SELECT i.instance FROM {s}.instances i \
                    WHERE (i.lease_expires_at IS NULL OR i.lease_expires_at <= now()) \
                      AND (i.next_wake <= coalesce($4::timestamptz, now()) OR EXISTS ( \
                        SELECT 1 FROM {s}.outbox o WHERE o.instance = i.instance AND o.done_version IS NULL \
-                       AND o.emitted_at <= now() - make_interval(secs => $5))) \
-                   ORDER BY i.lease_expires_at NULLS FIRST, i.next_wake NULLS LAST, i.instance \
+                       AND (o.emitted_at < i.lease_expires_at \
+                         OR o.emitted_at <= now() - make_interval(secs => $5)))) \
+                   ORDER BY i.owner IS NULL, i.lease_expires_at NULLS FIRST, i.next_wake NULLS LAST, i.instance \
                    LIMIT $2 \
                    FOR UPDATE SKIP LOCKED) \
                  UPDATE {s}.instances i SET owner = $1, epoch = i.epoch + 1, \
