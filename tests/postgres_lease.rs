@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use kars::workflow::InstanceId;
-use kars::workflow::journal::postgres::{PgError, ReplicaId};
+use kars::workflow::journal::postgres::{Lease, PgError, ReplicaId};
 use kars::workflow::journal::{JournalError, Outbox, OutboxEffect, PgStore, Store};
 
 #[path = "support/postgres.rs"]
@@ -27,6 +27,16 @@ fn past() -> Option<chrono::DateTime<Utc>> {
 /// Far ahead on the database's clock.
 fn future() -> Option<chrono::DateTime<Utc>> {
     Some("2999-01-01T00:00:00Z".parse().unwrap())
+}
+
+/// Instance `name`, created with a timer due, and claimed by a fresh replica for 30 s.
+fn claimed_due(store: &PgStore, name: &str) -> (InstanceId, ReplicaId, Lease) {
+    let x = id(name);
+    store.create(&x, b"h").unwrap();
+    store.set_next_wake(&x, past()).unwrap();
+    let replica = ReplicaId::fresh();
+    let lease = store.claim_due(&replica, 10, Duration::from_secs(30)).unwrap().remove(0);
+    (x, replica, lease)
 }
 
 #[test]
@@ -121,11 +131,7 @@ fn replicas_claiming_at_once_never_claim_an_instance_twice() {
 fn a_paused_instance_is_not_renewed_and_is_claimed_again_after_its_pause() {
     let Some(db) = TestDb::new("lease_pause") else { return };
     let store = PgStore::connect(&db.url, &db.config()).unwrap();
-    let x = id("x");
-    store.create(&x, b"h").unwrap();
-    store.set_next_wake(&x, past()).unwrap();
-    let a = ReplicaId::fresh();
-    let lease = store.claim_due(&a, 10, Duration::from_secs(30)).unwrap().remove(0);
+    let (_, a, lease) = claimed_due(&store, "x");
     assert!(store.abandon_for(&lease, Duration::from_millis(1200)).unwrap());
     assert!(store.renew(&a, Duration::from_secs(30)).unwrap().is_empty(), "a pause is not a lease to renew");
     assert!(store.claim_due(&a, 10, Duration::from_secs(30)).unwrap().is_empty(), "paused");
@@ -178,11 +184,7 @@ fn a_new_effect_is_left_to_its_writer_for_the_grace_then_claimed() {
 fn a_release_keeps_the_next_wake_of_a_later_unfenced_append() {
     let Some(db) = TestDb::new("lease_release_wake") else { return };
     let store = PgStore::connect(&db.url, &db.config()).unwrap();
-    let x = id("x");
-    store.create(&x, b"h").unwrap();
-    store.set_next_wake(&x, past()).unwrap();
-    let a = ReplicaId::fresh();
-    let lease = store.claim_due(&a, 10, Duration::from_secs(30)).unwrap().remove(0);
+    let (x, a, lease) = claimed_due(&store, "x");
     assert_eq!(store.fenced(lease.clone()).append(&x, 0, &[b"by a"]).unwrap(), 1);
     // The command line appends (no lease), with the wake-up of its new state.
     let soon: chrono::DateTime<Utc> = "2001-01-01T00:00:00Z".parse().unwrap();

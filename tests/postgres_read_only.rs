@@ -7,19 +7,12 @@ use std::process::Command;
 
 use kars::workflow::InstanceId;
 use kars::workflow::journal::postgres::{PgError, SCHEMA_VERSION};
-use kars::workflow::journal::{JournalError, PgStore, Store};
+use kars::workflow::journal::{PgStore, Store};
 
 #[path = "support/postgres.rs"]
 #[allow(dead_code)]
 mod support;
-use support::TestDb;
-
-fn pg_error(e: &JournalError) -> &PgError {
-    match e {
-        JournalError::Postgres(pg) => pg,
-        other => panic!("not a PostgreSQL error: {other:?}"),
-    }
-}
+use support::{TestDb, pg_error};
 
 #[test]
 fn a_read_only_open_checks_the_schema_version_and_writes_nothing() {
@@ -40,7 +33,7 @@ fn a_read_only_open_checks_the_schema_version_and_writes_nothing() {
     let reader = PgStore::connect_read_only(&db.url, &db.config()).unwrap();
     assert_eq!(reader.migrations().last().map(|m| m.version), Some(SCHEMA_VERSION));
     assert_eq!(reader.read(&x).unwrap().records, [b"one".to_vec()]);
-    assert_eq!(reader.list().unwrap(), [x.clone()]);
+    assert_eq!(reader.list().unwrap(), std::slice::from_ref(&x));
     let refused = reader.append(&x, 1, &[b"two"]).unwrap_err();
     assert!(refused.to_string().contains("read-only transaction (SQLSTATE 25006)"), "{refused}");
     assert_eq!(writer.version(&x).unwrap(), 1);

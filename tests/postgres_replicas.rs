@@ -28,37 +28,8 @@ use kars::workflow::worker::{Host, Worker, WorkerConfig};
 mod support;
 use support::TestDb;
 
-const SPEC: &str = r##"version: 1
-name: week
-timezone: UTC
-channels:
-  ops: { name: "#ops" }
-nodes:
-  Start: { label: Start, kind: start }
-  W1: { label: W1, kind: wait, gate: Monday 10:00 }
-  N1: { label: N1, kind: action, action: { notify: { to: [{ channel: ops }], message: "monday {release}" } } }
-  W2: { label: W2, kind: wait, gate: Tuesday 10:00 }
-  N2: { label: N2, kind: action, action: { notify: { to: [{ channel: ops }], message: "tuesday {release}" } } }
-  W3: { label: W3, kind: wait, gate: Wednesday 10:00 }
-  N3: { label: N3, kind: action, action: { notify: { to: [{ channel: ops }], message: "wednesday {release}" } } }
-  W4: { label: W4, kind: wait, gate: Thursday 10:00 }
-  N4: { label: N4, kind: action, action: { notify: { to: [{ channel: ops }], message: "thursday {release}" } } }
-  W5: { label: W5, kind: wait, gate: Friday 10:00 }
-  N5: { label: N5, kind: action, action: { notify: { to: [{ channel: ops }], message: "friday {release}" } } }
-  Done: { label: Done, kind: end, outcome: done }
-edges:
-  - { from: Start, to: W1 }
-  - { from: W1, to: N1 }
-  - { from: N1, to: W2 }
-  - { from: W2, to: N2 }
-  - { from: N2, to: W3 }
-  - { from: W3, to: N3 }
-  - { from: N3, to: W4 }
-  - { from: W4, to: N4 }
-  - { from: N4, to: W5 }
-  - { from: W5, to: N5 }
-  - { from: N5, to: Done }
-"##;
+/// Five days of a timer and a notification each.
+const SPEC: &str = include_str!("fixtures/postgres/week.yaml");
 
 fn at(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()

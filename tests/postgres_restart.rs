@@ -32,39 +32,19 @@ use kars::workflow::worker::{Host, Worker, WorkerConfig};
 mod support;
 use support::TestDb;
 
-const SPEC: &str = r##"version: 1
-name: restart
-timezone: UTC
-channels:
-  ops: { name: "#ops" }
-nodes:
-  Start: { label: Start, kind: start }
-  W1: { label: W1, kind: wait, gate: Monday 10:00 }
-  N1: { label: N1, kind: action, action: { notify: { to: [{ channel: ops }], message: "monday {release}" } } }
-  W2: { label: W2, kind: wait, gate: Tuesday 10:00 }
-  N2: { label: N2, kind: action, action: { notify: { to: [{ channel: ops }], message: "tuesday {release}" } } }
-  W3: { label: W3, kind: wait, gate: Wednesday 10:00 }
-  N3: { label: N3, kind: action, action: { notify: { to: [{ channel: ops }], message: "wednesday {release}" } } }
-  Done: { label: Done, kind: end, outcome: done }
-edges:
-  - { from: Start, to: W1 }
-  - { from: W1, to: N1 }
-  - { from: N1, to: W2 }
-  - { from: W2, to: N2 }
-  - { from: N2, to: W3 }
-  - { from: W3, to: N3 }
-  - { from: N3, to: Done }
-"##;
+/// Five days of a timer and a notification each (as `tests/postgres_replicas.rs`).
+const SPEC: &str = include_str!("fixtures/postgres/week.yaml");
 
-const INSTANCES: usize = 300;
+const INSTANCES: usize = 200;
 const REPLICAS: usize = 3;
 
 fn at(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
 }
 
-fn steps() -> [DateTime<Utc>; 3] {
-    [at("2026-11-23T10:00:00Z"), at("2026-11-24T10:00:00Z"), at("2026-11-25T10:00:00Z")]
+/// The days the timers are due, Monday to Friday.
+fn steps() -> Vec<DateTime<Utc>> {
+    (23..=27).map(|day| at(&format!("2026-11-{day}T10:00:00Z"))).collect()
 }
 
 /// This machine's PostgreSQL cluster, as `pg_ctlcluster` names it: (version, name).
@@ -180,7 +160,7 @@ fn replicas_reconnect_after_a_server_restart_and_lose_nothing() {
         Err(reason) => return skip(&format!("cannot control the local server: {reason}")),
     };
     let _running = Running(cluster.clone());
-    let program = Program::new(&kars::spec::load(SPEC, "restart.yaml").unwrap()).unwrap();
+    let program = Program::new(&kars::spec::load(SPEC, "week.yaml").unwrap()).unwrap();
     let ids: Vec<InstanceId> = (0..INSTANCES).map(|i| InstanceId::new(format!("r-{i:04}")).unwrap()).collect();
     let store = PgStore::connect(&db.url, &db.config()).unwrap();
     let clock = Arc::new(VirtualClock::new(at("2026-11-23T08:00:00Z")));
@@ -283,7 +263,7 @@ fn replicas_reconnect_after_a_server_restart_and_lose_nothing() {
         let stored = store.read(id).unwrap();
         assert_eq!(stored.records.len(), sequences.len(), "{id}: the read returns every record");
         let finished = store.outbox(id).unwrap();
-        assert_eq!(finished.len(), 3, "{id}: three notifications emitted");
+        assert_eq!(finished.len(), 5, "{id}: five notifications emitted");
         assert!(finished.iter().all(|row| row.done_version.is_some()), "{id}: every effect acknowledged");
         assert_eq!(stored.version, reference_done, "{id}: finished like the others");
     }
@@ -295,7 +275,7 @@ fn replicas_reconnect_after_a_server_restart_and_lose_nothing() {
         .collect();
     let emitted: BTreeSet<String> =
         ids.iter().flat_map(|id| store.outbox(id).unwrap().into_iter().map(|row| row.key)).collect();
-    assert_eq!(emitted.len(), 3 * INSTANCES, "one key per notification");
+    assert_eq!(emitted.len(), 5 * INSTANCES, "one key per notification");
     let lost: Vec<&String> = emitted.difference(&performed).collect();
     assert!(lost.is_empty(), "every effect key reached the adapter at least once; not: {lost:?}");
     assert_eq!(performed, emitted, "no key the run did not emit");

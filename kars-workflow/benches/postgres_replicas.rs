@@ -30,6 +30,10 @@ use kars_workflow::driver::{Adapters, Clock, Driver, DriverConfig, Parts, Progra
 use kars_workflow::journal::{PgStore, PgStoreConfig};
 use kars_workflow::worker::{Host, Worker, WorkerConfig};
 
+#[path = "support/postgres.rs"]
+mod support;
+use support::{Schema, url};
+
 const INSTANCES: usize = 400;
 /// Virtual seconds per wall second of the lateness run's clock.
 const SPEED: f64 = 600.0;
@@ -37,10 +41,6 @@ const SPEED: f64 = 600.0;
 /// minutes, four wall seconds at `SPEED`.
 const SPREAD: u32 = 40;
 const POLL: Duration = Duration::from_millis(200);
-
-fn url() -> String {
-    std::env::var("KARS_TEST_DATABASE_URL").unwrap_or_else(|_| "host=/var/run/postgresql dbname=test".to_owned())
-}
 
 /// A spec whose one timer is due on Monday at 10:00 plus `minute` minutes, then a notification.
 fn program(minute: u32) -> Program {
@@ -102,21 +102,6 @@ impl Notifier for Timed {
     }
 }
 
-/// Drops the schema when the run ends.
-struct Schema(String);
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
-        runtime.block_on(async {
-            if let Ok((client, connection)) = tokio_postgres::connect(&url(), tokio_postgres::NoTls).await {
-                tokio::spawn(connection);
-                let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.0)).await;
-            }
-        });
-    }
-}
-
 fn monday(minute: u32) -> DateTime<Utc> {
     let at = format!("2026-11-23T10:{minute:02}:00Z");
     at.parse().expect("an instant")
@@ -126,8 +111,8 @@ fn monday(minute: u32) -> DateTime<Utc> {
 /// on a clock from Monday 10:00 at `speed`; returns the wall time from the start to the last
 /// notification, and each notification's lateness.
 fn run(replicas: usize, name: &str, speed: f64, minute_of: impl Fn(usize) -> u32) -> Option<(Duration, Vec<Duration>)> {
-    let schema = Schema(format!("kars_bench_replicas_{}_{name}_{replicas}", std::process::id()));
-    let config = PgStoreConfig::default().with_schema(&schema.0);
+    let schema = Schema { name: format!("kars_bench_replicas_{}_{name}_{replicas}", std::process::id()) };
+    let config = PgStoreConfig::default().with_schema(&schema.name);
     let store = match PgStore::connect(&url(), &config) {
         Ok(store) => store,
         Err(e) => {

@@ -76,3 +76,11 @@ impl Drop for TestDb {
         let _ = self.runtime.block_on(self.admin.batch_execute(&sql));
     }
 }
+
+/// The PostgreSQL error inside `e` (a test failure when it is another kind).
+pub fn pg_error(e: &kars::workflow::journal::JournalError) -> &kars::workflow::journal::postgres::PgError {
+    match e {
+        kars::workflow::journal::JournalError::Postgres(pg) => pg,
+        other => panic!("not a PostgreSQL error: {other:?}"),
+    }
+}

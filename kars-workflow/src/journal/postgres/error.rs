@@ -238,15 +238,14 @@ mod tests {
     fn only_a_lost_connection_is_retried() {
         // A client error without SQLSTATE that is not about the connection (here: a parse
         // error) is not a connection loss.
-        let client_error = "host=/x port=nope".parse::<tokio_postgres::Config>().err().expect("a bad port");
+        let Err(client_error) = "host=/x port=nope".parse::<tokio_postgres::Config>() else { panic!("a bad port") };
         assert!(client_error.as_db_error().is_none());
         assert!(!PgError::Query { operation: PgOperation::Read, source: client_error }.is_connection_loss());
         // A socket that does not answer is.
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
-        let refused = runtime
-            .block_on(tokio_postgres::connect("host=/nonexistent/kars port=1 dbname=x", tokio_postgres::NoTls))
-            .err()
-            .expect("no server there");
+        let connected =
+            runtime.block_on(tokio_postgres::connect("host=/nonexistent/kars port=1 dbname=x", tokio_postgres::NoTls));
+        let Err(refused) = connected else { panic!("no server there") };
         assert!(PgError::Query { operation: PgOperation::Connect, source: refused }.is_connection_loss());
         let stale = PgError::LeaseLost { id: InstanceId::new("x").expect("an id"), epoch: 1 };
         assert!(!stale.is_connection_loss());
