@@ -254,7 +254,7 @@ fn replicas_reconnect_after_a_server_restart_and_lose_nothing() {
     for id in &ids {
         let sequences = admin
             .column(&format!(
-                "SELECT sequence::text FROM \"{s}\".records WHERE instance = '{}' ORDER BY sequence",
+                "SELECT sequence::text AS s FROM \"{s}\".records WHERE instance = '{}' ORDER BY sequence",
                 id.as_str()
             ))
             .unwrap();
