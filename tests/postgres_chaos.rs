@@ -132,6 +132,8 @@ fn worker(db: &TestDb, receiver: &Receiver, lease: &str, batch: &str) -> (Child,
     let mut child = Command::new(env!("CARGO_BIN_EXE_kars"))
         .args(["worker", "--store", db.url.as_str(), "--schema", db.schema.as_str()])
         .args(["--lease", lease, "--batch", batch, "--poll", "0.2", "--webhook", &receiver.url])
+        // The test's writer emits the first effects and performs none: no grace for it.
+        .args(["--effect-grace", "0"])
         .env("NO_COLOR", "1")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -4,6 +4,8 @@
 
 use std::process::Command;
 
+use kars::workflow::journal::PgStore;
+
 #[path = "support/postgres.rs"]
 #[allow(dead_code)]
 mod support;
@@ -142,6 +144,11 @@ fn store_only_and_directory_only_options_say_what_to_use() {
     assert!(err.starts_with("error: `kars instance repair` mends journal files"), "{err}");
     let (code, _, err) = kars(&["instance", "list", "--journal", "/nonexistent"], &on_store);
     assert_eq!(code, 2, "both places at once is a usage error: {err}");
+    // Listing writes nothing: a schema no writer made yet is named, not created.
+    let (code, _, err) = kars(&["instance", "list"], &on_store);
+    assert_eq!(code, 2);
+    assert!(err.contains(&format!("schema `{}` holds no kars instances", db.schema)), "{err}");
+    PgStore::connect(&db.url, &db.config()).unwrap();
     let (code, out, _) = kars(&["instance", "list"], &on_store);
     assert_eq!((code, out.as_str()), (0, "no instances\n"));
     let (code, _, err) = kars(&["instance", "list", "--store", "postgres://nobody@127.0.0.1:1/none"], &[]);

@@ -49,7 +49,7 @@ fn one_replica_at_a_time_frees_expired_leases_and_a_stale_release_then_changes_n
     let rescued = vec![(lost[0].instance.clone(), pending)];
     assert_eq!(done, Some(Maintenance { rescued }), "only the expired lease, with whether an effect is pending");
     assert_eq!(db.column_i64(&owned), [1], "the live lease is kept");
-    assert!(!store.release(&lost[0], None).unwrap(), "the stopped replica's late release is a no-op");
+    assert!(!store.release(&lost[0], None, 1).unwrap(), "the stopped replica's late release is a no-op");
     assert_eq!(store.maintain().unwrap(), Some(Maintenance::default()), "nothing left to rescue");
 
     // Several replicas at once: each pass either runs or is skipped, none fails.

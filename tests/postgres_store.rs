@@ -14,17 +14,10 @@ use kars::workflow::journal::{JournalError, PgStore, Store};
 
 #[path = "support/postgres.rs"]
 mod support;
-use support::TestDb;
+use support::{TestDb, pg_error};
 
 fn id(s: &str) -> InstanceId {
     InstanceId::new(s).unwrap()
-}
-
-fn pg_error(e: &JournalError) -> &PgError {
-    match e {
-        JournalError::Postgres(pg) => pg,
-        other => panic!("not a PostgreSQL error: {other:?}"),
-    }
 }
 
 #[test]

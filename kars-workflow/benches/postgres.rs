@@ -18,26 +18,9 @@ fn record(i: u64) -> Vec<u8> {
     format!(r#"{{"at":"2026-11-26T17:00:00Z","event":"task_completed","node":"N{i}","actor":"alice"}}"#).into_bytes()
 }
 
-fn url() -> String {
-    std::env::var("KARS_TEST_DATABASE_URL").unwrap_or_else(|_| "host=/var/run/postgresql dbname=test".to_owned())
-}
-
-/// Drops the bench's schema when the bench ends.
-struct Schema {
-    name: String,
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
-        runtime.block_on(async {
-            if let Ok((client, connection)) = tokio_postgres::connect(&url(), tokio_postgres::NoTls).await {
-                tokio::spawn(connection);
-                let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.name)).await;
-            }
-        });
-    }
-}
+#[path = "support/postgres.rs"]
+mod support;
+use support::{Schema, url};
 
 fn appends(c: &mut Criterion) {
     let schema = Schema { name: format!("kars_bench_{}", std::process::id()) };

@@ -177,21 +177,21 @@ impl<C: Clock + Clone> Worker<C> {
             if journal.header.clock == ClockMode::Rehearsal {
                 // A rehearsal's clock is a person's word: no replica drives it. It is paused
                 // for a lease, so it is not claimed again at once.
-                return Ok((Report::default(), None, false));
+                return Ok((Report::default(), None));
             }
             let (program, adapters, config) = (self.host)(&journal)?;
             let parts = Parts { store: fenced.clone(), clock: self.clock.clone(), adapters, config };
             let mut driver = Driver::open_read(parts, &program, journal)?;
             let mut report = driver.tick()?;
             report.absorb(driver.run_effects()?);
-            Ok((report, driver.next_wake(), true))
+            Ok((report, Some((driver.next_wake(), driver.version()))))
         })();
         match result {
-            Ok((report, next, true)) => {
-                self.store.release(&lease, next)?;
+            Ok((report, Some((next, seen)))) => {
+                self.store.release(&lease, next, seen)?;
                 Ok(report)
             }
-            Ok((report, _, false)) => {
+            Ok((report, None)) => {
                 self.store.abandon_for(&lease, self.config.lease)?;
                 Ok(report)
             }

@@ -60,9 +60,12 @@ impl TestDb {
         self.runtime.block_on(self.admin.query(sql, &[&name])).unwrap().len()
     }
 
-    /// A store's configuration for this schema.
+    /// A store's configuration for this schema. Replicas claim an effect as soon as it is
+    /// emitted (no grace for its writer): the tests emit effects without performing them.
     pub fn config(&self) -> kars::workflow::journal::PgStoreConfig {
-        kars::workflow::journal::PgStoreConfig::default().with_schema(&self.schema)
+        kars::workflow::journal::PgStoreConfig::default()
+            .with_schema(&self.schema)
+            .with_effect_grace(std::time::Duration::ZERO)
     }
 }
 
@@ -71,5 +74,13 @@ impl Drop for TestDb {
         let sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.schema);
         // Dropped during a panic too: a failed drop must not hide the test's own message.
         let _ = self.runtime.block_on(self.admin.batch_execute(&sql));
+    }
+}
+
+/// The PostgreSQL error inside `e` (a test failure when it is another kind).
+pub fn pg_error(e: &kars::workflow::journal::JournalError) -> &kars::workflow::journal::postgres::PgError {
+    match e {
+        kars::workflow::journal::JournalError::Postgres(pg) => pg,
+        other => panic!("not a PostgreSQL error: {other:?}"),
     }
 }

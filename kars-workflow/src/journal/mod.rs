@@ -274,7 +274,13 @@ pub struct OutboxEffect<'a> {
     pub effect: &'a [u8],
 }
 
-impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
+/// A pointer to a store is a store: `Arc<S>`, `Box<dyn Store>`, `&S`, and a handle that
+/// derefs to the store it opened (the CLI's store of either kind).
+impl<P> Store for P
+where
+    P: std::ops::Deref + Send + Sync,
+    P::Target: Store,
+{
     fn create(&self, id: &InstanceId, header: &[u8]) -> Result<(), JournalError> {
         (**self).create(id, header)
     }

@@ -3,8 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use kars::workflow::InstanceId;
-use kars::workflow::journal::{FileStore, JournalError, Outbox, Store, Stored};
+use kars::workflow::journal::{FileStore, Store};
 
 use super::{Failure, usage};
 
@@ -82,7 +81,7 @@ impl Location {
             }
             .map(CliStore::File)
             .map_err(usage),
-            (None, Some(url)) => connect(url, schema, COMMAND_POOL),
+            (None, Some(url)) => connect(url, schema, COMMAND_POOL, access),
             (None, None) => Err(usage("say where the instances are: `--journal DIR` or `--store URL`")),
         }
     }
@@ -97,7 +96,7 @@ impl Location {
     pub fn create_pooled(&self, schema: &SchemaArg, pool_size: usize) -> Result<CliStore, Failure> {
         match (&self.journal, &self.store) {
             (Some(dir), _) => FileStore::create_dir(dir).map(CliStore::File).map_err(usage),
-            (None, Some(url)) => connect(url, schema, pool_size),
+            (None, Some(url)) => connect(url, schema, pool_size, Access::Write),
             (None, None) => Err(usage("say where the instances are: `--journal DIR` or `--store URL`")),
         }
     }
@@ -129,17 +128,23 @@ fn redact(url: &str) -> String {
 }
 
 #[cfg(feature = "postgres")]
-fn connect(url: &str, schema: &SchemaArg, pool_size: usize) -> Result<CliStore, Failure> {
+fn connect(url: &str, schema: &SchemaArg, pool_size: usize, access: Access) -> Result<CliStore, Failure> {
     use kars::workflow::journal::{PgStore, PgStoreConfig};
     let mut config = PgStoreConfig::default().with_pool_size(pool_size);
     if let Some(name) = &schema.schema {
         config = config.with_schema(name);
     }
-    PgStore::connect(url, &config).map(CliStore::Postgres).map_err(usage)
+    match access {
+        // A command that only looks writes nothing: no schema created, no migration.
+        Access::Read => PgStore::connect_read_only(url, &config),
+        Access::Write => PgStore::connect(url, &config),
+    }
+    .map(CliStore::Postgres)
+    .map_err(usage)
 }
 
 #[cfg(not(feature = "postgres"))]
-fn connect(_url: &str, _schema: &SchemaArg, _pool_size: usize) -> Result<CliStore, Failure> {
+fn connect(_url: &str, _schema: &SchemaArg, _pool_size: usize, _access: Access) -> Result<CliStore, Failure> {
     Err(usage(
         "this kars was built without PostgreSQL, so `--store` is not available\nhelp: build with `--features postgres`, or use `--journal DIR`",
     ))
@@ -164,42 +169,17 @@ impl CliStore {
             Self::Postgres(_) => Vec::new(),
         }
     }
+}
 
-    fn inner(&self) -> &dyn Store {
+/// The store it opened, whichever kind: a [`Store`] through the journal's impl for pointers.
+impl std::ops::Deref for CliStore {
+    type Target = dyn Store;
+
+    fn deref(&self) -> &Self::Target {
         match self {
             Self::File(store) => store,
             #[cfg(feature = "postgres")]
             Self::Postgres(store) => store,
         }
-    }
-}
-
-impl Store for CliStore {
-    fn create(&self, id: &InstanceId, header: &[u8]) -> Result<(), JournalError> {
-        self.inner().create(id, header)
-    }
-    fn append(&self, id: &InstanceId, expected_version: u64, records: &[&[u8]]) -> Result<u64, JournalError> {
-        self.inner().append(id, expected_version, records)
-    }
-    fn read(&self, id: &InstanceId) -> Result<Stored, JournalError> {
-        self.inner().read(id)
-    }
-    fn version(&self, id: &InstanceId) -> Result<u64, JournalError> {
-        self.inner().version(id)
-    }
-    fn list(&self) -> Result<Vec<InstanceId>, JournalError> {
-        self.inner().list()
-    }
-    fn keeps_outbox(&self) -> bool {
-        self.inner().keeps_outbox()
-    }
-    fn append_with_outbox(
-        &self,
-        id: &InstanceId,
-        expected_version: u64,
-        records: &[&[u8]],
-        outbox: Outbox<'_>,
-    ) -> Result<u64, JournalError> {
-        self.inner().append_with_outbox(id, expected_version, records, outbox)
     }
 }

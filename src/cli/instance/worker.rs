@@ -39,6 +39,11 @@ pub struct WorkerArgs {
     /// How often an idle replica polls for due instances, in seconds (default 1).
     #[arg(long, value_name = "SECONDS", value_parser = seconds)]
     poll: Option<Duration>,
+    /// How long an effect that a writer without a lease emitted (`kars instance act`, which
+    /// performs its effects itself) is left to it before this replica performs it, in seconds
+    /// (default 5).
+    #[arg(long, value_name = "SECONDS", value_parser = seconds_or_none)]
+    effect_grace: Option<Duration>,
     #[command(flatten)]
     effects: EffectArgs,
 }
@@ -55,6 +60,9 @@ fn work(args: &WorkerArgs) -> Result<(), Failure> {
     let mut config = PgStoreConfig::default();
     if let Some(schema) = &args.schema {
         config = config.with_schema(schema);
+    }
+    if let Some(grace) = args.effect_grace {
+        config = config.with_effect_grace(grace);
     }
     let store = PgStore::connect(&args.store, &config).map_err(usage)?;
     let out = Buffer::default();
@@ -105,6 +113,11 @@ fn seconds(text: &str) -> Result<Duration, String> {
         Ok(s) if s.is_finite() && s > 0.0 && s < 1e9 => Ok(Duration::from_secs_f64(s)),
         _ => Err(format!("`{text}` is not a positive number of seconds (e.g. `30` or `2.5`)")),
     }
+}
+
+/// As `seconds`, and `0` (none).
+fn seconds_or_none(text: &str) -> Result<Duration, String> {
+    if text.parse::<f64>().is_ok_and(|s| s == 0.0) { Ok(Duration::ZERO) } else { seconds(text) }
 }
 
 /// Sets `stop` on the first SIGTERM or Ctrl-C (SIGINT); exits on the second.

@@ -78,6 +78,28 @@ pub enum PgError {
         /// The newest version this build ships.
         supported: i32,
     },
+    /// A read-only open found no kars tables in the schema.
+    #[error(
+        "schema `{schema}` holds no kars instances (no `kars_migrations` table), and a read-only command creates none\n\
+         help: check `--schema` and the database; a writing command (`kars instance start`, `kars worker`) creates the schema"
+    )]
+    SchemaMissing {
+        /// The schema.
+        schema: String,
+    },
+    /// A read-only open found a schema an older build made, which it would have to migrate.
+    #[error(
+        "schema `{schema}` is at kars database schema version {found}, older than this build's {supported}, and a read-only command migrates nothing\n\
+         help: run a writing command (`kars instance tick`, `kars worker`) with this build once to migrate it"
+    )]
+    SchemaTooOld {
+        /// The schema.
+        schema: String,
+        /// The newest version recorded in its migrations table (0: none).
+        found: i32,
+        /// The version this build reads.
+        supported: i32,
+    },
     /// A migration recorded in the database is not the one this build ships under that version.
     #[error(
         "schema `{schema}` records migration {version} as `{found}`, and this build ships `{expected}` under that version\n\
@@ -104,7 +126,7 @@ pub enum PgError {
         detail: String,
     },
     /// A statement failed.
-    #[error("PostgreSQL failed to {operation}: {source}")]
+    #[error("PostgreSQL failed to {operation}: {}", describe(source))]
     Query {
         /// What the store was doing.
         operation: PgOperation,
@@ -148,6 +170,15 @@ pub enum PgError {
     Runtime(RuntimeFailure),
 }
 
+/// The client's error in words: the server's message and SQLSTATE when it sent one (the
+/// client's own text for those is only "db error").
+fn describe(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        None => error.to_string(),
+    }
+}
+
 /// How the store's private runtime failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -168,21 +199,55 @@ impl fmt::Display for RuntimeFailure {
 }
 
 impl PgError {
-    /// Whether the failure may have lost the connection rather than been refused by the server:
-    /// the cases where a commit's outcome is unknown.
+    /// Whether the failure lost the connection rather than being refused by the server or the
+    /// client: the cases where a commit's outcome is unknown, and the only ones worth trying
+    /// again on a fresh connection.
     pub(super) fn is_connection_loss(&self) -> bool {
         match self {
-            // 08: connection exceptions; 57: operator intervention (`pg_terminate_backend`,
-            // a shutdown), which the server reports just before it closes the connection.
-            Self::Query { source, .. } => {
-                source.is_closed()
-                    || source.as_db_error().is_none_or(|db| {
-                        let code = db.code().code();
-                        code.starts_with("08") || code.starts_with("57")
-                    })
-            }
+            Self::Query { source, .. } => lost_connection(source),
             Self::Pool { .. } => true,
             _ => false,
         }
+    }
+}
+
+/// Whether `error` says the connection is gone: closed, failed at the socket, or the server
+/// said so with SQLSTATE class 08 (connection exception) or 57 (operator intervention:
+/// `pg_terminate_backend`, a shutdown, sent just before it closes the connection). A client
+/// error of another kind (a value that does not convert, an unexpected message) is not.
+fn lost_connection(error: &tokio_postgres::Error) -> bool {
+    if let Some(db) = error.as_db_error() {
+        let code = db.code().code();
+        return code.starts_with("08") || code.starts_with("57");
+    }
+    let mut cause = std::error::Error::source(error);
+    while let Some(e) = cause {
+        if e.is::<std::io::Error>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    error.is_closed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_lost_connection_is_retried() {
+        // A client error without SQLSTATE that is not about the connection (here: a parse
+        // error) is not a connection loss.
+        let Err(client_error) = "host=/x port=nope".parse::<tokio_postgres::Config>() else { panic!("a bad port") };
+        assert!(client_error.as_db_error().is_none());
+        assert!(!PgError::Query { operation: PgOperation::Read, source: client_error }.is_connection_loss());
+        // A socket that does not answer is.
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+        let connected =
+            runtime.block_on(tokio_postgres::connect("host=/nonexistent/kars port=1 dbname=x", tokio_postgres::NoTls));
+        let Err(refused) = connected else { panic!("no server there") };
+        assert!(PgError::Query { operation: PgOperation::Connect, source: refused }.is_connection_loss());
+        let stale = PgError::LeaseLost { id: InstanceId::new("x").expect("an id"), epoch: 1 };
+        assert!(!stale.is_connection_loss());
     }
 }

@@ -7,8 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use tokio_postgres::types::ToSql;
 
 use super::error::PgOperation;
+use super::ops::{to_i64, version_of};
 use super::{OwnedOutbox, PgStore, run};
 use crate::InstanceId;
 use crate::journal::{JournalError, Outbox, Store, Stored};
@@ -96,22 +98,13 @@ impl PgStore {
         // A claim whose reply was lost holds its instances until the lease expires: they wait
         // at most one lease.
         run(&self.handle, async move {
-            let op = PgOperation::Claim;
-            let rows = shared
-                .retrying(|| async {
-                    let client = shared.client(op).await?;
-                    let stmt = client.prepare_cached(&shared.sql.claim).await.map_err(super::ops::query(op))?;
-                    let rows = client
-                        .query(&stmt, &[&owner.as_str(), &i64::from(limit), &seconds(ttl), &now])
-                        .await
-                        .map_err(super::ops::query(op))?;
-                    Ok(rows)
-                })
-                .await?;
+            let grace = seconds(shared.effect_grace);
+            let params: [&(dyn ToSql + Sync); 5] = [&owner.as_str(), &i64::from(limit), &seconds(ttl), &now, &grace];
+            let rows = shared.rows(PgOperation::Claim, &shared.sql.claim, &params).await?;
             let mut leases = Vec::with_capacity(rows.len());
             for row in rows {
                 let instance = InstanceId::new(row.get::<_, &str>(0))?;
-                let epoch = super::ops::version_of(&instance, row.get(1))?;
+                let epoch = version_of(&instance, row.get(1))?;
                 leases.push(Lease { instance, owner: owner.clone(), epoch });
             }
             leases.sort_by(|a, b| a.instance.cmp(&b.instance));
@@ -128,42 +121,30 @@ impl PgStore {
     pub fn renew(&self, owner: &ReplicaId, ttl: Duration) -> Result<Vec<InstanceId>, JournalError> {
         let (shared, owner) = (Arc::clone(&self.shared), owner.clone());
         run(&self.handle, async move {
-            let op = PgOperation::Claim;
-            let rows = shared
-                .retrying(|| async {
-                    let client = shared.client(op).await?;
-                    let stmt = client.prepare_cached(&shared.sql.renew).await.map_err(super::ops::query(op))?;
-                    Ok(client.query(&stmt, &[&owner.as_str(), &seconds(ttl)]).await.map_err(super::ops::query(op))?)
-                })
-                .await?;
+            let rows = shared.rows(PgOperation::Claim, &shared.sql.renew, &[&owner.as_str(), &seconds(ttl)]).await?;
             let mut held = rows.iter().map(|r| InstanceId::new(r.get::<_, &str>(0))).collect::<Result<Vec<_>, _>>()?;
             held.sort();
             Ok(held)
         })
     }
 
-    /// Gives `lease` up and records when the instance is next due (`None`: no timer). Returns
-    /// whether the lease was still this one's: a stale release changes nothing.
+    /// Gives `lease` up and records when the instance is next due (`next_wake`; `None`: no
+    /// timer), as its driver computed it at version `seen`. An append that another writer
+    /// (the command line, say, which needs no lease) made after `seen` recorded the next
+    /// wake-up of a later state: that one stays. Returns whether the lease was still this
+    /// one's: a stale release changes nothing.
     ///
     /// # Errors
     /// [`JournalError::Postgres`].
-    pub fn release(&self, lease: &Lease, next_wake: Option<DateTime<Utc>>) -> Result<bool, JournalError> {
+    pub fn release(&self, lease: &Lease, next_wake: Option<DateTime<Utc>>, seen: u64) -> Result<bool, JournalError> {
         let (shared, lease) = (Arc::clone(&self.shared), lease.clone());
         run(&self.handle, async move {
-            let op = PgOperation::Claim;
-            let epoch = super::ops::to_i64(&lease.instance, lease.epoch)?;
+            let epoch = to_i64(&lease.instance, lease.epoch)?;
+            let seen = to_i64(&lease.instance, seen)?;
             // Releasing twice is releasing once: a retry after a lost reply says `false`.
-            let n = shared
-                .retrying(|| async {
-                    let client = shared.client(op).await?;
-                    let stmt = client.prepare_cached(&shared.sql.release).await.map_err(super::ops::query(op))?;
-                    Ok(client
-                        .execute(&stmt, &[&lease.instance.as_str(), &lease.owner.as_str(), &epoch, &next_wake])
-                        .await
-                        .map_err(super::ops::query(op))?)
-                })
-                .await?;
-            Ok(n == 1)
+            let params: [&(dyn ToSql + Sync); 5] =
+                [&lease.instance.as_str(), &lease.owner.as_str(), &epoch, &next_wake, &seen];
+            Ok(shared.execute(PgOperation::Claim, &shared.sql.release, &params).await? == 1)
         })
     }
 
@@ -187,19 +168,10 @@ impl PgStore {
     pub fn abandon_for(&self, lease: &Lease, pause: Duration) -> Result<bool, JournalError> {
         let (shared, lease) = (Arc::clone(&self.shared), lease.clone());
         run(&self.handle, async move {
-            let op = PgOperation::Claim;
-            let epoch = super::ops::to_i64(&lease.instance, lease.epoch)?;
-            let n = shared
-                .retrying(|| async {
-                    let client = shared.client(op).await?;
-                    let stmt = client.prepare_cached(&shared.sql.abandon).await.map_err(super::ops::query(op))?;
-                    Ok(client
-                        .execute(&stmt, &[&lease.instance.as_str(), &lease.owner.as_str(), &epoch, &seconds(pause)])
-                        .await
-                        .map_err(super::ops::query(op))?)
-                })
-                .await?;
-            Ok(n == 1)
+            let epoch = to_i64(&lease.instance, lease.epoch)?;
+            let params: [&(dyn ToSql + Sync); 4] =
+                [&lease.instance.as_str(), &lease.owner.as_str(), &epoch, &seconds(pause)];
+            Ok(shared.execute(PgOperation::Claim, &shared.sql.abandon, &params).await? == 1)
         })
     }
 
@@ -211,15 +183,8 @@ impl PgStore {
     pub fn set_next_wake(&self, id: &InstanceId, at: Option<DateTime<Utc>>) -> Result<(), JournalError> {
         let (shared, id) = (Arc::clone(&self.shared), id.clone());
         run(&self.handle, async move {
-            let op = PgOperation::Append;
-            shared
-                .retrying(|| async {
-                    let client = shared.client(op).await?;
-                    let stmt = client.prepare_cached(&shared.sql.set_next_wake).await.map_err(super::ops::query(op))?;
-                    client.execute(&stmt, &[&id.as_str(), &at]).await.map_err(super::ops::query(op))?;
-                    Ok(())
-                })
-                .await
+            shared.execute(PgOperation::Append, &shared.sql.set_next_wake, &[&id.as_str(), &at]).await?;
+            Ok(())
         })
     }
 

@@ -58,6 +58,42 @@ pub(super) async fn migrate(client: &mut Client, schema: &Schema) -> Result<Vec<
         .map_err(query)?;
     let mut applied: Vec<AppliedMigration> =
         rows.iter().map(|row| AppliedMigration { version: row.get(0), name: row.get(1) }).collect();
+    verify(&applied, schema)?;
+    let insert = format!("INSERT INTO {q}.kars_migrations (version, name) VALUES ($1, $2)");
+    let newest = applied.last().map_or(0, |m| m.version);
+    for migration in MIGRATIONS.iter().filter(|m| m.version > newest) {
+        tx.batch_execute(&migration.sql.replace("{schema}", q)).await.map_err(query)?;
+        tx.execute(&insert, &[&migration.version, &migration.name]).await.map_err(query)?;
+        applied.push(AppliedMigration { version: migration.version, name: migration.name.to_owned() });
+    }
+    tx.commit().await.map_err(query)?;
+    Ok(applied)
+}
+
+/// Checks, without writing, that `schema` is at exactly [`SCHEMA_VERSION`] with the migrations
+/// this build ships: a read-only open neither creates nor migrates a schema.
+pub(super) async fn check(client: &Client, schema: &Schema) -> Result<Vec<AppliedMigration>, PgError> {
+    let q = schema.quoted();
+    let table = format!("{q}.kars_migrations");
+    let exists: bool = client.query_one("SELECT to_regclass($1) IS NOT NULL", &[&table]).await.map_err(query)?.get(0);
+    if !exists {
+        return Err(PgError::SchemaMissing { schema: schema.name().to_owned() });
+    }
+    let rows =
+        client.query(&format!("SELECT version, name FROM {table} ORDER BY version"), &[]).await.map_err(query)?;
+    let applied: Vec<AppliedMigration> =
+        rows.iter().map(|row| AppliedMigration { version: row.get(0), name: row.get(1) }).collect();
+    verify(&applied, schema)?;
+    let found = applied.last().map_or(0, |m| m.version);
+    if found < SCHEMA_VERSION {
+        return Err(PgError::SchemaTooOld { schema: schema.name().to_owned(), found, supported: SCHEMA_VERSION });
+    }
+    Ok(applied)
+}
+
+/// Refuses a schema a newer build migrated further, or whose migrations are not the ones this
+/// build ships under their versions.
+fn verify(applied: &[AppliedMigration], schema: &Schema) -> Result<(), PgError> {
     if let Some(newest) = applied.last().filter(|m| m.version > SCHEMA_VERSION) {
         return Err(PgError::SchemaTooNew {
             schema: schema.name().to_owned(),
@@ -65,7 +101,7 @@ pub(super) async fn migrate(client: &mut Client, schema: &Schema) -> Result<Vec<
             supported: SCHEMA_VERSION,
         });
     }
-    for recorded in &applied {
+    for recorded in applied {
         let shipped = MIGRATIONS.iter().find(|m| m.version == recorded.version);
         if shipped.is_none_or(|m| m.name != recorded.name) {
             return Err(PgError::MigrationMismatch {
@@ -76,15 +112,7 @@ pub(super) async fn migrate(client: &mut Client, schema: &Schema) -> Result<Vec<
             });
         }
     }
-    let insert = format!("INSERT INTO {q}.kars_migrations (version, name) VALUES ($1, $2)");
-    let newest = applied.last().map_or(0, |m| m.version);
-    for migration in MIGRATIONS.iter().filter(|m| m.version > newest) {
-        tx.batch_execute(&migration.sql.replace("{schema}", q)).await.map_err(query)?;
-        tx.execute(&insert, &[&migration.version, &migration.name]).await.map_err(query)?;
-        applied.push(AppliedMigration { version: migration.version, name: migration.name.to_owned() });
-    }
-    tx.commit().await.map_err(query)?;
-    Ok(applied)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -73,6 +73,7 @@ pub struct PgStoreConfig {
     application_name: String,
     max_record_len: u32,
     notify: bool,
+    effect_grace: Duration,
 }
 
 impl Default for PgStoreConfig {
@@ -84,6 +85,7 @@ impl Default for PgStoreConfig {
             application_name: "kars".to_owned(),
             max_record_len: DEFAULT_MAX_RECORD_LEN,
             notify: true,
+            effect_grace: Duration::from_secs(5),
         }
     }
 }
@@ -125,6 +127,18 @@ impl PgStoreConfig {
         self
     }
 
+    /// How long an effect that a writer without a lease emitted (`kars instance act`, which
+    /// performs the effects it emits at once) is left to it before replicas claim the instance
+    /// to perform it (default 5 s): a replica woken by the same append would otherwise perform
+    /// it too. Effects stay at least once: one whose writer stopped is performed by a replica
+    /// after this grace. An effect emitted under a replica's lease that has since ended has no
+    /// grace.
+    #[must_use]
+    pub fn with_effect_grace(mut self, grace: Duration) -> Self {
+        self.effect_grace = grace;
+        self
+    }
+
     /// The largest record or header accepted (default
     /// [`DEFAULT_MAX_RECORD_LEN`]).
     #[must_use]
@@ -163,6 +177,15 @@ impl OwnedOutbox {
             next_wake: outbox.next_wake,
         }
     }
+}
+
+/// How [`PgStore::open`] treats the schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Open {
+    /// Create it or bring it to this build's version.
+    Migrate,
+    /// Check its version, write nothing.
+    ReadOnly,
 }
 
 /// The store's private runtime; shut down without blocking when the last handle goes, so
@@ -216,11 +239,30 @@ impl PgStore {
     /// not answer, [`PgError::SchemaTooNew`] for a schema a newer build migrated,
     /// [`PgError::MigrationMismatch`], [`PgError::Query`]; all inside [`JournalError::Postgres`].
     pub fn connect(url: &str, config: &PgStoreConfig) -> Result<Self, JournalError> {
+        Self::open(url, config, Open::Migrate)
+    }
+
+    /// Connects to the database at `url` to read only: nothing is created or migrated (the
+    /// sessions are read-only on the server too), and the schema must be at exactly the
+    /// version this build ships. For commands that only look (`kars instance list`, `status`,
+    /// `history`).
+    ///
+    /// # Errors
+    /// As [`PgStore::connect`], and [`PgError::SchemaMissing`] for a schema without kars
+    /// tables, [`PgError::SchemaTooOld`] for one a writing open would migrate.
+    pub fn connect_read_only(url: &str, config: &PgStoreConfig) -> Result<Self, JournalError> {
+        Self::open(url, config, Open::ReadOnly)
+    }
+
+    fn open(url: &str, config: &PgStoreConfig, open: Open) -> Result<Self, JournalError> {
         let schema = Schema::new(&config.schema)?;
         let mut pg =
             tokio_postgres::Config::from_str(url).map_err(|source| PgError::BadUrl { url: redact(url), source })?;
         pg.connect_timeout(config.connect_timeout);
         pg.application_name(&config.application_name);
+        if open == Open::ReadOnly {
+            pg.options("-c default_transaction_read_only=on");
+        }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("kars-postgres")
@@ -243,13 +285,22 @@ impl PgStore {
                 .map_err(|e| PgError::Pool { operation: PgOperation::Connect, detail: e.to_string() })?
         };
         let notify = config.notify.then(|| listen::channel(&schema));
-        let shared =
-            Arc::new(Shared { pool, sql: sql::Sql::new(&schema), max_record_len: config.max_record_len, notify, pg });
+        let shared = Arc::new(Shared {
+            pool,
+            sql: sql::Sql::new(&schema),
+            max_record_len: config.max_record_len,
+            notify,
+            pg,
+            effect_grace: config.effect_grace,
+        });
         let migrations = {
             let (shared, schema) = (Arc::clone(&shared), schema.clone());
             run(&handle, async move {
                 let mut client = shared.client(PgOperation::Connect).await?;
-                Ok(migrate::migrate(&mut client, &schema).await?)
+                Ok(match open {
+                    Open::Migrate => migrate::migrate(&mut client, &schema).await?,
+                    Open::ReadOnly => migrate::check(&client, &schema).await?,
+                })
             })?
         };
         Ok(Self { shared, handle, schema, migrations: Arc::new(migrations), runtime })

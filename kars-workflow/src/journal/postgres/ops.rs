@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use deadpool_postgres::{Client, Pool};
-use tokio_postgres::IsolationLevel;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{IsolationLevel, Row};
 
 use super::error::{PgError, PgOperation};
 use super::lease::Lease;
@@ -38,6 +39,8 @@ pub(super) struct Shared {
     pub notify: Option<String>,
     /// How to open a connection outside the pool (the listener's).
     pub pg: tokio_postgres::Config,
+    /// How long an effect is left to the writer that emitted it before replicas claim it.
+    pub effect_grace: Duration,
 }
 
 pub(super) fn query(operation: PgOperation) -> impl Fn(tokio_postgres::Error) -> PgError {
@@ -88,29 +91,71 @@ impl Shared {
         }
     }
 
+    /// Runs `sql` (a statement of [`Sql`], prepared once per connection) with `params` on a
+    /// pooled connection, once; its rows.
+    async fn rows_once(
+        &self,
+        op: PgOperation,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, JournalError> {
+        let client = self.client(op).await?;
+        let stmt = client.prepare_cached(sql).await.map_err(query(op))?;
+        Ok(client.query(&stmt, params).await.map_err(query(op))?)
+    }
+
+    /// As `rows_once`, for a statement that returns no rows: how many it changed.
+    async fn execute_once(
+        &self,
+        op: PgOperation,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, JournalError> {
+        let client = self.client(op).await?;
+        let stmt = client.prepare_cached(sql).await.map_err(query(op))?;
+        Ok(client.execute(&stmt, params).await.map_err(query(op))?)
+    }
+
+    /// `sql`'s rows, run again on a fresh connection while it loses its connection (a
+    /// statement that is safe to run twice).
+    pub(super) async fn rows(
+        &self,
+        op: PgOperation,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, JournalError> {
+        self.retrying(|| self.rows_once(op, sql, params)).await
+    }
+
+    /// How many rows `sql` changed, run again on a fresh connection while it loses its
+    /// connection (a statement that is safe to run twice).
+    pub(super) async fn execute(
+        &self,
+        op: PgOperation,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, JournalError> {
+        self.retrying(|| self.execute_once(op, sql, params)).await
+    }
+
     pub async fn create(&self, id: &InstanceId, header: &[u8]) -> Result<(), JournalError> {
         let max = self.max_record_len;
         if u32::try_from(header.len()).map_or(true, |len| len > max) {
             return Err(JournalError::TooLarge { id: id.clone(), index: None, len: header.len(), max });
         }
-        let mut lost = false;
-        self.retrying(|| {
-            let first = !std::mem::replace(&mut lost, true);
-            async move {
-                let client = self.client(PgOperation::Create).await?;
-                let stmt = client.prepare_cached(&self.sql.create).await.map_err(query(PgOperation::Create))?;
-                let rows = client.execute(&stmt, &[&id.as_str(), &header]).await.map_err(query(PgOperation::Create))?;
-                if rows == 1 {
-                    return Ok(());
-                }
-                // A retry after a lost connection finds its own insert: the same header, no records.
-                if !first && self.read(id).await.is_ok_and(|s| s.version == 0 && s.header == header) {
-                    return Ok(());
-                }
-                Err(JournalError::AlreadyExists { id: id.clone() })
-            }
-        })
-        .await
+        let mut attempts = 0u32;
+        let params: [&(dyn ToSql + Sync); 2] = [&id.as_str(), &header];
+        let inserted = self
+            .retrying(|| {
+                attempts += 1;
+                self.execute_once(PgOperation::Create, &self.sql.create, &params)
+            })
+            .await?;
+        // A retry after a lost connection may find its own insert: the same header, no records.
+        if inserted == 1 || (attempts > 1 && self.read(id).await.is_ok_and(|s| s.version == 0 && s.header == header)) {
+            return Ok(());
+        }
+        Err(JournalError::AlreadyExists { id: id.clone() })
     }
 
     /// Appends `records` if the version is `expected`, with the outbox rows. A failure that
@@ -135,20 +180,11 @@ impl Shared {
             };
         }
         let mut pauses = RETRY_PAUSES.iter();
+        // Whether an attempt failed in a way that leaves its commit's outcome unknown.
         let mut ambiguous = false;
         loop {
-            let result = self.try_append(id, expected, &refs, outbox, lease).await;
-            match result {
+            match self.try_append(id, expected, &refs, outbox, lease).await {
                 Ok(version) => return Ok(version),
-                // A conflict after an attempt whose outcome was lost may be that attempt.
-                Err(JournalError::Conflict { actual, .. }) if ambiguous => {
-                    return match self.resolve(id, expected, records).await? {
-                        Resolution::Committed(version) => Ok(version),
-                        Resolution::NotCommitted | Resolution::Conflict => {
-                            Err(JournalError::Conflict { id: id.clone(), expected, actual })
-                        }
-                    };
-                }
                 Err(JournalError::Postgres(e)) if e.is_connection_loss() => {
                     ambiguous = true;
                     let Some(pause) = pauses.next() else {
@@ -162,9 +198,16 @@ impl Shared {
                             let actual = self.version(id).await?;
                             return Err(JournalError::Conflict { id: id.clone(), expected, actual });
                         }
+                        // Still unknown: the next attempt (or its refusal) will tell.
                         Err(JournalError::Postgres(e)) if e.is_connection_loss() => {}
                         Err(e) => return Err(e),
                     }
+                }
+                // A refusal (another version, a lost lease) after an attempt whose outcome was
+                // lost may be that attempt's own commit.
+                Err(refused) if ambiguous && is_refusal(&refused) => {
+                    let resolution = self.resolve(id, expected, records).await;
+                    return settle(id, expected, refused, resolution);
                 }
                 Err(e) => return Err(e),
             }
@@ -251,11 +294,8 @@ impl Shared {
     /// writer's records are there.
     async fn resolve(&self, id: &InstanceId, expected: u64, records: &[Vec<u8>]) -> Result<Resolution, JournalError> {
         let op = PgOperation::Resolve;
-        let client = self.client(op).await?;
-        let stmt = client.prepare_cached(&self.sql.version).await.map_err(query(op))?;
-        let Some(row) = client.query_opt(&stmt, &[&id.as_str()]).await.map_err(query(op))? else {
-            return Err(JournalError::NotFound { id: id.clone() });
-        };
+        let rows = self.rows_once(op, &self.sql.version, &[&id.as_str()]).await?;
+        let Some(row) = rows.first() else { return Err(JournalError::NotFound { id: id.clone() }) };
         let version = version_of(id, row.get(0))?;
         let count = records.len() as u64;
         if version == expected {
@@ -264,81 +304,80 @@ impl Shared {
         if version < expected.saturating_add(count) {
             return Ok(Resolution::Conflict);
         }
-        let stmt = client.prepare_cached(&self.sql.records_from).await.map_err(query(op))?;
-        let rows = client
-            .query(&stmt, &[&id.as_str(), &to_i64(id, expected)?, &to_i64(id, count)?])
-            .await
-            .map_err(query(op))?;
+        let (from, count_i) = (to_i64(id, expected)?, to_i64(id, count)?);
+        let rows = self.rows_once(op, &self.sql.records_from, &[&id.as_str(), &from, &count_i]).await?;
         let stored: Vec<Vec<u8>> = rows.iter().map(|r| r.get(0)).collect();
         Ok(if stored == records { Resolution::Committed(expected + count) } else { Resolution::Conflict })
     }
 
     pub async fn version(&self, id: &InstanceId) -> Result<u64, JournalError> {
-        let op = PgOperation::Read;
-        self.retrying(|| async move {
-            let client = self.client(op).await?;
-            let stmt = client.prepare_cached(&self.sql.version).await.map_err(query(op))?;
-            match client.query_opt(&stmt, &[&id.as_str()]).await.map_err(query(op))? {
-                Some(row) => Ok(version_of(id, row.get(0))?),
-                None => Err(JournalError::NotFound { id: id.clone() }),
-            }
-        })
-        .await
+        match self.rows(PgOperation::Read, &self.sql.version, &[&id.as_str()]).await?.first() {
+            Some(row) => Ok(version_of(id, row.get(0))?),
+            None => Err(JournalError::NotFound { id: id.clone() }),
+        }
     }
 
     pub async fn read(&self, id: &InstanceId) -> Result<Stored, JournalError> {
-        let op = PgOperation::Read;
-        self.retrying(|| async move {
-            let client = self.client(op).await?;
-            let stmt = client.prepare_cached(&self.sql.read).await.map_err(query(op))?;
-            // One statement, one snapshot: the header, the version and its records agree.
-            let Some(row) = client.query_opt(&stmt, &[&id.as_str()]).await.map_err(query(op))? else {
-                return Err(JournalError::NotFound { id: id.clone() });
-            };
-            let version = version_of(id, row.get(1))?;
-            let records: Vec<Vec<u8>> = row.get(2);
-            if records.len() as u64 != version {
-                return Err(PgError::BadStoredValue { id: id.clone(), what: "fewer records than its version" }.into());
-            }
-            Ok(Stored { header: row.get(0), records, version })
-        })
-        .await
+        // One statement, one snapshot: the header, the version and its records agree.
+        let rows = self.rows(PgOperation::Read, &self.sql.read, &[&id.as_str()]).await?;
+        let Some(row) = rows.first() else { return Err(JournalError::NotFound { id: id.clone() }) };
+        let version = version_of(id, row.get(1))?;
+        let records: Vec<Vec<u8>> = row.get(2);
+        if records.len() as u64 != version {
+            return Err(PgError::BadStoredValue { id: id.clone(), what: "fewer records than its version" }.into());
+        }
+        Ok(Stored { header: row.get(0), records, version })
     }
 
     pub async fn list(&self) -> Result<Vec<InstanceId>, JournalError> {
-        let op = PgOperation::List;
-        self.retrying(|| async move {
-            let client = self.client(op).await?;
-            let stmt = client.prepare_cached(&self.sql.list).await.map_err(query(op))?;
-            let rows = client.query(&stmt, &[]).await.map_err(query(op))?;
-            let mut ids = rows.iter().map(|r| InstanceId::new(r.get::<_, &str>(0))).collect::<Result<Vec<_>, _>>()?;
-            ids.sort();
-            Ok(ids)
-        })
-        .await
+        let rows = self.rows(PgOperation::List, &self.sql.list, &[]).await?;
+        let mut ids = rows.iter().map(|r| InstanceId::new(r.get::<_, &str>(0))).collect::<Result<Vec<_>, _>>()?;
+        ids.sort();
+        Ok(ids)
     }
 
     pub async fn outbox(&self, id: &InstanceId) -> Result<Vec<OutboxRow>, JournalError> {
-        let op = PgOperation::Read;
-        self.retrying(|| async move {
-            let client = self.client(op).await?;
-            let stmt = client.prepare_cached(&self.sql.outbox).await.map_err(query(op))?;
-            let rows = client.query(&stmt, &[&id.as_str()]).await.map_err(query(op))?;
-            rows.iter()
-                .map(|r| {
-                    Ok(OutboxRow {
-                        key: r.get(0),
-                        emitted_version: version_of(id, r.get(1))?,
-                        done_version: r.get::<_, Option<i64>>(2).map(|v| version_of(id, v)).transpose()?,
-                    })
+        let rows = self.rows(PgOperation::Read, &self.sql.outbox, &[&id.as_str()]).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutboxRow {
+                    key: r.get(0),
+                    emitted_version: version_of(id, r.get(1))?,
+                    done_version: r.get::<_, Option<i64>>(2).map(|v| version_of(id, v)).transpose()?,
                 })
-                .collect()
-        })
-        .await
+            })
+            .collect()
+    }
+}
+
+/// Whether an append was refused: another version was there, or its lease was lost.
+fn is_refusal(error: &JournalError) -> bool {
+    match error {
+        JournalError::Conflict { .. } => true,
+        JournalError::Postgres(e) => matches!(**e, PgError::LeaseLost { .. }),
+        _ => false,
+    }
+}
+
+/// What an append that was `refused` (a conflict, a lost lease) after an earlier attempt lost
+/// its commit's outcome amounts to, given what re-reading the instance found: that attempt's
+/// commit (the append succeeded), the refusal (nothing of it was written), or, when the
+/// re-read failed too, an unknown outcome, never a claim that nothing was written.
+fn settle(
+    id: &InstanceId,
+    expected: u64,
+    refused: JournalError,
+    resolution: Result<Resolution, JournalError>,
+) -> Result<u64, JournalError> {
+    match resolution {
+        Ok(Resolution::Committed(version)) => Ok(version),
+        Ok(Resolution::NotCommitted | Resolution::Conflict) => Err(refused),
+        Err(_) => Err(PgError::OutcomeUnknown { id: id.clone(), expected }.into()),
     }
 }
 
 /// What an append whose commit outcome was lost became.
+#[derive(Debug)]
 enum Resolution {
     /// Its records are stored: it committed, and this is the new version.
     Committed(u64),
@@ -346,4 +385,42 @@ enum Resolution {
     NotCommitted,
     /// Another writer's records are there.
     Conflict,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id() -> InstanceId {
+        InstanceId::new("i").expect("an id")
+    }
+
+    fn lease_lost() -> JournalError {
+        PgError::LeaseLost { id: id(), epoch: 3 }.into()
+    }
+
+    fn reread_failed() -> Result<Resolution, JournalError> {
+        Err(PgError::OutcomeUnknown { id: id(), expected: 0 }.into())
+    }
+
+    #[test]
+    fn a_refusal_after_a_lost_commit_says_what_the_re_read_found() {
+        assert_eq!(settle(&id(), 4, lease_lost(), Ok(Resolution::Committed(6))).ok(), Some(6), "it was ours");
+        for resolution in [Resolution::NotCommitted, Resolution::Conflict] {
+            let refused = settle(&id(), 4, lease_lost(), Ok(resolution));
+            assert!(refused.as_ref().is_err_and(is_refusal), "{refused:?}");
+            assert!(!matches!(refused, Err(JournalError::Conflict { .. })), "{refused:?}");
+        }
+        let conflict = JournalError::Conflict { id: id(), expected: 4, actual: 5 };
+        assert!(matches!(settle(&id(), 4, conflict, Ok(Resolution::Conflict)), Err(JournalError::Conflict { .. })));
+    }
+
+    #[test]
+    fn a_lost_lease_after_a_lost_commit_and_a_failed_re_read_is_an_unknown_outcome() {
+        let settled = settle(&id(), 4, lease_lost(), reread_failed());
+        let Err(JournalError::Postgres(e)) = settled else { panic!("{settled:?}") };
+        assert!(matches!(*e, PgError::OutcomeUnknown { expected: 4, .. }), "{e:?}");
+        assert!(e.to_string().contains("is unknown"), "{e}");
+        assert!(!e.to_string().contains("nothing was written"), "{e}");
+    }
 }

@@ -17,11 +17,13 @@ pub(super) struct Sql {
     /// `$1` instance; version, epoch, owner, whether the lease is unexpired.
     pub lease_of: String,
     /// `$1` owner, `$2` how many, `$3` lease seconds, `$4` the instant timers are due by (null:
-    /// the database's now); claims due instances: instance, epoch.
+    /// the database's now), `$5` the seconds an effect is left to the writer that emitted it;
+    /// claims due instances: instance, epoch.
     pub claim: String,
     /// `$1` owner, `$2` lease seconds; renews its unexpired leases: instance.
     pub renew: String,
-    /// `$1` instance, `$2` owner, `$3` epoch, `$4` next wake; ends that lease.
+    /// `$1` instance, `$2` owner, `$3` epoch, `$4` next wake as of version `$5`; ends that
+    /// lease (the next wake-up set only if the version is still `$5`).
     pub release: String,
     /// `$1` instance, `$2` owner, `$3` epoch; ends that lease, the next wake-up unchanged.
     pub abandon: String,
@@ -72,17 +74,26 @@ impl Sql {
                 "SELECT version, epoch, owner, coalesce(lease_expires_at > now(), false) \
                  FROM {s}.instances WHERE instance = $1"
             ),
-            // Due: a timer at or before the database's now, or an effect not acknowledged.
+            // Due: a timer at or before the database's now, or an effect not acknowledged. An
+            // effect emitted while no replica held the instance (by a writer without a lease,
+            // the command line, which performs the effects it emits at once) is left to its
+            // writer for `$5` seconds, so that a replica woken by that append does not perform
+            // it too; one emitted under a lease since ended (a replica stopped, or gave it up)
+            // is due at once.
             // Free: never leased, or its lease (or the pause an abandon set) is over on the
             // database's clock; a release ends the lease at once.
-            // Fair: the instances claimed least recently first (a release keeps the instant).
+            // Takeovers first: an instance whose replica stopped holding it (its owner is still
+            // set, its lease expired) was left midway, its effects late already. Then fair: the
+            // instances claimed least recently first (a release keeps the instant).
             claim: format!(
                 "WITH due AS ( \
                    SELECT i.instance FROM {s}.instances i \
                    WHERE (i.lease_expires_at IS NULL OR i.lease_expires_at <= now()) \
                      AND (i.next_wake <= coalesce($4::timestamptz, now()) OR EXISTS ( \
-                       SELECT 1 FROM {s}.outbox o WHERE o.instance = i.instance AND o.done_version IS NULL)) \
-                   ORDER BY i.lease_expires_at NULLS FIRST, i.next_wake NULLS LAST, i.instance \
+                       SELECT 1 FROM {s}.outbox o WHERE o.instance = i.instance AND o.done_version IS NULL \
+                       AND (o.emitted_at < i.lease_expires_at \
+                         OR o.emitted_at <= now() - make_interval(secs => $5)))) \
+                   ORDER BY i.owner IS NULL, i.lease_expires_at NULLS FIRST, i.next_wake NULLS LAST, i.instance \
                    LIMIT $2 \
                    FOR UPDATE SKIP LOCKED) \
                  UPDATE {s}.instances i SET owner = $1, epoch = i.epoch + 1, \
@@ -95,7 +106,8 @@ impl Sql {
                  WHERE owner = $1 AND lease_expires_at > now() RETURNING instance"
             ),
             release: format!(
-                "UPDATE {s}.instances SET owner = NULL, lease_expires_at = now(), next_wake = $4 \
+                "UPDATE {s}.instances SET owner = NULL, lease_expires_at = now(), \
+                 next_wake = CASE WHEN version = $5 THEN $4 ELSE next_wake END \
                  WHERE instance = $1 AND owner = $2 AND epoch = $3"
             ),
             abandon: format!(
