@@ -93,4 +93,138 @@ mod tests {
             }
         }
     }
+
+    /// Scalars and layouts where YAML readers differ: the fast path reads them as
+    /// serde-saphyr does, or leaves them to it.
+    #[test]
+    fn tricky_texts_read_as_serde_saphyr_reads() {
+        let mut read = 0;
+        for text in [
+            "a: yes",
+            "a: no",
+            "a: on",
+            "a: off",
+            "a: y",
+            "a: ~",
+            "a: null",
+            "a: Null",
+            "a: NULL",
+            "a: True",
+            "a: TRUE",
+            "a: False",
+            "a: 0x10",
+            "a: 0o17",
+            "a: 1e3",
+            "a: 1.5e3",
+            "a: .5",
+            "a: -.inf",
+            "a: .nan",
+            "a: .NaN",
+            "a: 1_000",
+            "a: +1",
+            "a: 010",
+            "a: -0",
+            "a: 2026-12-25",
+            "a: 12:30",
+            "a: 1:30:00",
+            "a: b # c",
+            "a: b#c",
+            "a: 'it''s'",
+            "a: \"tab\\there\"",
+            "a: \"\\u00e9\"",
+            "a: \"\\x41\"",
+            "a: [a, b, ]",
+            "a: {b: c, }",
+            "a: [a, [b]]",
+            "a: {b: [c]}",
+            "\"a\": b",
+            "'a': b",
+            "a : b",
+            "a:  b",
+            "- a\n- b",
+            "a:\n  - b\n  - c",
+            "a:\n- b\n- c",
+            "a: - b",
+            "a: b: c",
+            "a: \"b\" c",
+            "a: @b",
+            "a: `b`",
+            "a: %b",
+            "a: !b",
+            "a: &b c",
+            "a: *b",
+            "a: |\n  x",
+            "a: >\n  x",
+            "? a\n: b",
+            "a: b\n  c",
+            "a: -1",
+            "a: :b",
+            "a: b:",
+            "a: [a: b]",
+            "a: {b}",
+            "a: 'a\n  b'",
+            "a: \"a\n  b\"",
+            "a: b\n\n",
+            "a: b\n# c\n",
+            "a:\n  b: c\n d: e",
+            "a:\n  b: c\n  d: e",
+            "a: 'x' # c",
+            "a: [1, 2.5, -3]",
+            "a: {x: 1}",
+            "a:\n    - b\n    - c",
+            "a: [\"a,b\", 'c']",
+            "a: x - y",
+            "a: -x",
+            "a: - ",
+            "a: \"\"",
+            "a: ''",
+            "a: \" \"",
+            "a:\tb",
+            "a: b\t",
+            "a: 0.",
+            "a: 1.",
+            "a: 00",
+            "a: 1e",
+            "a: 0b1",
+            "a: +.5",
+            "a: {b: c}, d",
+            "a: [b] c",
+            "1: a",
+            "true: a",
+            "null: a",
+            "a: 'b'c",
+            "a: [a]b",
+            "a:\n  - - b",
+            "a:\n  - b: c\n    d: e",
+            "- - a",
+            "a: 12e03",
+            "a: 9223372036854775808",
+            "a: -9223372036854775809",
+            "a: 18446744073709551616",
+            "a: 1.0e+3",
+            "a: 1E3",
+            "a: \"\\/\"",
+            "a: \"\\0\"",
+            "a: \"\\N\"",
+            "a: \"\\_\"",
+            "a: \"\\L\"",
+            "a: \"\\P\"",
+            "a: \"\\e\"",
+            "a: \"\\U0001F600\"",
+        ] {
+            if let Some(fast) = generic(text) {
+                let full: Result<serde_json::Value, _> =
+                    serde_saphyr::from_str_with_options(text, crate::load::options());
+                match full {
+                    Ok(full) => {
+                        assert_eq!(fast, full, "{text:?}");
+                        read += 1;
+                    }
+                    Err(e) => panic!("{text:?}: the fast path reads {fast} where serde-saphyr refuses: {e}"),
+                }
+            }
+        }
+        eprintln!("the fast path read {read} of the tricky texts");
+        assert!(read >= 20, "the fast path read only {read} of the tricky texts");
+    }
 }
