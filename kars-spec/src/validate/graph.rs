@@ -155,6 +155,8 @@ fn out_edges(cx: &mut Cx<'_>) {
                 }
             }
             NodeKind::Decision => branches(cx, id, &outs),
+            // A fork starts one branch per edge (the engine compiles the block structure).
+            NodeKind::Parallel => {}
             _ if outs.len() > 1 => {
                 let mut d = Diagnostic::error(
                     Code::SeveralOutEdges,
