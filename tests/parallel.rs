@@ -27,8 +27,8 @@ enum Item {
     Check { attempts: u32 },
     /// A decision that goes on or ends the cycle (`incident`).
     Stop,
-    /// A wait whose gate opens on a weekday (0 Monday) at 10:00.
-    Gate { day: u8 },
+    /// A wait with a gate on Monday morning.
+    Gate,
     /// An action that waits for its result.
     Action,
     /// A fork: one branch per list, meeting at a join (`first` or `all`).
@@ -40,7 +40,7 @@ fn leaf() -> impl Strategy<Value = Item> {
         4 => (0u8..2, proptest::bool::weighted(0.3)).prop_map(|(role, deadline)| Item::Task { role, deadline }),
         2 => (1u32..4).prop_map(|attempts| Item::Check { attempts }),
         1 => Just(Item::Stop),
-        1 => (0u8..5).prop_map(|day| Item::Gate { day }),
+        1 => Just(Item::Gate),
         2 => Just(Item::Action),
     ]
 }
@@ -66,9 +66,9 @@ struct Builder {
     joins: BTreeMap<String, (u16, bool)>,
     /// Parallel id -> branches.
     forks: BTreeMap<String, u16>,
+    /// Gates written so far.
+    gates: usize,
 }
-
-const DAYS: [&str; 5] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"];
 
 impl Builder {
     fn id(&mut self) -> String {
@@ -124,10 +124,13 @@ impl Builder {
                 self.edge(&(decide.clone(), Some("Stop")), &end);
                 (decide, Some("Go"))
             }
-            Item::Gate { day } => {
+            Item::Gate => {
+                // Gates along a path never go back in time: each gate written opens 10 minutes
+                // after the one before (Monday from 10:10).
+                self.gates += 1;
                 let id = self.id();
-                let day = DAYS[usize::from(*day) % DAYS.len()];
-                writeln!(self.nodes, "  {id}: {{ label: {id}, kind: wait, gate: {day} 10:00 }}").unwrap();
+                let (hour, minute) = (10 + self.gates * 10 / 60, self.gates * 10 % 60);
+                writeln!(self.nodes, "  {id}: {{ label: {id}, kind: wait, gate: Monday {hour}:{minute:02} }}").unwrap();
                 self.edge(&from, &id);
                 (id, None)
             }
@@ -253,21 +256,27 @@ fn run(items: &[Item], choices: &[u8]) -> Result<(), TestCaseError> {
         prop_assert!(nodes.windows(2).all(|w| w[0] != w[1]), "two branches at one node: {nodes:?}");
         prop_assert_eq!(waiting.reasons().count(), nodes.len());
         let choice = choices.next().unwrap_or(0);
-        let events: Vec<Event> = waiting.reasons().filter_map(|r| act(&instance, r, choice)).collect();
+        let actionable = waiting.reasons().filter(|r| act(&instance, r, choice).is_some()).count();
         // No deadlock: someone can act, or a timer is armed.
-        prop_assert!(!events.is_empty() || instance.poll_timeout().is_some(), "deadlock at {waiting}\n{yaml}");
+        prop_assert!(actionable > 0 || instance.poll_timeout().is_some(), "deadlock at {waiting}\n{yaml}");
         if step % 7 == 3 {
             round_trips(&instance)?;
         }
         let timer = instance.poll_timeout();
-        if events.is_empty() || (choice % 5 == 0 && timer.is_some()) {
+        if actionable == 0 || (choice % 5 == 0 && timer.is_some()) {
             now = now.max(timer.unwrap_or(now));
             instance.handle_timeout(now);
             continue;
         }
-        let event = events[usize::from(choice) % events.len()].clone();
+        // Time passes first (a gate may open, a deadline escalate, another branch's join or end
+        // may cancel a branch); then one of the branches still waiting is acted on.
         now += Duration::minutes(i64::from(choice % 45));
-        // A timer due first only opens gates or escalates in place: the event stays valid.
+        instance.handle_timeout(now);
+        if !instance.cycle_outcomes().is_empty() {
+            continue;
+        }
+        let events: Vec<Event> = instance.waiting(now).reasons().filter_map(|r| act(&instance, r, choice)).collect();
+        let Some(event) = events.get(usize::from(choice) % events.len().max(1)).cloned() else { continue };
         let result = instance.handle_event(event.clone(), now);
         prop_assert!(result.is_ok(), "{event:?} refused: {result:?}\n{yaml}");
     }
@@ -396,4 +405,36 @@ fn a_simulated_person_does_one_task_at_a_time() {
         let [first, second] = times.as_slice() else { panic!("{week}: {times:?}") };
         assert!(*second - *first >= Duration::minutes(30), "{week}: alice did two tasks at once: {times:?}");
     }
+}
+
+/// An upgrade `now` while branches run is refused with a blocker that names them; one for the
+/// next cycle is scheduled and takes effect when the cycle has ended.
+#[test]
+fn upgrades_wait_for_running_branches() {
+    use kars_workflow::{EngineError, UpgradeBlocker, UpgradeWhen};
+    let path = "tests/scenarios/parallel-review.yaml";
+    let yaml = std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let old = Arc::new(Workflow::compile(&kars_spec::load(&yaml, path).unwrap()).unwrap());
+    let changed = yaml.replace("Release, kind: task, roles: [lead]", "Release, kind: task, roles: [lead, dev]");
+    let new = Arc::new(Workflow::compile(&kars_spec::load(&changed, path).unwrap()).unwrap());
+    let monday = toronto("2026-11-23 08:00");
+    let mut instance = Instance::start(old, InstanceId::new("up").unwrap(), monday);
+    let build = Event::Complete {
+        node: NodeId::new("Build").unwrap(),
+        actor: actor(&RoleId::new("dev").unwrap()),
+        outcome: None,
+    };
+    instance.handle_event(build, monday).unwrap();
+    assert_eq!(instance.current_nodes().iter().map(|n| n.as_str()).collect::<Vec<_>>(), ["QA", "Sec"]);
+    let plan = instance.plan_upgrade(&new);
+    let nodes = vec![NodeId::new("QA").unwrap(), NodeId::new("Sec").unwrap()];
+    assert!(plan.blockers.contains(&UpgradeBlocker::BranchesRunning { nodes }), "{:?}", plan.blockers);
+    let refused = instance.upgrade(Arc::clone(&new), UpgradeWhen::Now, monday).unwrap_err();
+    let EngineError::UpgradeBlocked { .. } = &refused else { panic!("{refused:?}") };
+    assert!(refused.to_string().contains("parallel branches run (at `QA`, `Sec`)"), "{refused}");
+    instance.upgrade(Arc::clone(&new), UpgradeWhen::NextCycle, monday).unwrap();
+    let versions = |f: kars_spec::Fingerprint| (f == new.fingerprint()).then(|| Arc::clone(&new));
+    let first = Arc::clone(instance.workflow());
+    let replayed = Instance::replay_versions(first, instance.history(), Options::default(), &versions, |_, _| {});
+    assert!(replayed.unwrap() == instance, "the refused and the scheduled upgrade replay");
 }
