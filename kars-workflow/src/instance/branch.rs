@@ -155,7 +155,7 @@ impl Instance {
     /// The focused branch waits: it goes back into the box. Returns the next pending branch
     /// to run, if any.
     pub(super) fn park(&mut self, pending: &mut Vec<NodeIndex>) -> Option<NodeIndex> {
-        let Some(branches) = self.state.branches.as_mut() else { return None };
+        let branches = self.state.branches.as_mut()?;
         if let Token::At { node, phase } = self.state.token {
             branches.park(node, phase);
         }
