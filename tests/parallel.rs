@@ -194,8 +194,8 @@ fn act(instance: &Instance, reason: &WaitingFor, choice: u8) -> Option<Event> {
             Some(Event::Complete { node: node.clone(), actor: actor(&roles[0]), outcome: None })
         }
         WaitingFor::Decision { node, role, branches } => {
-            let bad = branches.iter().any(|b| b == "Stop") && choice % 12 == 0
-                || branches.iter().any(|b| b == "Fail") && choice % 3 == 0;
+            let bad = branches.iter().any(|b| b == "Stop") && choice.is_multiple_of(12)
+                || branches.iter().any(|b| b == "Fail") && choice.is_multiple_of(3);
             let pick = match (branches.iter().any(|b| b == "Stop"), bad) {
                 (true, true) => "Stop",
                 (true, false) => "Go",
@@ -263,7 +263,7 @@ fn run(items: &[Item], choices: &[u8]) -> Result<(), TestCaseError> {
             round_trips(&instance)?;
         }
         let timer = instance.poll_timeout();
-        if actionable == 0 || (choice % 5 == 0 && timer.is_some()) {
+        if actionable == 0 || (choice.is_multiple_of(5) && timer.is_some()) {
             now = now.max(timer.unwrap_or(now));
             instance.handle_timeout(now);
             continue;
@@ -437,4 +437,44 @@ fn upgrades_wait_for_running_branches() {
     let first = Arc::clone(instance.workflow());
     let replayed = Instance::replay_versions(first, instance.history(), Options::default(), &versions, |_, _| {});
     assert!(replayed.unwrap() == instance, "the refused and the scheduled upgrade replay");
+}
+
+/// A snapshot taken while branches run round-trips; one whose branches do not fit the
+/// workflow (a node out of range, two branches out of order, a join counted full, branch
+/// tokens without the branch list) is refused instead of trusted.
+#[test]
+fn snapshots_with_branches_are_checked_on_restore() {
+    use kars_workflow::{EngineError, Mismatch};
+    let path = "tests/scenarios/parallel-review.yaml";
+    let workflow = Arc::new(Workflow::compile(&checked(path)).unwrap());
+    let monday = toronto("2026-11-23 08:00");
+    let mut instance = Instance::start(Arc::clone(&workflow), InstanceId::new("snap").unwrap(), monday);
+    let build = Event::Complete {
+        node: NodeId::new("Build").unwrap(),
+        actor: actor(&RoleId::new("dev").unwrap()),
+        outcome: None,
+    };
+    instance.handle_event(build, monday).unwrap();
+    round_trips(&instance).unwrap();
+    let good = serde_json::to_value(instance.snapshot()).unwrap();
+    assert_eq!(good["state"]["token"], "branches");
+    let tamper = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut json = good.clone();
+        edit(&mut json);
+        let snapshot: Snapshot = serde_json::from_value(json).unwrap();
+        match Instance::restore(Arc::clone(&workflow), snapshot) {
+            Err(EngineError::SnapshotMismatch { mismatch: Mismatch::Shape }) => {}
+            other => panic!("a broken snapshot was restored: {other:?}"),
+        }
+    };
+    tamper(&|j| j["state"]["branches"]["live"][0]["node"] = 999.into());
+    tamper(&|j| {
+        let live = j["state"]["branches"]["live"].as_array_mut().unwrap();
+        live.reverse();
+    });
+    tamper(&|j| j["state"]["branches"]["arrived"][0] = 2.into());
+    tamper(&|j| j["state"]["branches"]["arrived"] = serde_json::json!([]));
+    tamper(&|j| {
+        j["state"].as_object_mut().unwrap().remove("branches");
+    });
 }
