@@ -72,12 +72,17 @@ impl Instance {
     fn next_token_wake(&self) -> Option<DateTime<Utc>> {
         let mut wake: Option<DateTime<Utc>> = None;
         let mut consider = |at: DateTime<Utc>| wake = Some(wake.map_or(at, |w| w.min(at)));
-        if let Token::Between { next_start } = self.state.token {
-            return Some(next_start);
-        }
-        for (_, phase) in self.state.tokens() {
-            if let Phase::Gated { opens_at } = phase {
-                consider(opens_at);
+        // One token (the common case) is matched directly; branches are walked only when they run.
+        match self.state.token {
+            Token::Between { next_start } => return Some(next_start),
+            Token::At { phase: Phase::Gated { opens_at }, .. } => consider(opens_at),
+            Token::At { .. } => {}
+            Token::Branches => {
+                for live in self.state.branches.iter().flat_map(|b| b.live.iter()) {
+                    if let Phase::Gated { opens_at } = live.phase {
+                        consider(opens_at);
+                    }
+                }
             }
         }
         for (slot, d) in self.workflow.deadlines.iter().zip(self.state.deadlines.iter()) {
@@ -190,12 +195,11 @@ impl Instance {
                     budget -= 1;
                     let current = upgraded.as_deref().unwrap_or(workflow);
                     entered = Some(node);
-                    let joins = matches!(next, Next::Enter(_)) && current.node(node).kind == NodeKind::Join;
-                    if joins && self.state.branches.is_some() {
-                        self.join(current, node, &mut pending, at)
-                    } else {
-                        self.arrive(current, node, at)
-                    }
+                    // Only while branches run is a join an arrival to count (one token: no lookup).
+                    let joins = self.state.branches.is_some()
+                        && matches!(next, Next::Enter(_))
+                        && current.node(node).kind == NodeKind::Join;
+                    if joins { self.join(current, node, &mut pending, at) } else { self.arrive(current, node, at) }
                 }
             };
         }
