@@ -145,6 +145,9 @@ impl Run {
                 }
                 NoticeKind::MergeRecorded => "  merge recorded".to_owned(),
                 NoticeKind::Stalled { node } => format!("  stalled at {}", self.node(node)),
+                NoticeKind::BranchStarted { node } => format!("  branch starts at {}", self.node(node)),
+                NoticeKind::BranchCancelled { node } => format!("  branch at {} cancelled", self.node(node)),
+                NoticeKind::Joined { node } => format!("  branches joined at {}", self.node(node)),
                 other => format!("  {other:?}"),
             };
             self.line(notice.at, &text);
@@ -235,7 +238,10 @@ fn run_script(text: &str) -> (String, Instance) {
                         let outcome =
                             if *outcome == "failed" { ActionOutcome::Failed } else { ActionOutcome::Succeeded };
                         // The host's adapter reports the result of the effect it performed.
-                        let key = r.instance.result_key().unwrap_or_else(|| serde_json::from_str("\"none\"").unwrap());
+                        let at_node = r.instance.workflow().node_index(node).and_then(|i| r.instance.result_key_at(i));
+                        let key = at_node
+                            .or_else(|| r.instance.result_key())
+                            .unwrap_or_else(|| serde_json::from_str("\"none\"").unwrap());
                         let reporter = kars::workflow::Reporter::Effect { key };
                         r.input(at, Event::ActionResult { node: NodeId::new(*node).unwrap(), outcome, reporter });
                     }
@@ -294,7 +300,43 @@ fn run_script(text: &str) -> (String, Instance) {
             writeln!(trace, "#{seq} {}: {e}", at.with_timezone(&zone).format("%a %Y-%m-%d %H:%M %Z")).unwrap();
         }
     }
+    let branches = branch_records(&r.instance);
+    if !branches.is_empty() {
+        writeln!(trace, "--- parallel branches in the audit trail").unwrap();
+        trace.push_str(&branches);
+    }
     (trace, r.instance)
+}
+
+/// What the history records about parallel branches, one line each: `#seq what`.
+fn branch_records(instance: &Instance) -> String {
+    let workflow = instance.workflow();
+    let node = |i: kars_workflow::NodeIndex| workflow.node_id(i).map(ToString::to_string).unwrap_or_default();
+    let mut out = String::new();
+    for record in &instance.history().records {
+        for resolved in &record.resolved {
+            let kars_workflow::Resolved::Branch(event) = resolved else { continue };
+            let text = match *event {
+                kars_workflow::BranchEvent::Started { fork, node: first } => {
+                    format!("{} starts a branch at {}", node(fork), node(first))
+                }
+                kars_workflow::BranchEvent::Arrived { join } => format!("a branch arrived at {}", node(join)),
+                kars_workflow::BranchEvent::Joined { join } => format!("{} joined", node(join)),
+                kars_workflow::BranchEvent::Cancelled { node: at, reason } => {
+                    let why = match reason {
+                        kars_workflow::CancelReason::End { by } => format!("{} ended the cycle", node(by)),
+                        kars_workflow::CancelReason::JoinFirst { join } => format!("{} is a join: first", node(join)),
+                        kars_workflow::CancelReason::Escalation { by } => format!("the escalation of {}", node(by)),
+                        other => format!("{other:?}"),
+                    };
+                    format!("branch at {} cancelled: {why}", node(at))
+                }
+                other => format!("{other:?}"),
+            };
+            writeln!(out, "#{} {text}", record.seq).unwrap();
+        }
+    }
+    out
 }
 
 /// Replaying the history and restoring a JSON snapshot both give the live instance back.

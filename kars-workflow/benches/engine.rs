@@ -1,5 +1,6 @@
 //! Engine benchmarks: one `Complete` transition (role check, state update, history record),
-//! a whole simulated KARS week, replaying that week, and the memory an instance holds.
+//! the same transition while 2, 4 or 8 parallel branches run, a whole simulated KARS week,
+//! replaying that week, and the memory an instance holds.
 //!
 //! Run with `cargo bench -p kars-workflow --bench engine -- --quick`.
 
@@ -124,6 +125,46 @@ fn chunked(ring: &Arc<Workflow>, event: &Event, start: DateTime<Utc>, iters: u64
     total
 }
 
+/// A fork of `n` branches, each a decision that hands its branch back to itself (`again`) until
+/// someone says `stop`, then a join: every `Complete` moves one branch while the others wait.
+fn branches(n: usize) -> Arc<Workflow> {
+    let mut nodes = String::new();
+    let mut edges = String::from("  - { from: S, to: F }\n  - { from: J, to: E }\n");
+    for i in 1..=n {
+        nodes.push_str(&format!(
+            "  B{i}: {{ label: Branch {i} again?, kind: decision, decided_by: {{ role: dev }} }}\n"
+        ));
+        edges.push_str(&format!(
+            "  - {{ from: F, to: B{i} }}\n  - {{ from: B{i}, to: B{i}, label: again }}\n  - {{ from: B{i}, to: J, label: stop }}\n"
+        ));
+    }
+    compile(&format!(
+        "version: 1\nname: branches\ntimezone: America/Toronto\nroles: {{ dev: {{ title: Dev }} }}\nnodes:\n  S: {{ label: Start, kind: start }}\n  F: {{ label: Fork, kind: parallel }}\n{nodes}  J: {{ label: Join, kind: join }}\n  E: {{ label: Done, kind: end, outcome: done }}\nedges:\n{edges}"
+    ))
+}
+
+/// Times `iters` completions spread round-robin over `events`, 256 per instance (history
+/// reserved).
+#[allow(clippy::disallowed_methods)] // A benchmark measures wall time; the engine never reads it.
+fn chunked_round(workflow: &Arc<Workflow>, events: &[Event], start: DateTime<Utc>, iters: u64) -> StdDuration {
+    let mut total = StdDuration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let n = left.min(256);
+        left -= n;
+        let mut instance = Instance::start(Arc::clone(workflow), InstanceId::new("r").expect("id"), start);
+        instance.reserve_history(256);
+        let batch: Vec<Event> = events.iter().cycle().take(usize::try_from(n).unwrap_or(256)).cloned().collect();
+        let began = std::time::Instant::now();
+        for event in batch {
+            let _ = black_box(instance.handle_event(event, start));
+        }
+        total += began.elapsed();
+        drop(black_box(instance));
+    }
+    total
+}
+
 fn benches(c: &mut Criterion) {
     let ring = compile(RING);
     let start = at("2026-11-23T13:00:00Z");
@@ -138,6 +179,16 @@ fn benches(c: &mut Criterion) {
     c.bench_function("transition/complete (ring, history growing)", |b| {
         b.iter_custom(|iters| chunked(&ring, &dev, start, iters, false));
     });
+
+    // The same transition while parallel branches run: the event's node picks its branch,
+    // which is taken out of the branch list, moved and put back.
+    for n in [2usize, 4, 8] {
+        let workflow = branches(n);
+        let events: Vec<Event> = (1..=n).map(|i| complete(&format!("B{i}"), "alice", "dev", Some("again"))).collect();
+        c.bench_function(&format!("transition/complete ({n} parallel branches, history reserved)"), |b| {
+            b.iter_custom(|iters| chunked_round(&workflow, &events, start, iters));
+        });
+    }
 
     // A refused event (wrong role): the checks, the error and the audit record.
     let wrong = complete("T1", "carol", "qa", Some("again"));

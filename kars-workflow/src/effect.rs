@@ -247,6 +247,21 @@ pub enum NoticeKind {
     },
     /// A merge was recorded.
     MergeRecorded,
+    /// A `parallel` node started a branch at `node`.
+    BranchStarted {
+        /// The branch's first node.
+        node: NodeIndex,
+    },
+    /// A parallel branch at `node` was cancelled (see [`crate::history::CancelReason`]).
+    BranchCancelled {
+        /// The node the branch was at.
+        node: NodeIndex,
+    },
+    /// A join passed on.
+    Joined {
+        /// The join.
+        node: NodeIndex,
+    },
     /// The token could not move on (no branch for a recorded outcome, or a loop of automatic
     /// nodes that never waits); see [`crate::Waiting`].
     Stalled {

@@ -66,6 +66,43 @@ pub enum CompileError {
         /// The start node.
         node: NodeId,
     },
+    /// A `join` node is reached from outside every parallel block.
+    #[error(
+        "join `{join}` is reached outside any parallel block\nhelp: a join ends the block a `parallel` node starts"
+    )]
+    JoinOutsideFork {
+        /// The join.
+        join: NodeId,
+    },
+    /// The branches of a `parallel` node never meet at a join.
+    #[error(
+        "the branches of parallel `{fork}` never meet at a join\nhelp: lead every branch to one `join` node (or to an `end`)"
+    )]
+    ForkWithoutJoin {
+        /// The parallel node.
+        fork: NodeId,
+    },
+    /// The branches of a `parallel` node meet at two joins.
+    #[error(
+        "the branches of parallel `{fork}` meet at two joins, `{first}` and `{second}`\nhelp: lead every branch of a parallel node to one join"
+    )]
+    TwoJoins {
+        /// The parallel node.
+        fork: NodeId,
+        /// One join.
+        first: NodeId,
+        /// Another join.
+        second: NodeId,
+    },
+    /// A node is reached from two places of the block structure: from inside and outside a
+    /// parallel branch, or from two branches.
+    #[error(
+        "node `{node}` is reached from two parallel branches, or from inside and outside one\nhelp: a branch leaves its block only through its join or an `end`; escalations jump within their branch"
+    )]
+    LeavesBranch {
+        /// The node.
+        node: NodeId,
+    },
     /// The spec is larger than the engine's index types allow.
     #[error("the workflow has more {what} than the engine supports ({max})")]
     TooMany {

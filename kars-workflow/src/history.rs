@@ -172,4 +172,61 @@ pub enum Resolved {
         /// The next edge.
         next: Option<DateTime<Utc>>,
     },
+    /// What happened to parallel branches (kept so that the history says it, and checked
+    /// again on replay).
+    Branch(BranchEvent),
+}
+
+/// What happened to a parallel branch while an input was handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum BranchEvent {
+    /// A `parallel` node started a branch.
+    Started {
+        /// The `parallel` node.
+        fork: NodeIndex,
+        /// The branch's first node.
+        node: NodeIndex,
+    },
+    /// A branch arrived at a `join: all` join that still waits for others.
+    Arrived {
+        /// The join.
+        join: NodeIndex,
+    },
+    /// A join passed on: every branch arrived (`join: all`) or the first did (`join: first`).
+    Joined {
+        /// The join.
+        join: NodeIndex,
+    },
+    /// A branch was cancelled.
+    Cancelled {
+        /// The node the branch was at (or was about to start at).
+        node: NodeIndex,
+        /// Why.
+        reason: CancelReason,
+    },
+}
+
+/// Why a parallel branch was cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CancelReason {
+    /// Another branch ended the cycle (an `end` node, a back edge to the start, a retry
+    /// bound that ends the cycle).
+    End {
+        /// The node that ended it.
+        by: NodeIndex,
+    },
+    /// Another branch reached a `join: first` join.
+    JoinFirst {
+        /// The join.
+        join: NodeIndex,
+    },
+    /// A deadline's escalation jumped (`then: goto`) or ended the cycle (`then: end`).
+    Escalation {
+        /// The node whose deadline it was.
+        by: NodeIndex,
+    },
 }

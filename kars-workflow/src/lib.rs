@@ -76,10 +76,10 @@ pub use event::{
     ActionOutcome, ActionOutcomeError, Actor, Event, InstanceId, InstanceIdError, InstanceIdRule, MAX_INSTANCE_ID_LEN,
     MergeRequest, Reporter,
 };
-pub use history::{History, HistoryHeader, Input, Record, Resolved, Verdict};
+pub use history::{BranchEvent, CancelReason, History, HistoryHeader, Input, Record, Resolved, Verdict};
 pub use instance::{
-    CycleReport, DeadlineView, Footprint, Instance, Options, Snapshot, State, UpgradeBlocker, UpgradePlan, UpgradeWhen,
-    Waiting, WaitingFor,
+    BranchWaiting, CycleReport, DeadlineView, Footprint, Instance, Options, Snapshot, State, UpgradeBlocker,
+    UpgradePlan, UpgradeWhen, Waiting, WaitingFor,
 };
 pub use kars_spec::spec::Recipient;
 pub use policy::Permission;

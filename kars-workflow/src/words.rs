@@ -118,17 +118,29 @@ impl fmt::Display for NoticeWords<'_> {
             NoticeKind::WindowClosed { window: w } => write!(f, "window `{}` closed", window(w)),
             NoticeKind::MergeRecorded => f.write_str("merge recorded"),
             NoticeKind::Stalled { node: n } => write!(f, "`{}` is stalled", node(n)),
+            NoticeKind::BranchStarted { node: n } => write!(f, "branch started at `{}`", node(n)),
+            NoticeKind::BranchCancelled { node: n } => write!(f, "branch at `{}` cancelled", node(n)),
+            NoticeKind::Joined { node: n } => write!(f, "branches joined at `{}`", node(n)),
         }
     }
 }
 
 impl crate::Waiting {
     /// What the instance waits for in a few words, for the current node of a drawing or a
-    /// list (`waits for qa`, `gate opens Fri 2026-11-27 09:00 EST`).
+    /// list (`waits for qa`, `gate opens Fri 2026-11-27 09:00 EST`); while parallel branches
+    /// run, the first branch's.
+    #[must_use]
+    pub fn short(&self) -> String {
+        self.reason.short()
+    }
+}
+
+impl crate::WaitingFor {
+    /// What one token waits for in a few words (see [`crate::Waiting::short`]).
     #[must_use]
     pub fn short(&self) -> String {
         use crate::WaitingFor;
-        match &self.reason {
+        match self {
             WaitingFor::Task { roles, .. } => {
                 let roles: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
                 format!("waits for {}", roles.join(" or "))

@@ -16,6 +16,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::CompileError;
 
+mod forks;
+
+pub(crate) use forks::Blocks;
+
 /// The most nodes a workflow may have.
 pub const MAX_NODES: usize = u16::MAX as usize - 1;
 /// The most windows a workflow may have (window state is a 64-bit set).
@@ -214,6 +218,9 @@ pub struct Workflow {
     pub(crate) completed: LabelIndex,
     /// The outcome of a cycle a holiday skipped (`on_holiday: skip_cycle`).
     pub(crate) skipped: LabelIndex,
+    /// The parallel blocks: forks, their joins and every node's branch region (empty tables
+    /// for a workflow without `parallel` nodes).
+    pub(crate) blocks: Blocks,
     index: HashMap<NodeId, NodeIndex>,
     fallback: CompiledNode,
 }
@@ -223,8 +230,10 @@ impl Workflow {
     ///
     /// # Errors
     /// Returns a [`CompileError`] when the spec breaks a rule the engine relies on (no start
-    /// node, a reference to an unknown node, a non-decision with other than one out-edge, more
-    /// than [`MAX_NODES`] nodes or [`MAX_WINDOWS`] windows). A validated spec never does.
+    /// node, a reference to an unknown node, a node other than a decision or a parallel node
+    /// with other than one out-edge, parallel branches that do not meet at exactly one join or
+    /// leave their block, more than [`MAX_NODES`] nodes or [`MAX_WINDOWS`] windows). A
+    /// validated spec never does.
     ///
     /// ```
     /// let yaml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../workflows/kars-release.yaml")).unwrap();
@@ -554,6 +563,10 @@ pub(crate) mod compile {
                     }
                 }
                 NodeKind::End => {}
+                NodeKind::Parallel if out_len == 0 => {
+                    return Err(CompileError::OutEdges { node: id.clone(), count: 0 });
+                }
+                NodeKind::Parallel => {}
                 _ if out_len != 1 => {
                     return Err(CompileError::OutEdges { node: id.clone(), count: usize::from(out_len) });
                 }
@@ -669,6 +682,16 @@ pub(crate) mod compile {
         let Some(fallback) = nodes.get(start.get()).cloned() else {
             return Err(CompileError::NoStart);
         };
+        let rules: Vec<kars_spec::spec::JoinRule> = spec.nodes.values().map(|n| n.join.unwrap_or_default()).collect();
+        let blocks = forks::analyse(&forks::Graph {
+            nodes: &nodes,
+            edges: &edges,
+            start,
+            start_id: &fallback.id,
+            deadlines: &deadlines,
+            retries: &retries,
+            rules: &rules,
+        })?;
         Ok(Workflow {
             fallback,
             name: spec.name.clone(),
@@ -695,6 +718,7 @@ pub(crate) mod compile {
             exhausted,
             completed,
             skipped,
+            blocks,
             index,
         })
     }

@@ -710,7 +710,9 @@ fn render_state(
     let driver = Driver::open_read(parts, &program, journal).map_err(driver_failure)?;
     let instance = driver.instance();
     let waiting = instance.waiting(driver.clock().now().max(instance.latest_instant()));
-    let current: Vec<NodeId> = waiting.node.iter().cloned().collect();
+    // Every branch's node while parallel branches run.
+    let current: Vec<NodeId> =
+        waiting.node.iter().cloned().chain(waiting.branches.iter().map(|b| b.node.clone())).collect();
     let visited: Vec<NodeId> =
         instance.visited_this_cycle().into_iter().filter(|n| !current.contains(n)).cloned().collect();
     let state = StateView { current, visited, waiting: Some(waiting.short()), ..StateView::default() };

@@ -50,7 +50,22 @@ pub(crate) fn status<S: ServeStore>(driver: &Driver<S, SharedClock>, now: DateTi
         .take(5)
         .map(|c| json!({ "release": c.release.to_string(), "outcome": c.outcome, "ended_at": c.ended_at }))
         .collect();
-    json!({
+    let branches: Vec<Value> = waiting
+        .branches
+        .iter()
+        .map(|b| {
+            let index = workflow.node_index(b.node.as_str());
+            json!({
+                "node": b.node,
+                "label": index.and_then(|i| workflow.node_label(i)).map(|l| l.replace('\n', " ")),
+                "kind": index.and_then(|i| workflow.node_kind(i)).map(node_kind),
+                "waiting": { "text": b.reason.to_string(), "for": b.reason, "short": b.reason.short() },
+                "outcomes": outcomes(&b.reason),
+                "deadline": b.deadline,
+            })
+        })
+        .collect();
+    let mut document = json!({
         "id": driver.id(),
         "workflow": workflow.name(),
         "version": driver.version(),
@@ -75,7 +90,14 @@ pub(crate) fn status<S: ServeStore>(driver: &Driver<S, SharedClock>, now: DateTi
         "pending_effects": driver.pending_effects().count(),
         "effects_in_flight": driver.effects_in_flight(),
         "finished": finished,
-    })
+    });
+    // Only while parallel branches run: the branches after the first (by node).
+    if !branches.is_empty()
+        && let Some(map) = document.as_object_mut()
+    {
+        map.insert("branches".to_owned(), Value::Array(branches));
+    }
+    document
 }
 
 fn node_kind(kind: NodeKind) -> &'static str {
@@ -109,7 +131,7 @@ pub(crate) fn mermaid<S: ServeStore>(
 ) -> String {
     let instance = driver.instance();
     let waiting = instance.waiting(now.max(instance.latest_instant()));
-    let current: Vec<_> = waiting.node.iter().cloned().collect();
+    let current: Vec<_> = waiting.node.iter().cloned().chain(waiting.branches.iter().map(|b| b.node.clone())).collect();
     let visited = instance.visited_this_cycle().into_iter().filter(|n| !current.contains(n)).cloned().collect();
     let state = StateView { current, visited, waiting: Some(waiting.short()), ..StateView::default() };
     kars_spec::mermaid::render_state(spec.spec(), &RenderOptions::default(), &state)

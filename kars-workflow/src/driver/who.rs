@@ -40,12 +40,19 @@ impl CanAct {
 /// `now` on the node `instance` waits at: completing a task (with its first declared outcome,
 /// if it asks for one), taking a decision (its first branch), or reporting an action's result
 /// (for actions whose `reported_by` names roles). Empty when no person acts next (a gate, the
-/// next cycle, an action its adapter reports).
+/// next cycle, an action its adapter reports). While parallel branches run, every branch's node
+/// in turn (by node), each with the whole roster.
 #[must_use]
 pub fn who_can_act(instance: &Instance, roster: &Roster, now: DateTime<Utc>) -> Vec<CanAct> {
     let waiting = instance.waiting(now);
+    let reasons = std::iter::once(waiting.reason).chain(waiting.branches.into_iter().map(|b| b.reason));
+    reasons.flat_map(|reason| can_act_on(instance, roster, reason, now)).collect()
+}
+
+/// The roster's verdicts on acting on what one token waits for.
+fn can_act_on(instance: &Instance, roster: &Roster, reason: WaitingFor, now: DateTime<Utc>) -> Vec<CanAct> {
     type Make = Box<dyn Fn(NodeId, Actor) -> Event>;
-    let (node, make): (NodeId, Make) = match waiting.reason {
+    let (node, make): (NodeId, Make) = match reason {
         WaitingFor::Task { node, outcomes, .. } => {
             let outcome = outcomes.into_iter().next();
             (node, Box::new(move |node, actor| Event::Complete { node, actor, outcome: outcome.clone() }))

@@ -33,7 +33,7 @@ impl Instance {
 
     fn lookup(&self, node: &NodeId) -> Result<NodeIndex, EngineError> {
         // Most events name the node the token is at: one string comparison instead of a hash.
-        if let Some(current) = self.state.current()
+        if let Token::At { node: current, .. } = self.state.token
             && self.workflow.node(current).id == *node
         {
             return Ok(current);
@@ -41,13 +41,24 @@ impl Instance {
         self.workflow.node_index(node.as_str()).ok_or_else(|| EngineError::UnknownNode { node: node.clone() })
     }
 
-    /// What the instance waits for now, for `NotAwaiting` errors.
+    /// What the instance waits for now (at its first branch, by node), for `NotAwaiting`
+    /// errors.
     pub(crate) fn expecting(&self) -> Expecting {
-        match self.state.token {
-            Token::Between { .. } => Expecting::NextCycle,
-            Token::At { phase: Phase::Gated { .. }, .. } => Expecting::Gate,
-            Token::At { phase: Phase::Stalled, .. } => Expecting::Stalled,
-            Token::At { node, phase: Phase::Ready } => {
+        match (self.state.token, self.state.current()) {
+            (Token::Between { .. }, _) => Expecting::NextCycle,
+            (_, Some(node)) => self.expecting_at(node),
+            // A fork's branches are never all gone while its cycle runs.
+            (_, None) => Expecting::Stalled,
+        }
+    }
+
+    /// What the token at `node` waits for.
+    pub(crate) fn expecting_at(&self, node: NodeIndex) -> Expecting {
+        match self.state.token_at(node) {
+            None => Expecting::NextCycle,
+            Some(Phase::Gated { .. }) => Expecting::Gate,
+            Some(Phase::Stalled) => Expecting::Stalled,
+            Some(Phase::Ready) => {
                 let compiled = self.workflow.node(node);
                 match (compiled.kind, &compiled.decider) {
                     (NodeKind::Decision, Some(Decider::OutcomeOf { .. })) => Expecting::AutomaticDecision,
@@ -60,17 +71,20 @@ impl Instance {
     }
 
     fn not_awaiting(&self, node: &NodeId) -> EngineError {
-        let current = self.state.current().and_then(|n| self.workflow.node_id(n)).cloned();
-        EngineError::NotAwaiting { node: node.clone(), current, expecting: self.expecting() }
+        // A node some branch is at names itself; otherwise the first branch's node.
+        let at = self.workflow.node_index(node.as_str()).filter(|i| self.state.token_at(*i).is_some());
+        let current = at.or(self.state.current()).and_then(|n| self.workflow.node_id(n)).cloned();
+        let expecting = at.map_or_else(|| self.expecting(), |i| self.expecting_at(i));
+        EngineError::NotAwaiting { node: node.clone(), current, expecting }
     }
 
-    /// Checks that the token is at `index`, its gate is open and it expects `want`.
+    /// Checks that a token is at `index`, its gate is open and it expects `want`.
     fn awaiting(&self, node: &NodeId, index: NodeIndex, want: &[Expecting]) -> Result<(), EngineError> {
-        match self.state.token {
-            Token::At { node: at, phase: Phase::Gated { opens_at } } if at == index => {
+        match self.state.token_at(index) {
+            Some(Phase::Gated { opens_at }) => {
                 Err(EngineError::GateNotOpen { node: node.clone(), opens_at, zone: self.workflow.zone })
             }
-            Token::At { node: at, phase: Phase::Ready } if at == index && want.contains(&self.expecting()) => Ok(()),
+            Some(Phase::Ready) if want.contains(&self.expecting_at(index)) => Ok(()),
             _ => Err(self.not_awaiting(node)),
         }
     }
@@ -143,6 +157,7 @@ impl Instance {
             *o = l.0;
         }
         let branch = if compiled.kind == NodeKind::Decision { label } else { None };
+        self.focus(index);
         let next = self.leave(&workflow, index, branch, now);
         self.run(&workflow, next, now);
         Ok(())
@@ -196,6 +211,7 @@ impl Instance {
         if let Some(o) = compiled.outcome_slot.and_then(|s| self.state.outcomes.get_mut(usize::from(s))) {
             *o = label.0;
         }
+        self.focus(index);
         let next = self.leave(&workflow, index, None, now);
         self.run(&workflow, next, now);
         Ok(())
@@ -230,8 +246,8 @@ impl Instance {
             }
             CompiledEdge::After { node, .. } => {
                 let compiled = self.workflow.node(node);
-                let armed = match self.state.token {
-                    Token::At { node: at, phase: Phase::Gated { opens_at } } if at == node => Some(opens_at),
+                let armed = match self.state.token_at(node) {
+                    Some(Phase::Gated { opens_at }) => Some(opens_at),
                     _ => None,
                 };
                 let gate = armed

@@ -4,6 +4,7 @@
 //! the checks on events, `query.rs` the read-only questions ("why blocked?", "may I merge?"),
 //! and `replay.rs` replay, snapshots and the recorded instants.
 
+mod branch;
 mod input;
 mod query;
 mod remap;
@@ -25,11 +26,12 @@ use crate::history::{History, HistoryHeader, Input, Record, Resolved, Verdict};
 use crate::workflow::Workflow;
 use kars_spec::Fingerprint;
 
-pub use query::{CycleReport, DeadlineView, Waiting, WaitingFor};
+pub use query::{BranchWaiting, CycleReport, DeadlineView, Waiting, WaitingFor};
 pub use state::State;
 pub use upgrade::{UpgradeBlocker, UpgradePlan, UpgradeWhen};
 
-/// One instance of a workflow: a single token moving through weekly cycles.
+/// One instance of a workflow: a token moving through weekly cycles (several, one per branch,
+/// while a `parallel` node's branches run).
 ///
 /// It reads no clock and does no IO. Inputs are [`Instance::handle_event`] and
 /// [`Instance::handle_timeout`]; outputs are [`Instance::poll_effect`],
@@ -439,7 +441,12 @@ impl Instance {
             + s.actors.iter().flatten().map(|a| a.len()).sum::<usize>()
             + std::mem::size_of_val(&*s.watched)
             + std::mem::size_of_val(&*s.calendar)
-            + s.finished.capacity() * size_of::<state::CycleSummary>();
+            + s.finished.capacity() * size_of::<state::CycleSummary>()
+            + s.branches.as_ref().map_or(0, |b| {
+                size_of::<state::Branches>()
+                    + b.live.capacity() * size_of::<state::Live>()
+                    + std::mem::size_of_val(&*b.arrived)
+            });
         let history_heap = self.history.records.capacity() * size_of::<Record>()
             + self
                 .history
@@ -504,12 +511,19 @@ impl Instance {
 
     /// The idempotency key of the effect the waiting action at the token performs: what a
     /// host reports its result with ([`crate::Reporter::Effect`]). `None` when the token is not
-    /// at a waiting action.
+    /// at a waiting action. While parallel branches run, the first branch's (by node); see
+    /// [`Instance::result_key_at`].
     #[must_use]
     pub fn result_key(&self) -> Option<EffectKey> {
-        let node = self.state.current()?;
+        self.state.current().and_then(|node| self.result_key_at(node))
+    }
+
+    /// [`Instance::result_key`] for the branch at `node`: `None` when no token waits there
+    /// for an action's result.
+    #[must_use]
+    pub fn result_key_at(&self, node: crate::NodeIndex) -> Option<EffectKey> {
         let waits = self.workflow.node(node).action.as_ref().is_some_and(crate::workflow::CompiledAction::waits);
-        (waits && self.expecting() == crate::error::Expecting::ActionResult).then(|| self.action_key(node))
+        (waits && self.expecting_at(node) == crate::error::Expecting::ActionResult).then(|| self.action_key(node))
     }
 
     fn push_record(&mut self, at: DateTime<Utc>, input: Input, verdict: Verdict) {

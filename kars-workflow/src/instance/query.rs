@@ -28,6 +28,29 @@ pub struct Waiting {
     pub deadline: Option<DeadlineView>,
     /// A window that pauses human work right now, if any.
     pub paused_by: Option<WindowId>,
+    /// While parallel branches run: what each branch after the first (by node) waits for.
+    /// `node`, `reason` and `deadline` above are the first branch's. Empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub branches: Vec<BranchWaiting>,
+}
+
+/// What one parallel branch waits for (see [`Waiting::branches`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BranchWaiting {
+    /// The node the branch is at.
+    pub node: NodeId,
+    /// What would move it on.
+    pub reason: WaitingFor,
+    /// The node's deadline, if it has one.
+    pub deadline: Option<DeadlineView>,
+}
+
+impl Waiting {
+    /// Every waiting token's reason: the first branch's (or the one token's), then the other
+    /// branches', by node.
+    pub fn reasons(&self) -> impl Iterator<Item = &WaitingFor> {
+        std::iter::once(&self.reason).chain(self.branches.iter().map(|b| &b.reason))
+    }
 }
 
 /// What would move the token on.
@@ -115,30 +138,49 @@ pub struct CycleReport {
 impl fmt::Display for Waiting {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: ", self.release)?;
-        let list = |items: &[String]| items.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ");
-        match &self.reason {
-            WaitingFor::Task { node, roles, outcomes } => {
-                let roles: Vec<String> = roles.iter().map(ToString::to_string).collect();
-                write!(f, "task `{node}` waits for one of the roles {}", list(&roles))?;
-                if !outcomes.is_empty() {
-                    write!(f, " (outcome: {})", list(outcomes))?;
-                }
-            }
-            WaitingFor::Decision { node, role, branches } => {
-                write!(f, "decision `{node}` waits for role `{role}` to pick {}", list(branches))?;
-            }
-            WaitingFor::Gate { node, opens_local, .. } => write!(f, "`{node}` waits for its gate at {opens_local}")?,
-            WaitingFor::ActionResult { node, .. } => write!(f, "action `{node}` waits for its result")?,
-            WaitingFor::NextCycle { starts_local, .. } => write!(f, "the next cycle starts at {starts_local}")?,
-            WaitingFor::Stalled { node } => write!(f, "`{node}` is stalled and cannot move on")?,
-        }
+        write_reason(f, &self.reason)?;
         if let Some(d) = &self.deadline {
             write!(f, "; deadline {}{}", d.local, if d.missed { " (missed)" } else { "" })?;
+        }
+        for branch in &self.branches {
+            f.write_str("; and ")?;
+            write_reason(f, &branch.reason)?;
+            if let Some(d) = &branch.deadline {
+                write!(f, " (deadline {}{})", d.local, if d.missed { ", missed" } else { "" })?;
+            }
         }
         if let Some(w) = &self.paused_by {
             write!(f, "; window `{w}` pauses work now")?;
         }
         Ok(())
+    }
+}
+
+impl fmt::Display for WaitingFor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_reason(f, self)
+    }
+}
+
+/// One reason in words (`task `C` waits for one of the roles `team_lead``).
+fn write_reason(f: &mut fmt::Formatter<'_>, reason: &WaitingFor) -> fmt::Result {
+    let list = |items: &[String]| items.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ");
+    match reason {
+        WaitingFor::Task { node, roles, outcomes } => {
+            let roles: Vec<String> = roles.iter().map(ToString::to_string).collect();
+            write!(f, "task `{node}` waits for one of the roles {}", list(&roles))?;
+            if !outcomes.is_empty() {
+                write!(f, " (outcome: {})", list(outcomes))?;
+            }
+            Ok(())
+        }
+        WaitingFor::Decision { node, role, branches } => {
+            write!(f, "decision `{node}` waits for role `{role}` to pick {}", list(branches))
+        }
+        WaitingFor::Gate { node, opens_local, .. } => write!(f, "`{node}` waits for its gate at {opens_local}"),
+        WaitingFor::ActionResult { node, .. } => write!(f, "action `{node}` waits for its result"),
+        WaitingFor::NextCycle { starts_local, .. } => write!(f, "the next cycle starts at {starts_local}"),
+        WaitingFor::Stalled { node } => write!(f, "`{node}` is stalled and cannot move on"),
     }
 }
 
@@ -155,10 +197,23 @@ impl Instance {
         self.state.cycle
     }
 
-    /// The node the token is at; `None` between cycles.
+    /// The node the token is at (while parallel branches run, the first branch's, by node);
+    /// `None` between cycles.
     #[must_use]
     pub fn current_node(&self) -> Option<&NodeId> {
         self.state.current().and_then(|n| self.workflow.node_id(n))
+    }
+
+    /// Every node a token is at, by node: one without parallel branches, none between cycles.
+    #[must_use]
+    pub fn current_nodes(&self) -> Vec<&NodeId> {
+        self.state.tokens().filter_map(|(n, _)| self.workflow.node_id(n)).collect()
+    }
+
+    /// Whether a token (of any branch) is at `node`.
+    #[must_use]
+    pub fn is_at(&self, node: NodeIndex) -> bool {
+        self.state.token_at(node).is_some()
     }
 
     /// The nodes entered in the running (or last) cycle, in spec order: for the mermaid overlay.
@@ -196,55 +251,68 @@ impl Instance {
             .collect()
     }
 
-    /// What the instance waits for at `now`: "why blocked?".
+    /// What the instance waits for at `now`: "why blocked?". While parallel branches run, the
+    /// first branch (by node) fills `node`, `reason` and `deadline`, the others
+    /// [`Waiting::branches`].
     #[must_use]
     pub fn waiting(&self, now: DateTime<Utc>) -> Waiting {
         let zone = self.workflow.zone;
-        let (node, reason, deadline) = match self.state.token {
-            Token::Between { next_start } => {
+        let mut tokens = self.state.tokens().map(|(node, phase)| self.branch_waiting(node, phase));
+        let (node, reason, deadline) = match (self.state.token, tokens.next()) {
+            (Token::Between { next_start }, _) => {
                 let starts_local = format_local(next_start, zone);
                 (None, WaitingFor::NextCycle { starts_at: next_start, starts_local }, None)
             }
-            Token::At { node, phase } => {
-                let compiled = self.workflow.node(node);
-                let id = compiled.id.clone();
-                let reason = match phase {
-                    Phase::Gated { opens_at } => {
-                        WaitingFor::Gate { node: id.clone(), opens_at, opens_local: format_local(opens_at, zone) }
-                    }
-                    Phase::Stalled => WaitingFor::Stalled { node: id.clone() },
-                    Phase::Ready => match &compiled.decider {
-                        Some(Decider::Role(role)) => WaitingFor::Decision {
-                            node: id.clone(),
-                            role: role.clone(),
-                            branches: self
-                                .workflow
-                                .labels_of(self.workflow.out_edges(node).iter().filter_map(|e| e.label)),
-                        },
-                        Some(Decider::OutcomeOf { .. }) => WaitingFor::Stalled { node: id.clone() },
-                        None if compiled.action.is_some() => {
-                            WaitingFor::ActionResult { node: id.clone(), reporters: compiled.roles.to_vec() }
-                        }
-                        None => WaitingFor::Task {
-                            node: id.clone(),
-                            roles: compiled.roles.to_vec(),
-                            outcomes: self.workflow.labels_of(compiled.outcomes.iter().copied()),
-                        },
-                    },
-                };
-                let deadline = compiled
-                    .deadline
-                    .and_then(|s| self.state.deadlines.get(usize::from(s)))
-                    .map(|d| DeadlineView { at: d.at, local: format_local(d.at, zone), missed: d.fired });
-                (Some(id), reason, deadline)
+            (_, Some(first)) => (Some(first.node), first.reason, first.deadline),
+            (_, None) => {
+                // A running cycle always has a token; a broken state reads as stalled.
+                debug_assert!(false, "a running cycle without a token");
+                let start = self.workflow.node(self.workflow.start).id.clone();
+                (Some(start.clone()), WaitingFor::Stalled { node: start }, None)
             }
         };
+        let branches = tokens.collect();
         let open = self.open_windows_at(now);
         let paused = open & self.workflow.pause_mask;
         let paused_by = (paused != 0)
             .then(|| self.workflow.windows.get(paused.trailing_zeros() as usize).map(|w| w.id.clone()))
             .flatten();
-        Waiting { release: self.release(), node, reason, deadline, paused_by }
+        Waiting { release: self.release(), node, reason, deadline, paused_by, branches }
+    }
+
+    /// What the token at `node` waits for.
+    fn branch_waiting(&self, node: NodeIndex, phase: Phase) -> BranchWaiting {
+        let zone = self.workflow.zone;
+        let compiled = self.workflow.node(node);
+        let id = compiled.id.clone();
+        let reason = match phase {
+            Phase::Gated { opens_at } => {
+                WaitingFor::Gate { node: id.clone(), opens_at, opens_local: format_local(opens_at, zone) }
+            }
+            Phase::Stalled => WaitingFor::Stalled { node: id.clone() },
+            Phase::Ready => match &compiled.decider {
+                Some(Decider::Role(role)) => WaitingFor::Decision {
+                    node: id.clone(),
+                    role: role.clone(),
+                    branches: self.workflow.labels_of(self.workflow.out_edges(node).iter().filter_map(|e| e.label)),
+                },
+                Some(Decider::OutcomeOf { .. }) => WaitingFor::Stalled { node: id.clone() },
+                None if compiled.action.is_some() => {
+                    WaitingFor::ActionResult { node: id.clone(), reporters: compiled.roles.to_vec() }
+                }
+                None => WaitingFor::Task {
+                    node: id.clone(),
+                    roles: compiled.roles.to_vec(),
+                    outcomes: self.workflow.labels_of(compiled.outcomes.iter().copied()),
+                },
+            },
+        };
+        let deadline = compiled.deadline.and_then(|s| self.state.deadlines.get(usize::from(s))).map(|d| DeadlineView {
+            at: d.at,
+            local: format_local(d.at, zone),
+            missed: d.fired,
+        });
+        BranchWaiting { node: id, reason, deadline }
     }
 
     /// The windows open at `now`, computed afresh for the calendar (a query may look ahead of

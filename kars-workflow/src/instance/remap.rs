@@ -97,6 +97,11 @@ fn moved(old: &Workflow, new: &Workflow, node: NodeIndex) -> Option<NodeIndex> {
 fn token(old: &Workflow, new: &Workflow, state: &State, fresh: &mut State, blockers: &mut Vec<UpgradeBlocker>) {
     fresh.token = match state.token {
         Token::Between { next_start } => Token::Between { next_start },
+        Token::Branches => {
+            let nodes = state.tokens().map(|(n, _)| old.node(n).id.clone()).collect();
+            blockers.push(UpgradeBlocker::BranchesRunning { nodes });
+            state.token
+        }
         Token::At { node, phase } => match moved(old, new, node) {
             None => {
                 blockers.push(UpgradeBlocker::CurrentNodeRemoved { node: old.node(node).id.clone() });
@@ -123,7 +128,7 @@ fn visits(old: &Workflow, new: &Workflow, state: &State, fresh: &mut State, bloc
         match moved(old, new, node).and_then(|to| fresh.nodes.get_mut(to.get())) {
             Some(slot) => *slot = visits,
             // The current node's removal is said once, by `token`.
-            None if state.current() == Some(node) => {}
+            None if state.token_at(node).is_some() => {}
             None => blockers.push(UpgradeBlocker::VisitedNodeRemoved { node: old.node(node).id.clone() }),
         }
     }

@@ -29,6 +29,7 @@ fn sane(r: &Resolved) -> bool {
         Resolved::Cycle { monday } => date_in_range(*monday),
         Resolved::Deadline { at, .. } | Resolved::Gate { at, .. } | Resolved::NextCycle { at } => in_range(*at),
         Resolved::Calendar { last, next } => last.iter().all(|l| in_range(*l)) && next.is_none_or(in_range),
+        Resolved::Branch(_) => true,
     }
 }
 
@@ -44,6 +45,18 @@ impl Instance {
                 None
             }
         }
+    }
+
+    /// Records what happened to a parallel branch; while replaying, checks that the history
+    /// says the same at this point (a mismatch fails the replay).
+    pub(crate) fn log_branch(&mut self, event: crate::history::BranchEvent) {
+        if let Some(cursor) = self.replay.as_mut() {
+            match cursor.queue.pop_front() {
+                Some(Resolved::Branch(recorded)) if recorded == event => {}
+                _ => cursor.mismatch = true,
+            }
+        }
+        self.resolved.push(Resolved::Branch(event));
     }
 
     /// Rebuilds an instance from its history: the same inputs at the same instants, with the

@@ -6,7 +6,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::workflow::{LabelIndex, NodeIndex, Workflow};
 
-/// Where the single token is.
+/// Where the token is.
+///
+/// One `Copy` value for the common case of one token: a workflow without `parallel` nodes
+/// never leaves `At`/`Between`, and its state pays for parallel branches only the one pointer
+/// of [`State::branches`] (always `None`). Once a fork starts branches, the tokens live in
+/// that box and `token` says so (`Branches`); while a transition runs, the branch it moves is
+/// taken out of the box into `token` (`At`) and put back when it waits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Token {
@@ -14,6 +20,45 @@ pub(crate) enum Token {
     At { node: NodeIndex, phase: Phase },
     /// The cycle ended; the next starts at `next_start`.
     Between { next_start: DateTime<Utc> },
+    /// Parallel branches run: every token is in [`State::branches`].
+    Branches,
+}
+
+/// The tokens of the parallel branches that run, boxed so that an instance that never forks
+/// pays one pointer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Branches {
+    /// Every branch's token, sorted by node: with block structure no two branches are ever at
+    /// one node, so an event's node picks its branch.
+    pub(crate) live: Vec<Live>,
+    /// Per fork of the workflow: how many of its branches have arrived at its join.
+    pub(crate) arrived: Box<[u16]>,
+}
+
+/// One branch's token at rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Live {
+    pub(crate) node: NodeIndex,
+    pub(crate) phase: Phase,
+}
+
+impl Branches {
+    pub(crate) fn new(forks: usize) -> Box<Self> {
+        Box::new(Self { live: Vec::with_capacity(4), arrived: vec![0; forks].into_boxed_slice() })
+    }
+
+    /// Puts a token back, keeping the list sorted by node.
+    pub(crate) fn park(&mut self, node: NodeIndex, phase: Phase) {
+        let at = self.live.partition_point(|l| l.node < node);
+        debug_assert!(self.live.get(at).is_none_or(|l| l.node != node), "two branches at one node");
+        self.live.insert(at, Live { node, phase });
+    }
+
+    /// Takes the token at `node` out of the list.
+    pub(crate) fn take(&mut self, node: NodeIndex) -> Option<Live> {
+        let at = self.live.binary_search_by_key(&node, |l| l.node).ok()?;
+        Some(self.live.remove(at))
+    }
 }
 
 /// What the token at a node is doing.
@@ -59,6 +104,9 @@ pub struct State {
     pub(crate) monday: NaiveDate,
     pub(crate) cycle_started: DateTime<Utc>,
     pub(crate) token: Token,
+    /// The parallel branches' tokens while a fork runs (see [`Token`]); `None` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) branches: Option<Box<Branches>>,
     /// Per node: entries this cycle (low 15 bits) and completed-this-cycle (top bit).
     pub(crate) nodes: Box<[u16]>,
     pub(crate) deadlines: Box<[DeadlineSlot]>,
@@ -110,6 +158,7 @@ impl State {
             monday: now.date_naive(),
             cycle_started: now,
             token: Token::Between { next_start: now },
+            branches: None,
             nodes: vec![0; workflow.nodes.len()].into_boxed_slice(),
             deadlines: vec![DeadlineSlot { at: epoch, fired: false }; workflow.deadlines.len()].into_boxed_slice(),
             exhausted: 0,
@@ -129,12 +178,17 @@ impl State {
     /// Whether every instant and date lies in the engine's range (checked on restore).
     pub(crate) fn sane(&self) -> bool {
         use crate::gate::{date_in_range, in_range};
+        let phase_ok = |phase: Phase| match phase {
+            Phase::Gated { opens_at } => in_range(opens_at),
+            Phase::Ready | Phase::Stalled => true,
+        };
         let token = match self.token {
-            Token::At { phase: Phase::Gated { opens_at }, .. } => in_range(opens_at),
-            Token::At { .. } => true,
+            Token::At { phase, .. } => phase_ok(phase),
             Token::Between { next_start } => in_range(next_start),
+            Token::Branches => true,
         };
         token
+            && self.branches.as_ref().is_none_or(|b| b.live.iter().all(|l| phase_ok(l.phase)))
             && in_range(self.clock)
             && in_range(self.cycle_started)
             && date_in_range(self.monday)
@@ -146,6 +200,8 @@ impl State {
     }
 
     /// Whether the tables fit `workflow` and every index is in range (checked on restore).
+    /// Branch tokens must be at distinct nodes in order, and no fork's arrivals may reach
+    /// its branch count.
     pub(crate) fn fits(&self, workflow: &Workflow) -> bool {
         let labels = workflow.labels.len() + self.retired().len();
         let node_ok = |n: NodeIndex| n.get() < workflow.nodes.len();
@@ -158,8 +214,9 @@ impl State {
             && self.outcomes.iter().all(|&o| o == NO_OUTCOME || usize::from(o) < labels)
             && self.finished.iter().all(|c| usize::from(c.outcome.0) < labels)
             && match self.token {
-                Token::At { node, .. } => node_ok(node),
-                Token::Between { .. } => true,
+                Token::At { node, .. } => node_ok(node) && self.branches.is_none(),
+                Token::Between { .. } => self.branches.is_none(),
+                Token::Branches => self.branches.as_ref().is_some_and(|b| b.fits(workflow)),
             }
     }
 
@@ -209,10 +266,45 @@ impl State {
         }
     }
 
+    /// The node of the token, or of the first branch (by node) while branches run.
     pub(crate) fn current(&self) -> Option<NodeIndex> {
         match self.token {
             Token::At { node, .. } => Some(node),
             Token::Between { .. } => None,
+            Token::Branches => self.branches.as_ref().and_then(|b| b.live.first()).map(|l| l.node),
         }
+    }
+
+    /// Every token of the running cycle with what it does, by node: one without parallel
+    /// branches, none between cycles.
+    pub(crate) fn tokens(&self) -> impl Iterator<Item = (NodeIndex, Phase)> + '_ {
+        let single = match self.token {
+            Token::At { node, phase } => Some((node, phase)),
+            Token::Between { .. } | Token::Branches => None,
+        };
+        single.into_iter().chain(self.branches.iter().flat_map(|b| b.live.iter().map(|l| (l.node, l.phase))))
+    }
+
+    /// What the token at `node` does, if a token is there.
+    pub(crate) fn token_at(&self, node: NodeIndex) -> Option<Phase> {
+        match (self.token, &self.branches) {
+            (Token::At { node: at, phase }, _) if at == node => Some(phase),
+            (_, Some(b)) => {
+                b.live.binary_search_by_key(&node, |l| l.node).ok().and_then(|i| b.live.get(i)).map(|l| l.phase)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl Branches {
+    /// Whether the branch tokens and join counts fit `workflow` (checked on restore).
+    fn fits(&self, workflow: &Workflow) -> bool {
+        let forks = &workflow.blocks.forks;
+        !self.live.is_empty()
+            && self.live.iter().all(|l| l.node.get() < workflow.nodes.len())
+            && self.live.windows(2).all(|w| matches!(w, [a, b] if a.node < b.node))
+            && self.arrived.len() == forks.len()
+            && self.arrived.iter().zip(forks).all(|(&n, f)| n < f.branches)
     }
 }

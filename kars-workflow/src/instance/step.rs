@@ -10,10 +10,11 @@ use kars_spec::dates::OnHoliday;
 use kars_spec::spec::NodeKind;
 
 use super::Instance;
+use super::branch::Scope;
 use super::state::{DeadlineSlot, NO_OUTCOME, Phase, Token};
 use crate::effect::{Effect, EffectKey, EffectKind, NoticeKind, ReleaseId};
 use crate::gate::{format_local, resolve_local_memo};
-use crate::history::Resolved;
+use crate::history::{CancelReason, Resolved};
 use crate::template::{Vars, expand};
 use crate::workflow::{CompiledAction, CompiledEscalation, Decider, Jump, LabelIndex, NodeIndex, Workflow};
 
@@ -24,8 +25,12 @@ pub(crate) enum Next {
     Enter(NodeIndex),
     /// End the cycle with an outcome.
     End(LabelIndex),
-    /// Nothing more until an input.
+    /// Nothing more until an input (for the token that moves; other branches may still run).
     Wait,
+    /// A `parallel` node completed: start its branches.
+    Fork(NodeIndex),
+    /// Enter a join that passes on (not counted as a branch's arrival).
+    Pass(NodeIndex),
 }
 
 /// The last part of an effect key: the entry count, or what escalated.
@@ -67,20 +72,30 @@ impl Instance {
     fn next_token_wake(&self) -> Option<DateTime<Utc>> {
         let mut wake: Option<DateTime<Utc>> = None;
         let mut consider = |at: DateTime<Utc>| wake = Some(wake.map_or(at, |w| w.min(at)));
+        // One token (the common case) is matched directly; branches are walked only when they run.
         match self.state.token {
-            Token::Between { next_start } => consider(next_start),
-            Token::At { phase, .. } => {
-                if let Phase::Gated { opens_at } = phase {
-                    consider(opens_at);
-                }
-                for (slot, d) in self.workflow.deadlines.iter().zip(self.state.deadlines.iter()) {
-                    if !d.fired && !self.state.done(slot.node) {
-                        consider(d.at);
+            Token::Between { next_start } => return Some(next_start),
+            Token::At { phase: Phase::Gated { opens_at }, .. } => consider(opens_at),
+            Token::At { .. } => {}
+            Token::Branches => {
+                for live in self.state.branches.iter().flat_map(|b| b.live.iter()) {
+                    if let Phase::Gated { opens_at } = live.phase {
+                        consider(opens_at);
                     }
                 }
             }
         }
+        for (slot, d) in self.workflow.deadlines.iter().zip(self.state.deadlines.iter()) {
+            if !d.fired && !self.state.done(slot.node) {
+                consider(d.at);
+            }
+        }
         wake
+    }
+
+    /// The first token (by node) whose gate opens at `due`.
+    fn gate_due(&self, due: DateTime<Utc>) -> Option<NodeIndex> {
+        self.state.tokens().find(|(_, phase)| *phase == Phase::Gated { opens_at: due }).map(|(node, _)| node)
     }
 
     /// Runs every timer due by `now`, earliest first; at equal instants calendar edges, then
@@ -107,22 +122,23 @@ impl Instance {
                 self.refresh_calendar(until);
                 continue;
             }
-            match self.state.token {
-                Token::Between { next_start } if next_start == due => {
-                    let next = self.start_cycle(at);
-                    // The cycle may have started under an upgraded spec.
-                    let workflow = std::sync::Arc::clone(&self.workflow);
-                    self.run(&workflow, next, at);
-                    continue;
-                }
-                Token::At { node, phase: Phase::Gated { opens_at } } if opens_at == due => {
-                    self.state.token = Token::At { node, phase: Phase::Ready };
-                    self.notice(at, NoticeKind::GateOpened { node });
-                    let next = self.activate(&workflow, node, at);
-                    self.run(&workflow, next, at);
-                    continue;
-                }
-                _ => {}
+            if let Token::Between { next_start } = self.state.token
+                && next_start == due
+            {
+                let next = self.start_cycle(at);
+                // The cycle may have started under an upgraded spec.
+                let workflow = std::sync::Arc::clone(&self.workflow);
+                self.run(&workflow, next, at);
+                continue;
+            }
+            // Gates due at one instant open by node order, one branch at a time.
+            if let Some(node) = self.gate_due(due) {
+                self.focus(node);
+                self.state.token = Token::At { node, phase: Phase::Ready };
+                self.notice(at, NoticeKind::GateOpened { node });
+                let next = self.activate(&workflow, node, at);
+                self.run(&workflow, next, at);
+                continue;
             }
             let slot = workflow
                 .deadlines
@@ -137,28 +153,53 @@ impl Instance {
         }
     }
 
-    /// Follows automatic transitions until the token waits.
+    /// Follows automatic transitions until the token waits; with parallel branches, until
+    /// every branch the transitions reach waits.
     pub(crate) fn run(&mut self, workflow: &Workflow, mut next: Next, at: DateTime<Utc>) {
         let mut budget = 4 * workflow.nodes.len() + 16;
         // Set when a new cycle started under an upgraded spec.
         let mut upgraded: Option<std::sync::Arc<Workflow>> = None;
+        // Branches a fork started that have not run yet (allocated only by a fork).
+        let mut pending: Vec<NodeIndex> = Vec::new();
+        // The node this run entered last: what ended the cycle, for cancelled branches.
+        let mut entered: Option<NodeIndex> = None;
         loop {
             next = match next {
-                Next::Wait => return,
+                Next::Wait if self.state.branches.is_none() => return,
+                Next::Wait => match self.park(&mut pending) {
+                    Some(first) => Next::Enter(first),
+                    None => return,
+                },
                 Next::End(outcome) => {
+                    if self.state.branches.is_some() {
+                        let by = entered.or(self.state.current()).unwrap_or(workflow.start);
+                        let current = upgraded.as_deref().unwrap_or(workflow);
+                        self.cancel(current, Scope::All, CancelReason::End { by }, &mut pending, at);
+                        self.state.branches = None;
+                    }
                     let next = self.end_cycle(outcome, at);
                     if !std::ptr::eq(upgraded.as_deref().unwrap_or(workflow), &*self.workflow) {
                         upgraded = Some(std::sync::Arc::clone(&self.workflow));
                     }
                     next
                 }
-                Next::Enter(node) => {
+                Next::Fork(node) => self.fork(upgraded.as_deref().unwrap_or(workflow), node, &mut pending, at),
+                Next::Enter(node) | Next::Pass(node) => {
                     if budget == 0 {
                         self.stall(node, at);
+                        if self.state.branches.is_some() {
+                            self.stall_pending(&mut pending, at);
+                        }
                         return;
                     }
                     budget -= 1;
-                    self.arrive(upgraded.as_deref().unwrap_or(workflow), node, at)
+                    let current = upgraded.as_deref().unwrap_or(workflow);
+                    entered = Some(node);
+                    // Only while branches run is a join an arrival to count (one token: no lookup).
+                    let joins = self.state.branches.is_some()
+                        && matches!(next, Next::Enter(_))
+                        && current.node(node).kind == NodeKind::Join;
+                    if joins { self.join(current, node, &mut pending, at) } else { self.arrive(current, node, at) }
                 }
             };
         }
@@ -212,8 +253,10 @@ impl Instance {
     fn activate(&mut self, workflow: &Workflow, node: NodeIndex, at: DateTime<Utc>) -> Next {
         let compiled = workflow.node(node);
         match compiled.kind {
-            NodeKind::Start | NodeKind::Wait | NodeKind::Parallel | NodeKind::Join => {
-                self.leave(workflow, node, None, at)
+            NodeKind::Start | NodeKind::Wait | NodeKind::Join => self.leave(workflow, node, None, at),
+            NodeKind::Parallel => {
+                self.complete(workflow, node, at);
+                Next::Fork(node)
             }
             NodeKind::Task => Next::Wait,
             NodeKind::End => {
@@ -386,6 +429,22 @@ impl Instance {
             Jump::Goto(to) => Next::Enter(to),
             Jump::End(outcome) => Next::End(outcome),
         };
+        if self.state.branches.is_some() && !matches!(next, Next::Wait) {
+            // With branches, the jump moves the tokens of the deadline's own region (compile
+            // keeps `goto` targets there); when none runs in it, only the notification goes.
+            let by = deadline.node;
+            let scope = match next {
+                Next::End(_) => Scope::All,
+                _ => Scope::Region(workflow.blocks.region(by)),
+            };
+            if let Scope::Region(region) = scope
+                && !self.state.tokens().any(|(n, _)| workflow.blocks.within(workflow.blocks.region(n), region))
+            {
+                return;
+            }
+            self.cancel(&workflow, scope, CancelReason::Escalation { by }, &mut Vec::new(), at);
+            self.collapse(&[]);
+        }
         self.run(&workflow, next, at);
     }
 

@@ -77,6 +77,11 @@ pub enum UpgradeBlocker {
         /// The node.
         node: NodeId,
     },
+    /// Parallel branches run: their tokens are not moved between spec versions.
+    BranchesRunning {
+        /// The nodes the branches are at.
+        nodes: Vec<NodeId>,
+    },
     /// An outcome recorded this cycle, which a decision reads, is no longer declared.
     OutcomeLost {
         /// The node whose outcome it is.
@@ -105,6 +110,14 @@ impl fmt::Display for UpgradeBlocker {
             UpgradeBlocker::ZoneChanged => f.write_str("the time zone changes"),
             UpgradeBlocker::RetryRemoved { node } => {
                 write!(f, "the retry loop at `{node}` ran out this cycle and the new spec removes its bound")
+            }
+            UpgradeBlocker::BranchesRunning { nodes } => {
+                let nodes: Vec<String> = nodes.iter().map(|n| format!("`{n}`")).collect();
+                write!(
+                    f,
+                    "parallel branches run (at {}), and their tokens are not moved to another spec",
+                    nodes.join(", ")
+                )
             }
             UpgradeBlocker::OutcomeLost { node, outcome } => {
                 write!(f, "`{node}` recorded the outcome `{outcome}` this cycle, which the new spec no longer declares")

@@ -137,8 +137,8 @@ struct Planned {
 /// What the loop tracks of the running cycle.
 #[derive(Debug, Clone, Default)]
 struct Cycle {
-    current: Option<NodeIndex>,
-    visits: u16,
+    /// Per node, its entry count this cycle as last entered (what a decision's chances use).
+    attempts: Vec<u16>,
     completed_by: Vec<Option<usize>>,
     started_at: Option<DateTime<Utc>>,
     last_gate_day: Option<NaiveDate>,
@@ -152,6 +152,12 @@ struct Cycle {
     merges: u16,
     merges_refused: u16,
     disagreements: u16,
+}
+
+impl Cycle {
+    fn new(nodes: usize, started_at: Option<DateTime<Utc>>) -> Self {
+        Cycle { attempts: vec![0; nodes], completed_by: vec![None; nodes], started_at, ..Cycle::default() }
+    }
 }
 
 /// Runs `workflow` for `config.weeks` cycles with `model`'s people, telling `observer` every
@@ -195,6 +201,9 @@ struct Sim<'m> {
     disagreements: u32,
     /// When the token last moved (a node entered, a cycle started).
     moved_at: DateTime<Utc>,
+    /// Per person, the node they are planned to work on and until when: with parallel
+    /// branches a person does one task at a time (unused for a workflow without forks).
+    busy: Vec<Option<(NodeIndex, DateTime<Utc>)>>,
 }
 
 /// How long the token may stand still before the run counts as stuck: longer than any wait a
@@ -241,7 +250,8 @@ impl<'m> Sim<'m> {
             now: start,
             release: Rc::new(ReleaseId::of(config.start)),
             monday: config.start,
-            cycle: Cycle { completed_by: vec![None; workflow.nodes.len()], ..Cycle::default() },
+            cycle: Cycle::new(workflow.nodes.len(), None),
+            busy: vec![None; model.team.people.len()],
             acting: None,
             disagreements: 0,
             moved_at: start,
@@ -351,8 +361,7 @@ impl<'m> Sim<'m> {
             if let NoticeKind::CycleStarted { monday } = notice.kind {
                 self.release = Rc::new(ReleaseId::of(monday));
                 self.monday = monday;
-                self.cycle =
-                    Cycle { completed_by: vec![None; workflow.nodes.len()], started_at: Some(at), ..Cycle::default() };
+                self.cycle = Cycle::new(workflow.nodes.len(), Some(at));
                 observer.entry(&Entry { kind: EntryKind::CycleStarted, ..Entry::empty(&self.release, at) });
                 self.plan_merges(at);
                 continue;
@@ -361,8 +370,9 @@ impl<'m> Sim<'m> {
             let base = Entry::empty(&release, at);
             match notice.kind {
                 NoticeKind::NodeEntered { node, attempt } => {
-                    self.cycle.current = Some(node);
-                    self.cycle.visits = attempt;
+                    if let Some(a) = self.cycle.attempts.get_mut(node.get()) {
+                        *a = attempt;
+                    }
                     if workflow.node(node).retry.is_some() {
                         self.cycle.retry_rounds += 1;
                     }
@@ -444,7 +454,6 @@ impl<'m> Sim<'m> {
                         let next = self.instance.history().next_seq();
                         self.instance.release_history(next);
                     }
-                    self.cycle.current = None;
                 }
                 NoticeKind::Stalled { node } => {
                     let node = workflow.node_id(node).cloned().unwrap_or_else(|| workflow.nodes[0].id.clone());

@@ -72,7 +72,15 @@ fn line<S: Store>(store: &std::sync::Arc<S>, id: &kars::workflow::InstanceId) ->
         },
         release: waiting.release.to_string(),
         version: driver.version().to_string(),
-        at: waiting.node.as_ref().map_or_else(|| "-".to_owned(), |n| format!("`{n}`")),
+        // While parallel branches run, every branch's node.
+        at: match waiting.node.as_ref() {
+            None => "-".to_owned(),
+            Some(n) => std::iter::once(n)
+                .chain(waiting.branches.iter().map(|b| &b.node))
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(","),
+        },
         stands: waiting.short(),
     })
 }

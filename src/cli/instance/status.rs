@@ -33,10 +33,21 @@ pub fn render<S: Store>(driver: &Driver<S, Box<dyn kars::workflow::driver::Clock
     }
     let _ = writeln!(out, "waiting:    {}", waiting_text(&waiting));
     let verdicts = driver.who_can_act(now);
-    let _ = writeln!(out, "who:        {}", who(&waiting, &verdicts, id, mode));
+    let _ = writeln!(out, "who:        {}", who(&waiting.reason, &verdicts, id, mode));
     if let Some(d) = &waiting.deadline {
         let missed = if d.missed { " (missed)" } else { "" };
         let _ = writeln!(out, "deadline:   {}{missed}", local(d.at, zone));
+    }
+    // While parallel branches run: each other branch, by node.
+    for branch in &waiting.branches {
+        let label = workflow.node_index(branch.node.as_str()).and_then(|i| workflow.node_label(i)).unwrap_or_default();
+        let _ = writeln!(out, "branch at:  `{}` {}", branch.node, label.replace('\n', " "));
+        let _ = writeln!(out, "  waiting:  {}", branch.reason);
+        let _ = writeln!(out, "  who:      {}", who(&branch.reason, &verdicts, id, mode));
+        if let Some(d) = &branch.deadline {
+            let missed = if d.missed { " (missed)" } else { "" };
+            let _ = writeln!(out, "  deadline: {}{missed}", local(d.at, zone));
+        }
     }
     if let Some(w) = &waiting.paused_by {
         let _ = writeln!(out, "paused by:  window `{w}` (tasks and decisions wait until it closes)");
@@ -66,7 +77,10 @@ fn waiting_text(waiting: &Waiting) -> String {
     text.split_once(": ").map_or(text.clone(), |(_, rest)| rest.to_owned())
 }
 
-fn who(waiting: &Waiting, verdicts: &[CanAct], id: &str, mode: ClockMode) -> String {
+fn who(reason: &WaitingFor, verdicts: &[CanAct], id: &str, mode: ClockMode) -> String {
+    // The verdicts on this token's node (all of them without parallel branches).
+    let node = reason_node(reason);
+    let verdicts: Vec<&CanAct> = verdicts.iter().filter(|v| node.is_none_or(|n| v.node == *n)).collect();
     // The engine's verdict per person: those it would accept, or refuses only for the moment
     // (a window, a gate), may act; those refused for who they are (a role they lack, a node
     // they completed that this one must be kept apart from) may not.
@@ -92,7 +106,7 @@ fn who(waiting: &Waiting, verdicts: &[CanAct], id: &str, mode: ClockMode) -> Str
         ClockMode::System => "",
         ClockMode::Rehearsal => " --actor NAME",
     };
-    match &waiting.reason {
+    match reason {
         WaitingFor::Task { node, roles, outcomes } if outcomes.is_empty() => {
             format!("{} (`kars instance act --id {id} --node {node}{actor}`)", people(roles))
         }
@@ -117,5 +131,17 @@ fn who(waiting: &Waiting, verdicts: &[CanAct], id: &str, mode: ClockMode) -> Str
         }
         WaitingFor::Stalled { .. } => "nobody: the instance is stalled".to_owned(),
         _ => "nobody".to_owned(),
+    }
+}
+
+/// The node a token waits at, if the reason names one.
+fn reason_node(reason: &WaitingFor) -> Option<&kars::spec::NodeId> {
+    match reason {
+        WaitingFor::Task { node, .. }
+        | WaitingFor::Decision { node, .. }
+        | WaitingFor::Gate { node, .. }
+        | WaitingFor::ActionResult { node, .. }
+        | WaitingFor::Stalled { node } => Some(node),
+        _ => None,
     }
 }

@@ -27,7 +27,6 @@ impl Sim<'_> {
                 if self.rng.chance(self.model.late) {
                     minutes += self.sample(self.model.late_extra);
                 }
-                let done_at = self.model.hours.add_around(at, minutes, zone, self.workflow.holidays());
                 let exclude: Vec<&str> = compiled
                     .distinct_from
                     .iter()
@@ -43,27 +42,49 @@ impl Sim<'_> {
                 if self.rng.chance(self.model.unauthorized)
                     && let Some(outsider) = self.model.team.outsider(&compiled.roles, &mut self.rng)
                 {
+                    let done_at = self.model.hours.add_around(at, minutes, zone, self.workflow.holidays());
                     let halfway = at + (done_at - at) / 2;
                     let act =
                         Act::Work { node, person: outsider, outcome: outcome.clone(), authorized: false, tries: 0 };
                     self.plan(halfway, act);
                 }
                 if let Some(person) = person {
+                    let done_at = self.work_until(person, node, at, minutes);
                     self.plan(done_at, Act::Work { node, person, outcome, authorized: true, tries: 0 });
                 }
             }
             (NodeKind::Decision, Some(Decider::Role(role))) => {
                 let minutes = self.sample(self.plans[node.get()].duration.unwrap_or(self.model.decision));
-                let done_at = self.model.hours.add_around(at, minutes, zone, self.workflow.holidays());
-                let visit = usize::from(self.cycle.visits.max(1) - 1);
+                let attempt = self.cycle.attempts.get(node.get()).copied().unwrap_or(1);
+                let visit = usize::from(attempt.max(1) - 1);
                 let branch = self.pick_branch(node, visit);
                 let roles = std::slice::from_ref(role);
                 if let Some(person) = self.model.team.pick(roles, &[], &mut self.rng) {
+                    let done_at = self.work_until(person, node, at, minutes);
                     self.plan(done_at, Act::Work { node, person, outcome: branch, authorized: true, tries: 0 });
                 }
             }
             _ => {}
         }
+    }
+
+    /// When `person`, ready to start on `node` at `at`, is done with `minutes` of work: with
+    /// parallel branches a person finishes the task they are on (at a node still waiting)
+    /// before starting the next. A workflow without forks never waits for a person.
+    fn work_until(&mut self, person: usize, node: NodeIndex, at: DateTime<Utc>, minutes: u32) -> DateTime<Utc> {
+        let (zone, holidays) = (self.workflow.zone(), self.workflow.holidays());
+        if self.workflow.blocks.forks.is_empty() {
+            return self.model.hours.add_around(at, minutes, zone, holidays);
+        }
+        let start = match self.busy.get(person).copied().flatten() {
+            Some((other, until)) if other != node && until > at && self.instance.is_at(other) => until,
+            _ => at,
+        };
+        let done_at = self.model.hours.add_around(start, minutes, zone, holidays);
+        if let Some(slot) = self.busy.get_mut(person) {
+            *slot = Some((node, done_at));
+        }
+        done_at
     }
 
     fn pick_branch(&mut self, node: NodeIndex, visit: usize) -> Option<String> {
@@ -102,8 +123,8 @@ impl Sim<'_> {
         let now = self.now;
         match planned.act {
             Act::Work { node, person, outcome, authorized, tries } => {
-                if self.cycle.current != Some(node) {
-                    return; // The token moved on (a deadline jump, a slip): the work is moot.
+                if !self.instance.is_at(node) {
+                    return; // The token moved on (a deadline jump, a slip, a cancelled branch): moot.
                 }
                 let workflow = Arc::clone(&self.workflow);
                 let Some(id) = workflow.node_id(node) else { return };
@@ -135,7 +156,7 @@ impl Sim<'_> {
                 }
             }
             Act::Result { node, outcome, deploy } => {
-                if self.cycle.current != Some(node) {
+                if !self.instance.is_at(node) {
                     return;
                 }
                 let Some(id) = self.workflow.node_id(node).cloned() else { return };
@@ -145,7 +166,7 @@ impl Sim<'_> {
                 };
                 self.acting = None;
                 // The simulated host's adapter reports what came of the effect it performed.
-                let Some(key) = self.instance.result_key() else { return };
+                let Some(key) = self.instance.result_key_at(node) else { return };
                 let event = Event::ActionResult { node: id.clone(), outcome, reporter: Reporter::Effect { key } };
                 if self.instance.handle_event(event, now).is_ok() {
                     if deploy && outcome == ActionOutcome::Succeeded {
