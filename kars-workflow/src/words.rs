@@ -135,6 +135,27 @@ impl crate::Waiting {
     }
 }
 
+impl crate::Instance {
+    /// Where the instance stands at `now`, for drawing on its flowchart
+    /// ([`kars_spec::mermaid::render_state`]): the node of every running branch, the nodes
+    /// passed this cycle, and what each branch waits for.
+    #[must_use]
+    pub fn state_view(&self, now: chrono::DateTime<chrono::Utc>) -> kars_spec::mermaid::StateView {
+        let waiting = self.waiting(now.max(self.latest_instant()));
+        let current: Vec<kars_spec::NodeId> =
+            waiting.node.iter().cloned().chain(waiting.branches.iter().map(|b| b.node.clone())).collect();
+        let visited = self.visited_this_cycle().into_iter().filter(|n| !current.contains(n)).cloned().collect();
+        // One text per branch while branches run; the one token's text otherwise.
+        let waiting_at = match &waiting.node {
+            Some(first) if !waiting.branches.is_empty() => std::iter::once((first.clone(), waiting.short()))
+                .chain(waiting.branches.iter().map(|b| (b.node.clone(), b.reason.short())))
+                .collect(),
+            _ => std::collections::BTreeMap::new(),
+        };
+        kars_spec::mermaid::StateView { current, visited, waiting: Some(waiting.short()), waiting_at }
+    }
+}
+
 impl crate::WaitingFor {
     /// What one token waits for in a few words (see [`crate::Waiting::short`]).
     #[must_use]

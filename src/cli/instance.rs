@@ -31,7 +31,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
-use kars::spec::mermaid::{RenderOptions, StateView};
+use kars::spec::mermaid::RenderOptions;
 use kars::spec::{CheckedSpec, NodeId};
 use kars::workflow::InstanceId;
 use kars::workflow::adapter::{AdapterError, ConsoleNotifier, GitVcs};
@@ -709,13 +709,7 @@ fn render_state(
     };
     let driver = Driver::open_read(parts, &program, journal).map_err(driver_failure)?;
     let instance = driver.instance();
-    let waiting = instance.waiting(driver.clock().now().max(instance.latest_instant()));
-    // Every branch's node while parallel branches run.
-    let current: Vec<NodeId> =
-        waiting.node.iter().cloned().chain(waiting.branches.iter().map(|b| b.node.clone())).collect();
-    let visited: Vec<NodeId> =
-        instance.visited_this_cycle().into_iter().filter(|n| !current.contains(n)).cloned().collect();
-    let state = StateView { current, visited, waiting: Some(waiting.short()), ..StateView::default() };
+    let state = instance.state_view(driver.clock().now());
     // Draw the spec in force (an upgrade may be scheduled for the next cycle).
     let in_force = instance.workflow().fingerprint();
     let drawn = match texts.iter().rev().find(|(f, _)| *f == in_force) {

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use kars_spec::CheckedSpec;
-use kars_spec::mermaid::{RenderOptions, StateView};
+use kars_spec::mermaid::RenderOptions;
 use kars_spec::spec::NodeKind;
 use kars_workflow::WaitingFor;
 use kars_workflow::driver::Driver;
@@ -130,9 +130,6 @@ pub(crate) fn mermaid<S: ServeStore>(
     now: DateTime<Utc>,
 ) -> String {
     let instance = driver.instance();
-    let waiting = instance.waiting(now.max(instance.latest_instant()));
-    let current: Vec<_> = waiting.node.iter().cloned().chain(waiting.branches.iter().map(|b| b.node.clone())).collect();
-    let visited = instance.visited_this_cycle().into_iter().filter(|n| !current.contains(n)).cloned().collect();
-    let state = StateView { current, visited, waiting: Some(waiting.short()), ..StateView::default() };
+    let state = instance.state_view(now);
     kars_spec::mermaid::render_state(spec.spec(), &RenderOptions::default(), &state)
 }

@@ -5,7 +5,8 @@
 //! level, outside every fork. A `parallel` node lies in the region around its block, each of
 //! its out-edges opens a region of its own, and the join its branches meet at lies in the
 //! region around the block again. A node reached from two regions breaks the structure: a
-//! branch would leave its block other than through its join or an `end`.
+//! branch would leave its block other than through its join or an `end` (which any branch,
+//! and the level around, may share).
 
 use kars_spec::spec::{JoinRule, NodeKind};
 
@@ -203,6 +204,10 @@ pub(super) fn analyse(graph: &Graph<'_>) -> Result<Blocks, CompileError> {
                     stack.push(v);
                 }
                 Some(Some(r)) if *r == into => {}
+                // An `end` ends the whole cycle from wherever it is reached: several branches
+                // (and the level around them) may share one. It keeps its first region, which
+                // nothing reads: a token never waits at an end.
+                Some(Some(_)) if graph.kind(v) == Some(NodeKind::End) => {}
                 _ => return Err(CompileError::LeavesBranch { node: graph.id(v) }),
             }
         }
