@@ -266,13 +266,17 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     /// Well-nested forks (branches with tasks, retry loops, exits to `end` and nested forks)
-    /// always check clean, and `CheckedSpec::forks` gives each fork its join and its block.
+    /// always check clean, `CheckedSpec::forks` gives each fork its join and its block, and
+    /// the engine compiles them.
     #[test]
     fn well_nested_forks_check_and_pair(items in items()) {
         let built = build(&items);
         let checked = check(built.spec.clone()).map_err(|r| TestCaseError::fail(format!("{r}\n{:#?}", built.spec.edges)))?;
         prop_assert!(checked.warnings().is_empty(), "{}", checked.warning_report());
         prop_assert_eq!(fork_table(&checked), built.forks);
+        // What validation accepts, the engine compiles: both read the same block structure.
+        let compiled = kars::workflow::Workflow::compile(&checked);
+        prop_assert!(compiled.is_ok(), "{:?}\n{:#?}", compiled.err(), built.spec.edges);
     }
 
     /// Sending a task inside a block to any node outside that block (but an `end`) is reported

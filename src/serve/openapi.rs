@@ -259,7 +259,11 @@ fn schemas() -> Value {
             "who_can_act": { "type": "array", "items": { "type": "object", "properties": {
                 "person": string, "node": string, "allowed": { "type": "boolean" }, "refused": { "type": "object" } } } },
             "deadline": { "type": "object" }, "paused_by": string, "next_timer": { "type": "string", "format": "date-time" }, "next_timer_local": string,
-            "path": { "type": "array", "items": string }, "pending_effects": { "type": "integer" } } },
+            "path": { "type": "array", "items": string }, "pending_effects": { "type": "integer" },
+            "branches": { "type": "array", "description": "only while parallel branches run: each branch after the first (by node); `node`, `waiting` and the rest above are the first branch's",
+                "items": { "type": "object", "properties": {
+                    "node": string, "label": string, "kind": string, "waiting": { "type": "object" },
+                    "outcomes": { "type": "array", "items": string }, "deadline": { "type": "object" } } } } } },
         "InstanceList": { "type": "object", "properties": { "instances": { "type": "array", "items": { "type": "object" } } } },
         "HistoryPage": { "type": "object", "properties": {
             "version": version, "next_after": version,
