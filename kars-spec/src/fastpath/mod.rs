@@ -6,8 +6,8 @@
 //! [`parse`] for the subset), and on every error, it returns `None` and the loader reads the
 //! text with serde-saphyr and the source map, which explain the problem. So the diagnostics a
 //! user sees, the typed limit errors and the budgets are those of the full path, and a spec
-//! the fast path accepts is the same [`Spec`] the full path would give (`tests/fastpath.rs`
-//! compares both on every fixture).
+//! the fast path accepts is the same [`Spec`] the full path would give (the tests below
+//! compare both on every fixture).
 
 mod de;
 mod parse;

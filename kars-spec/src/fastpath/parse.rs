@@ -6,7 +6,7 @@
 //! duplicate keys, scalars that YAML could read as something other than a string, nesting or
 //! sizes near a loader limit) makes it give up with [`Bail`], and the loader takes the full
 //! path, which explains every problem. So it never has to be right about an error: only about
-//! what it accepts, which `tests/fastpath.rs` compares with serde-saphyr on every fixture.
+//! what it accepts, which the tests in `fastpath/mod.rs` compare with serde-saphyr on every fixture.
 //!
 //! The parser recurses once per nesting level and gives up past [`DEPTH`], far below the
 //! stack's reach; it looks at each byte a bounded number of times.
