@@ -103,24 +103,7 @@ impl Builder {
     fn add(&mut self, kind: NodeKind) -> String {
         let id = format!("N{}", self.next);
         self.next += 1;
-        let mut node = Node {
-            label: id.clone(),
-            kind,
-            description: None,
-            style: BTreeMap::new(),
-            roles: Vec::new(),
-            reported_by: Vec::new(),
-            outcomes: Vec::new(),
-            distinct_from: Vec::new(),
-            action: None,
-            decided_by: None,
-            gate: None,
-            on_holiday: None,
-            deadline: None,
-            retry: None,
-            outcome: None,
-            join: None,
-        };
+        let mut node = Node::new(id.clone(), kind);
         match kind {
             NodeKind::Task => node.roles = vec!["dev".parse().expect("role")],
             NodeKind::Decision => {

@@ -551,26 +551,15 @@ mod arb {
                 }
             }
             let node = Node {
-                label: plan.labels[i].clone(),
-                kind,
-                description: None,
                 style: plan.styles[i].clone(),
                 roles: if kind == NodeKind::Task { vec![role.clone()] } else { Vec::new() },
-                reported_by: Vec::new(),
-                outcomes: Vec::new(),
-                distinct_from: Vec::new(),
-                action: None,
                 decided_by: (kind == NodeKind::Decision).then(|| DecidedBy {
                     role: Some(role.clone()),
                     outcome_of: None,
                     map: Default::default(),
                 }),
-                gate: None,
-                on_holiday: None,
-                deadline: None,
-                retry: None,
                 outcome: (kind == NodeKind::End).then(|| "done".to_owned()),
-                join: None,
+                ..Node::new(plan.labels[i].clone(), kind)
             };
             spec.nodes.insert(id(i), node);
         }

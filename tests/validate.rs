@@ -9,24 +9,7 @@ use kars::spec::{Code, NodeId, RoleId, check, load, load_bytes};
 use proptest::prelude::*;
 
 fn node(label: &str, kind: NodeKind) -> Node {
-    Node {
-        label: label.to_owned(),
-        kind,
-        description: None,
-        style: BTreeMap::new(),
-        roles: Vec::new(),
-        reported_by: Vec::new(),
-        outcomes: Vec::new(),
-        distinct_from: Vec::new(),
-        action: None,
-        decided_by: None,
-        gate: None,
-        on_holiday: None,
-        deadline: None,
-        retry: None,
-        outcome: None,
-        join: None,
-    }
+    Node::new(label, kind)
 }
 
 fn id(s: &str) -> NodeId {

@@ -314,6 +314,32 @@ pub struct Node {
     pub join: Option<JoinRule>,
 }
 
+impl Node {
+    /// A node of `kind` labelled `label`, every other field left out (no roles, no gate, no
+    /// action): what a builder of specs starts from.
+    #[must_use]
+    pub fn new(label: impl Into<String>, kind: NodeKind) -> Self {
+        Self {
+            label: label.into(),
+            kind,
+            description: None,
+            style: BTreeMap::new(),
+            roles: Vec::new(),
+            reported_by: Vec::new(),
+            outcomes: Vec::new(),
+            distinct_from: Vec::new(),
+            action: None,
+            decided_by: None,
+            gate: None,
+            on_holiday: None,
+            deadline: None,
+            retry: None,
+            outcome: None,
+            join: None,
+        }
+    }
+}
+
 /// When a `join` node passes on.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]

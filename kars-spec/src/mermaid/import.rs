@@ -205,26 +205,13 @@ fn entry(chart: &Flowchart, outs: &HashMap<&str, Vec<usize>>, warnings: &mut Vec
 /// A node with the import's defaults.
 fn skeleton(label: String, kind: NodeKind, owner: &RoleId) -> Node {
     Node {
-        label,
-        kind,
-        description: None,
-        style: Default::default(),
         roles: if kind == NodeKind::Task { vec![owner.clone()] } else { Vec::new() },
-        reported_by: Vec::new(),
-        outcomes: Vec::new(),
-        distinct_from: Vec::new(),
-        action: None,
         decided_by: (kind == NodeKind::Decision).then(|| DecidedBy {
             role: Some(owner.clone()),
             outcome_of: None,
             map: Default::default(),
         }),
-        gate: None,
-        on_holiday: None,
-        deadline: None,
-        retry: None,
-        outcome: None,
-        join: None,
+        ..Node::new(label, kind)
     }
 }
 
