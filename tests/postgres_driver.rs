@@ -3,13 +3,12 @@
 //! effect with the append that acknowledged it.
 #![cfg(feature = "postgres")]
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDateTime, Utc};
 use kars::workflow::adapter::{RecordingNotifier, RecordingVcs};
 use kars::workflow::driver::{
-    Adapters, Driver, DriverConfig, Entry, Parts, Program, RecordingOperations, RetryPolicy, Roster, Scripted,
-    VirtualClock, read_journal,
+    Adapters, Driver, DriverConfig, Entry, Parts, RecordingOperations, RetryPolicy, Scripted, VirtualClock,
+    read_journal,
 };
 use kars::workflow::journal::{MemoryStore, PgStore, Store};
 use kars::workflow::{ActionOutcome, Event, InstanceId};
@@ -17,24 +16,7 @@ use kars::workflow::{ActionOutcome, Event, InstanceId};
 #[path = "support/postgres.rs"]
 #[allow(dead_code)]
 mod support;
-use support::TestDb;
-
-const SPEC: &str = include_str!("../workflows/kars-release.yaml");
-
-fn program() -> Program {
-    static PROGRAM: OnceLock<Program> = OnceLock::new();
-    PROGRAM.get_or_init(|| Program::new(&kars::spec::load(SPEC, "kars-release.yaml").unwrap()).unwrap()).clone()
-}
-
-fn roster() -> &'static Roster {
-    static ROSTER: OnceLock<Roster> = OnceLock::new();
-    ROSTER.get_or_init(|| Roster::from_spec(kars::spec::load(SPEC, "kars-release.yaml").unwrap().spec()))
-}
-
-fn local(s: &str) -> DateTime<Utc> {
-    let naive = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap();
-    kars::spec::calendar::resolve_local(chrono_tz::America::Toronto, naive)
-}
+use support::{TestDb, local, program, roster};
 
 fn id() -> InstanceId {
     InstanceId::new("kars").unwrap()

@@ -13,6 +13,7 @@ use kars::workflow::journal::postgres::{PgError, SCHEMA_VERSION};
 use kars::workflow::journal::{JournalError, PgStore, Store};
 
 #[path = "support/postgres.rs"]
+#[allow(dead_code)]
 mod support;
 use support::{TestDb, pg_error};
 

@@ -4,14 +4,11 @@
 #![cfg(feature = "postgres")]
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDateTime, Utc};
 use kars::workflow::adapter::{RecordingNotifier, RecordingVcs};
-use kars::workflow::driver::{
-    Adapters, Driver, DriverConfig, Parts, Program, RecordingOperations, Roster, VirtualClock,
-};
+use kars::workflow::driver::{Adapters, Driver, DriverConfig, Parts, RecordingOperations, VirtualClock};
 use kars::workflow::journal::{PgStore, Store};
 use kars::workflow::worker::{Host, Worker, WorkerConfig};
 use kars::workflow::{Event, InstanceId};
@@ -19,24 +16,7 @@ use kars::workflow::{Event, InstanceId};
 #[path = "support/postgres.rs"]
 #[allow(dead_code)]
 mod support;
-use support::TestDb;
-
-const SPEC: &str = include_str!("../workflows/kars-release.yaml");
-
-fn program() -> Program {
-    static PROGRAM: OnceLock<Program> = OnceLock::new();
-    PROGRAM.get_or_init(|| Program::new(&kars::spec::load(SPEC, "kars-release.yaml").unwrap()).unwrap()).clone()
-}
-
-fn roster() -> &'static Roster {
-    static ROSTER: OnceLock<Roster> = OnceLock::new();
-    ROSTER.get_or_init(|| Roster::from_spec(kars::spec::load(SPEC, "kars-release.yaml").unwrap().spec()))
-}
-
-fn local(s: &str) -> DateTime<Utc> {
-    let naive = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap();
-    kars::spec::calendar::resolve_local(chrono_tz::America::Toronto, naive)
-}
+use support::{TestDb, local, program, roster};
 
 /// The fakes every replica shares, as one world would.
 struct World {

@@ -84,3 +84,30 @@ pub fn pg_error(e: &kars::workflow::journal::JournalError) -> &kars::workflow::j
         other => panic!("not a PostgreSQL error: {other:?}"),
     }
 }
+
+/// The bundled KARS spec the store tests drive.
+const SPEC: &str = include_str!("../../workflows/kars-release.yaml");
+
+/// The KARS program, compiled once.
+pub fn program() -> kars::workflow::driver::Program {
+    static PROGRAM: std::sync::OnceLock<kars::workflow::driver::Program> = std::sync::OnceLock::new();
+    PROGRAM
+        .get_or_init(|| {
+            kars::workflow::driver::Program::new(&kars::spec::load(SPEC, "kars-release.yaml").unwrap()).unwrap()
+        })
+        .clone()
+}
+
+/// The KARS spec's own team as a roster.
+pub fn roster() -> &'static kars::workflow::driver::Roster {
+    static ROSTER: std::sync::OnceLock<kars::workflow::driver::Roster> = std::sync::OnceLock::new();
+    ROSTER.get_or_init(|| {
+        kars::workflow::driver::Roster::from_spec(kars::spec::load(SPEC, "kars-release.yaml").unwrap().spec())
+    })
+}
+
+/// `2026-11-23 09:00` in Toronto, the KARS spec's zone.
+pub fn local(s: &str) -> chrono::DateTime<chrono::Utc> {
+    let naive = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap();
+    kars::spec::calendar::resolve_local(chrono_tz::America::Toronto, naive)
+}
