@@ -7,6 +7,7 @@ mod serve_support;
 
 use kars::serve::Sender;
 use kars::serve::webhook::{SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
+use kars::workflow::driver::Clock as _;
 use serde_json::json;
 use serve_support::{Reply, TestServer, request, token_settings};
 
@@ -46,7 +47,9 @@ async fn signed_webhooks_report_results_and_forgeries_write_nothing() {
     server.accepted("bob", "kars", "F", Some("approved")).await;
     server.until_at("kars", "H").await;
 
-    let now = serve_support::local("2026-11-24 09:00").timestamp();
+    // Senders sign with their real clock; the server judges skew by its system clock, not by
+    // the rehearsal's virtual one (2026-11-24 09:00 here).
+    let now = kars::workflow::driver::SystemClock.now().timestamp();
     let body = json!({ "instance": "kars", "node": "H", "outcome": "succeeded" }).to_string();
     let body = body.as_bytes();
     let v = server.journal_version("kars");

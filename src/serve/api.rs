@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use kars_spec::NodeId;
-use kars_workflow::driver::read_journal;
+use kars_workflow::driver::{Clock as _, SystemClock, read_journal};
 use kars_workflow::{InstanceId, MergeRequest};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -475,7 +475,8 @@ async fn hook<S: ServeStore>(
     let Some(known) = app.inner.settings.senders.get(&sender) else {
         return Err(Problem::unauthenticated(format!("no webhook sender `{sender}` is configured")));
     };
-    let now = app.inner.clock.now();
+    // A sender signs with its own real clock, whatever clock the instances run on.
+    let now = SystemClock.now();
     let skew = app.inner.settings.limits.webhook_skew_seconds;
     let signature = webhook::verify(known, &sender, &headers, &body, now, skew, &app.inner.replays)?;
     let written = async {

@@ -1,6 +1,6 @@
 //! Who is calling: an API token (only its SHA-256 is configured) or the identity headers of
 //! the trusted single-sign-on proxy (only from its configured addresses); for the page, a
-//! session cookie (HttpOnly, SameSite=Strict) with a CSRF token for its forms. Identity never
+//! session cookie (HttpOnly, SameSite=Strict, Secure off loopback) with a CSRF token for its forms. Identity never
 //! comes from a request body.
 
 use std::collections::HashMap;
@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};
 
 use axum::http::HeaderMap;
-use axum::http::header::{AUTHORIZATION, COOKIE};
+use axum::http::header::{AUTHORIZATION, COOKIE, HOST};
 use chrono::{DateTime, Duration, Utc};
 use kars_workflow::Actor;
 use kars_workflow::driver::{Roster, RosterError};
@@ -164,14 +164,39 @@ impl Sessions {
     }
 }
 
-/// The `Set-Cookie` value of a session.
-pub(crate) fn session_cookie(id: &str) -> String {
-    format!("{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}", SESSION_HOURS * 3600)
+/// The `Set-Cookie` value of a session for a request with `headers`.
+pub(crate) fn session_cookie(id: &str, headers: &HeaderMap) -> String {
+    format!(
+        "{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
+        SESSION_HOURS * 3600,
+        secure_attribute(headers)
+    )
 }
 
 /// The `Set-Cookie` value that ends a session.
-pub(crate) fn cleared_cookie() -> String {
-    format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0")
+pub(crate) fn cleared_cookie(headers: &HeaderMap) -> String {
+    format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{}", secure_attribute(headers))
+}
+
+/// `; Secure` (the browser sends the cookie over HTTPS only) unless the page was asked for on
+/// a loopback host (`localhost`, `127.0.0.0/8`, `[::1]`), the one place plain HTTP is
+/// expected: `kars serve` speaks HTTP and runs behind a TLS-terminating proxy anywhere else. A
+/// client that names a loopback host it is not on only weakens its own cookie.
+fn secure_attribute(headers: &HeaderMap) -> &'static str {
+    if loopback_host(headers) { "" } else { "; Secure" }
+}
+
+/// Whether the request's `Host` header names this machine's loopback interface.
+fn loopback_host(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(HOST).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    // Strip the port: `[::1]:8080`, `127.0.0.1:8080`, `localhost:8080`.
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split_once(']').map_or(rest, |(inside, _)| inside),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok_and(|ip| ip.to_canonical().is_loopback())
 }
 
 fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -189,6 +214,32 @@ pub(crate) fn same_secret(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn host(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(HOST, value.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn session_cookies_are_secure_except_on_loopback_hosts() {
+        for local in ["localhost", "LOCALHOST:8080", "127.0.0.1:7878", "127.3.2.1", "[::1]:80", "[::1]"] {
+            assert!(!session_cookie("id", &host(local)).contains("Secure"), "{local}");
+            assert!(!cleared_cookie(&host(local)).contains("Secure"), "{local}");
+        }
+        for remote in
+            ["kars.example.com", "kars.example.com:443", "10.0.0.5:8080", "[2001:db8::1]:80", "localhost.evil"]
+        {
+            assert!(session_cookie("id", &host(remote)).ends_with("; Secure"), "{remote}");
+            assert!(cleared_cookie(&host(remote)).ends_with("; Secure"), "{remote}");
+        }
+        // No Host header (HTTP/1.0, a test client): secure, the safe side.
+        assert!(session_cookie("id", &HeaderMap::new()).ends_with("; Secure"));
+        assert!(
+            session_cookie("id", &host("localhost"))
+                .starts_with("kars_session=id; HttpOnly; SameSite=Strict; Path=/; Max-Age=43200")
+        );
+    }
 
     #[test]
     fn a_token_hash_is_its_sha256() {

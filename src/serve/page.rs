@@ -18,6 +18,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::Stream;
+use kars_workflow::driver::{Clock as _, SystemClock};
 use serde_json::Value;
 
 use super::api::{self, ApiResult, Peer, Write};
@@ -86,17 +87,18 @@ fn shell(title: &str, session: Option<&Session>, main: &str) -> String {
 /// session of someone else than the proxy now names (a sign-out, another user in the same
 /// browser) is closed first.
 fn session_of<S: ServeStore>(app: &App<S>, headers: &HeaderMap, peer: Peer) -> (Option<Session>, Option<String>) {
-    let now = app.inner.clock.now();
+    // Sessions last real hours whatever clock the instances run on (a rehearsal's jumps).
+    let now = SystemClock.now();
     let proxied =
         headers.contains_key(&app.inner.settings.proxy_header) && !headers.contains_key(header::AUTHORIZATION);
     let vouched = if proxied { api::caller(app, headers, peer).ok() } else { None };
     match (app.inner.sessions.find(headers, now), vouched) {
         (Some((id, _)), Some(principal)) if !app.inner.sessions.held_by(&id, &principal) => {
             app.inner.sessions.close(&id);
-            open_session(app, principal, now)
+            open_session(app, principal, headers, now)
         }
         (Some((_, session)), _) => (Some(session), None),
-        (None, Some(principal)) => open_session(app, principal, now),
+        (None, Some(principal)) => open_session(app, principal, headers, now),
         (None, None) => (None, None),
     }
 }
@@ -104,10 +106,11 @@ fn session_of<S: ServeStore>(app: &App<S>, headers: &HeaderMap, peer: Peer) -> (
 fn open_session<S: ServeStore>(
     app: &App<S>,
     principal: auth::Principal,
+    headers: &HeaderMap,
     now: chrono::DateTime<chrono::Utc>,
 ) -> (Option<Session>, Option<String>) {
     match app.inner.sessions.open(principal, now) {
-        Ok((id, session)) => (Some(session), Some(auth::session_cookie(&id))),
+        Ok((id, session)) => (Some(session), Some(auth::session_cookie(&id, headers))),
         Err(_) => (None, None),
     }
 }
@@ -171,11 +174,10 @@ async fn signin<S: ServeStore>(State(app): State<App<S>>, headers: HeaderMap, bo
         *r.status_mut() = StatusCode::UNAUTHORIZED;
         return r;
     };
-    let now = app.inner.clock.now();
-    match app.inner.sessions.open(Principal::Person(person.to_string()), now) {
+    match app.inner.sessions.open(Principal::Person(person.to_string()), SystemClock.now()) {
         Ok((id, _)) => {
             let r = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
-            with_cookie(r, Some(auth::session_cookie(&id)))
+            with_cookie(r, Some(auth::session_cookie(&id, &headers)))
         }
         Err(e) => Problem::internal(e).into_response(),
     }
@@ -209,8 +211,7 @@ type Checked = (String, Session, Vec<(String, String)>);
 /// The session and the form of a page post whose CSRF token matches; else 403.
 fn checked_post<S: ServeStore>(app: &App<S>, headers: &HeaderMap, body: &[u8]) -> Result<Checked, Problem> {
     same_origin(headers)?;
-    let now = app.inner.clock.now();
-    let Some((id, session)) = app.inner.sessions.find(headers, now) else {
+    let Some((id, session)) = app.inner.sessions.find(headers, SystemClock.now()) else {
         return Err(Problem::forbidden("csrf", "no session: sign in on the page first"));
     };
     let pairs = query::pairs(&String::from_utf8_lossy(body));
@@ -225,7 +226,7 @@ async fn signout<S: ServeStore>(State(app): State<App<S>>, headers: HeaderMap, b
     let (id, _, _) = checked_post(&app, &headers, &body)?;
     app.inner.sessions.close(&id);
     let r = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
-    Ok(with_cookie(r, Some(auth::cleared_cookie())))
+    Ok(with_cookie(r, Some(auth::cleared_cookie(&headers))))
 }
 
 async fn instance_page<S: ServeStore>(
