@@ -224,8 +224,9 @@ fn week_time_pattern() -> String {
 }
 
 fn parse_weekday(word: &str) -> Option<Weekday> {
-    let lower = word.to_ascii_lowercase();
-    DAYS.iter().find(|(short, long, _)| lower == *short || lower == *long).map(|d| d.2)
+    DAYS.iter()
+        .find(|(short, long, _)| word.eq_ignore_ascii_case(short) || word.eq_ignore_ascii_case(long))
+        .map(|d| d.2)
 }
 
 fn parse_clock(clock: &str) -> Option<(u8, u8)> {

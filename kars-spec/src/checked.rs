@@ -1,6 +1,7 @@
 //! The checked spec: a [`Spec`] that passed validation, with its resolved zone and fingerprint.
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use chrono_tz::Tz;
 use indexmap::IndexMap;
@@ -15,7 +16,8 @@ use crate::spec::Spec;
 pub struct CheckedSpec {
     spec: Spec,
     zone: Tz,
-    fingerprint: Fingerprint,
+    /// Computed on first use: checking a spec (an editor, `kars check`) never needs it.
+    fingerprint: OnceLock<Fingerprint>,
     warnings: Report,
     forks: IndexMap<NodeId, Fork>,
 }
@@ -34,8 +36,7 @@ pub struct Fork {
 
 impl CheckedSpec {
     pub(crate) fn new(spec: Spec, zone: Tz, warnings: Vec<Diagnostic>, forks: IndexMap<NodeId, Fork>) -> Self {
-        let fingerprint = Fingerprint::of(&spec);
-        Self { spec, zone, fingerprint, warnings: Report::new(String::new(), warnings), forks }
+        Self { spec, zone, fingerprint: OnceLock::new(), warnings: Report::new(String::new(), warnings), forks }
     }
 
     /// The same spec with its warnings located in `origin`.
@@ -73,7 +74,7 @@ impl CheckedSpec {
     /// changed spec is detected.
     #[must_use]
     pub fn fingerprint(&self) -> Fingerprint {
-        self.fingerprint
+        *self.fingerprint.get_or_init(|| Fingerprint::of(&self.spec))
     }
 
     /// Every `parallel` node with its block, in spec order: the pairing of forks and joins.

@@ -165,6 +165,12 @@ macro_rules! id_type {
                 Ok(Self(id.into()))
             }
 
+            /// [`Self::new`] from a borrowed string: one allocation, the shared one.
+            fn from_ref(id: &str) -> Result<Self, IdError> {
+                $check($kind, id)?;
+                Ok(Self(id.into()))
+            }
+
             /// The id as a string slice.
             #[must_use]
             pub fn as_str(&self) -> &str {
@@ -181,7 +187,7 @@ macro_rules! id_type {
         impl FromStr for $name {
             type Err = IdError;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                Self::new(s)
+                Self::from_ref(s)
             }
         }
 
@@ -205,8 +211,18 @@ macro_rules! id_type {
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let s = String::deserialize(deserializer)?;
-                Self::new(s).map_err(serde::de::Error::custom)
+                struct Visitor;
+                impl serde::de::Visitor<'_> for Visitor {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        // What `String` says, so diagnostics stay the same.
+                        f.write_str("a string")
+                    }
+                    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<$name, E> {
+                        $name::from_ref(s).map_err(E::custom)
+                    }
+                }
+                deserializer.deserialize_string(Visitor)
             }
         }
 

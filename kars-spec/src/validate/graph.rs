@@ -133,7 +133,7 @@ fn starts(cx: &mut Cx<'_>) {
 /// One way on (only decisions and parallel nodes branch), the branches and dead ends.
 fn out_edges(cx: &mut Cx<'_>) {
     let spec = cx.spec;
-    let mut by_source: HashMap<&str, Vec<(usize, Option<&str>)>> = HashMap::new();
+    let mut by_source: HashMap<&str, Vec<(usize, Option<&str>)>> = HashMap::with_capacity(spec.nodes.len());
     let mut seen = BTreeSet::new();
     for (i, e) in spec.edges.iter().enumerate() {
         // An exact duplicate is reported once, as a duplicate edge.

@@ -422,13 +422,14 @@ impl Cx<'_> {
 
     fn edges(&mut self) {
         let spec = self.spec;
-        let mut seen: HashMap<(&str, &str, Option<&str>), usize> = HashMap::new();
+        let mut seen: HashMap<(&str, &str, Option<&str>), usize> = HashMap::with_capacity(spec.edges.len());
         for (i, edge) in spec.edges.iter().enumerate() {
-            let path = root().key("edges").index(i);
-            self.node_ref(&edge.from, || path.clone().key("from"));
-            self.node_ref(&edge.to, || path.clone().key("to"));
+            // Built only for a diagnostic: most edges have none.
+            let path = || root().key("edges").index(i);
+            self.node_ref(&edge.from, || path().key("from"));
+            self.node_ref(&edge.to, || path().key("to"));
             if let Some(label) = &edge.label {
-                self.non_empty(label, "the edge label", || path.clone().key("label"));
+                self.non_empty(label, "the edge label", || path().key("label"));
             }
             let key = (edge.from.as_str(), edge.to.as_str(), edge.label.as_deref());
             if let Some(first) = seen.get(&key) {
@@ -437,7 +438,7 @@ impl Cx<'_> {
                         Code::DuplicateEdge,
                         format!("the edge `{} -> {}` is listed twice", edge.from, edge.to),
                     )
-                    .at_path(path)
+                    .at_path(path())
                     .with_label(Location::path(root().key("edges").index(*first)), "first listed here")
                     .help("remove one of them"),
                 );
