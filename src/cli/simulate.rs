@@ -195,8 +195,10 @@ fn simulate(args: &Args, out: &mut Output) -> Result<u8, Failure> {
                     args.seed,
                     zone.name()
                 );
-                for week in run.weeks.get(first..).unwrap_or_default() {
-                    let _ = writeln!(out, "{}", week.story(zone));
+                let shown = run.weeks.get(first..).unwrap_or_default();
+                let width = shown.iter().map(|w| w.outcome.chars().count()).max().unwrap_or(0).max(9);
+                for week in shown {
+                    let _ = writeln!(out, "{}", week.story_padded(zone, width));
                 }
             }
             writeln!(out).and_then(|()| writeln!(out, "{summary}"))

@@ -210,11 +210,19 @@ fn hours(d: Duration) -> f64 {
 }
 
 impl WeekReport {
-    /// The week as one line of a story, with local times in `zone`.
+    /// The week as one line of a story, with local times in `zone`, the outcome padded to
+    /// nine characters.
     #[must_use]
     pub fn story(&self, zone: Tz) -> String {
+        self.story_padded(zone, 9)
+    }
+
+    /// [`Self::story`] with the outcome padded to `width` characters: the longest outcome of
+    /// the weeks shown, so that the columns after it line up.
+    #[must_use]
+    pub fn story_padded(&self, zone: Tz, width: usize) -> String {
         let local = |t: DateTime<Utc>| t.with_timezone(&zone).format("%a %d %b %H:%M").to_string();
-        let mut line = format!("{}  {:<9}", self.release, self.outcome);
+        let mut line = format!("{}  {:<width$}", self.release, self.outcome);
         line.push_str(if self.on_time {
             " on time "
         } else if self.completed {
@@ -377,5 +385,43 @@ impl fmt::Display for Summary {
         writeln!(f, "  {:<28} {:>6}", "gates open before arrival", self.gates_late)?;
         writeln!(f, "  {:<28} {:>6}", "refused actions", self.refused)?;
         write!(f, "  {:<28} {:>6}  (refused by a window: {})", "merge attempts", self.merges, self.merges_refused)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn week(outcome: &str, on_time: bool) -> WeekReport {
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        WeekReport {
+            release: ReleaseId::of(chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap()),
+            outcome: outcome.to_owned(),
+            started_at: at("2026-11-22T13:00:00Z"),
+            ended_at: at("2026-11-25T23:06:00Z"),
+            completed: on_time,
+            on_time,
+            deadline_misses: 0,
+            retry_rounds: 0,
+            freeze_to_production: None,
+            gate_wait: Duration::zero(),
+            gates_late: 0,
+            refused: 0,
+            merges: 0,
+            merges_refused: 0,
+            policy_disagreements: 0,
+        }
+    }
+
+    #[test]
+    fn padded_stories_line_up_after_an_outcome_longer_than_nine() {
+        let zone: Tz = "Australia/Sydney".parse().unwrap();
+        let (short, long) = (week("shipped", true), week("rolled_back", false));
+        let lines = [short.story_padded(zone, 11), long.story_padded(zone, 11)];
+        let column = |line: &str| line.find('→').unwrap();
+        assert_eq!(column(&lines[0]), column(&lines[1]), "{lines:#?}");
+        assert_eq!(lines[0], "2026-W48  shipped     on time  Mon 23 Nov 00:00 → Thu 26 Nov 10:06");
+        // The default pads to nine, as before.
+        assert_eq!(short.story(zone), short.story_padded(zone, 9));
     }
 }
