@@ -1,6 +1,7 @@
 //! `kars serve` stops gracefully (feature `serve`): a write in flight when the shutdown signal
-//! comes is finished and answered before the server returns, and it is in the journal; and a
-//! request past the time limit is answered 503 while its write still completes. The store
+//! comes is finished and answered before the server returns, and it is in the journal; a
+//! request past the time limit is answered 503 while its write still completes; and a start
+//! past the time limit still hosts its instance (not left unserved until a restart). The store
 //! holds a write in its `append` until the test lets it go, so the order is asserted with
 //! channels, not timings.
 #![cfg(feature = "serve")]
@@ -147,6 +148,41 @@ async fn a_request_past_the_time_limit_is_answered_503_and_its_write_still_compl
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     assert_eq!(node, "C");
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_past_the_time_limit_still_hosts_its_instance() {
+    let mut settings = token_settings();
+    settings.limits.request_seconds = 1;
+    let (addr, store, server, stop) = gated_server(settings).await;
+    // The start's first append waits until after the request was answered 503: the handler is
+    // dropped, and the journal exists all the same.
+    let (tx, rx) = mpsc::channel();
+    *store.waiting.lock().unwrap() = Some(tx);
+    store.set(true);
+    let start = json!({ "workflow": "kars-release", "id": "late" }).to_string();
+    let started =
+        tokio::spawn(async move { request(addr, "POST", "/api/instances", &auth("frank"), start.as_bytes()).await });
+    tokio::task::spawn_blocking(move || rx.recv().unwrap()).await.unwrap();
+    let reply = started.await.unwrap();
+    assert_eq!((reply.status, reply.problem()), (503, "timeout".to_owned()), "{}", reply.body);
+    store.set(false);
+    // The instance is served (not only journaled, waiting for a restart), and a second start
+    // is told it exists.
+    let mut status = 0;
+    for _ in 0..2000 {
+        status = request(addr, "GET", "/api/instances/late", &auth("carol"), b"").await.status;
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(status, 200, "the started instance is not hosted");
+    let again = json!({ "workflow": "kars-release", "id": "late" }).to_string();
+    let reply = request(addr, "POST", "/api/instances", &auth("frank"), again.as_bytes()).await;
+    assert_eq!((reply.status, reply.problem()), (409, "exists".to_owned()), "{}", reply.body);
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
 }

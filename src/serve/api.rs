@@ -240,24 +240,40 @@ async fn start<S: ServeStore>(
     }
     let id = InstanceId::new(body.id.as_deref().unwrap_or(&body.workflow))
         .map_err(|e| Problem::bad_request(e.to_string()))?;
+    // Creating and hosting run to the end even if the client goes away: a journal created but
+    // never hosted would wait, unserved and refusing a second start, for the next restart.
+    let (task_app, workflow) = (app.clone(), body.workflow);
+    let hosted = tokio::spawn(async move { start_hosted(&task_app, &workflow, id).await })
+        .await
+        .map_err(|e| Problem::internal(format!("starting the instance stopped: {e}")))??;
+    Ok(json_with_version(StatusCode::CREATED, status_json(&app, &hosted).await))
+}
+
+/// Creates instance `id` of `workflow` and hosts it, one start at a time.
+async fn start_hosted<S: ServeStore>(
+    app: &App<S>,
+    workflow: &str,
+    id: InstanceId,
+) -> Result<std::sync::Arc<hosted::Hosted<S>>, Problem> {
+    let flow = app
+        .inner
+        .workflows
+        .get(workflow)
+        .ok_or_else(|| Problem::not_found("unknown-workflow", format!("no workflow `{workflow}` is served")))?;
+    let exists =
+        || Problem::new(StatusCode::CONFLICT, "exists", "Instance exists", format!("instance `{id}` exists already"));
     let _guard = app.inner.starting.lock().await;
     if app.instance(id.as_str()).await.is_some() {
-        return Err(Problem::new(
-            StatusCode::CONFLICT,
-            "exists",
-            "Instance exists",
-            format!("instance `{id}` exists already"),
-        ));
+        return Err(exists());
     }
-    let opened = hosted::create(&app, flow, id.clone()).await.map_err(|e| match e {
+    let opened = hosted::create(app, flow, id.clone()).await.map_err(|e| match e {
         // Another replica of a shared store started it first.
         kars_workflow::driver::DriverError::Journal(kars_workflow::journal::JournalError::AlreadyExists { .. }) => {
-            Problem::new(StatusCode::CONFLICT, "exists", "Instance exists", format!("instance `{id}` exists already"))
+            exists()
         }
         e => Problem::driver(&e, 0),
     })?;
-    let hosted = app.host(opened).await;
-    Ok(json_with_version(StatusCode::CREATED, status_json(&app, &hosted).await))
+    Ok(app.host(opened).await)
 }
 
 async fn status_of<S: ServeStore>(
@@ -314,7 +330,7 @@ fn expected_version(headers: &HeaderMap, body: Option<u64>) -> Result<Option<u64
 /// `principal` writes to `hosted` (the engine decides); returns the status after it.
 pub(crate) async fn write<S: ServeStore>(
     app: &App<S>,
-    hosted: &hosted::Hosted<S>,
+    hosted: &std::sync::Arc<hosted::Hosted<S>>,
     principal: Principal,
     what: Write,
     node: &str,
@@ -323,36 +339,44 @@ pub(crate) async fn write<S: ServeStore>(
 ) -> Result<Value, Problem> {
     let node = NodeId::new(node.to_owned()).map_err(|e| Problem::bad_request(e.to_string()))?;
     let shared = app.inner.settings.sharing == Sharing::Shared;
-    let version = hosted
-        .handle
-        .with(move |d| {
-            // The expected version is compared with the store's, not with this replica's memory.
-            if shared {
-                d.catch_up().map_err(|e| Problem::driver(&e, d.version()))?;
-            }
-            if let Some(expected) = expected
-                && expected != d.version()
-            {
-                return Err(Problem::version_conflict(expected, d.version()));
-            }
-            let actor = principal.actor(d.roster()).map_err(|e| Problem::forbidden("not-on-roster", e.to_string()))?;
-            let done = match what {
-                Write::Act => d.act(actor, node, outcome.as_deref()),
-                Write::Report => match outcome.as_deref().map(str::parse) {
-                    Some(Ok(result)) => d.report(node, result, kars_workflow::Reporter::Person(actor)),
-                    _ => Err(kars_workflow::driver::DriverError::Refused(Box::new(
-                        kars_workflow::EngineError::UnknownOutcome {
-                            node,
-                            given: outcome.clone(),
-                            valid: vec!["succeeded".to_owned(), "failed".to_owned()],
-                        },
-                    ))),
-                },
-            };
-            done.map(|_| d.version()).map_err(|e| Problem::driver(&e, d.version()))
-        })
-        .await?;
-    hosted.announce(version);
+    // The write, the loop's wake-up (for the effects it emits) and the live pages' news run to
+    // the end even if the client goes away.
+    let task = std::sync::Arc::clone(hosted);
+    let written = tokio::spawn(async move {
+        let version = task
+            .handle
+            .with(move |d| {
+                // The expected version is compared with the store's, not with this replica's memory.
+                if shared {
+                    d.catch_up().map_err(|e| Problem::driver(&e, d.version()))?;
+                }
+                if let Some(expected) = expected
+                    && expected != d.version()
+                {
+                    return Err(Problem::version_conflict(expected, d.version()));
+                }
+                let actor =
+                    principal.actor(d.roster()).map_err(|e| Problem::forbidden("not-on-roster", e.to_string()))?;
+                let done = match what {
+                    Write::Act => d.act(actor, node, outcome.as_deref()),
+                    Write::Report => match outcome.as_deref().map(str::parse) {
+                        Some(Ok(result)) => d.report(node, result, kars_workflow::Reporter::Person(actor)),
+                        _ => Err(kars_workflow::driver::DriverError::Refused(Box::new(
+                            kars_workflow::EngineError::UnknownOutcome {
+                                node,
+                                given: outcome.clone(),
+                                valid: vec!["succeeded".to_owned(), "failed".to_owned()],
+                            },
+                        ))),
+                    },
+                };
+                done.map(|_| d.version()).map_err(|e| Problem::driver(&e, d.version()))
+            })
+            .await?;
+        task.announce(version);
+        Ok::<_, Problem>(())
+    });
+    written.await.map_err(|e| Problem::internal(format!("the write stopped: {e}")))??;
     Ok(status_json(app, hosted).await)
 }
 
