@@ -109,6 +109,17 @@ fn two_replicas_on_one_schema_see_each_others_writes_and_refusals_write_nothing(
         assert_eq!((refused.status, refused.problem()), (403, "role".to_owned()), "{}", refused.body);
         assert_eq!(version_in_database(&probe, id), v0, "a refusal wrote to the database");
 
+        // The second replica lists the instance the first one started before anyone asked it
+        // for that instance, at the database's version.
+        let listed = second.get("carol", "/api/instances").await;
+        assert_eq!(listed.status, 200, "{}", listed.body);
+        let listed = listed.json();
+        assert_eq!(listed["instances"].as_array().map(Vec::len), Some(1), "{listed}");
+        assert_eq!(
+            (listed["instances"][0]["id"].clone(), listed["instances"][0]["version"].as_u64()),
+            (json!(id), Some(v0))
+        );
+
         // The second replica opens the instance the first one started, at the same version.
         let seen = second.status(id).await;
         assert_eq!((seen["node"].clone(), seen["version"].as_u64()), (json!("B"), Some(v0)), "{seen}");
@@ -120,7 +131,14 @@ fn two_replicas_on_one_schema_see_each_others_writes_and_refusals_write_nothing(
         assert!(v1 > v0);
         assert_eq!(planned.json()["version"].as_u64(), Some(v1));
 
-        // The second replica sees it, and refuses the version the first one made stale.
+        // The second replica sees it (its list too), and refuses the version the first one
+        // made stale.
+        let listed = second.get("carol", "/api/instances").await.json();
+        assert_eq!(
+            (listed["instances"][0]["node"].clone(), listed["instances"][0]["version"].as_u64()),
+            (json!("C"), Some(v1)),
+            "{listed}"
+        );
         let seen = second.status(id).await;
         assert_eq!((seen["node"].clone(), seen["version"].as_u64()), (json!("C"), Some(v1)), "{seen}");
         let stale = second.act("frank", id, "C", Some(v0)).await;

@@ -167,7 +167,7 @@ async fn list<S: ServeStore>(
     headers: HeaderMap,
 ) -> ApiResult {
     caller(&app, &headers, peer)?;
-    let hosted: Vec<_> = app.inner.instances.read().await.values().cloned().collect();
+    let hosted = every_instance(&app).await?;
     let mut out = Vec::with_capacity(hosted.len());
     for h in hosted {
         let s = status_json(&app, &h).await;
@@ -177,6 +177,29 @@ async fn list<S: ServeStore>(
         }));
     }
     Ok(json_body(json!({ "instances": out })).into_response())
+}
+
+/// Every instance to list, current: with a shared store, every instance of the store (those
+/// another replica started are adopted, the others caught up with its writes); else the ones
+/// this server hosts.
+pub(crate) async fn every_instance<S: ServeStore>(
+    app: &App<S>,
+) -> Result<Vec<std::sync::Arc<hosted::Hosted<S>>>, Problem> {
+    if app.inner.settings.sharing != Sharing::Shared {
+        return Ok(app.inner.instances.read().await.values().cloned().collect());
+    }
+    let store = app.inner.store.clone();
+    let ids = hosted::blocking(move || store.list()).await.map_err(|e| Problem::driver(&e.into(), 0))?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        match find(app, id.as_str()).await {
+            Ok(hosted) => out.push(hosted),
+            // Not an instance this server can host (another workflow's, say): not listed.
+            Err(problem) if problem.status() == StatusCode::NOT_FOUND => {}
+            Err(problem) => return Err(problem),
+        }
+    }
+    Ok(out)
 }
 
 /// The JSON body of a write. `Content-Type: application/json` is required: a browser cannot

@@ -141,7 +141,10 @@ async fn index<S: ServeStore>(
             "Sign in with your API token (`kars serve new-token` makes one; its hash goes in the config).",
         );
     };
-    let hosted: Vec<_> = app.inner.instances.read().await.values().cloned().collect();
+    let hosted = match api::every_instance(&app).await {
+        Ok(hosted) => hosted,
+        Err(problem) => return problem.into_response(),
+    };
     let mut rows = String::new();
     for h in hosted {
         let s = api::status_json(&app, &h).await;
