@@ -5,9 +5,10 @@
 //!
 //! N is the 10,000 instances of five timers and five notifications each (50,000
 //! drives, 50,000 effects; `KARS_REPLICAS_INSTANCES=N` for another N). On the shared two-core
-//! machine the suite runs on, at load average 9 to 10 (other builds running), a debug run takes
-//! about 100 s: 10 s to create the instances (three writers), 15 to 18 s per virtual day,
-//! 7 s to compare the histories; the single-process run (17 s) goes on beside the replicas.
+//! machine the suite runs on, at load average 8 to 12 (other builds running), a debug run takes
+//! 100 to 105 s: 10 to 11 s to create the instances (three writers), 14 to 21 s per virtual
+//! day, 5 to 7 s to compare the histories; the single-process run (17 to 19 s) goes on beside
+//! the replicas.
 //! The time grows with N (1,000 took 11 s, 3,000 took 25 to 30 s). It used to grow faster than
 //! N (500 took 8.5 s, 1,500 took 58 s, 10,000 did about 15 effects a second): every claim read
 //! and sorted every instance and probed each one's outbox, which the indexes of schema
