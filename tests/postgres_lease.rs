@@ -199,3 +199,34 @@ fn a_release_keeps_the_next_wake_of_a_later_unfenced_append() {
     assert!(store.release(&lease, future(), 2).unwrap());
     assert_eq!(db.column_i64(&wake), [future().unwrap().timestamp()]);
 }
+
+/// An instance a stopped replica left with an effect pending is claimed before the instances
+/// never claimed, also once a maintenance pass has cleared its owner (which is what marked it
+/// as a takeover before).
+#[test]
+fn a_takeover_is_claimed_first_also_after_a_maintenance_pass_freed_it() {
+    let Some(db) = TestDb::new("lease_takeover_first") else { return };
+    let store = PgStore::connect(&db.url, &db.config()).unwrap();
+    let z = id("z");
+    store.create(&z, b"h").unwrap();
+    store.set_next_wake(&z, past()).unwrap();
+    let stopped = store.claim_due(&ReplicaId::fresh(), 1, Duration::from_millis(300)).unwrap().remove(0);
+    let emitted = [OutboxEffect { key: "z/1", effect: br#"{"k":1}"# }];
+    let outbox = Outbox { emitted: &emitted, next_wake: kars::workflow::journal::NextWake::Never, ..Outbox::default() };
+    store.fenced(stopped).append_with_outbox(&z, 0, &[b"r"], outbox).unwrap();
+    // Never claimed (first in the fair order), each with an effect its writer left.
+    for name in ["a", "b", "c"] {
+        let x = id(name);
+        store.create(&x, b"h").unwrap();
+        let key = format!("{name}/1");
+        let emitted = [OutboxEffect { key: &key, effect: br#"{"k":1}"# }];
+        store.append_with_outbox(&x, 0, &[b"r"], Outbox { emitted: &emitted, ..Outbox::default() }).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(400));
+    let maintained = store.maintain().unwrap().expect("no other pass runs");
+    assert_eq!(maintained.rescued, [(z.clone(), true)], "its owner is cleared, its effect pending");
+    let claimed = store.claim_due(&ReplicaId::fresh(), 1, Duration::from_secs(30)).unwrap();
+    assert_eq!(claimed.iter().map(|l| l.instance.as_str()).collect::<Vec<_>>(), ["z"], "left midway: first");
+    let rest = store.claim_due(&ReplicaId::fresh(), 10, Duration::from_secs(30)).unwrap();
+    assert_eq!(rest.iter().map(|l| l.instance.as_str()).collect::<Vec<_>>(), ["a", "b", "c"]);
+}

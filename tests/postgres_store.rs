@@ -123,28 +123,29 @@ fn migrations_are_recorded_once_and_a_newer_schema_is_refused() {
     for handle in opened {
         let migrations = handle.join().unwrap().unwrap();
         let versions: Vec<i32> = migrations.iter().map(|m| m.version).collect();
-        assert_eq!(versions, [1]);
-        assert_eq!(migrations[0].name, "journal");
+        assert_eq!(versions, [1, 2]);
+        let names: Vec<&str> = migrations.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["journal", "claim-indexes"]);
     }
     let table = format!("\"{}\".kars_migrations", db.schema);
     let recorded = db.column_i64(&format!("SELECT version::bigint FROM {table} ORDER BY version"));
-    assert_eq!(recorded, [i64::from(SCHEMA_VERSION)]);
+    assert_eq!(recorded, [1, i64::from(SCHEMA_VERSION)]);
     let tables =
         db.column_i64(&format!("SELECT count(*) FROM information_schema.tables WHERE table_schema = '{}'", db.schema));
     assert_eq!(tables, [4], "kars_migrations, instances, records, outbox");
 
     // A newer build migrated further: this one refuses the schema, and changes nothing.
-    db.exec(&format!("INSERT INTO {table} (version, name) VALUES (2, 'from-the-future')"));
+    db.exec(&format!("INSERT INTO {table} (version, name) VALUES (3, 'from-the-future')"));
     let err = PgStore::connect(&db.url, &db.config()).unwrap_err();
     assert!(
-        matches!(pg_error(&err), PgError::SchemaTooNew { found: 2, supported: 1, schema } if *schema == db.schema),
+        matches!(pg_error(&err), PgError::SchemaTooNew { found: 3, supported: 2, schema } if *schema == db.schema),
         "{err:?}"
     );
     assert_eq!(
         err.to_string(),
         format!(
-            "schema `{}` is at kars database schema version 2, and this build knows versions up to 1\n\
-             help: upgrade kars to a build that knows version 2; an older build never writes a newer schema",
+            "schema `{}` is at kars database schema version 3, and this build knows versions up to 2\n\
+             help: upgrade kars to a build that knows version 3; an older build never writes a newer schema",
             db.schema
         )
     );
@@ -155,6 +156,35 @@ fn migrations_are_recorded_once_and_a_newer_schema_is_refused() {
     // Bad schema names never reach SQL.
     let err = PgStore::connect(&db.url, &db.config().with_schema("x; DROP TABLE y")).unwrap_err();
     assert!(matches!(pg_error(&err), PgError::BadSchemaName { .. }), "{err:?}");
+}
+
+/// A schema that a build of schema version 1 left gets migration 2 (the claim indexes) when a
+/// writing store opens it, its rows as they were.
+#[test]
+fn a_version_1_schema_is_migrated_to_the_claim_indexes() {
+    let Some(db) = TestDb::new("migrate_v1") else { return };
+    let store = PgStore::connect(&db.url, &db.config()).unwrap();
+    let x = id("x");
+    store.create(&x, b"h").unwrap();
+    store.append(&x, 0, &[b"one"]).unwrap();
+    // Back to what migration 1 made.
+    let s = &db.schema;
+    db.exec(&format!(
+        "DROP INDEX \"{s}\".instances_claim_order; DROP INDEX \"{s}\".outbox_pending_by_instance; \
+         CREATE INDEX outbox_pending ON \"{s}\".outbox (emitted_at) WHERE done_version IS NULL; \
+         DELETE FROM \"{s}\".kars_migrations WHERE version = 2"
+    ));
+    let indexes = |names: &str| {
+        db.column_i64(&format!("SELECT count(*) FROM pg_indexes WHERE schemaname = '{s}' AND indexname IN ({names})"))
+    };
+    assert_eq!(indexes("'instances_claim_order', 'outbox_pending_by_instance'"), [0]);
+
+    let upgraded = PgStore::connect(&db.url, &db.config()).unwrap();
+    let versions: Vec<i32> = upgraded.migrations().iter().map(|m| m.version).collect();
+    assert_eq!(versions, [1, SCHEMA_VERSION]);
+    assert_eq!(indexes("'instances_claim_order', 'outbox_pending_by_instance'"), [2]);
+    assert_eq!(indexes("'outbox_pending'"), [0], "replaced");
+    assert_eq!(upgraded.read(&x).unwrap().records, [b"one".to_vec()]);
 }
 
 /// What the proxy does to the next `COMMIT` it sees.

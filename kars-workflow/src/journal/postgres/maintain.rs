@@ -4,7 +4,9 @@
 //!
 //! Claiming does not wait for it: [`PgStore::claim_due`] takes an expired lease over by
 //! itself, so a rescue only makes `owner` say the truth sooner (`kars instance list`) and
-//! names the instances a stopped replica left midway. Nothing is pruned: records are the
+//! names the instances a stopped replica left midway; one left with an effect pending keeps
+//! its place at the head of the claim order (an effect emitted under a lease that ended marks
+//! it, not its owner). Nothing is pruned: records are the
 //! journal, and an acknowledged outbox row is what keeps a key from being inserted (and
 //! performed) again, so neither is safe to delete.
 

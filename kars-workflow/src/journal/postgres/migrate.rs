@@ -15,11 +15,13 @@ struct Migration {
 }
 
 /// Every migration this build ships, oldest first; versions count from 1 without gaps.
-const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, name: "journal", sql: include_str!("migrations/0001_journal.sql") }];
+const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "journal", sql: include_str!("migrations/0001_journal.sql") },
+    Migration { version: 2, name: "claim-indexes", sql: include_str!("migrations/0002_claim_indexes.sql") },
+];
 
 /// The database schema version this build writes and reads: the newest migration it ships.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// A migration recorded in the database.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! `PgStore`: instance histories in PostgreSQL (feature `postgres`).
 //!
-//! # Tables (database schema version 1)
+//! # Tables (database schema version 2)
 //!
 //! In a schema of its own (`kars` by default, [`PgStoreConfig::with_schema`]):
 //!
@@ -13,14 +13,19 @@
 //!   idempotency key, written by the append that emitted it and marked done by the append
 //!   that acknowledged it.
 //!
+//! Claims read indexes, not tables (migration 2): `instances_claim_order` holds the instances
+//! with a timer in the order replicas claim them, `outbox_pending_by_instance` the effects not
+//! acknowledged; a claim reads about a batch of rows however many instances there are.
+//!
 //! # Guarantees
 //!
 //! - **Migrations** ship in the crate and are applied by [`PgStore::connect`] in one
 //!   transaction under an advisory lock, each recorded in `kars_migrations`; a schema that a
 //!   newer build migrated further is refused with [`PgError::SchemaTooNew`], never written.
-//! - **One append, one transaction** (READ COMMITTED): a compare-and-set of the instance's
-//!   version (`UPDATE … WHERE version = $expected`), the records, the outbox rows. Racing
-//!   appenders queue on the instance's row lock; exactly one wins each version.
+//! - **One append, one transaction** (READ COMMITTED) of one statement, sent with its `BEGIN`
+//!   and `COMMIT` in one round trip: a compare-and-set of the instance's version
+//!   (`UPDATE … WHERE version = $expected`), and from its row only the records and the outbox
+//!   rows. Racing appenders queue on the instance's row lock; exactly one wins each version.
 //! - **A lost commit is resolved, never repeated.** When the connection drops during an
 //!   append (so the commit may or may not have happened), the store re-reads the instance on a
 //!   fresh connection: its records at the expected versions mean it committed (the append

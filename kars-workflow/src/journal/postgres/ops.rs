@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use deadpool_postgres::{Client, Pool};
+use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{IsolationLevel, Row};
 
 use super::error::{PgError, PgOperation};
 use super::lease::Lease;
@@ -225,36 +225,61 @@ impl Shared {
         let op = PgOperation::Append;
         let expected_i = to_i64(id, expected)?;
         let count = to_i64(id, records.len() as u64)?;
-        let mut client = self.client(op).await?;
-        let tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::ReadCommitted)
-            .start()
-            .await
-            .map_err(query(op))?;
-        // The row lock on the instance serializes appenders; under READ COMMITTED a waiting
-        // appender re-checks `version = $2` (and the lease) against the winner's row and
-        // updates nothing.
+        let id_str = id.as_str();
+        let client = self.client(op).await?;
         let (set_wake, wake) = match outbox.next_wake {
             NextWake::Unchanged => (false, None),
             NextWake::Never => (true, None),
             NextWake::At(at) => (true, Some(at)),
         };
-        let bumped = match lease {
-            None => {
-                let bump = tx.prepare_cached(&self.sql.bump).await.map_err(query(op))?;
-                tx.query_opt(&bump, &[&id.as_str(), &expected_i, &count, &set_wake, &wake]).await
-            }
-            Some(lease) => {
-                let bump = tx.prepare_cached(&self.sql.bump_fenced).await.map_err(query(op))?;
-                let epoch = to_i64(id, lease.epoch)?;
-                let owner = lease.owner.as_str();
-                tx.query_opt(&bump, &[&id.as_str(), &expected_i, &count, &set_wake, &wake, &epoch, &owner]).await
+        // A hint for replicas that something may be due (a new timer, a new effect); sent on
+        // commit, and the same notification twice in one transaction is sent once.
+        let notify = self.notify.is_some() && (outbox.next_wake != NextWake::Unchanged || !outbox.keys.is_empty());
+        let channel = self.notify.as_deref().unwrap_or_default();
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+            &id_str,
+            &expected_i,
+            &count,
+            &set_wake,
+            &wake,
+            &records,
+            &outbox.keys,
+            &outbox.effects,
+            &outbox.done,
+            &channel,
+            &notify,
+        ];
+        let fence = match lease {
+            None => None,
+            Some(lease) => Some((to_i64(id, lease.epoch)?, lease.owner.as_str())),
+        };
+        let sql = match &fence {
+            None => &self.sql.append,
+            Some((epoch, owner)) => {
+                params.push(epoch);
+                params.push(owner);
+                &self.sql.append_fenced
             }
         };
-        let Some(row) = bumped.map_err(query(op))? else {
-            let stmt = tx.prepare_cached(&self.sql.lease_of).await.map_err(query(op))?;
-            let row = tx.query_opt(&stmt, &[&id.as_str()]).await.map_err(query(op))?;
+        let stmt = client.prepare_cached(sql).await.map_err(query(op))?;
+        // One transaction (READ COMMITTED) of one statement (see `Sql::append`): the
+        // compare-and-set on the version (and the lease), the records, the outbox rows and the
+        // hint, written only if the version (and the lease) matched. `BEGIN`, the statement and
+        // `COMMIT` are pipelined (tokio-postgres sends each request when its future is first
+        // polled, and `join!` polls them in order): one round trip. A failed statement makes
+        // the `COMMIT` a rollback, and its error is the append's.
+        let (begun, bumped, committed) = tokio::join!(
+            client.batch_execute("BEGIN ISOLATION LEVEL READ COMMITTED"),
+            client.query_opt(&stmt, &params),
+            client.batch_execute("COMMIT"),
+        );
+        begun.map_err(query(op))?;
+        let bumped = bumped.map_err(query(op))?;
+        committed.map_err(query(op))?;
+        let Some(row) = bumped else {
+            // Nothing was written: why (another version, or the lease is not this one's).
+            let stmt = client.prepare_cached(&self.sql.lease_of).await.map_err(query(op))?;
+            let row = client.query_opt(&stmt, &[&id.as_str()]).await.map_err(query(op))?;
             let Some(row) = row else { return Err(JournalError::NotFound { id: id.clone() }) };
             let actual = version_of(id, row.get(0))?;
             if let Some(lease) = lease {
@@ -266,27 +291,7 @@ impl Shared {
             }
             return Err(JournalError::Conflict { id: id.clone(), expected, actual });
         };
-        let new_version: i64 = row.get(0);
-        let insert = tx.prepare_cached(&self.sql.insert_records).await.map_err(query(op))?;
-        tx.execute(&insert, &[&id.as_str(), &expected_i, &records]).await.map_err(query(op))?;
-        if !outbox.keys.is_empty() {
-            let stmt = tx.prepare_cached(&self.sql.insert_outbox).await.map_err(query(op))?;
-            tx.execute(&stmt, &[&id.as_str(), &outbox.keys, &outbox.effects, &new_version]).await.map_err(query(op))?;
-        }
-        if !outbox.done.is_empty() {
-            let stmt = tx.prepare_cached(&self.sql.mark_done).await.map_err(query(op))?;
-            tx.execute(&stmt, &[&id.as_str(), &outbox.done, &new_version]).await.map_err(query(op))?;
-        }
-        // A hint for replicas that something may be due (a new timer, a new effect); sent on
-        // commit, and the same notification twice in one transaction is sent once.
-        if let Some(channel) = &self.notify
-            && (outbox.next_wake != NextWake::Unchanged || !outbox.keys.is_empty())
-        {
-            let stmt = tx.prepare_cached("SELECT pg_notify($1, '')").await.map_err(query(op))?;
-            tx.execute(&stmt, &[channel]).await.map_err(query(op))?;
-        }
-        tx.commit().await.map_err(query(op))?;
-        Ok(version_of(id, new_version)?)
+        Ok(version_of(id, row.get(0))?)
     }
 
     /// What became of an append whose commit outcome was lost: its records are stored (at

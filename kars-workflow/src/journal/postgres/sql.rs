@@ -7,11 +7,14 @@ use super::schema::Schema;
 pub(super) struct Sql {
     /// `$1` instance, `$2` header; no row: it exists.
     pub create: String,
-    /// `$1` instance, `$2` expected version, `$3` record count, `$4` whether to set the next
-    /// wake-up, `$5` the next wake-up; the new version, or no row.
-    pub bump: String,
-    /// As `bump`, and `$6` epoch, `$7` owner: only under that unexpired lease.
-    pub bump_fenced: String,
+    /// The whole of an append, one statement: `$1` instance, `$2` expected version, `$3` record
+    /// count, `$4` whether to set the next wake-up, `$5` the next wake-up, `$6` the payloads,
+    /// `$7` the emitted keys, `$8` their effects as JSON text, `$9` the acknowledged keys,
+    /// `$10` the channel to notify, `$11` whether to notify; the new version, or no row (and
+    /// nothing written).
+    pub append: String,
+    /// As `append`, and `$12` epoch, `$13` owner: only under that unexpired lease.
+    pub append_fenced: String,
     /// `$1` instance; its version.
     pub version: String,
     /// `$1` instance; version, epoch, owner, whether the lease is unexpired.
@@ -35,12 +38,6 @@ pub(super) struct Sql {
     pub try_lock: String,
     /// Frees every expired lease: instance, whether an effect is pending.
     pub rescue: String,
-    /// `$1` instance, `$2` expected version (the first record's sequence), `$3` payloads.
-    pub insert_records: String,
-    /// `$1` instance, `$2` keys, `$3` effects as JSON text, `$4` the new version.
-    pub insert_outbox: String,
-    /// `$1` instance, `$2` keys, `$3` the new version.
-    pub mark_done: String,
     /// `$1` instance; header, version, and the payloads below the version in order.
     pub read: String,
     /// `$1` instance, `$2` first sequence, `$3` count; those payloads in order.
@@ -58,17 +55,8 @@ impl Sql {
             create: format!(
                 "INSERT INTO {s}.instances (instance, header) VALUES ($1, $2) ON CONFLICT (instance) DO NOTHING"
             ),
-            bump: format!(
-                "UPDATE {s}.instances SET version = version + $3, updated_at = now(), \
-                 next_wake = CASE WHEN $4 THEN $5 ELSE next_wake END \
-                 WHERE instance = $1 AND version = $2 RETURNING version"
-            ),
-            bump_fenced: format!(
-                "UPDATE {s}.instances SET version = version + $3, updated_at = now(), \
-                 next_wake = CASE WHEN $4 THEN $5 ELSE next_wake END \
-                 WHERE instance = $1 AND version = $2 AND epoch = $6 AND owner = $7 AND lease_expires_at > now() \
-                 RETURNING version"
-            ),
+            append: append(s, ""),
+            append_fenced: append(s, "AND epoch = $12 AND owner = $13 AND lease_expires_at > now()"),
             version: format!("SELECT version FROM {s}.instances WHERE instance = $1"),
             lease_of: format!(
                 "SELECT version, epoch, owner, coalesce(lease_expires_at > now(), false) \
@@ -83,19 +71,44 @@ impl Sql {
             // Free: never leased, or its lease (or the pause an abandon set) is over on the
             // database's clock; a release ends the lease at once.
             // Takeovers first: an instance whose replica stopped holding it (its owner is still
-            // set, its lease expired) was left midway, its effects late already. Then fair: the
-            // instances claimed least recently first (a release keeps the instant).
+            // set, its lease expired) was left midway, its effects late already; so is one with
+            // an effect emitted under a lease that has ended and not acknowledged, whose owner a
+            // maintenance pass cleared (`rescue`), which would otherwise wait behind every
+            // instance never claimed. Then fair: the instances claimed least recently first (a
+            // release keeps the instant).
+            // Each kind of due is found from its own index (migration 2): the instances whose
+            // timer is due walking `instances_claim_order`, which is in the claim order, up to
+            // the batch; those with an effect pending from `outbox_pending_by_instance`. The
+            // batch is the first of both in the claim order. A claim thus reads about a batch of
+            // rows, not every instance (with a burst of due timers, a whole table per claim).
             claim: format!(
-                "WITH due AS ( \
-                   SELECT i.instance FROM {s}.instances i \
-                   WHERE (i.lease_expires_at IS NULL OR i.lease_expires_at <= now()) \
-                     AND (i.next_wake <= coalesce($4::timestamptz, now()) OR EXISTS ( \
-                       SELECT 1 FROM {s}.outbox o WHERE o.instance = i.instance AND o.done_version IS NULL \
-                       AND (o.emitted_at < i.lease_expires_at \
-                         OR o.emitted_at <= now() - make_interval(secs => $5)))) \
-                   ORDER BY i.owner IS NULL, i.lease_expires_at NULLS FIRST, i.next_wake NULLS LAST, i.instance \
+                "WITH timers AS ( \
+                   SELECT i.instance, i.owner IS NULL AS unowned, i.lease_expires_at, i.next_wake \
+                   FROM {s}.instances i \
+                   WHERE i.next_wake <= coalesce($4::timestamptz, now()) \
+                     AND (i.lease_expires_at IS NULL OR i.lease_expires_at <= now()) \
+                   ORDER BY i.owner IS NULL, i.lease_expires_at NULLS FIRST, i.next_wake, i.instance \
                    LIMIT $2 \
-                   FOR UPDATE SKIP LOCKED) \
+                   FOR UPDATE SKIP LOCKED), \
+                 effects AS ( \
+                   SELECT i.instance, \
+                     i.owner IS NULL AND NOT EXISTS (SELECT 1 FROM {s}.outbox o \
+                       WHERE o.instance = i.instance AND o.done_version IS NULL \
+                       AND o.emitted_at < i.lease_expires_at) AS unowned, \
+                     i.lease_expires_at, i.next_wake \
+                   FROM (SELECT DISTINCT p.instance FROM {s}.outbox p WHERE p.done_version IS NULL) pending \
+                   JOIN {s}.instances i ON i.instance = pending.instance \
+                   WHERE (i.lease_expires_at IS NULL OR i.lease_expires_at <= now()) AND EXISTS ( \
+                     SELECT 1 FROM {s}.outbox o WHERE o.instance = i.instance AND o.done_version IS NULL \
+                     AND (o.emitted_at < i.lease_expires_at \
+                       OR o.emitted_at <= now() - make_interval(secs => $5))) \
+                   ORDER BY 2, i.lease_expires_at NULLS FIRST, i.next_wake NULLS LAST, i.instance \
+                   LIMIT $2 \
+                   FOR UPDATE OF i SKIP LOCKED), \
+                 due AS ( \
+                   SELECT d.instance FROM (SELECT * FROM timers UNION SELECT * FROM effects) d \
+                   ORDER BY d.unowned, d.lease_expires_at NULLS FIRST, d.next_wake NULLS LAST, d.instance \
+                   LIMIT $2) \
                  UPDATE {s}.instances i SET owner = $1, epoch = i.epoch + 1, \
                    lease_expires_at = now() + make_interval(secs => $3) \
                  FROM due WHERE i.instance = due.instance \
@@ -123,19 +136,6 @@ impl Sql {
                    WHERE o.instance = i.instance AND o.done_version IS NULL)"
             ),
             set_next_wake: format!("UPDATE {s}.instances SET next_wake = $2 WHERE instance = $1"),
-            insert_records: format!(
-                "INSERT INTO {s}.records (instance, sequence, payload) \
-                 SELECT $1, $2 + r.ord - 1, r.payload FROM unnest($3::bytea[]) WITH ORDINALITY AS r(payload, ord)"
-            ),
-            insert_outbox: format!(
-                "INSERT INTO {s}.outbox (instance, key, effect, emitted_version) \
-                 SELECT $1, o.key, o.effect::jsonb, $4 FROM unnest($2::text[], $3::text[]) AS o(key, effect) \
-                 ON CONFLICT (instance, key) DO NOTHING"
-            ),
-            mark_done: format!(
-                "UPDATE {s}.outbox SET done_version = $3, done_at = now() \
-                 WHERE instance = $1 AND key = ANY($2) AND done_version IS NULL"
-            ),
             read: format!(
                 "SELECT i.header, i.version, ARRAY(SELECT r.payload FROM {s}.records r \
                  WHERE r.instance = i.instance AND r.sequence < i.version ORDER BY r.sequence) \
@@ -151,4 +151,36 @@ impl Sql {
             ),
         }
     }
+}
+
+/// The append statement for schema `s` (quoted), its compare-and-set on the version narrowed
+/// by `fence`. One statement, one round trip: the version's compare-and-set (the instance's
+/// row lock serializes appenders; under READ COMMITTED a waiting appender re-checks the version
+/// and the lease against the winner's row and matches nothing), then, from its row only, the
+/// records, the emitted effects (one also acknowledged in this append is stored done: the
+/// parts of one statement do not see each other's rows), the acknowledgements, and a hint for
+/// replicas that something may be due. Without the row, nothing is written.
+fn append(s: &str, fence: &str) -> String {
+    format!(
+        "WITH bumped AS ( \
+           UPDATE {s}.instances SET version = version + $3, updated_at = now(), \
+             next_wake = CASE WHEN $4 THEN $5 ELSE next_wake END \
+           WHERE instance = $1 AND version = $2 {fence} \
+           RETURNING version), \
+         stored AS ( \
+           INSERT INTO {s}.records (instance, sequence, payload) \
+           SELECT $1, $2 + r.ord - 1, r.payload \
+           FROM bumped, unnest($6::bytea[]) WITH ORDINALITY AS r(payload, ord)), \
+         emitted AS ( \
+           INSERT INTO {s}.outbox (instance, key, effect, emitted_version, done_version, done_at) \
+           SELECT $1, o.key, o.effect::jsonb, b.version, \
+             CASE WHEN o.key = ANY($9::text[]) THEN b.version END, \
+             CASE WHEN o.key = ANY($9::text[]) THEN now() END \
+           FROM bumped b, unnest($7::text[], $8::text[]) AS o(key, effect) \
+           ON CONFLICT (instance, key) DO NOTHING), \
+         acknowledged AS ( \
+           UPDATE {s}.outbox o SET done_version = b.version, done_at = now() FROM bumped b \
+           WHERE o.instance = $1 AND o.key = ANY($9::text[]) AND o.done_version IS NULL) \
+         SELECT b.version, CASE WHEN $11 THEN pg_notify($10, '') IS NULL END FROM bumped b"
+    )
 }
