@@ -152,15 +152,66 @@ impl CalendarEdge {
     }
 }
 
+/// One remembered [`edges_around`]: the table and zone it was for, the instants it holds for
+/// (from the latest of the last occurrences up to, not including, the next), and the result.
+struct EdgesMemo {
+    zone: Tz,
+    edges: Box<[CalendarEdge]>,
+    from: DateTime<Utc>,
+    last: Vec<DateTime<Utc>>,
+    next: Option<DateTime<Utc>>,
+}
+
+/// How many calendar tables and stretches each thread remembers.
+const EDGES_SLOTS: usize = 8;
+
+thread_local! {
+    /// Remembered [`edges_around`] results. Between the latest last occurrence and the next
+    /// occurrence no edge occurs, so every instant in that stretch has the same result: every
+    /// instance of a workflow that refreshes its calendar in the same stretch (at its start,
+    /// at a window edge) shares one computation. Like [`MEMO`], this changes no result.
+    static EDGES: RefCell<(usize, Vec<EdgesMemo>)> = const { RefCell::new((0, Vec::new())) };
+}
+
 /// The last occurrence of every edge at or before `now`, and the first occurrence of any edge
 /// strictly after it: [`last_occurrence`] and [`next_occurrence_after`] for a whole table,
-/// with the local week looked up once for each.
+/// remembered per thread for the stretch between edges (see [`EDGES`]).
 pub(crate) fn edges_around(
     edges: &[CalendarEdge],
     now: DateTime<Utc>,
     zone: Tz,
 ) -> (Vec<DateTime<Utc>>, Option<DateTime<Utc>>) {
     let now = clamp(now);
+    let hit = EDGES.with(|memo| {
+        let memo = memo.try_borrow().ok()?;
+        memo.1
+            .iter()
+            .find(|m| m.zone == zone && m.from <= now && m.next.is_none_or(|n| now < n) && *m.edges == *edges)
+            .map(|m| (m.last.clone(), m.next))
+    });
+    if let Some(found) = hit {
+        return found;
+    }
+    let (last, next) = compute_edges(edges, now, zone);
+    let from = last.iter().copied().max().unwrap_or(EARLIEST).min(now);
+    EDGES.with(|memo| {
+        if let Ok(mut memo) = memo.try_borrow_mut() {
+            let entry = EdgesMemo { zone, edges: edges.into(), from, last: last.clone(), next };
+            let (cursor, slots) = &mut *memo;
+            if slots.len() < EDGES_SLOTS {
+                slots.push(entry);
+            } else if let Some(slot) = slots.get_mut(*cursor % EDGES_SLOTS) {
+                *slot = entry;
+            }
+            *cursor = cursor.wrapping_add(1);
+        }
+    });
+    (last, next)
+}
+
+/// [`edges_around`] computed, with the local week looked up once for the last occurrences and
+/// once for the next.
+fn compute_edges(edges: &[CalendarEdge], now: DateTime<Utc>, zone: Tz) -> (Vec<DateTime<Utc>>, Option<DateTime<Utc>>) {
     let monday = local_monday(now, zone);
     let last = edges
         .iter()
@@ -250,6 +301,30 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn remembered_edges_agree_with_computed_ones() {
+        let edges = [
+            CalendarEdge::Weekly("Friday 17:00".parse().unwrap()),
+            CalendarEdge::Weekly("Monday 09:00 +1w".parse().unwrap()),
+            CalendarEdge::Dated("2026-11-26T12:00:00".parse().unwrap()),
+            CalendarEdge::Weekly("Sunday 02:30".parse().unwrap()),
+        ];
+        // Every 37 minutes over five weeks around a DST change, then the same instants again
+        // (read from the memo), then backwards (stretches entered from their end).
+        let start = utc("2026-10-20T00:00:00Z");
+        let instants: Vec<_> = (0..5 * 7 * 24 * 60 / 37).map(|i| start + Duration::minutes(37 * i)).collect();
+        for now in instants.iter().chain(&instants).chain(instants.iter().rev()) {
+            for table in [&edges[..], &edges[..2], &edges[2..3]] {
+                assert_eq!(edges_around(table, *now, Toronto), compute_edges(table, *now, Toronto), "at {now}");
+            }
+        }
+        // Exactly at an edge, and a second before it.
+        let friday = utc("2026-11-27T22:00:00Z");
+        for now in [friday, friday - Duration::seconds(1), friday + Duration::seconds(1)] {
+            assert_eq!(edges_around(&edges, now, Toronto), compute_edges(&edges, now, Toronto), "at {now}");
         }
     }
 
