@@ -162,6 +162,15 @@ struct EdgesMemo {
     next: Option<DateTime<Utc>>,
 }
 
+impl EdgesMemo {
+    /// Whether [`compute_edges`] at `now` gives this result: `now` lies in the stretch, and
+    /// `now + 1s` (where the computation looks for the next edge) does not pass its end.
+    fn holds(&self, now: DateTime<Utc>) -> bool {
+        self.from <= now
+            && self.next.is_none_or(|n| now.checked_add_signed(Duration::seconds(1)).is_some_and(|after| after <= n))
+    }
+}
+
 /// How many calendar tables and stretches each thread remembers.
 const EDGES_SLOTS: usize = 8;
 
@@ -184,15 +193,17 @@ pub(crate) fn edges_around(
     let now = clamp(now);
     let hit = EDGES.with(|memo| {
         let memo = memo.try_borrow().ok()?;
-        memo.1
-            .iter()
-            .find(|m| m.zone == zone && m.from <= now && m.next.is_none_or(|n| now < n) && *m.edges == *edges)
-            .map(|m| (m.last.clone(), m.next))
+        memo.1.iter().find(|m| m.zone == zone && m.holds(now) && *m.edges == *edges).map(|m| (m.last.clone(), m.next))
     });
     if let Some(found) = hit {
         return found;
     }
     let (last, next) = compute_edges(edges, now, zone);
+    // Edges occur on whole seconds, so from a whole-second `now` the computed next edge (the
+    // first at or after `now + 1s`) is the first after `now`: only then is the stretch known.
+    if now.timestamp_subsec_nanos() != 0 {
+        return (last, next);
+    }
     let from = last.iter().copied().max().unwrap_or(EARLIEST).min(now);
     EDGES.with(|memo| {
         if let Ok(mut memo) = memo.try_borrow_mut() {
@@ -321,9 +332,11 @@ mod tests {
                 assert_eq!(edges_around(table, *now, Toronto), compute_edges(table, *now, Toronto), "at {now}");
             }
         }
-        // Exactly at an edge, and a second before it.
+        // Exactly at an edge, around it, and within its last second (where the computation,
+        // which looks for the next edge from a second later, skips it).
         let friday = utc("2026-11-27T22:00:00Z");
-        for now in [friday, friday - Duration::seconds(1), friday + Duration::seconds(1)] {
+        let near = [-1500, -1000, -500, -1, 0, 1, 500, 1000];
+        for now in near.iter().chain(near.iter().rev()).map(|ms| friday + Duration::milliseconds(*ms)) {
             assert_eq!(edges_around(&edges, now, Toronto), compute_edges(&edges, now, Toronto), "at {now}");
         }
     }
