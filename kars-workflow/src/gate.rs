@@ -207,12 +207,18 @@ pub(crate) fn edges_around(
     let from = last.iter().copied().max().unwrap_or(EARLIEST).min(now);
     EDGES.with(|memo| {
         if let Ok(mut memo) = memo.try_borrow_mut() {
-            let entry = EdgesMemo { zone, edges: edges.into(), from, last: last.clone(), next };
             let (cursor, slots) = &mut *memo;
             if slots.len() < EDGES_SLOTS {
-                slots.push(entry);
+                slots.push(EdgesMemo { zone, edges: edges.into(), from, last: last.clone(), next });
             } else if let Some(slot) = slots.get_mut(*cursor % EDGES_SLOTS) {
-                *slot = entry;
+                // Reuse the slot's buffers: a run that never meets a stretch twice (a simulation)
+                // then pays a copy per refresh, not two allocations.
+                if *slot.edges != *edges {
+                    slot.edges = edges.into();
+                }
+                slot.last.clear();
+                slot.last.extend_from_slice(&last);
+                (slot.zone, slot.from, slot.next) = (zone, from, next);
             }
             *cursor = cursor.wrapping_add(1);
         }
