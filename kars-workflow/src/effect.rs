@@ -29,8 +29,40 @@ impl<'de> Deserialize<'de> for ReleaseId {
 
 impl ReleaseId {
     /// The release id of the cycle whose Monday is `monday`.
+    ///
+    /// Remembered per thread for the last few Mondays: every instance of a cycle then shares
+    /// one id (a clone is a reference count), and the ISO week is worked out once.
     #[must_use]
     pub fn of(monday: NaiveDate) -> Self {
+        thread_local! {
+            /// A direct-mapped memo by day: `Self::compute` is a pure function of the date.
+            static MEMO: std::cell::RefCell<[Option<(NaiveDate, ReleaseId)>; 8]> =
+                const { std::cell::RefCell::new([const { None }; 8]) };
+        }
+        use chrono::Datelike;
+        let slot = (monday.num_days_from_ce().rem_euclid(8)) as usize;
+        let hit = MEMO.with(|memo| {
+            let memo = memo.try_borrow().ok()?;
+            match memo.get(slot) {
+                Some(Some((day, id))) if *day == monday => Some(id.clone()),
+                _ => None,
+            }
+        });
+        if let Some(id) = hit {
+            return id;
+        }
+        let id = Self::compute(monday);
+        MEMO.with(|memo| {
+            if let Ok(mut memo) = memo.try_borrow_mut()
+                && let Some(s) = memo.get_mut(slot)
+            {
+                *s = Some((monday, id.clone()));
+            }
+        });
+        id
+    }
+
+    fn compute(monday: NaiveDate) -> Self {
         use chrono::Datelike;
         let week = monday.iso_week();
         let (year, number) = (week.year(), week.week());

@@ -152,15 +152,83 @@ impl CalendarEdge {
     }
 }
 
+/// One remembered [`edges_around`]: the table and zone it was for, the instants it holds for
+/// (from the latest of the last occurrences up to, not including, the next), and the result.
+struct EdgesMemo {
+    zone: Tz,
+    edges: Box<[CalendarEdge]>,
+    from: DateTime<Utc>,
+    last: Vec<DateTime<Utc>>,
+    next: Option<DateTime<Utc>>,
+}
+
+impl EdgesMemo {
+    /// Whether [`compute_edges`] at `now` gives this result: `now` lies in the stretch, and
+    /// `now + 1s` (where the computation looks for the next edge) does not pass its end.
+    fn holds(&self, now: DateTime<Utc>) -> bool {
+        self.from <= now
+            && self.next.is_none_or(|n| now.checked_add_signed(Duration::seconds(1)).is_some_and(|after| after <= n))
+    }
+}
+
+/// How many calendar tables and stretches each thread remembers.
+const EDGES_SLOTS: usize = 8;
+
+thread_local! {
+    /// Remembered [`edges_around`] results. Between the latest last occurrence and the next
+    /// occurrence no edge occurs, so every instant in that stretch has the same result: every
+    /// instance of a workflow that refreshes its calendar in the same stretch (at its start,
+    /// at a window edge) shares one computation. Like [`MEMO`], this changes no result.
+    static EDGES: RefCell<(usize, Vec<EdgesMemo>)> = const { RefCell::new((0, Vec::new())) };
+}
+
 /// The last occurrence of every edge at or before `now`, and the first occurrence of any edge
 /// strictly after it: [`last_occurrence`] and [`next_occurrence_after`] for a whole table,
-/// with the local week looked up once for each.
+/// remembered per thread for the stretch between edges (see [`EDGES`]).
 pub(crate) fn edges_around(
     edges: &[CalendarEdge],
     now: DateTime<Utc>,
     zone: Tz,
 ) -> (Vec<DateTime<Utc>>, Option<DateTime<Utc>>) {
     let now = clamp(now);
+    let hit = EDGES.with(|memo| {
+        let memo = memo.try_borrow().ok()?;
+        memo.1.iter().find(|m| m.zone == zone && m.holds(now) && *m.edges == *edges).map(|m| (m.last.clone(), m.next))
+    });
+    if let Some(found) = hit {
+        return found;
+    }
+    let (last, next) = compute_edges(edges, now, zone);
+    // Edges occur on whole seconds, so from a whole-second `now` the computed next edge (the
+    // first at or after `now + 1s`) is the first after `now`: only then is the stretch known.
+    if now.timestamp_subsec_nanos() != 0 {
+        return (last, next);
+    }
+    let from = last.iter().copied().max().unwrap_or(EARLIEST).min(now);
+    EDGES.with(|memo| {
+        if let Ok(mut memo) = memo.try_borrow_mut() {
+            let (cursor, slots) = &mut *memo;
+            if slots.len() < EDGES_SLOTS {
+                slots.push(EdgesMemo { zone, edges: edges.into(), from, last: last.clone(), next });
+            } else if let Some(slot) = slots.get_mut(*cursor % EDGES_SLOTS) {
+                // Reuse the slot's buffers: a run that never meets a stretch twice (a simulation)
+                // then pays a copy per refresh, not two allocations.
+                if *slot.edges != *edges {
+                    slot.edges = edges.into();
+                }
+                slot.last.clear();
+                slot.last.extend_from_slice(&last);
+                (slot.zone, slot.from, slot.next) = (zone, from, next);
+            }
+            *cursor = cursor.wrapping_add(1);
+        }
+    });
+    (last, next)
+}
+
+/// [`edges_around`] computed, with the local week looked up once for the last occurrences and
+/// once for the next.
+fn compute_edges(edges: &[CalendarEdge], now: DateTime<Utc>, zone: Tz) -> (Vec<DateTime<Utc>>, Option<DateTime<Utc>>) {
     let monday = local_monday(now, zone);
     let last = edges
         .iter()
@@ -250,6 +318,32 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn remembered_edges_agree_with_computed_ones() {
+        let edges = [
+            CalendarEdge::Weekly("Friday 17:00".parse().unwrap()),
+            CalendarEdge::Weekly("Monday 09:00 +1w".parse().unwrap()),
+            CalendarEdge::Dated("2026-11-26T12:00:00".parse().unwrap()),
+            CalendarEdge::Weekly("Sunday 02:30".parse().unwrap()),
+        ];
+        // Every 37 minutes over five weeks around a DST change, then the same instants again
+        // (read from the memo), then backwards (stretches entered from their end).
+        let start = utc("2026-10-20T00:00:00Z");
+        let instants: Vec<_> = (0..5 * 7 * 24 * 60 / 37).map(|i| start + Duration::minutes(37 * i)).collect();
+        for now in instants.iter().chain(&instants).chain(instants.iter().rev()) {
+            for table in [&edges[..], &edges[..2], &edges[2..3]] {
+                assert_eq!(edges_around(table, *now, Toronto), compute_edges(table, *now, Toronto), "at {now}");
+            }
+        }
+        // Exactly at an edge, around it, and within its last second (where the computation,
+        // which looks for the next edge from a second later, skips it).
+        let friday = utc("2026-11-27T22:00:00Z");
+        let near = [-1500, -1000, -500, -1, 0, 1, 500, 1000];
+        for now in near.iter().chain(near.iter().rev()).map(|ms| friday + Duration::milliseconds(*ms)) {
+            assert_eq!(edges_around(&edges, now, Toronto), compute_edges(&edges, now, Toronto), "at {now}");
         }
     }
 

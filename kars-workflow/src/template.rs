@@ -14,10 +14,11 @@ pub(crate) struct Vars<'a> {
 pub(crate) fn expand(template: &str, vars: &Vars<'_>) -> String {
     let mut out = String::with_capacity(template.len() + 16);
     let mut rest = template;
-    while let Some(open) = rest.find('{') {
+    // Braces are ASCII, so byte positions found in the bytes are char boundaries.
+    while let Some(open) = rest.bytes().position(|b| b == b'{') {
         let (before, after) = rest.split_at(open);
         out.push_str(before);
-        let Some(close) = after.find('}') else {
+        let Some(close) = after.bytes().position(|b| b == b'}') else {
             out.push_str(after);
             return out;
         };
@@ -28,7 +29,15 @@ pub(crate) fn expand(template: &str, vars: &Vars<'_>) -> String {
             "node" => Some(vars.node),
             "deadline" => vars.deadline,
             "label" => {
-                out.extend(vars.label.chars().map(|c| if c == '\n' { ' ' } else { c }));
+                // Line breaks in a label become spaces.
+                let mut lines = vars.label.split('\n');
+                if let Some(first) = lines.next() {
+                    out.push_str(first);
+                }
+                for line in lines {
+                    out.push(' ');
+                    out.push_str(line);
+                }
                 rest = after.get(close + 1..).unwrap_or("");
                 continue;
             }
@@ -64,5 +73,7 @@ mod tests {
         let with = Vars { deadline: Some("2026-11-27 15:00 EST"), ..vars };
         assert_eq!(expand("by {deadline}.", &with), "by 2026-11-27 15:00 EST.");
         assert_eq!(expand("é{release}ü", &with), "é2026-W48ü");
+        let lines = Vars { label: "\nA\n\nB\n", ..vars };
+        assert_eq!(expand("[{label}] {label", &lines), "[ A  B ] {label");
     }
 }

@@ -186,12 +186,11 @@ impl Instance {
             return Err(self.not_awaiting(node));
         }
         match reporter {
-            Reporter::Effect { key } => {
+            Reporter::Effect { key } if !self.is_action_key(key, index) => {
                 let expected = self.action_key(index);
-                if *key != expected {
-                    return Err(EngineError::StaleResult { node: node.clone(), key: key.clone(), expected });
-                }
+                return Err(EngineError::StaleResult { node: node.clone(), key: key.clone(), expected });
             }
+            Reporter::Effect { .. } => {}
             // For an action, the compiled roles are the roles that may report its result.
             Reporter::Person(actor) if !actor.holds_any(&compiled.roles) => {
                 return Err(EngineError::Unauthorized {

@@ -173,7 +173,7 @@ impl Instance {
         let header = HistoryHeader {
             fingerprint: workflow.fingerprint,
             workflow: workflow.name.clone(),
-            instance: id.clone(),
+            instance: id,
             started_at: now,
         };
         let state = State::new(&workflow, now);
@@ -530,7 +530,13 @@ impl Instance {
         let seq = self.history.next_seq();
         // Exactly as long as needed (most inputs resolve nothing or one instant); the buffer
         // stays for the next input.
-        let resolved = if self.resolved.is_empty() { Vec::new() } else { self.resolved.drain(..).collect() };
+        let resolved = if self.resolved.is_empty() {
+            Vec::new()
+        } else {
+            let mut exact = Vec::with_capacity(self.resolved.len());
+            exact.append(&mut self.resolved);
+            exact
+        };
         self.history.records.push(Record { seq, at, input, verdict, resolved });
     }
 }

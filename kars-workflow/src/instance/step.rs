@@ -102,15 +102,12 @@ impl Instance {
     /// the next cycle, then the gate, then deadlines in spec order. Window edges passed in one
     /// go (the host slept past several) are reported by their net change only.
     pub(crate) fn catch_up(&mut self, now: DateTime<Utc>) {
-        if self.next_wake().is_none_or(|at| at > now) {
-            return;
-        }
         for _ in 0..TIMER_BUDGET {
-            // Cloned each round: a cycle that starts may move to an upgraded spec.
-            let workflow = std::sync::Arc::clone(&self.workflow);
             let Some(due) = self.next_wake().filter(|at| *at <= now) else {
                 return;
             };
+            // Cloned each round: a cycle that starts may move to an upgraded spec.
+            let workflow = std::sync::Arc::clone(&self.workflow);
             // A timer already past when it was armed (a deadline before the instance started)
             // fires at the latest instant seen, never before it.
             let at = due.max(self.state.clock);
@@ -506,6 +503,29 @@ impl Instance {
             key.push_str(part);
         }
         EffectKey(key)
+    }
+
+    /// Whether `key` is the key of the effect node `node`'s current visit performs: what
+    /// [`Instance::action_key`] builds, compared piece by piece without building it.
+    pub(crate) fn is_action_key(&self, key: &EffectKey, node: NodeIndex) -> bool {
+        let mut digits = [0u8; 5];
+        let parts = [
+            self.history.header.instance.as_str(),
+            "/",
+            self.release.as_str(),
+            "/",
+            self.workflow.node(node).id.as_str(),
+            "/",
+            decimal(self.state.visits(node), &mut digits),
+        ];
+        let mut rest = key.as_str().as_bytes();
+        for part in parts {
+            match rest.strip_prefix(part.as_bytes()) {
+                Some(after) => rest = after,
+                None => return false,
+            }
+        }
+        rest.is_empty()
     }
 
     fn expand(&self, release: &ReleaseId, node: NodeIndex, template: &str) -> String {
