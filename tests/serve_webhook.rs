@@ -81,3 +81,77 @@ async fn signed_webhooks_report_results_and_forgeries_write_nothing() {
     refused(&server, &reply, 401, "replayed", v);
     server.stop().await;
 }
+
+const GITHUB_SECRET: &[u8] = b"github-secret-0123456789";
+
+async fn deliver_github(server: &TestServer, event: &str, delivery: &str, body: &[u8], signature: &str) -> Reply {
+    let headers = [
+        ("Content-Type", "application/json".to_owned()),
+        (kars::serve::github_hook::GITHUB_EVENT_HEADER, event.to_owned()),
+        (kars::serve::github_hook::GITHUB_DELIVERY_HEADER, delivery.to_owned()),
+        (kars::serve::github_hook::GITHUB_SIGNATURE_HEADER, signature.to_owned()),
+    ];
+    request(server.addr, "POST", "/hooks/github", &headers, body).await
+}
+
+fn run(key: &str, action: &str, conclusion: Option<&str>) -> Vec<u8> {
+    json!({ "action": action, "workflow_run": { "id": 30433642, "display_title": key, "status": action, "conclusion": conclusion } })
+        .to_string()
+        .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_github_workflow_run_reports_the_deploy_it_ran() {
+    use kars::serve::github_hook::sign_github;
+    let mut settings = token_settings();
+    let github = Sender::new("github", "dave".parse().unwrap(), GITHUB_SECRET).unwrap();
+    settings.senders.insert("github".to_owned(), github.with_scheme(kars::serve::Scheme::Github));
+    let server = TestServer::start(settings).await;
+    server.start_instance("kars").await;
+    server.accepted("erin", "kars", "B", None).await;
+    server.accepted("frank", "kars", "C", None).await;
+    server.advance_to("2026-11-24 09:00").await;
+    server.accepted("alice", "kars", "D", None).await;
+    server.accepted("alice", "kars", "E", None).await;
+    server.accepted("bob", "kars", "F", Some("approved")).await;
+    server.until_at("kars", "H").await;
+    let v = server.journal_version("kars");
+
+    // A ping, and the run still in progress: nothing to report.
+    let reply = deliver_github(&server, "ping", "d-1", b"{}", &sign_github(GITHUB_SECRET, b"{}")).await;
+    assert_eq!((reply.status, reply.json()["ignored"].is_string()), (200, true), "{}", reply.body);
+    let going = run("kars/2026-W48/H/1", "in_progress", None);
+    let reply = deliver_github(&server, "workflow_run", "d-2", &going, &sign_github(GITHUB_SECRET, &going)).await;
+    assert_eq!((reply.status, reply.json()["ignored"].is_string()), (200, true), "{}", reply.body);
+    assert_eq!(server.journal_version("kars"), v);
+
+    // The completed run, signed with another secret, or over another body: refused.
+    let done = run("kars/2026-W48/H/1", "completed", Some("success"));
+    let reply =
+        deliver_github(&server, "workflow_run", "d-3", &done, &sign_github(b"not-the-github-secret", &done)).await;
+    refused(&server, &reply, 401, "bad-signature", v);
+    let reply = deliver_github(&server, "workflow_run", "d-3", &done, &sign_github(GITHUB_SECRET, b"{}")).await;
+    refused(&server, &reply, 401, "bad-signature", v);
+    // A run for an action that does not wait: acknowledged, nothing written.
+    let other = run("kars/2026-W48/Y/1", "completed", Some("success"));
+    let reply = deliver_github(&server, "workflow_run", "d-4", &other, &sign_github(GITHUB_SECRET, &other)).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(reply.json()["ignored"].as_str().unwrap().contains("does not wait"), "{}", reply.body);
+    assert_eq!(server.journal_version("kars"), v);
+
+    // The genuine delivery reports H as its effect, and the week moves on.
+    let signature = sign_github(GITHUB_SECRET, &done);
+    let reply = deliver_github(&server, "workflow_run", "d-5", &done, &signature).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["node"], "I", "{}", reply.body);
+    let history = server.get(serve_support::Who::Token("dave"), "/api/instances/kars/history").await;
+    assert!(history.body.contains(r#""effect":{"key":"kars/2026-W48/H/1"}"#), "{}", history.body);
+    // The same delivery again is a replay; a new delivery of the same run changes nothing.
+    let v = server.journal_version("kars");
+    let reply = deliver_github(&server, "workflow_run", "d-5", &done, &signature).await;
+    refused(&server, &reply, 401, "replayed", v);
+    let reply = deliver_github(&server, "workflow_run", "d-6", &done, &signature).await;
+    assert_eq!((reply.status, reply.json()["ignored"].is_string()), (200, true), "{}", reply.body);
+    assert_eq!(server.journal_version("kars"), v);
+    server.stop().await;
+}

@@ -17,8 +17,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::{Principal, authenticate};
+use super::config::{Scheme, Sender};
 use super::problem::Problem;
-use super::{App, ServeStore, Sharing, hosted, layers, metrics, page, query, status, webhook};
+use super::{App, ServeStore, Sharing, github_hook, hosted, layers, metrics, page, query, status, webhook};
 
 /// The address the request came from (unspecified when unknown, which no proxy list holds).
 #[derive(Debug, Clone, Copy)]
@@ -476,6 +477,9 @@ async fn hook<S: ServeStore>(
         return Err(Problem::unauthenticated(format!("no webhook sender `{sender}` is configured")));
     };
     let now = app.inner.clock.now();
+    if known.scheme == Scheme::Github {
+        return github_hook(&app, known, &sender, &headers, &body, now).await;
+    }
     let skew = app.inner.settings.limits.webhook_skew_seconds;
     let signature = webhook::verify(known, &sender, &headers, &body, now, skew, &app.inner.replays)?;
     let written = async {
@@ -489,6 +493,81 @@ async fn hook<S: ServeStore>(
         Err(problem) => {
             // Not written: the sender may deliver the same webhook again.
             app.inner.replays.forget(&signature);
+            Err(problem)
+        }
+    }
+}
+
+/// A GitHub delivery (a sender with `scheme: github`): a completed `workflow_run` reports the
+/// result of the effect whose key titles the run, as that effect ([`Reporter::Effect`]): it
+/// acknowledges the effect when this server still holds it (pending, or polled by a runner,
+/// whose later answer then changes nothing), or reports the result of an effect handed over
+/// earlier. A run whose action no longer waits (polling reported it first, or the instance
+/// moved on) is acknowledged and ignored.
+async fn github_hook<S: ServeStore>(
+    app: &App<S>,
+    known: &Sender,
+    sender: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: chrono::DateTime<chrono::Utc>,
+) -> ApiResult {
+    let delivery = github_hook::verify(known, sender, headers, body, now, &app.inner.replays)?;
+    let event = headers.get(github_hook::GITHUB_EVENT_HEADER).and_then(|v| v.to_str().ok());
+    let written = async {
+        let (key, instance, node, outcome) = match github_hook::read(event, body)? {
+            github_hook::Delivery::Ignored(why) => return Ok(json!({ "ignored": why })),
+            github_hook::Delivery::Completed { key, instance, node, outcome } => (key, instance, node, outcome),
+        };
+        let hosted = find(app, &instance).await?;
+        let node_id = NodeId::new(node.clone()).map_err(|e| Problem::bad_request(e.to_string()))?;
+        let shared = app.inner.settings.sharing == Sharing::Shared;
+        let wanted = key.clone();
+        let reported = hosted
+            .handle
+            .with(move |d| {
+                if shared {
+                    d.catch_up().map_err(|e| Problem::driver(&e, d.version()))?;
+                }
+                let waiting = d
+                    .instance()
+                    .workflow()
+                    .node_index(node_id.as_str())
+                    .and_then(|index| d.instance().result_key_at(index))
+                    .filter(|k| k.as_str() == wanted);
+                let Some(effect_key) = waiting else {
+                    return Ok(None);
+                };
+                let result = kars_workflow::driver::EffectOutcome {
+                    status: kars_workflow::driver::EffectStatus::Reported(outcome),
+                    result: Some(outcome),
+                    log: Vec::new(),
+                };
+                d.complete_effect(&effect_key, result).map_err(|e| Problem::driver(&e, d.version()))?;
+                // Handed over earlier (acknowledged): the result is reported as the effect's.
+                if d.instance().workflow().node_index(node_id.as_str()).and_then(|i| d.instance().result_key_at(i))
+                    == Some(effect_key.clone())
+                {
+                    let reporter = kars_workflow::Reporter::Effect { key: effect_key };
+                    d.report(node_id, outcome, reporter).map_err(|e| Problem::driver(&e, d.version()))?;
+                }
+                Ok(Some(d.version()))
+            })
+            .await?;
+        match reported {
+            Some(version) => {
+                hosted.announce(version);
+                Ok(status_json(app, &hosted).await)
+            }
+            None => {
+                Ok(json!({ "ignored": format!("`{node}` of `{instance}` does not wait for the result of `{key}`") }))
+            }
+        }
+    };
+    match written.await {
+        Ok(value) => Ok(json_body(value).into_response()),
+        Err(problem) => {
+            app.inner.replays.forget(&delivery);
             Err(problem)
         }
     }

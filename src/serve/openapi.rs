@@ -182,7 +182,7 @@ pub const ROUTES: &[Route] = &[
         method: "post",
         path: "/hooks/{sender}",
         id: "webhook",
-        summary: "A signed report of an action's result from a CI/CD system: `X-Kars-Timestamp` (Unix seconds) and `X-Kars-Signature: sha256=HMAC(secret, TIMESTAMP.BODY)`.",
+        summary: "A signed report of an action's result from a CI/CD system: `X-Kars-Timestamp` (Unix seconds) and `X-Kars-Signature: sha256=HMAC(secret, TIMESTAMP.BODY)`; or, for a sender with `scheme: github`, a GitHub `workflow_run` event signed with `X-Hub-Signature-256: sha256=HMAC(secret, BODY)`, whose completed run (titled with a deploy's idempotency key) reports that deploy.",
         access: Access::Signed,
         body: Some("WebhookReport"),
         query: &[],
