@@ -155,3 +155,49 @@ async fn a_github_workflow_run_reports_the_deploy_it_ran() {
     assert_eq!(server.journal_version("kars"), v);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn may_judges_what_the_forge_reports_against_what_the_merge_requires() {
+    use serve_support::Who;
+    // Feature merges into kars-dev need the team lead's approval and `ci`; frank (the team
+    // lead) is `frank-k` on GitHub.
+    let spec = serve_support::SPEC
+        .replace(
+            "action: { merge_pull_request: { from: feature, to: dev } }",
+            "action: { merge_pull_request: { from: feature, to: dev, requires: { approved_by: [team_lead], checks: [ci] } } }",
+        )
+        .replace(
+            "frank: { name: Frank, roles: [team_lead, developer], logins: [frank] }",
+            "frank: { name: Frank, roles: [team_lead, developer], logins: [frank], github: frank-k }",
+        );
+    let at = serve_support::local("2026-11-23 08:00");
+    let server = TestServer::start_spec(token_settings(), at, tempfile::tempdir().unwrap(), spec).await;
+    server.start_instance("kars").await;
+    let may = |query: &'static str| {
+        let server = &server;
+        async move {
+            let path = format!("/api/instances/kars/may?source=feature%2Flogin&target=kars-dev{query}");
+            server.get(Who::Token("bob"), &path).await
+        }
+    };
+    // Without the forge's word: the windows alone, as before (no `unmet` key).
+    let plain = may("").await.json();
+    assert_eq!(plain["allowed"], true, "{plain}");
+    assert!(plain.get("unmet").is_none(), "{plain}");
+    // `frank` is nobody's GitHub login on the roster; `ci` still runs.
+    let lacking = may("&approvals=frank,bob&checks=ci:pending").await.json();
+    assert_eq!(lacking["allowed"], false, "{lacking}");
+    assert_eq!(
+        lacking["unmet"],
+        json!([{ "role_approval": { "role": "team_lead" } }, { "check": { "name": "ci", "state": "pending" } }])
+    );
+    // The team lead approved (logins compare without case) and `ci` passed.
+    let met = may("&approvals=Frank-K&checks=ci:passed,lint:failed").await.json();
+    assert_eq!((met["allowed"].clone(), met["unmet"].clone()), (json!(true), json!([])), "{met}");
+    // A malformed check or forge is a 400 that says how to write it.
+    let bad = may("&checks=ci").await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body.contains("NAME:STATE"), "{}", bad.body);
+    assert_eq!(may("&approvals=x&forge=bitbucket").await.status, 400);
+    server.stop().await;
+}

@@ -458,13 +458,83 @@ async fn may<S: ServeStore>(
         return Err(Problem::bad_request("give both `source=BRANCH` and `target=BRANCH`"));
     };
     let request = MergeRequest { source: source.to_owned(), target: target.to_owned() };
+    let forge_said = ForgeSaid::read(&pairs)?;
     let now = app.inner.clock.now();
-    let permission = hosted.handle.read(|d| d.instance().may(&request, now.max(d.instance().latest_instant()))).await;
-    Ok(json_body(json!({
+    let permission = hosted
+        .handle
+        .read(|d| {
+            let now = now.max(d.instance().latest_instant());
+            match &forge_said {
+                Some(said) => d.instance().may_with(&request, &said.evidence(d.roster()), now),
+                None => d.instance().may(&request, now),
+            }
+        })
+        .await;
+    let mut body = json!({
         "source": source, "target": target, "allowed": permission.allowed,
         "window": permission.window, "reason": permission.reason, "until": permission.until,
-    }))
-    .into_response())
+    });
+    if forge_said.is_some() {
+        body["unmet"] = json!(permission.unmet);
+    }
+    Ok(json_body(body).into_response())
+}
+
+/// What a merge bot read on the forge, from `may`'s query: `approvals=LOGIN,…` (the logins
+/// whose latest review approves), `checks=NAME:STATE,…` (`passed`, `pending`, `failed`,
+/// `missing`) and `forge=github|gitlab` (whose logins those are; `github` by default).
+struct ForgeSaid {
+    forge: kars_workflow::driver::Forge,
+    approvers: Vec<String>,
+    checks: std::collections::BTreeMap<String, kars_workflow::CheckState>,
+}
+
+impl ForgeSaid {
+    /// `None` when the query gives neither approvals nor checks: windows alone decide.
+    fn read(pairs: &[(String, String)]) -> Result<Option<Self>, Problem> {
+        use kars_workflow::CheckState;
+        let (approvals, checks) = (query::get(pairs, "approvals"), query::get(pairs, "checks"));
+        if approvals.is_none() && checks.is_none() {
+            return Ok(None);
+        }
+        let forge = match query::get(pairs, "forge").unwrap_or("github") {
+            "github" => kars_workflow::driver::Forge::GitHub,
+            "gitlab" => kars_workflow::driver::Forge::GitLab,
+            other => return Err(Problem::bad_request(format!("`forge={other}`: give `github` or `gitlab`"))),
+        };
+        let list = |text: Option<&str>| -> Vec<String> {
+            text.unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+        };
+        let mut states = std::collections::BTreeMap::new();
+        for item in list(checks) {
+            let state = match item.rsplit_once(':') {
+                Some((name, "passed")) if !name.is_empty() => (name, CheckState::Passed),
+                Some((name, "pending")) if !name.is_empty() => (name, CheckState::Pending),
+                Some((name, "failed")) if !name.is_empty() => (name, CheckState::Failed),
+                Some((name, "missing")) if !name.is_empty() => (name, CheckState::Missing),
+                _ => {
+                    return Err(Problem::bad_request(format!(
+                        "`{item}` in `checks` is not `NAME:STATE`\nhelp: a state is `passed`, `pending`, `failed` or `missing` (`checks=ci:passed,lint:pending`)"
+                    )));
+                }
+            };
+            states.insert(state.0.to_owned(), state.1);
+        }
+        Ok(Some(Self { forge, approvers: list(approvals), checks: states }))
+    }
+
+    /// The evidence, each approver resolved to the roster person who carries that login (a
+    /// login nobody carries approves without roles).
+    fn evidence(&self, roster: &kars_workflow::driver::Roster) -> kars_workflow::MergeEvidence {
+        let approvals = self
+            .approvers
+            .iter()
+            .map(|login| {
+                roster.reviewer(self.forge, login).unwrap_or_else(|| kars_workflow::Actor::new(login.as_str(), vec![]))
+            })
+            .collect();
+        kars_workflow::MergeEvidence { approvals, checks: self.checks.clone() }
+    }
 }
 
 async fn hook<S: ServeStore>(

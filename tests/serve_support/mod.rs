@@ -143,6 +143,11 @@ impl TestServer {
 
     /// Starts a server at `at` over the journals in `dir`.
     pub async fn start_at(settings: Settings, at: DateTime<Utc>, dir: tempfile::TempDir) -> Self {
+        Self::start_spec(settings, at, dir, SPEC.to_owned()).await
+    }
+
+    /// Starts a server at `at` over the journals in `dir`, hosting `spec` (a KARS variant).
+    pub async fn start_spec(settings: Settings, at: DateTime<Utc>, dir: tempfile::TempDir, spec: String) -> Self {
         let clock = Arc::new(VirtualClock::new(at));
         let timer = VirtualTimer::new(Arc::clone(&clock));
         let parts = AppParts {
@@ -150,7 +155,7 @@ impl TestServer {
             clock: clock.clone(),
             timer: Arc::new(timer.clone()),
             mode: ClockMode::Rehearsal,
-            specs: vec![SpecSource { origin: "kars-release.yaml".to_owned(), text: SPEC.to_owned() }],
+            specs: vec![SpecSource { origin: "kars-release.yaml".to_owned(), text: spec }],
             settings,
             adapters: adapters(),
         };
