@@ -201,3 +201,71 @@ async fn may_judges_what_the_forge_reports_against_what_the_merge_requires() {
     assert_eq!(may("&approvals=x&forge=bitbucket").await.status, 400);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_completes_a_deploy_whose_runner_is_still_polling_and_the_runner_changes_nothing() {
+    use kars::serve::github_hook::sign_github;
+    use kars::workflow::adapter::{AdapterError, RecordingNotifier};
+    use kars::workflow::driver::{Adapters, Entry, Operation, OperationsFn};
+    use std::sync::Arc;
+    // H's deploy runs on GitHub Actions and is still going at every poll: its runner waits
+    // ten minutes between polls (the service holds the effect in flight meanwhile).
+    let adapters: kars::serve::AdapterFactory = Arc::new(|_, _| {
+        Adapters::new(RecordingNotifier::new()).with_operations(OperationsFn(|op: &Operation| match op.node.as_str() {
+            "H" => Err(AdapterError::throttled(
+                "github actions",
+                "run",
+                Some(&op.key),
+                "run 7 is still `in_progress`",
+                std::time::Duration::from_secs(600),
+            )),
+            "Y" | "AB" | "AD" => Ok(None),
+            _ => Ok(Some(kars::workflow::ActionOutcome::Succeeded)),
+        }))
+    });
+    let mut settings = token_settings();
+    let github = Sender::new("github", "dave".parse().unwrap(), GITHUB_SECRET).unwrap();
+    settings.senders.insert("github".to_owned(), github.with_scheme(kars::serve::Scheme::Github));
+    let at = serve_support::local("2026-11-23 08:00");
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(settings, at, dir, serve_support::SPEC.to_owned(), adapters).await;
+    server.start_instance("kars").await;
+    server.accepted("erin", "kars", "B", None).await;
+    server.accepted("frank", "kars", "C", None).await;
+    server.advance_to("2026-11-24 09:00").await;
+    server.accepted("alice", "kars", "D", None).await;
+    server.accepted("alice", "kars", "E", None).await;
+    server.accepted("bob", "kars", "F", Some("approved")).await;
+    // At H, its runner holding the effect between polls.
+    let mut polling = false;
+    for _ in 0..2000 {
+        let status = server.status("kars").await;
+        if status["node"] == "H" && status["effects_in_flight"] == 1 {
+            polling = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(polling, "{}", server.status("kars").await);
+
+    let done = run("kars/2026-W48/H/1", "completed", Some("success"));
+    let reply = deliver_github(&server, "workflow_run", "d-1", &done, &sign_github(GITHUB_SECRET, &done)).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["node"], "I", "{}", reply.body);
+    // The runner's next poll (ten minutes on) finds the effect acknowledged: nothing more.
+    server.advance_to("2026-11-24 09:30").await;
+    server.until_at("kars", "I").await;
+    let store = kars::workflow::journal::FileStore::open_read_only(server.dir.path()).unwrap();
+    let stored =
+        kars::workflow::journal::Store::read(&store, &kars::workflow::InstanceId::new("kars").unwrap()).unwrap();
+    let acks: Vec<String> = stored
+        .records
+        .iter()
+        .filter_map(|bytes| match serde_json::from_slice::<Entry>(bytes).unwrap() {
+            Entry::Done(done) if done.key.as_str() == "kars/2026-W48/H/1" => Some(done.status.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(acks, ["done, succeeded"], "one acknowledgement, the webhook's");
+    server.stop().await;
+}
