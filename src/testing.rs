@@ -174,7 +174,7 @@ pub fn roster_changes(spec: &CheckedSpec) -> impl Strategy<Value = CheckedSpec> 
         for (n, holds) in join.into_iter().enumerate() {
             let picked: Vec<RoleId> = roles.iter().zip(holds).filter(|(_, h)| *h).map(|(r, _)| r.clone()).collect();
             let id = PersonId::new(format!("newcomer{}", n + 1)).ok()?;
-            changed.team.insert(id, Person { name: None, roles: picked, logins: Vec::new() });
+            changed.team.insert(id, Person { roles: picked, ..Person::default() });
         }
         kars_spec::check(changed).ok()
     })

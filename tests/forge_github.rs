@@ -13,6 +13,7 @@ use fake_forge::github::{self, GitHub};
 use fake_forge::{FakeForge, Fault, TIMEOUT, TOKEN};
 use kars::workflow::adapter::forge::{ForgeConfig, ForgeToken, GitHubVcs, MergeMethod, MergeRules};
 use kars::workflow::adapter::{AdapterError, BranchSelector, MergeRequest, OpenPullRequest, ReviewState, Vcs};
+use kars::workflow::{CheckState, Unmet};
 
 fn adapter(fake: &FakeForge<GitHub>, rules: MergeRules) -> GitHubVcs {
     let token = ForgeToken::new(TOKEN, "a test").unwrap();
@@ -209,7 +210,8 @@ fn a_head_that_moved_after_approval_is_refused_before_and_at_the_merge() {
 fn conflicts_missing_approvals_and_requested_changes_are_permanent_with_the_reason() {
     let (fake, vcs, number) = approved(MergeRules { approvals: 2, ..MergeRules::default() });
     let err = vcs.merge(&dev_to_prod("k/X")).unwrap_err();
-    assert!(!err.is_transient() && text(&err).contains("has 1 of the 2 approvals"), "{err}");
+    assert!(!err.is_transient() && text(&err).contains("1 of the 2 approvals it needs"), "{err}");
+    assert_eq!(err.unmet_requirements(), [Unmet::Approvals { needed: 2, given: 1 }]);
     fake.with(|g| g.review(number, "bob", "CHANGES_REQUESTED"));
     let err = vcs.merge(&dev_to_prod("k/X")).unwrap_err();
     assert!(text(&err).contains("changes requested by `bob`"), "{err}");
@@ -236,6 +238,7 @@ fn named_checks_must_conclude_well_on_the_approved_head() {
     fake.with(|g| g.checks.insert(sha.clone(), vec![("ci".into(), "completed".into(), Some("failure".into()))]));
     let err = vcs.merge(&dev_to_prod("k/X")).unwrap_err();
     assert!(!err.is_transient() && text(&err).contains("concluded `failure`"), "{err}");
+    assert_eq!(err.unmet_requirements(), [Unmet::Check { name: "ci".into(), state: CheckState::Failed }]);
     fake.with(|g| g.checks.get_mut(&sha).unwrap().push(("ci".into(), "completed".into(), Some("success".into()))));
     assert!(vcs.merge(&dev_to_prod("k/X")).is_ok());
 }
@@ -314,4 +317,46 @@ fn named_checks_are_found_past_the_first_page() {
     fake.with(|g| g.statuses.get_mut(&sha).unwrap().last_mut().unwrap().1 = "success".into());
     assert!(vcs.merge(&dev_to_prod("k/X")).is_ok());
     assert_eq!(fake.count("status"), 2 * 4, "two merges, four pages of statuses each");
+}
+
+/// The bundled spec's roles, and a roster that knows frank (the team lead) on GitHub as
+/// `frank-k` and bob (a developer) as `bob`.
+fn roster() -> kars::workflow::driver::Roster {
+    let spec = kars::spec::load(include_str!("../workflows/kars-release.yaml"), "kars-release.yaml").unwrap();
+    let team = "frank: { roles: [team_lead, developer], github: frank-k }\nbob: { roles: [developer], github: bob }\n";
+    kars::workflow::driver::Roster::from_yaml(team, "team.yaml", spec.spec()).unwrap()
+}
+
+#[test]
+fn a_roles_approval_counts_only_from_a_login_the_roster_gives_a_holder() {
+    use kars::spec::spec::MergeRequirements;
+    let (fake, vcs, number) = approved(MergeRules::default());
+    let lead = kars::spec::RoleId::new("team_lead").unwrap();
+    let requires =
+        MergeRequirements { approved_by: vec![lead.clone()], checks: vec!["ci".into()], ..Default::default() };
+    let sha = fake.with(|g| g.pull(number).head_sha.clone());
+    fake.with(|g| g.checks.insert(sha, vec![("ci".into(), "completed".into(), Some("failure".into()))]));
+    // `frank` approved, but the roster's frank is `frank-k` on GitHub: no team lead approved,
+    // and `ci` failed; both are listed, and nothing merges.
+    let err = vcs.merge_requiring(&dev_to_prod("k/X"), &requires, &roster()).unwrap_err();
+    assert!(!err.is_transient(), "{err}");
+    assert_eq!(
+        err.unmet_requirements(),
+        [Unmet::RoleApproval { role: lead.clone() }, Unmet::Check { name: "ci".into(), state: CheckState::Failed }]
+    );
+    assert!(
+        text(&err).contains(
+            "no approval by a holder of role `team_lead`; check `ci` failed (check `ci` concluded `failure`)"
+        ),
+        "{err}"
+    );
+    // A developer's approval is not the team lead's.
+    fake.with(|g| g.review(number, "bob", "APPROVED"));
+    let requires = MergeRequirements { approved_by: vec![lead.clone()], ..Default::default() };
+    let err = vcs.merge_requiring(&dev_to_prod("k/X"), &requires, &roster()).unwrap_err();
+    assert_eq!(err.unmet_requirements(), [Unmet::RoleApproval { role: lead }]);
+    // The team lead approves under the login the roster knows (GitHub ignores case): merged.
+    fake.with(|g| g.review(number, "Frank-K", "APPROVED"));
+    assert!(vcs.merge_requiring(&dev_to_prod("k/X"), &requires, &roster()).is_ok());
+    assert!(fake.with(|g| g.pull(number).merged));
 }

@@ -90,7 +90,8 @@ fn gitlab_statuses_map_to_the_workflow() {
     // Approvals left.
     fake.with(|g| g.mr_mut(iid).approvals_required = 2);
     let err = vcs.merge(&dev_to_prod("k/X")).unwrap_err();
-    assert!(!err.is_transient() && text(&err).contains("GitLab: 1 left"), "{err}");
+    assert!(!err.is_transient() && text(&err).contains("1 of the 2 approvals it needs"), "{err}");
+    assert_eq!(err.unmet_requirements(), [kars::workflow::Unmet::Approvals { needed: 2, given: 1 }]);
     fake.with(|g| g.mr_mut(iid).approved_by.push("bob".into()));
     // The head moves between the read and the merge: 409.
     fake.fault("merge", Fault::MoveHead);
@@ -179,4 +180,21 @@ fn a_deploy_runs_as_a_pipeline_once_per_key_and_reports_how_it_ended() {
     fake.with(|g| g.pipeline_status = "failed".into());
     assert_eq!(ops.run(&deploy("kars/2026-W48/Y/2")).unwrap(), Some(ActionOutcome::Failed));
     assert_eq!(fake.count("create_pipeline"), 2);
+}
+
+#[test]
+fn a_roles_approval_counts_only_from_a_username_the_roster_gives_a_holder() {
+    use kars::spec::spec::MergeRequirements;
+    let spec = kars::spec::load(include_str!("../workflows/kars-release.yaml"), "kars-release.yaml").unwrap();
+    let team = "frank: { roles: [team_lead], gitlab: fkeller }\nbob: { roles: [developer], gitlab: bob }\n";
+    let roster = kars::workflow::driver::Roster::from_yaml(team, "team.yaml", spec.spec()).unwrap();
+    let lead = kars::spec::RoleId::new("team_lead").unwrap();
+    let requires = MergeRequirements { approved_by: vec![lead.clone()], ..Default::default() };
+    let (fake, vcs, iid) = approved(MergeRules::default());
+    let err = vcs.merge_requiring(&dev_to_prod("k/X"), &requires, &roster).unwrap_err();
+    assert!(!err.is_transient(), "{}", text(&err));
+    assert_eq!(err.unmet_requirements(), [kars::workflow::Unmet::RoleApproval { role: lead }]);
+    fake.with(|g| g.mr_mut(iid).approved_by.push("fkeller".into()));
+    assert!(vcs.merge_requiring(&dev_to_prod("k/X"), &requires, &roster).is_ok());
+    assert_eq!(fake.count("merge"), 1);
 }

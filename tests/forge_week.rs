@@ -151,3 +151,81 @@ fn a_week_without_faults_costs_twelve_requests() {
     // Open V: list, create; each merge (G, X): list, read, reviews, mark, merge.
     assert_eq!(world.vcs.requests(), 12);
 }
+
+/// X requires the team lead's approval; frank (the team lead) approves on GitHub as `frank`.
+fn requiring_the_team_lead(frank_on_github: &str) -> kars::workflow::driver::Program {
+    program_with(&[
+        (
+            "action: { merge_pull_request: { from: dev, to: prod } }",
+            "action: { merge_pull_request: { from: dev, to: prod, requires: { approved_by: [team_lead] } } }",
+        ),
+        (
+            "frank: { name: Frank, roles: [team_lead, developer], logins: [frank] }",
+            &format!(
+                "frank: {{ name: Frank, roles: [team_lead, developer], logins: [frank], github: {frank_on_github} }}"
+            ),
+        ),
+    ])
+}
+
+/// Every `done` entry of the journal whose effect failed.
+fn failures(store: &MemoryStore) -> Vec<kars::workflow::driver::Failure> {
+    let stored = store.read(&id()).unwrap();
+    stored
+        .records
+        .iter()
+        .filter_map(|bytes| match serde_json::from_slice::<kars::workflow::driver::Entry>(bytes).unwrap() {
+            kars::workflow::driver::Entry::Done(done) => match done.status {
+                kars::workflow::driver::EffectStatus::Failed(failure) => Some(failure),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_merge_that_requires_a_roles_approval_counts_the_review_of_the_roster_person_holding_it() {
+    // The roster knows frank's GitHub login (GitHub ignores case): his approval is the team
+    // lead's, and the week releases as usual.
+    let world = World::new();
+    let memory = Arc::new(MemoryStore::new());
+    let program = requiring_the_team_lead("Frank");
+    let mut driver = Driver::create(world.parts(Arc::clone(&memory)), &program, &id(), None).unwrap();
+    for step in 0..WEEK.len() {
+        act(&world, &mut driver, step);
+    }
+    driver.run_until(local("2026-11-30 12:00")).unwrap();
+    released(&driver);
+    assert_eq!(world.fake.count("merge"), 2);
+    assert!(failures(&memory).is_empty());
+}
+
+#[test]
+fn a_merge_without_the_required_roles_approval_is_refused_as_data_and_merges_nothing() {
+    // The roster gives frank another GitHub login: the review by `frank` is nobody's on the
+    // roster, so no team lead approved. X fails for good, its journal entry says why as data,
+    // and the workflow goes on with X `failed`.
+    let world = World::new();
+    let memory = Arc::new(MemoryStore::new());
+    let program = requiring_the_team_lead("frank-lead");
+    let mut driver = Driver::create(world.parts(Arc::clone(&memory)), &program, &id(), None).unwrap();
+    for step in 0..14 {
+        act(&world, &mut driver, step);
+    }
+    driver.run_until(local("2026-11-30 10:05")).unwrap();
+    assert_eq!(world.fake.count("merge"), 1, "only the feature pull request merged");
+    assert!(world.fake.with(|g| g.open_from("kars-dev", "kars-prod")).is_some());
+    let failed = failures(&memory);
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    let kars::workflow::driver::Failure::Unmet { adapter, unmet, detail, .. } = &failed[0] else {
+        panic!("not an unmet-requirements failure: {:?}", failed[0]);
+    };
+    assert_eq!(adapter, "github");
+    assert_eq!(unmet, &[kars::workflow::Unmet::RoleApproval { role: kars::spec::RoleId::new("team_lead").unwrap() }]);
+    assert!(detail.contains("no approval by a holder of role `team_lead`"), "{detail}");
+    // The refusal is permanent: one read of the reviews, no retries.
+    assert_eq!(world.fake.count("reviews"), 2, "G's and X's reviews, once each");
+    let ops: Vec<String> = world.ops.performed().into_iter().map(|o| o.node.to_string()).collect();
+    assert_eq!(ops, ["H", "Y"], "the workflow routed X `failed` on to the deploy");
+}

@@ -214,3 +214,44 @@ fn a_run_nobody_can_move_on_stops_with_why_and_a_hint() {
     assert!(text.contains("task `R` waits for one of the roles `developer`"), "{text}");
     assert!(text.contains("check the roles held by the team (`team:`) and `distinct_from`"), "{text}");
 }
+
+/// The bundled spec where merges into kars-dev need an approval, the team lead's among them,
+/// and `ci` green: the simulator plays the forge for them.
+fn kars_requiring_reviews() -> CheckedSpec {
+    let yaml = include_str!("../workflows/kars-release.yaml").replace(
+        "action: { merge_pull_request: { from: feature, to: dev } }",
+        "action: { merge_pull_request: { from: feature, to: dev, requires: { approvals: 1, approved_by: [team_lead], checks: [ci] } } }",
+    );
+    kars::spec::load(&yaml, "kars-release.yaml").expect("the edited spec is valid")
+}
+
+#[test]
+fn a_quarter_with_merge_requirements_shows_merges_held_by_the_forge() {
+    let spec = kars_requiring_reviews();
+    let text = "version: 1\nmerges_per_week: 6\nforge: { approval: 0.7, check_failure: 0.2 }\n";
+    let model = Model::load(&spec, text, "forge.model.yaml").unwrap();
+    let config = SimConfig { weeks: 13, seed: 7, start: date("2026-11-23"), history: SimHistory::Keep };
+    let lines = json_lines(&spec, &model, &config);
+    assert_eq!(lines, json_lines(&spec, &model, &config), "the forge is seeded like the rest");
+    let summary: serde_json::Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    let summary = &summary["summary"];
+    let (unmet, delayed) = (summary["merges_unmet"].as_u64().unwrap(), summary["merges_delayed"].as_u64().unwrap());
+    assert!(unmet > 0 && delayed > 0, "{summary}");
+    // The bot's merges wait for reviews and checks, and say what for.
+    let waits: Vec<&String> = lines.iter().filter(|l| l.contains(r#""kind":"delayed""#)).collect();
+    assert!(waits.iter().any(|l| l.contains("no approval by a holder of role `team_lead`")), "{waits:?}");
+    assert!(waits.iter().any(|l| l.contains("check `ci` is still running")), "{waits:?}");
+    // Refusals name what was missing: a check that failed or a review that did not approve.
+    let refused: Vec<&String> =
+        lines.iter().filter(|l| l.contains(r#""kind":"refused""#) && l.contains("lacks")).collect();
+    assert_eq!(refused.len() as u64, unmet, "{refused:?}");
+    assert!(refused.iter().any(|l| l.contains("check `ci` failed")), "{refused:?}");
+    // G merges by the same rules: a week whose G found something missing reports it failed.
+    assert!(
+        lines.iter().any(|l| l.contains(r#""node":"G""#) && l.contains(r#""kind":"refused""#)),
+        "no merge action was refused in a quarter"
+    );
+    // The plain spec draws nothing for the forge: no such counts, no such entries.
+    let plain = json_lines(&kars(), &kars_model(&kars()), &config);
+    assert!(plain.iter().all(|l| !l.contains("merges_unmet") && !l.contains(r#""kind":"delayed""#)));
+}

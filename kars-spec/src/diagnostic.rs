@@ -182,6 +182,13 @@ codes! {
     /// `K0515` (warning) a task or decision that a `pause_tasks` window covers from the earliest
     /// time it can be acted on to its deadline, which then escalates every cycle.
     AlwaysPaused = "K0515",
+    /// `K0516` a `github:` or `gitlab:` login that is not a forge login name, or one listed for
+    /// two people.
+    ForgeLogin = "K0516",
+    /// `K0517` (warning) a merge whose `requires: approved_by` names a role that nobody on the
+    /// team both holds and has a `github:` or `gitlab:` login for: a forge adapter can never
+    /// count that role's approval.
+    NoForgeApprover = "K0517",
     /// `K0601` a node is listed in two phases.
     NodeInTwoPhases = "K0601",
     /// `K0602` a phase id is also a node id (mermaid shares the namespace).

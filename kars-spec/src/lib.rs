@@ -43,7 +43,7 @@ pub use locate::{MAX_ALIASES, MAX_DEPTH, MAX_EXPANDED_BYTES, MAX_NODES, MAX_SCAL
 pub use schema::json_schema;
 pub use spec::Spec;
 pub use suggest::did_you_mean;
-pub use validate::{PLACEHOLDERS, is_login};
+pub use validate::{PLACEHOLDERS, is_forge_login, is_login};
 
 /// Parses YAML into a [`Spec`] and checks it; `origin` names the source in diagnostics
 /// (a file name).

@@ -136,6 +136,14 @@ pub struct Person {
     /// whose login runs it. Service accounts (a CI runner, a cron job) are people like any other.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub logins: Vec<String>,
+    /// The person's GitHub login (`alice-gh`): a forge adapter counts an approving review by
+    /// this login as the person's, with their roles, for a merge whose `requires:` names
+    /// `approved_by` roles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github: Option<String>,
+    /// The person's GitLab username, as [`Person::github`] for GitLab.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gitlab: Option<String>,
 }
 
 /// A notification channel.
@@ -422,6 +430,11 @@ pub struct MergeRequirements {
     /// Approving reviews needed (the latest review of each reviewer counts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approvals: Option<u32>,
+    /// Roles that must each have approved: for every role, an approving review (the latest
+    /// of its reviewer) by a person on the roster who holds it, known to the forge by the
+    /// person's `github:` or `gitlab:` login. One person may stand for several roles.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approved_by: Vec<RoleId>,
     /// Checks (GitHub check runs or commit statuses, GitLab pipeline jobs) that must have
     /// passed on the approved head.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

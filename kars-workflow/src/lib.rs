@@ -61,6 +61,7 @@ mod history;
 mod instance;
 pub mod journal;
 mod policy;
+pub mod requirements;
 #[cfg(feature = "tokio")]
 pub mod service;
 pub mod sim;
@@ -83,5 +84,6 @@ pub use instance::{
 };
 pub use kars_spec::spec::Recipient;
 pub use policy::Permission;
+pub use requirements::{CheckState, MergeEvidence, Unmet};
 pub use words::{EffectWords, NoticeWords, local_time};
 pub use workflow::{LabelIndex, MAX_NODES, MAX_WINDOWS, NodeIndex, WindowIndex, Workflow};

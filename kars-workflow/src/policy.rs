@@ -22,6 +22,10 @@ pub struct Permission {
     pub reason: String,
     /// When the forbidding window closes, when that is known.
     pub until: Option<DateTime<Utc>>,
+    /// What the merge's `requires:` asks for that the forge's evidence does not show (only
+    /// from [`crate::Instance::may_with`]; empty otherwise and when every requirement is met).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unmet: Vec<crate::requirements::Unmet>,
 }
 
 fn edge_last(

@@ -17,8 +17,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::{Principal, authenticate};
+use super::config::{Scheme, Sender};
 use super::problem::Problem;
-use super::{App, ServeStore, Sharing, hosted, layers, metrics, page, query, status, webhook};
+use super::{App, ServeStore, Sharing, github_hook, hosted, layers, metrics, page, query, status, webhook};
 
 /// The address the request came from (unspecified when unknown, which no proxy list holds).
 #[derive(Debug, Clone, Copy)]
@@ -504,13 +505,83 @@ async fn may<S: ServeStore>(
         return Err(Problem::bad_request("give both `source=BRANCH` and `target=BRANCH`"));
     };
     let request = MergeRequest { source: source.to_owned(), target: target.to_owned() };
+    let forge_said = ForgeSaid::read(&pairs)?;
     let now = app.inner.clock.now();
-    let permission = hosted.handle.read(|d| d.instance().may(&request, now.max(d.instance().latest_instant()))).await;
-    Ok(json_body(json!({
+    let permission = hosted
+        .handle
+        .read(|d| {
+            let now = now.max(d.instance().latest_instant());
+            match &forge_said {
+                Some(said) => d.instance().may_with(&request, &said.evidence(d.roster()), now),
+                None => d.instance().may(&request, now),
+            }
+        })
+        .await;
+    let mut body = json!({
         "source": source, "target": target, "allowed": permission.allowed,
         "window": permission.window, "reason": permission.reason, "until": permission.until,
-    }))
-    .into_response())
+    });
+    if forge_said.is_some() {
+        body["unmet"] = json!(permission.unmet);
+    }
+    Ok(json_body(body).into_response())
+}
+
+/// What a merge bot read on the forge, from `may`'s query: `approvals=LOGIN,…` (the logins
+/// whose latest review approves), `checks=NAME:STATE,…` (`passed`, `pending`, `failed`,
+/// `missing`) and `forge=github|gitlab` (whose logins those are; `github` by default).
+struct ForgeSaid {
+    forge: kars_workflow::driver::Forge,
+    approvers: Vec<String>,
+    checks: std::collections::BTreeMap<String, kars_workflow::CheckState>,
+}
+
+impl ForgeSaid {
+    /// `None` when the query gives neither approvals nor checks: windows alone decide.
+    fn read(pairs: &[(String, String)]) -> Result<Option<Self>, Problem> {
+        use kars_workflow::CheckState;
+        let (approvals, checks) = (query::get(pairs, "approvals"), query::get(pairs, "checks"));
+        if approvals.is_none() && checks.is_none() {
+            return Ok(None);
+        }
+        let forge = match query::get(pairs, "forge").unwrap_or("github") {
+            "github" => kars_workflow::driver::Forge::GitHub,
+            "gitlab" => kars_workflow::driver::Forge::GitLab,
+            other => return Err(Problem::bad_request(format!("`forge={other}`: give `github` or `gitlab`"))),
+        };
+        let list = |text: Option<&str>| -> Vec<String> {
+            text.unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+        };
+        let mut states = std::collections::BTreeMap::new();
+        for item in list(checks) {
+            let state = match item.rsplit_once(':') {
+                Some((name, "passed")) if !name.is_empty() => (name, CheckState::Passed),
+                Some((name, "pending")) if !name.is_empty() => (name, CheckState::Pending),
+                Some((name, "failed")) if !name.is_empty() => (name, CheckState::Failed),
+                Some((name, "missing")) if !name.is_empty() => (name, CheckState::Missing),
+                _ => {
+                    return Err(Problem::bad_request(format!(
+                        "`{item}` in `checks` is not `NAME:STATE`\nhelp: a state is `passed`, `pending`, `failed` or `missing` (`checks=ci:passed,lint:pending`)"
+                    )));
+                }
+            };
+            states.insert(state.0.to_owned(), state.1);
+        }
+        Ok(Some(Self { forge, approvers: list(approvals), checks: states }))
+    }
+
+    /// The evidence, each approver resolved to the roster person who carries that login (a
+    /// login nobody carries approves without roles).
+    fn evidence(&self, roster: &kars_workflow::driver::Roster) -> kars_workflow::MergeEvidence {
+        let approvals = self
+            .approvers
+            .iter()
+            .map(|login| {
+                roster.reviewer(self.forge, login).unwrap_or_else(|| kars_workflow::Actor::new(login.as_str(), vec![]))
+            })
+            .collect();
+        kars_workflow::MergeEvidence { approvals, checks: self.checks.clone() }
+    }
 }
 
 async fn hook<S: ServeStore>(
@@ -522,8 +593,12 @@ async fn hook<S: ServeStore>(
     let Some(known) = app.inner.settings.senders.get(&sender) else {
         return Err(Problem::unauthenticated(format!("no webhook sender `{sender}` is configured")));
     };
-    // A sender signs with its own real clock, whatever clock the instances run on.
+    // A sender signs with its own real clock, whatever clock the instances run on; replays
+    // are remembered by it too.
     let now = SystemClock.now();
+    if known.scheme == Scheme::Github {
+        return github_hook(&app, known, &sender, &headers, &body, now).await;
+    }
     let skew = app.inner.settings.limits.webhook_skew_seconds;
     let signature = webhook::verify(known, &sender, &headers, &body, now, skew, &app.inner.replays)?;
     let written = async {
@@ -537,6 +612,81 @@ async fn hook<S: ServeStore>(
         Err(problem) => {
             // Not written: the sender may deliver the same webhook again.
             app.inner.replays.forget(&signature);
+            Err(problem)
+        }
+    }
+}
+
+/// A GitHub delivery (a sender with `scheme: github`): a completed `workflow_run` reports the
+/// result of the effect whose key titles the run, as that effect ([`Reporter::Effect`]): it
+/// acknowledges the effect when this server still holds it (pending, or polled by a runner,
+/// whose later answer then changes nothing), or reports the result of an effect handed over
+/// earlier. A run whose action no longer waits (polling reported it first, or the instance
+/// moved on) is acknowledged and ignored.
+async fn github_hook<S: ServeStore>(
+    app: &App<S>,
+    known: &Sender,
+    sender: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: chrono::DateTime<chrono::Utc>,
+) -> ApiResult {
+    let delivery = github_hook::verify(known, sender, headers, body, now, &app.inner.replays)?;
+    let event = headers.get(github_hook::GITHUB_EVENT_HEADER).and_then(|v| v.to_str().ok());
+    let written = async {
+        let (key, instance, node, outcome) = match github_hook::read(event, body)? {
+            github_hook::Delivery::Ignored(why) => return Ok(json!({ "ignored": why })),
+            github_hook::Delivery::Completed { key, instance, node, outcome } => (key, instance, node, outcome),
+        };
+        let hosted = find(app, &instance).await?;
+        let node_id = NodeId::new(node.clone()).map_err(|e| Problem::bad_request(e.to_string()))?;
+        let shared = app.inner.settings.sharing == Sharing::Shared;
+        let wanted = key.clone();
+        let reported = hosted
+            .handle
+            .with(move |d| {
+                if shared {
+                    d.catch_up().map_err(|e| Problem::driver(&e, d.version()))?;
+                }
+                let waiting = d
+                    .instance()
+                    .workflow()
+                    .node_index(node_id.as_str())
+                    .and_then(|index| d.instance().result_key_at(index))
+                    .filter(|k| k.as_str() == wanted);
+                let Some(effect_key) = waiting else {
+                    return Ok(None);
+                };
+                let result = kars_workflow::driver::EffectOutcome {
+                    status: kars_workflow::driver::EffectStatus::Reported(outcome),
+                    result: Some(outcome),
+                    log: Vec::new(),
+                };
+                d.complete_effect(&effect_key, result).map_err(|e| Problem::driver(&e, d.version()))?;
+                // Handed over earlier (acknowledged): the result is reported as the effect's.
+                if d.instance().workflow().node_index(node_id.as_str()).and_then(|i| d.instance().result_key_at(i))
+                    == Some(effect_key.clone())
+                {
+                    let reporter = kars_workflow::Reporter::Effect { key: effect_key };
+                    d.report(node_id, outcome, reporter).map_err(|e| Problem::driver(&e, d.version()))?;
+                }
+                Ok(Some(d.version()))
+            })
+            .await?;
+        match reported {
+            Some(version) => {
+                hosted.announce(version);
+                Ok(status_json(app, &hosted).await)
+            }
+            None => {
+                Ok(json!({ "ignored": format!("`{node}` of `{instance}` does not wait for the result of `{key}`") }))
+            }
+        }
+    };
+    match written.await {
+        Ok(value) => Ok(json_body(value).into_response()),
+        Err(problem) => {
+            app.inner.replays.forget(&delivery);
             Err(problem)
         }
     }

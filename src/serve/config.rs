@@ -82,6 +82,7 @@ pub enum ConfigError {
 ///   header: x-forwarded-user   # the one header the proxy sets (the default)
 /// webhooks:                    # senders of signed webhooks, each acting as a roster person
 ///   ci: { person: dave, secret_env: KARS_WEBHOOK_CI }
+///   github: { person: dave, secret_file: /etc/kars/github.secret, scheme: github }
 /// limits: { body_bytes: 65536, request_seconds: 10 }
 /// ```
 #[derive(Debug, Clone, Deserialize)]
@@ -139,6 +140,24 @@ pub struct SenderEntry {
     /// The file holding the secret (trailing whitespace is dropped).
     #[serde(default)]
     pub secret_file: Option<PathBuf>,
+    /// How the sender signs: `kars` (the default: `X-Kars-Timestamp` and `X-Kars-Signature`
+    /// over `TIMESTAMP.BODY`, a `{instance, node, outcome}` body) or `github` (a GitHub
+    /// webhook: `X-Hub-Signature-256` over the body, `workflow_run` events whose run is titled
+    /// with a deploy's idempotency key).
+    #[serde(default)]
+    pub scheme: Scheme,
+}
+
+/// How a webhook sender signs and what it sends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scheme {
+    /// kars's own: a timestamped HMAC and a report body.
+    #[default]
+    Kars,
+    /// GitHub's: `X-Hub-Signature-256` over the body, deliveries told apart by
+    /// `X-GitHub-Delivery`; `workflow_run` events report the deploy they ran.
+    Github,
 }
 
 /// Request limits.
@@ -174,6 +193,8 @@ pub struct Sender {
     pub person: PersonId,
     /// The HMAC-SHA256 key.
     pub(crate) key: ring::hmac::Key,
+    /// How it signs.
+    pub scheme: Scheme,
 }
 
 impl std::fmt::Debug for Sender {
@@ -191,7 +212,13 @@ impl Sender {
         if secret.len() < 16 {
             return Err(ConfigError::ShortSecret { sender: name.to_owned(), len: secret.len() });
         }
-        Ok(Self { person, key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret) })
+        Ok(Self { person, key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret), scheme: Scheme::Kars })
+    }
+
+    /// The same sender, signing by `scheme`.
+    #[must_use]
+    pub fn with_scheme(self, scheme: Scheme) -> Self {
+        Self { scheme, ..self }
     }
 }
 
@@ -304,7 +331,8 @@ impl ConfigFile {
         }
         for (name, entry) in &self.webhooks {
             let secret = read_secret(name, entry)?;
-            settings.senders.insert(name.clone(), Sender::new(name, entry.person.clone(), secret.as_bytes())?);
+            let sender = Sender::new(name, entry.person.clone(), secret.as_bytes())?.with_scheme(entry.scheme);
+            settings.senders.insert(name.clone(), sender);
         }
         Ok(settings)
     }

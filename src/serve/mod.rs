@@ -36,6 +36,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod github_hook;
 pub mod openapi;
 pub mod problem;
 pub mod webhook;
@@ -64,7 +65,7 @@ use tokio::sync::{RwLock, watch};
 use tokio::task::JoinSet;
 
 pub use auth::{Principal, hash_token, new_token};
-pub use config::{ConfigError, ConfigFile, Limits, Sender, Settings, Sharing};
+pub use config::{ConfigError, ConfigFile, Limits, Scheme, Sender, Settings, Sharing};
 pub use problem::Problem;
 
 use hosted::Hosted;

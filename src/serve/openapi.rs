@@ -171,10 +171,24 @@ pub const ROUTES: &[Route] = &[
         method: "get",
         path: "/api/instances/{id}/may",
         id: "may",
-        summary: "May a merge from `source` into `target` happen now? For merge bots and branch protection.",
+        summary: "May a merge from `source` into `target` happen now? For merge bots and branch protection. With what the forge reports (`approvals`, `checks`), also what the merge `requires:`, each unmet requirement listed in `unmet`.",
         access: Access::Person,
         body: None,
-        query: &[("source", true, "the source branch"), ("target", true, "the target branch")],
+        query: &[
+            ("source", true, "the source branch"),
+            ("target", true, "the target branch"),
+            (
+                "approvals",
+                false,
+                "the forge logins whose latest review approves, comma-separated: with `checks`, the merge's `requires:` is judged too",
+            ),
+            (
+                "checks",
+                false,
+                "the named checks on the head, `NAME:STATE` comma-separated (`passed`, `pending`, `failed`, `missing`)",
+            ),
+            ("forge", false, "whose logins `approvals` lists: `github` (the default) or `gitlab`"),
+        ],
         ok: (200, "Permission"),
         problems: &[400, 401, 404],
     },
@@ -182,7 +196,7 @@ pub const ROUTES: &[Route] = &[
         method: "post",
         path: "/hooks/{sender}",
         id: "webhook",
-        summary: "A signed report of an action's result from a CI/CD system: `X-Kars-Timestamp` (Unix seconds) and `X-Kars-Signature: sha256=HMAC(secret, TIMESTAMP.BODY)`.",
+        summary: "A signed report of an action's result from a CI/CD system: `X-Kars-Timestamp` (Unix seconds) and `X-Kars-Signature: sha256=HMAC(secret, TIMESTAMP.BODY)`; or, for a sender with `scheme: github`, a GitHub `workflow_run` event signed with `X-Hub-Signature-256: sha256=HMAC(secret, BODY)`, whose completed run (titled with a deploy's idempotency key) reports that deploy.",
         access: Access::Signed,
         body: Some("WebhookReport"),
         query: &[],
@@ -270,7 +284,8 @@ fn schemas() -> Value {
             "entries": { "type": "array", "items": { "type": "object", "properties": { "version": version, "entry": { "type": "object" } } } } } },
         "Permission": { "type": "object", "properties": {
             "source": string, "target": string, "allowed": { "type": "boolean" }, "window": string, "reason": string,
-            "until": { "type": "string", "format": "date-time" } } },
+            "until": { "type": "string", "format": "date-time" },
+            "unmet": { "type": "array", "items": { "type": "object" } } } },
     })
 }
 

@@ -58,7 +58,7 @@ fn refused(kind: &str, detail: String) -> Problem {
     Problem::new(StatusCode::UNAUTHORIZED, kind, "Webhook refused", detail)
 }
 
-fn unhex(text: &str) -> Option<Vec<u8>> {
+pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) {
         return None;
     }
@@ -116,6 +116,21 @@ pub(crate) fn verify(
 }
 
 impl Replays {
+    /// Records `id` (a GitHub delivery id) as seen at `now` and returns it; refuses an id
+    /// seen before. Ids are kept as long as signatures are (twice the timestamp skew): a
+    /// later replay of a completed run finds its action reported already and changes nothing.
+    ///
+    /// # Errors
+    /// A 401 `replayed` problem for an id seen before.
+    pub(crate) fn record(&self, id: &str, now: DateTime<Utc>) -> Result<String, Problem> {
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if seen.contains_key(id) {
+            return Err(refused("replayed", "this webhook was delivered before; a replay changes nothing".to_owned()));
+        }
+        seen.insert(id.to_owned(), now);
+        Ok(id.to_owned())
+    }
+
     /// Forgets a signature whose delivery was not written (refused, timed out), so that the
     /// sender may deliver it again.
     pub(crate) fn forget(&self, signature: &str) {

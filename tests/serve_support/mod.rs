@@ -143,6 +143,22 @@ impl TestServer {
 
     /// Starts a server at `at` over the journals in `dir`.
     pub async fn start_at(settings: Settings, at: DateTime<Utc>, dir: tempfile::TempDir) -> Self {
+        Self::start_spec(settings, at, dir, SPEC.to_owned()).await
+    }
+
+    /// Starts a server at `at` over the journals in `dir`, hosting `spec` (a KARS variant).
+    pub async fn start_spec(settings: Settings, at: DateTime<Utc>, dir: tempfile::TempDir, spec: String) -> Self {
+        Self::start_with(settings, at, dir, spec, adapters()).await
+    }
+
+    /// Starts a server at `at` over the journals in `dir`, hosting `spec` with `adapters`.
+    pub async fn start_with(
+        settings: Settings,
+        at: DateTime<Utc>,
+        dir: tempfile::TempDir,
+        spec: String,
+        adapters: AdapterFactory,
+    ) -> Self {
         let clock = Arc::new(VirtualClock::new(at));
         let timer = VirtualTimer::new(Arc::clone(&clock));
         let parts = AppParts {
@@ -150,9 +166,9 @@ impl TestServer {
             clock: clock.clone(),
             timer: Arc::new(timer.clone()),
             mode: ClockMode::Rehearsal,
-            specs: vec![SpecSource { origin: "kars-release.yaml".to_owned(), text: SPEC.to_owned() }],
+            specs: vec![SpecSource { origin: "kars-release.yaml".to_owned(), text: spec }],
             settings,
-            adapters: adapters(),
+            adapters,
         };
         let app = App::start(parts).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -212,8 +212,40 @@ impl Cx<'_> {
                 }
             }
         }
+        for forge in [Forge::GitHub, Forge::GitLab] {
+            self.forge_logins(forge);
+        }
         for (i, role) in spec.team_managed_by.iter().enumerate() {
             self.role_ref(role.as_str(), || root().key("team_managed_by").index(i));
+        }
+    }
+
+    /// The team's logins on one forge: valid, and nobody shares one (forges compare logins
+    /// without case).
+    fn forge_logins(&mut self, forge: Forge) {
+        let mut owners: HashMap<String, &str> = HashMap::new();
+        for (person, p) in &self.spec.team {
+            let Some(login) = forge.login(p) else { continue };
+            let at = root().key("team").key(person.as_str()).key(forge.key());
+            if !is_forge_login(login) {
+                self.push(
+                    Diagnostic::error(
+                        Code::ForgeLogin,
+                        format!("`{}` is not a {} login", login.escape_debug(), forge.title()),
+                    )
+                    .at_path(at)
+                    .help("a forge login is 1 to 255 of `A-Z a-z 0-9 . _ -`, not starting with `-` or `.`, as the forge shows it on the person's profile"),
+                );
+            } else if let Some(other) = owners.insert(login.to_ascii_lowercase(), person.as_str()) {
+                self.push(
+                    Diagnostic::error(
+                        Code::ForgeLogin,
+                        format!("{} login `{login}` is listed for `{other}` and `{person}`", forge.title()),
+                    )
+                    .at_path(at)
+                    .help("a forge login identifies one person (the forge ignores case): keep it on one roster entry"),
+                );
+            }
         }
     }
 
@@ -451,6 +483,48 @@ impl Cx<'_> {
 
 fn placeholder_list() -> String {
     PLACEHOLDERS.iter().map(|p| format!("`{{{p}}}`")).collect::<Vec<_>>().join(", ")
+}
+
+/// A forge a roster entry can carry a login for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Forge {
+    GitHub,
+    GitLab,
+}
+
+impl Forge {
+    /// The roster key (`github`).
+    pub(crate) fn key(self) -> &'static str {
+        match self {
+            Forge::GitHub => "github",
+            Forge::GitLab => "gitlab",
+        }
+    }
+
+    /// The forge's name (`GitHub`).
+    pub(crate) fn title(self) -> &'static str {
+        match self {
+            Forge::GitHub => "GitHub",
+            Forge::GitLab => "GitLab",
+        }
+    }
+
+    /// The person's login on this forge.
+    pub(crate) fn login(self, person: &crate::spec::Person) -> Option<&str> {
+        match self {
+            Forge::GitHub => person.github.as_deref(),
+            Forge::GitLab => person.gitlab.as_deref(),
+        }
+    }
+}
+
+/// Whether `login` can be a GitHub login or a GitLab username: 1 to 255 of `A-Z a-z 0-9 . _ -`,
+/// not starting with `-` or `.`.
+#[must_use]
+pub fn is_forge_login(login: &str) -> bool {
+    (1..=255).contains(&login.len())
+        && !login.starts_with(['-', '.'])
+        && login.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// Whether `login` is a portable operating-system login name.

@@ -276,6 +276,9 @@ fn action(cx: &mut Cx<'_>, action: &Action, path: &Path) {
             for check in merge.requires.iter().flat_map(|r| &r.checks) {
                 cx.non_empty(check, "a required check's name", || at.clone().key("requires").key("checks"));
             }
+            for (i, role) in merge.requires.iter().flat_map(|r| &r.approved_by).enumerate() {
+                cx.role_ref(role.as_str(), || at.clone().key("requires").key("approved_by").index(i));
+            }
         }
         Action::Deploy(env) | Action::Rollback(env) => {
             let name = if matches!(action, Action::Deploy(_)) { "deploy" } else { "rollback" };

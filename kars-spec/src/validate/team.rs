@@ -1,5 +1,6 @@
-//! Checks that know the team (warnings): a task or decision nobody on the roster can take, and a
-//! `distinct_from` the roster cannot satisfy. A spec without a `team:` is not judged: its host
+//! Checks that know the team (warnings): a task or decision nobody on the roster can take, a
+//! `distinct_from` the roster cannot satisfy, and a merge that requires the approval of a role
+//! no reviewer the forge knows holds. A spec without a `team:` is not judged: its host
 //! supplies the people.
 
 use std::collections::BTreeSet;
@@ -7,7 +8,7 @@ use std::collections::BTreeSet;
 use super::{Cx, node_path};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::id::RoleId;
-use crate::spec::{NodeKind, Spec};
+use crate::spec::{Action, NodeKind, Spec};
 
 /// The people on the team who hold one of `roles`.
 fn holders<'a>(spec: &'a Spec, roles: &[RoleId]) -> BTreeSet<&'a str> {
@@ -27,6 +28,7 @@ pub(super) fn check(cx: &mut Cx<'_>) {
     if spec.team.is_empty() {
         return;
     }
+    approvers(cx);
     for (id, node) in &spec.nodes {
         if !matches!(node.kind, NodeKind::Task | NodeKind::Decision) {
             continue;
@@ -63,6 +65,36 @@ pub(super) fn check(cx: &mut Cx<'_>) {
                     )
                     .at_path(node_path(id).key("distinct_from").index(i))
                     .help("add a second person with the role to `team:`, or the cycle stops at this node"),
+                );
+            }
+        }
+    }
+}
+
+/// A merge that requires a role's approval needs someone on the team who holds the role and
+/// whom the forge knows (a `github:` or `gitlab:` login); otherwise no review can ever count.
+fn approvers(cx: &mut Cx<'_>) {
+    let spec = cx.spec;
+    for (id, node) in &spec.nodes {
+        let Some(Action::MergePullRequest(merge)) = &node.action else { continue };
+        let Some(requires) = &merge.requires else { continue };
+        for (i, role) in requires.approved_by.iter().enumerate() {
+            if !spec.roles.contains_key(role) {
+                continue; // Reported as an unknown role.
+            }
+            let known =
+                spec.team.values().any(|p| p.roles.contains(role) && (p.github.is_some() || p.gitlab.is_some()));
+            if !known {
+                cx.push(
+                    Diagnostic::warning(
+                        Code::NoForgeApprover,
+                        format!("the merge at `{id}` requires an approval by role `{role}`, which no reviewer the forge knows holds"),
+                    )
+                    .at_path(
+                        node_path(id).key("action").key("merge_pull_request").key("requires").key("approved_by").index(i),
+                    )
+                    .label(format!("nobody in `team:` holds `{role}` and has a `github:` or `gitlab:` login"))
+                    .help("add the forge login of a person who holds the role to their `team:` entry (`github: their-login`), or every merge here is refused"),
                 );
             }
         }

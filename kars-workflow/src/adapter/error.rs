@@ -46,6 +46,22 @@ pub enum AdapterError {
         /// What went wrong, from the adapter's point of view.
         detail: String,
     },
+    /// A forge's pull request misses what the merge requires (the spec's `requires:` over the
+    /// adapter's defaults): permanent, nothing merged; each unmet requirement is data, which
+    /// the driver journals with the failure.
+    #[error("{adapter} could not {operation}{}: {detail}", for_key(key.as_deref()))]
+    Unmet {
+        /// The adapter (`github`, `gitlab`).
+        adapter: &'static str,
+        /// What it was doing (`merge`).
+        operation: &'static str,
+        /// The idempotency key of the call, if it had one.
+        key: Option<String>,
+        /// What is missing, in the order the requirements are written.
+        unmet: Vec<crate::requirements::Unmet>,
+        /// The same in words, with the pull request it concerns.
+        detail: String,
+    },
 }
 
 fn for_key(key: Option<&str>) -> String {
@@ -87,6 +103,36 @@ impl AdapterError {
         Self::Throttled { adapter, operation, key: key.map(str::to_owned), detail: detail.into(), retry_after }
     }
 
+    /// A pull request that misses `unmet` (not empty): the detail names it (`pull request
+    /// #7`), says the requirements, then what the forge said in its own words, if anything
+    /// (`check `ci` concluded `cancelled``).
+    #[must_use]
+    pub fn unmet(
+        adapter: &'static str,
+        operation: &'static str,
+        key: Option<&str>,
+        pull_request: &str,
+        unmet: Vec<crate::requirements::Unmet>,
+        forge_said: &[String],
+    ) -> Self {
+        debug_assert!(!unmet.is_empty(), "an unmet-requirements failure names what is unmet");
+        let mut detail =
+            format!("{pull_request} does not meet what the merge requires: {}", crate::requirements::describe(&unmet));
+        if !forge_said.is_empty() {
+            detail.push_str(&format!(" ({})", forge_said.join("; ")));
+        }
+        Self::Unmet { adapter, operation, key: key.map(str::to_owned), unmet, detail }
+    }
+
+    /// The requirements a refused merge did not meet (empty for other failures).
+    #[must_use]
+    pub fn unmet_requirements(&self) -> &[crate::requirements::Unmet] {
+        match self {
+            Self::Unmet { unmet, .. } => unmet,
+            Self::Transient { .. } | Self::Throttled { .. } | Self::Permanent { .. } => &[],
+        }
+    }
+
     /// Whether retrying may help.
     #[must_use]
     pub fn is_transient(&self) -> bool {
@@ -98,7 +144,7 @@ impl AdapterError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Throttled { retry_after, .. } => Some(*retry_after),
-            Self::Transient { .. } | Self::Permanent { .. } => None,
+            Self::Transient { .. } | Self::Permanent { .. } | Self::Unmet { .. } => None,
         }
     }
 
@@ -106,7 +152,10 @@ impl AdapterError {
     #[must_use]
     pub fn detail(&self) -> &str {
         match self {
-            Self::Transient { detail, .. } | Self::Throttled { detail, .. } | Self::Permanent { detail, .. } => detail,
+            Self::Transient { detail, .. }
+            | Self::Throttled { detail, .. }
+            | Self::Permanent { detail, .. }
+            | Self::Unmet { detail, .. } => detail,
         }
     }
 
@@ -114,7 +163,10 @@ impl AdapterError {
     #[must_use]
     pub fn key(&self) -> Option<&str> {
         match self {
-            Self::Transient { key, .. } | Self::Throttled { key, .. } | Self::Permanent { key, .. } => key.as_deref(),
+            Self::Transient { key, .. }
+            | Self::Throttled { key, .. }
+            | Self::Permanent { key, .. }
+            | Self::Unmet { key, .. } => key.as_deref(),
         }
     }
 }

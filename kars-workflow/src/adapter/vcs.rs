@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use kars_spec::spec::MergeRequirements;
 
 use super::AdapterError;
+use crate::driver::Roster;
 
 /// One branch by name, or every branch a pattern matches.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -143,17 +144,21 @@ pub trait Vcs {
     fn merge(&self, request: &MergeRequest) -> Result<MergeOutcome, AdapterError>;
 
     /// [`Vcs::merge`] with what the spec says the merge needs (`requires:` on a
-    /// `merge_pull_request` action) over the adapter's own rules. Adapters without reviews or
-    /// checks (the local git adapter, the fakes) merge as [`Vcs::merge`] does.
+    /// `merge_pull_request` action) over the adapter's own rules; `reviewers` is the
+    /// instance's roster, which says whose forge login an approving review is (for
+    /// `approved_by` roles). Adapters without reviews or checks (the local git adapter, the
+    /// fakes) merge as [`Vcs::merge`] does.
     ///
     /// # Errors
-    /// As [`Vcs::merge`]; forge adapters also refuse a pull request that misses a requirement.
+    /// As [`Vcs::merge`]; forge adapters also refuse a pull request that misses a requirement
+    /// with [`AdapterError::Unmet`], listing each.
     fn merge_requiring(
         &self,
         request: &MergeRequest,
         requires: &MergeRequirements,
+        reviewers: &Roster,
     ) -> Result<MergeOutcome, AdapterError> {
-        let _ = requires;
+        let _ = (requires, reviewers);
         self.merge(request)
     }
 
@@ -178,8 +183,9 @@ impl<V: Vcs + ?Sized> Vcs for &V {
         &self,
         request: &MergeRequest,
         requires: &MergeRequirements,
+        reviewers: &Roster,
     ) -> Result<MergeOutcome, AdapterError> {
-        (**self).merge_requiring(request, requires)
+        (**self).merge_requiring(request, requires, reviewers)
     }
     fn head(&self, branch: &str) -> Result<Option<String>, AdapterError> {
         (**self).head(branch)
@@ -200,8 +206,9 @@ impl<V: Vcs + ?Sized> Vcs for std::sync::Arc<V> {
         &self,
         request: &MergeRequest,
         requires: &MergeRequirements,
+        reviewers: &Roster,
     ) -> Result<MergeOutcome, AdapterError> {
-        (**self).merge_requiring(request, requires)
+        (**self).merge_requiring(request, requires, reviewers)
     }
     fn head(&self, branch: &str) -> Result<Option<String>, AdapterError> {
         (**self).head(branch)

@@ -68,11 +68,13 @@ impl<S: Store, C: Clock> Driver<S, C> {
         due
     }
 
-    /// A runner for this driver's effects: its adapters, channels and retry policy, shared
-    /// (cheap to clone, and usable while another thread holds the driver).
+    /// A runner for this driver's effects: its adapters, channels, retry policy and the roster
+    /// in force (whose forge logins reviews are), shared (cheap to clone, and usable while
+    /// another thread holds the driver).
     #[must_use]
     pub fn effect_runner(&self) -> EffectRunner {
-        EffectRunner::new(Arc::clone(&self.adapters), Arc::clone(&self.program.channels), self.config.retry)
+        let roster = Arc::new(self.roster.clone());
+        EffectRunner::new(Arc::clone(&self.adapters), Arc::clone(&self.program.channels), self.config.retry, roster)
     }
 
     /// Acknowledges the effect with `key`, which ended as `outcome`: journals its `done` entry

@@ -154,7 +154,7 @@ pub use record::{
     SpecText, SpecVersion,
 };
 pub use report::{Appended, EffectRun, Report};
-pub use roster::{Member, Roster, RosterError};
+pub use roster::{Forge, Member, Roster, RosterError};
 pub use upgrade::UpgradeRequest;
 pub use who::{CanAct, who_can_act};
 

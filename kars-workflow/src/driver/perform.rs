@@ -11,6 +11,7 @@ use kars_spec::spec::Recipient;
 use super::clock::Clock;
 use super::ops::{Adapters, Operation, RetryPolicy};
 use super::record::{EffectStatus, Failure};
+use super::roster::Roster;
 use crate::adapter::{AdapterError, Audience, BranchSelector, MergeRequest, Notification, OpenPullRequest};
 use crate::effect::{Effect, EffectKey, EffectKind};
 use crate::error::EngineError;
@@ -96,6 +97,8 @@ pub struct EffectRunner {
     adapters: Arc<Adapters>,
     channels: Arc<BTreeMap<String, String>>,
     retry: RetryPolicy,
+    /// The roster when the runner was made: whose forge login a review is.
+    roster: Arc<Roster>,
 }
 
 impl std::fmt::Debug for EffectRunner {
@@ -105,8 +108,13 @@ impl std::fmt::Debug for EffectRunner {
 }
 
 impl EffectRunner {
-    pub(super) fn new(adapters: Arc<Adapters>, channels: Arc<BTreeMap<String, String>>, retry: RetryPolicy) -> Self {
-        Self { adapters, channels, retry }
+    pub(super) fn new(
+        adapters: Arc<Adapters>,
+        channels: Arc<BTreeMap<String, String>>,
+        retry: RetryPolicy,
+        roster: Arc<Roster>,
+    ) -> Self {
+        Self { adapters, channels, retry, roster }
     }
 
     /// Attempt number `attempt` (from 1) at `effect`, at `now`: calls its adapter once (a
@@ -205,7 +213,7 @@ impl EffectRunner {
             EffectKind::MergePullRequest { from, to, requires } if adapters.vcs.is_some() => {
                 let request = MergeRequest { key: key.to_owned(), from: selector(from), to: to.clone() };
                 let merged = match (&adapters.vcs, requires) {
-                    (Some(vcs), Some(requires)) => vcs.merge_requiring(&request, requires),
+                    (Some(vcs), Some(requires)) => vcs.merge_requiring(&request, requires, &self.roster),
                     (Some(vcs), None) => vcs.merge(&request),
                     (None, _) => return Ok(None),
                 };

@@ -188,6 +188,19 @@ pub enum EffectStatus {
 #[serde(untagged)]
 #[non_exhaustive]
 pub enum Failure {
+    /// A forge refused a merge whose pull request misses what the spec's `requires:` (over
+    /// the adapter's defaults) asks for: permanent. Written first: untagged, it is the only
+    /// form with `unmet`.
+    Unmet {
+        /// The adapter (`github`, `gitlab`).
+        adapter: String,
+        /// What it was doing (`merge`).
+        operation: String,
+        /// What the pull request lacks, as data.
+        unmet: Vec<crate::requirements::Unmet>,
+        /// The adapter's own words.
+        detail: String,
+    },
     /// An adapter call failed.
     Adapter {
         /// The adapter (`git`, `webhook`).
@@ -209,6 +222,12 @@ pub enum Failure {
 impl From<&AdapterError> for Failure {
     fn from(e: &AdapterError) -> Self {
         match e {
+            AdapterError::Unmet { adapter, operation, unmet, detail, .. } => Failure::Unmet {
+                adapter: (*adapter).to_owned(),
+                operation: (*operation).to_owned(),
+                unmet: unmet.clone(),
+                detail: detail.clone(),
+            },
             AdapterError::Transient { adapter, operation, detail, .. }
             | AdapterError::Throttled { adapter, operation, detail, .. }
             | AdapterError::Permanent { adapter, operation, detail, .. } => Failure::Adapter {
@@ -228,6 +247,7 @@ impl std::fmt::Display for Failure {
                 let after = if *transient { " (retries used up)" } else { "" };
                 write!(f, "{adapter} could not {operation}{after}: {detail}")
             }
+            Failure::Unmet { adapter, operation, detail, .. } => write!(f, "{adapter} could not {operation}: {detail}"),
             Failure::Text { error } => f.write_str(error.lines().next().unwrap_or_default()),
         }
     }
@@ -277,5 +297,33 @@ mod tests {
         let json = serde_json::to_string(&new).unwrap();
         assert_eq!(json, r#"{"failed":{"adapter":"git","operation":"merge","transient":false,"detail":"conflict"}}"#);
         assert_eq!(serde_json::from_str::<EffectStatus>(&json).unwrap(), new);
+    }
+
+    #[test]
+    fn a_refused_merge_keeps_what_it_lacked_as_data() {
+        use crate::requirements::{CheckState, Unmet};
+        let error = AdapterError::unmet(
+            "github",
+            "merge",
+            Some("k/1"),
+            "pull request #7",
+            vec![
+                Unmet::RoleApproval { role: kars_spec::RoleId::new("team_lead").unwrap() },
+                Unmet::Check { name: "ci".into(), state: CheckState::Failed },
+            ],
+            &[],
+        );
+        assert!(!error.is_transient());
+        let status = EffectStatus::Failed(Failure::from(&error));
+        let json = serde_json::to_string(&status).unwrap();
+        assert_eq!(
+            json,
+            r#"{"failed":{"adapter":"github","operation":"merge","unmet":[{"role_approval":{"role":"team_lead"}},{"check":{"name":"ci","state":"failed"}}],"detail":"pull request #7 does not meet what the merge requires: no approval by a holder of role `team_lead`; check `ci` failed"}}"#
+        );
+        assert_eq!(serde_json::from_str::<EffectStatus>(&json).unwrap(), status);
+        assert_eq!(
+            status.to_string(),
+            "failed: github could not merge: pull request #7 does not meet what the merge requires: no approval by a holder of role `team_lead`; check `ci` failed"
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! The team roster: who holds which role, and which operating-system logins are theirs. The
+//! The team roster: who holds which role, and which operating-system and forge logins are
+//! theirs. The
 //! host (not the person acting) says who someone is; the roster turns that into an [`Actor`].
 //!
 //! An instance's roster is fixed when it starts (the spec's `team:`, or a team file given to
@@ -78,6 +79,53 @@ pub struct Member {
     /// The logins that are theirs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub logins: Vec<String>,
+    /// Their GitHub login: an approving review by it is theirs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github: Option<String>,
+    /// Their GitLab username: an approval by it is theirs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gitlab: Option<String>,
+}
+
+impl Member {
+    /// A member from a spec's (or a team file's) roster entry.
+    fn of(person: &kars_spec::spec::Person) -> Self {
+        Self {
+            roles: person.roles.clone(),
+            logins: person.logins.clone(),
+            github: person.github.clone(),
+            gitlab: person.gitlab.clone(),
+        }
+    }
+
+    /// Their login on `forge`.
+    #[must_use]
+    pub fn forge_login(&self, forge: Forge) -> Option<&str> {
+        match forge {
+            Forge::GitHub => self.github.as_deref(),
+            Forge::GitLab => self.gitlab.as_deref(),
+        }
+    }
+}
+
+/// A forge whose logins a roster entry can carry (`github:`, `gitlab:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Forge {
+    /// GitHub (github.com or GitHub Enterprise Server).
+    GitHub,
+    /// GitLab (gitlab.com or self-managed).
+    GitLab,
+}
+
+impl Forge {
+    /// The roster key: `github` or `gitlab`.
+    #[must_use]
+    pub fn key(self) -> &'static str {
+        match self {
+            Forge::GitHub => "github",
+            Forge::GitLab => "gitlab",
+        }
+    }
 }
 
 /// People, their roles and logins, in roster order.
@@ -104,11 +152,7 @@ impl Roster {
     /// The spec's `team:`.
     #[must_use]
     pub fn from_spec(spec: &Spec) -> Self {
-        let people = spec
-            .team
-            .iter()
-            .map(|(id, p)| (id.clone(), Member { roles: p.roles.clone(), logins: p.logins.clone() }))
-            .collect();
+        let people = spec.team.iter().map(|(id, p)| (id.clone(), Member::of(p))).collect();
         Self { people }
     }
 
@@ -130,8 +174,8 @@ impl Roster {
         let mut people = IndexMap::with_capacity(parsed.len());
         for (person, entry) in parsed {
             let member = match entry {
-                TeamEntry::Roles(roles) => Member { roles, logins: Vec::new() },
-                TeamEntry::Person(p) => Member { roles: p.roles, logins: p.logins },
+                TeamEntry::Roles(roles) => Member { roles, ..Member::default() },
+                TeamEntry::Person(p) => Member::of(&p),
             };
             people.insert(person, member);
         }
@@ -167,7 +211,33 @@ impl Roster {
                 }
             }
         }
+        for forge in [Forge::GitHub, Forge::GitLab] {
+            let mut owners: IndexMap<String, &PersonId> = IndexMap::new();
+            for (person, member) in &self.people {
+                let Some(login) = member.forge_login(forge) else { continue };
+                let problem = if !kars_spec::is_forge_login(login) {
+                    Some(format!("`{}` of `{person}` is not a {} login", login.escape_debug(), forge.key()))
+                } else {
+                    owners
+                        .insert(login.to_ascii_lowercase(), person)
+                        .map(|other| format!("{} login `{login}` is listed for `{other}` and `{person}`", forge.key()))
+                };
+                if let Some(problem) = problem {
+                    return Err(RosterError::BadLogin { origin: origin.to_owned(), problem });
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The person whose `github:` (or `gitlab:`) login is `login` (forges ignore case), as an
+    /// actor with their roles: who an approving review on the forge is.
+    #[must_use]
+    pub fn reviewer(&self, forge: Forge, login: &str) -> Option<Actor> {
+        self.people
+            .iter()
+            .find(|(_, m)| m.forge_login(forge).is_some_and(|l| l.eq_ignore_ascii_case(login)))
+            .map(|(person, member)| Actor::new(person.as_str(), member.roles.clone()))
     }
 
     /// The actor called `name`, with the roles the roster gives them.
@@ -271,6 +341,14 @@ mod tests {
         assert!(!err.contains("untagged enum"), "{err}");
         let err = Roster::from_yaml("zoe: { roles: [qa], extra: 1 }\n", "team.yaml", &spec).unwrap_err().to_string();
         assert!(!err.contains("TeamEntry"), "{err}");
+        let forge = "a: { roles: [qa], github: Ann }\nb: { roles: [qa], github: ann }\n";
+        let err = Roster::from_yaml(forge, "team.yaml", &spec).unwrap_err().to_string();
+        assert!(err.contains("github login `ann` is listed for `a` and `b`"), "{err}");
+        let roster =
+            Roster::from_yaml("a: { roles: [qa], github: Ann, gitlab: ann-gl }\n", "team.yaml", &spec).unwrap();
+        assert_eq!(roster.reviewer(Forge::GitHub, "ann").map(|a| a.name), Some("a".to_owned()));
+        assert_eq!(roster.reviewer(Forge::GitLab, "ann-gl").map(|a| a.roles.len()), Some(1));
+        assert_eq!(roster.reviewer(Forge::GitLab, "Ann"), None);
         let shared = "a: { roles: [qa], logins: [x] }\nb: { roles: [qa], logins: [x] }\n";
         let err = Roster::from_yaml(shared, "team.yaml", &spec).unwrap_err().to_string();
         assert!(err.contains("login `x` is listed for `a` and `b`"), "{err}");

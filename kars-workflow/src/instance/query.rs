@@ -13,7 +13,9 @@ use crate::effect::ReleaseId;
 use crate::event::MergeRequest;
 use crate::gate::format_local;
 use crate::policy::{Permission, merge_refusal, open_mask};
-use crate::workflow::{Decider, NodeIndex};
+use crate::requirements::{self, MergeEvidence};
+use crate::workflow::{CompiledAction, Decider, NodeIndex};
+use kars_spec::spec::MergeRequirements;
 
 /// What an instance waits for, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -327,7 +329,9 @@ impl Instance {
     ///
     /// Denied while an open window covers the target and does not allow the source; the
     /// answer names the window and when it closes (for a window that closes when a node
-    /// completes, the node, and its gate's instant when it has one ahead).
+    /// completes, the node, and its gate's instant when it has one ahead). What a merge needs
+    /// on the forge (a spec's `requires:`) is not judged here: [`Instance::may_with`] does,
+    /// with what the forge reports.
     #[must_use]
     pub fn may(&self, request: &MergeRequest, now: DateTime<Utc>) -> Permission {
         let open = self.open_windows_at(now);
@@ -349,7 +353,7 @@ impl Instance {
                 };
                 let reason =
                     format!("window `{}`{title} forbids {subject} {when}", name.as_ref().map_or("?", |n| n.as_str()));
-                Permission { allowed: false, window: name, reason, until }
+                Permission { allowed: false, window: name, reason, until, unmet: Vec::new() }
             }
             None => {
                 let window = allowed_by.and_then(|i| self.workflow.windows.get(i)).map(|w| w.id.clone());
@@ -357,8 +361,69 @@ impl Instance {
                     Some(w) => format!("window `{w}` is open but allows {subject}"),
                     None => format!("no open window restricts {subject}"),
                 };
-                Permission { allowed: true, window, reason, until: None }
+                Permission { allowed: true, window, reason, until: None, unmet: Vec::new() }
             }
         }
+    }
+
+    /// [`Instance::may`], and what the merge needs on the forge: the `requires:` of every
+    /// `merge_pull_request` action from a branch that selects `request.source` into
+    /// `request.target` (taken together: the most approvals any asks for, every role and check
+    /// any names), held against `evidence`, what the forge reports about the pull request with
+    /// its reviewers resolved to people by the host.
+    ///
+    /// A window that forbids the merge answers first, as [`Instance::may`] does. Otherwise a
+    /// requirement the evidence does not meet refuses the merge: [`Permission::unmet`] lists
+    /// each as data, and the reason says them in words. A merge no action with `requires:`
+    /// covers is judged by the windows alone. Like [`Instance::may`], it reads no clock and
+    /// changes nothing.
+    #[must_use]
+    pub fn may_with(&self, request: &MergeRequest, evidence: &MergeEvidence, now: DateTime<Utc>) -> Permission {
+        let permission = self.may(request, now);
+        if !permission.allowed {
+            return permission;
+        }
+        let Some(requires) = self.merge_requirements(&request.source, &request.target) else {
+            return permission;
+        };
+        let unmet = requirements::unmet(&requires, evidence);
+        if unmet.is_empty() {
+            return Permission {
+                reason: format!("{}; the pull request meets what the merge requires", permission.reason),
+                ..permission
+            };
+        }
+        let reason = format!(
+            "the merge from `{}` into `{}` requires what the pull request lacks: {}",
+            request.source,
+            request.target,
+            requirements::describe(&unmet)
+        );
+        Permission { allowed: false, reason, until: None, unmet, ..permission }
+    }
+
+    /// What the spec's merges from `source` into `target` need on the forge, taken together;
+    /// `None` when no such merge says.
+    #[must_use]
+    pub fn merge_requirements(&self, source: &str, target: &str) -> Option<MergeRequirements> {
+        let matching = self.workflow.nodes.iter().filter_map(|node| match &node.action {
+            Some(CompiledAction::MergePullRequest { from, to, requires: Some(requires) })
+                if to == target && selects(from, source) =>
+            {
+                Some(requires)
+            }
+            _ => None,
+        });
+        requirements::combine(matching)
+    }
+}
+
+/// Whether a spec branch (a name, or a pattern with one `*`) selects `branch`.
+fn selects(spec_branch: &str, branch: &str) -> bool {
+    match spec_branch.split_once('*') {
+        Some((prefix, suffix)) => {
+            branch.len() >= prefix.len() + suffix.len() && branch.starts_with(prefix) && branch.ends_with(suffix)
+        }
+        None => spec_branch == branch,
     }
 }

@@ -54,6 +54,17 @@ impl Team {
         self.people.iter().enumerate().filter(|(_, p)| fits(p)).nth(pick).map(|(i, _)| i)
     }
 
+    /// Anyone not in `exclude`, picked at random.
+    pub(crate) fn pick_any(&self, exclude: &[&str], rng: &mut SimRng) -> Option<usize> {
+        let fits = |p: &Person| !exclude.contains(&p.actor.name.as_str());
+        let count = self.people.iter().filter(|p| fits(p)).count();
+        if count == 0 {
+            return None;
+        }
+        let pick = rng.range_u32(0, u32::try_from(count - 1).unwrap_or(0)) as usize;
+        self.people.iter().enumerate().filter(|(_, p)| fits(p)).nth(pick).map(|(i, _)| i)
+    }
+
     /// A person who holds none of `roles`, picked at random.
     pub(crate) fn outsider(&self, roles: &[RoleId], rng: &mut SimRng) -> Option<usize> {
         let fits = |p: &Person| !p.actor.roles.iter().any(|r| roles.contains(r));

@@ -15,6 +15,11 @@
 //! late: { probability: 0.05, extra: 2h..6h }
 //! unauthorized: 0.02
 //! merges_per_week: 3
+//! forge:                   # merges whose spec `requires:` approvals or checks
+//!   review: 30m..4h        # from a pull request's opening to each review, in working time
+//!   approval: 0.9          # the chance a review approves
+//!   checks: 5m..45m        # until a named check concludes, in wall time
+//!   check_failure: 0.05    # the chance it fails
 //! ```
 
 use std::collections::{BTreeMap, HashSet};
@@ -63,6 +68,47 @@ pub struct ModelFile {
     /// attempts each week, at random times; the engine's windows decide which land.
     #[serde(default)]
     pub merges_per_week: Option<u32>,
+    /// Reviews and checks on the forge, for merges whose spec `requires:` them.
+    #[serde(default)]
+    pub forge: Option<ForgeFile>,
+}
+
+/// Reviews and checks on the forge as written; each field left out keeps its default.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForgeFile {
+    /// From a pull request's opening to each review, in working time.
+    #[serde(default)]
+    pub review: Option<MinuteRange>,
+    /// The chance a review approves (otherwise it asks for changes, and does not count).
+    #[serde(default)]
+    pub approval: Option<f64>,
+    /// From a pull request's opening until a named check concludes, in wall time.
+    #[serde(default)]
+    pub checks: Option<MinuteRange>,
+    /// The chance a named check fails.
+    #[serde(default)]
+    pub check_failure: Option<f64>,
+}
+
+/// How the simulated forge treats pull requests whose merge `requires:` reviews or checks.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct ForgeModel {
+    pub(crate) review: MinuteRange,
+    pub(crate) approval: f64,
+    pub(crate) checks: MinuteRange,
+    pub(crate) check_failure: f64,
+}
+
+impl Default for ForgeModel {
+    fn default() -> Self {
+        Self {
+            review: MinuteRange { min: 30, max: 240 },
+            approval: 0.9,
+            checks: MinuteRange { min: 5, max: 45 },
+            check_failure: 0.05,
+        }
+    }
 }
 
 /// Working hours as written.
@@ -152,6 +198,7 @@ pub struct Model {
     pub(crate) late_extra: MinuteRange,
     pub(crate) unauthorized: f64,
     pub(crate) merges_per_week: u32,
+    pub(crate) forge: ForgeModel,
     pub(crate) team: Team,
 }
 
@@ -161,7 +208,9 @@ impl Model {
     /// taken 30% of the time on the first visit and 40% later (a fix fails retest more often),
     /// the other branches share the rest; actions whose outcome a decision reads fail 5% of the
     /// time (others never); 5% of tasks finish 2h..6h late; 2% of tasks see an unauthorized try;
-    /// the merge bot tries 3 merges a week.
+    /// the merge bot tries 3 merges a week; on the forge, reviews come 30m..4h (working time)
+    /// after a pull request opens and 90% approve, named checks conclude after 5m..45m and 5%
+    /// fail (only merges whose spec `requires:` reviews or checks see them).
     #[must_use]
     pub fn defaults(spec: &CheckedSpec) -> Model {
         Self::check(spec, &ModelFile { version: MODEL_VERSION, ..ModelFile::default() }, "<defaults>")
@@ -181,6 +230,7 @@ impl Model {
             late_extra: MinuteRange { min: 120, max: 360 },
             unauthorized: 0.02,
             merges_per_week: 3,
+            forge: ForgeModel::default(),
             team: Team { people: Vec::new() },
         }
     }
@@ -307,6 +357,19 @@ impl Model {
                 ));
             }
             model.merges_per_week = n;
+        }
+        if let Some(forge) = &file.forge {
+            let f = &mut model.forge;
+            f.review = forge.review.unwrap_or(f.review);
+            f.checks = forge.checks.unwrap_or(f.checks);
+            if let Some(p) = forge.approval {
+                check_chance(p).map_err(|m| invalid("forge.approval".into(), m))?;
+                f.approval = p;
+            }
+            if let Some(p) = forge.check_failure {
+                check_chance(p).map_err(|m| invalid("forge.check_failure".into(), m))?;
+                f.check_failure = p;
+            }
         }
         Ok(model)
     }

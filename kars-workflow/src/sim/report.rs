@@ -41,6 +41,9 @@ pub enum EntryKind {
     Refused,
     /// A merge from the team's merge bot landed (`detail`: `source -> target`).
     Merged,
+    /// A merge waits for the forge: reviews or named checks its spec `requires:` have not
+    /// come in yet (`detail` says which).
+    Delayed,
     /// A cycle ended (`outcome`).
     CycleEnded,
 }
@@ -189,9 +192,20 @@ pub struct WeekReport {
     pub merges: u16,
     /// Of those, refused by a window.
     pub merges_refused: u16,
+    /// Merges (the bot's, and merge actions) refused because the pull request missed what
+    /// the merge `requires:` (an approval, a role's approval, a named check).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub merges_unmet: u16,
+    /// Merges that waited for reviews or named checks on the forge.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub merges_delayed: u16,
     /// Merges where the window's answer (`may()`) and the engine's verdict disagreed (0 unless
     /// the engine is broken; see [`crate::sim::SimRun::policy_disagreements`]).
     pub policy_disagreements: u16,
+}
+
+fn is_zero<T: Default + PartialEq>(n: &T) -> bool {
+    *n == T::default()
 }
 
 fn minutes<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -242,6 +256,12 @@ impl WeekReport {
         }
         if self.refused > 0 {
             line.push_str(&format!("  refused {}", self.refused));
+        }
+        if self.merges_unmet > 0 {
+            line.push_str(&format!("  merges lacking requirements {}", self.merges_unmet));
+        }
+        if self.merges_delayed > 0 {
+            line.push_str(&format!("  merges waiting on the forge {}", self.merges_delayed));
         }
         line
     }
@@ -310,6 +330,12 @@ pub struct Summary {
     pub merges: u32,
     /// Merges refused by a window.
     pub merges_refused: u32,
+    /// Merges refused because the pull request missed what the merge `requires:`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub merges_unmet: u32,
+    /// Merges that waited for reviews or named checks on the forge.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub merges_delayed: u32,
 }
 
 impl Summary {
@@ -339,6 +365,8 @@ impl Summary {
             refused: sum(&|w| w.refused),
             merges: sum(&|w| w.merges),
             merges_refused: sum(&|w| w.merges_refused),
+            merges_unmet: sum(&|w| w.merges_unmet),
+            merges_delayed: sum(&|w| w.merges_delayed),
         }
     }
 }
@@ -384,7 +412,15 @@ impl fmt::Display for Summary {
         }
         writeln!(f, "  {:<28} {:>6}", "gates open before arrival", self.gates_late)?;
         writeln!(f, "  {:<28} {:>6}", "refused actions", self.refused)?;
-        write!(f, "  {:<28} {:>6}  (refused by a window: {})", "merge attempts", self.merges, self.merges_refused)
+        write!(f, "  {:<28} {:>6}  (refused by a window: {})", "merge attempts", self.merges, self.merges_refused)?;
+        if self.merges_unmet > 0 || self.merges_delayed > 0 {
+            write!(
+                f,
+                "\n  {:<28} {:>6}  (waited for reviews or checks: {})",
+                "merges lacking requirements", self.merges_unmet, self.merges_delayed
+            )?;
+        }
+        Ok(())
     }
 }
 

@@ -24,6 +24,7 @@ use crate::instance::{Instance, Options};
 use crate::workflow::{CompiledEdge, NodeIndex, Workflow};
 
 mod act;
+mod forge;
 mod shape;
 
 use shape::{completion_outcomes, merge_branches, role_for};
@@ -122,9 +123,28 @@ struct NodePlan {
 
 #[derive(Debug, Clone)]
 enum Act {
-    Work { node: NodeIndex, person: usize, outcome: Option<String>, authorized: bool, tries: u8 },
-    Result { node: NodeIndex, outcome: ActionOutcome, deploy: bool },
-    Merge { source: String, target: String, person: usize },
+    Work {
+        node: NodeIndex,
+        person: usize,
+        outcome: Option<String>,
+        authorized: bool,
+        tries: u8,
+    },
+    /// An action's result; `unmet` holds what a forge merge found missing (then `Failed`).
+    Result {
+        node: NodeIndex,
+        outcome: ActionOutcome,
+        deploy: bool,
+        unmet: Vec<crate::requirements::Unmet>,
+    },
+    /// The merge bot's merge; `pr` is the pull request on the forge when the merge `requires:`
+    /// reviews or checks (drawn at the first try).
+    Merge {
+        source: String,
+        target: String,
+        person: usize,
+        pr: Option<Box<forge::ForgePr>>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -151,6 +171,12 @@ struct Cycle {
     refused: u16,
     merges: u16,
     merges_refused: u16,
+    /// Merges refused because the pull request missed what the merge `requires:`.
+    merges_unmet: u16,
+    /// Merges that waited for reviews or checks on the forge.
+    merges_delayed: u16,
+    /// When this cycle's `open_pull_request` effects opened each (source, target).
+    opened: Vec<(String, String, DateTime<Utc>)>,
     disagreements: u16,
 }
 
@@ -329,6 +355,9 @@ impl<'m> Sim<'m> {
                 effect: Some(&effect),
                 ..Entry::empty(&self.release, self.now)
             });
+            if let EffectKind::OpenPullRequest { from, to } = &effect.kind {
+                self.cycle.opened.push((from.clone(), to.clone(), self.now));
+            }
             if effect.kind.awaits_result()
                 && let Some(node) = self.workflow.node_index(effect.node.as_str())
             {
@@ -338,7 +367,13 @@ impl<'m> Sim<'m> {
                 let minutes = self.sample(range);
                 let outcome = if self.rng.chance(failure) { ActionOutcome::Failed } else { ActionOutcome::Succeeded };
                 let deploy = matches!(effect.kind, EffectKind::Deploy { .. });
-                self.plan(self.now + Duration::minutes(i64::from(minutes)), Act::Result { node, outcome, deploy });
+                let at = self.now + Duration::minutes(i64::from(minutes));
+                match &effect.kind {
+                    EffectKind::MergePullRequest { from, to, requires: Some(requires) } => {
+                        self.forge_merge(node, from, to, requires, at, outcome, observer);
+                    }
+                    _ => self.plan(at, Act::Result { node, outcome, deploy, unmet: Vec::new() }),
+                }
             }
         }
     }
@@ -489,6 +524,8 @@ impl<'m> Sim<'m> {
             refused: c.refused,
             merges: c.merges,
             merges_refused: c.merges_refused,
+            merges_unmet: c.merges_unmet,
+            merges_delayed: c.merges_delayed,
             policy_disagreements: c.disagreements,
         }
     }

@@ -10,11 +10,15 @@ use super::github_api::{Branch, CheckRuns, CombinedStatus, Merged, Pull, Review,
 use super::http::{Api, Auth, Search, encode, forge_message};
 use kars_spec::spec::MergeRequirements;
 
+use super::rules::approval_unmet;
 use super::{ForgeConfig, ForgeConfigError, MergeRules, check_key, key_marker};
 use crate::adapter::{
     AdapterError, BranchHead, BranchSelector, MergeOutcome, MergeRequest, OpenPullRequest, PullRequest, ReviewState,
     Vcs,
 };
+use crate::driver::{Forge, Roster};
+use crate::event::Actor;
+use crate::requirements::{CheckState, Unmet};
 
 const ADAPTER: &str = "github";
 /// How long to wait when GitHub is still computing `mergeable`, or a named check still runs.
@@ -33,11 +37,13 @@ const MAX_STATUS_PAGES: usize = 10;
 ///   pull requests from pattern branches (`feature/*`) themselves.
 /// * **Merge**: every open pull request from the source (a name, or every head a pattern
 ///   matches) into the target is read first: `mergeable: null` (GitHub still computing) is
-///   [`AdapterError::Throttled`]; a conflict, missing approvals ([`MergeRules::approvals`],
-///   the latest review of each reviewer counting), changes requested, a head that moved
-///   after its latest approval, or a failed named check (a check run, or else a commit
-///   status of that context) is permanent with that reason, and
-///   nothing is merged. Then each is marked with the merge's key (`<!-- kars-merge-key: KEY
+///   [`AdapterError::Throttled`]; a conflict, changes requested or a head that moved after
+///   its latest approval is permanent with that reason; missing approvals
+///   ([`MergeRules::approvals`], the latest review of each reviewer counting), a role with no
+///   approval by a holder ([`MergeRules::approved_by`], logins resolved by the instance's
+///   roster) or a failed named check (a check run, or else a commit status of that context)
+///   is [`AdapterError::Unmet`], every unmet requirement listed; a named check still running
+///   (with approvals in order) is [`AdapterError::Throttled`]. In each case nothing is merged. Then each is marked with the merge's key (`<!-- kars-merge-key: KEY
 ///   -->`) and merged with `sha` set to the approved head and the rules' `merge_method`;
 ///   GitHub's 405 (not mergeable), 409 (head moved) and 422 are permanent with GitHub's
 ///   message. A retry whose first call merged finds the pull request merged with its key and
@@ -127,6 +133,7 @@ impl GitHubVcs {
     fn ready(
         &self,
         rules: &MergeRules,
+        reviewers: &Roster,
         key: &str,
         number: u64,
         marker: &str,
@@ -163,56 +170,74 @@ impl GitHubVcs {
         if let Some(who) = verdict.changes_requested.first() {
             return Err(refuse(format!("pull request #{number} has changes requested by `{who}`")));
         }
+        let approvals: Vec<Actor> = verdict
+            .approvers
+            .iter()
+            .map(|login| reviewers.reviewer(Forge::GitHub, login).unwrap_or_else(|| Actor::new(login.as_str(), vec![])))
+            .collect();
+        let mut unmet = approval_unmet(rules, &approvals);
         let needed = rules.approvals;
-        if verdict.approvals < needed {
-            return Err(refuse(format!(
-                "pull request #{number} has {} of the {needed} approvals it needs",
-                verdict.approvals
-            )));
-        }
         let guard = match (&verdict.approved_commit, needed) {
             (Some(approved), 1..) => approved.clone(),
             _ => pull.head.sha.clone(),
         };
-        if guard != pull.head.sha {
+        if unmet.is_empty() && guard != pull.head.sha {
             return Err(refuse(format!(
                 "the head of pull request #{number} moved to `{}` after it was approved on `{guard}`\nhelp: review the new commits and approve again",
                 pull.head.sha
             )));
         }
-        self.checks_pass(rules, key, number, &guard)?;
+        let checks = self.check_states(rules, key, &guard)?;
+        let pending = checks.iter().find(|(_, state, _)| matches!(state, CheckState::Pending | CheckState::Missing));
+        if let (true, Some((name, state, how))) = (unmet.is_empty(), pending) {
+            let detail = match state {
+                CheckState::Missing => {
+                    format!("check `{name}` has not reported on pull request #{number} (`{guard}`) yet")
+                }
+                _ => format!("check `{name}` on pull request #{number} is `{how}`"),
+            };
+            return Err(AdapterError::throttled(ADAPTER, OP, Some(key), detail, CHECKS_WAIT));
+        }
+        let mut said = Vec::new();
+        for (name, state, how) in checks {
+            if state == CheckState::Failed {
+                said.push(format!("check `{name}` concluded `{how}`"));
+            }
+            if state != CheckState::Passed {
+                unmet.push(Unmet::Check { name, state });
+            }
+        }
+        if !unmet.is_empty() {
+            return Err(AdapterError::unmet(ADAPTER, OP, Some(key), &format!("pull request #{number}"), unmet, &said));
+        }
         Ok(Some((pull, guard)))
     }
 
-    /// The named checks of the rules have concluded well on `sha`: a check run of that name,
-    /// or else a commit status of that context (read only when a name has no check run).
-    fn checks_pass(&self, rules: &MergeRules, key: &str, number: u64, sha: &str) -> Result<(), AdapterError> {
+    /// Where each named check of the rules stands on `sha`, with the forge's word for it: a
+    /// check run of that name, or else a commit status of that context (read only when a
+    /// name has no check run).
+    fn check_states(
+        &self,
+        rules: &MergeRules,
+        key: &str,
+        sha: &str,
+    ) -> Result<Vec<(String, CheckState, String)>, AdapterError> {
         const OP: &str = "merge";
-        if rules.checks.is_empty() {
-            return Ok(());
-        }
-        let wait = |detail: String| AdapterError::throttled(ADAPTER, OP, Some(key), detail, CHECKS_WAIT);
-        let failed = |name: &str, conclusion: &str| {
-            AdapterError::permanent(
-                ADAPTER,
-                OP,
-                Some(key),
-                format!("check `{name}` on pull request #{number} concluded `{conclusion}`"),
-            )
-        };
+        let mut states = Vec::with_capacity(rules.checks.len());
         for name in &rules.checks {
             // The runs of that name only, newest first: a commit with many checks cannot push
             // the one that matters off the first page.
             let path = format!("/commits/{sha}/check-runs?check_name={}&per_page=1", encode(name));
             let runs: CheckRuns = self.get_json(OP, key, &path)?;
             if let Some(run) = runs.check_runs.iter().find(|r| &r.name == name) {
-                if run.status != "completed" {
-                    return Err(wait(format!("check `{name}` on pull request #{number} is `{}`", run.status)));
-                }
-                let conclusion = run.conclusion.as_deref().unwrap_or("none");
-                if !matches!(conclusion, "success" | "neutral" | "skipped") {
-                    return Err(failed(name, conclusion));
-                }
+                let (state, how) = if run.status != "completed" {
+                    (CheckState::Pending, run.status.clone())
+                } else {
+                    let conclusion = run.conclusion.clone().unwrap_or_else(|| "none".to_owned());
+                    let passed = matches!(conclusion.as_str(), "success" | "neutral" | "skipped");
+                    (if passed { CheckState::Passed } else { CheckState::Failed }, conclusion)
+                };
+                states.push((name.clone(), state, how));
                 continue;
             }
             // No check run of that name: a commit status of that context, on any page.
@@ -220,20 +245,15 @@ impl GitHubVcs {
             let found = self.api.search(OP, Some(key), &url, MAX_STATUS_PAGES, |combined: CombinedStatus| {
                 combined.statuses.into_iter().find(|s| &s.context == name).map(|s| s.state)
             })?;
-            match found {
-                Search::Found(state) if state == "success" => {}
-                Search::Found(state) if state == "pending" => {
-                    return Err(wait(format!("status `{name}` on pull request #{number} is `pending`")));
-                }
-                Search::Found(state) => return Err(failed(name, &state)),
-                Search::Absent | Search::CutShort => {
-                    return Err(wait(format!(
-                        "check `{name}` has not reported on pull request #{number} (`{sha}`) yet"
-                    )));
-                }
-            }
+            let (state, how) = match found {
+                Search::Found(state) if state == "success" => (CheckState::Passed, state),
+                Search::Found(state) if state == "pending" => (CheckState::Pending, state),
+                Search::Found(state) => (CheckState::Failed, state),
+                Search::Absent | Search::CutShort => (CheckState::Missing, "missing".to_owned()),
+            };
+            states.push((name.clone(), state, how));
         }
-        Ok(())
+        Ok(states)
     }
 
     /// GETs `path` (under the repository) and parses its JSON.
@@ -380,15 +400,16 @@ impl Vcs for GitHubVcs {
     }
 
     fn merge(&self, request: &MergeRequest) -> Result<MergeOutcome, AdapterError> {
-        self.merge_with(request, &self.rules)
+        self.merge_with(request, &self.rules, &Roster::default())
     }
 
     fn merge_requiring(
         &self,
         request: &MergeRequest,
         requires: &MergeRequirements,
+        reviewers: &Roster,
     ) -> Result<MergeOutcome, AdapterError> {
-        self.merge_with(request, &self.rules.with(requires))
+        self.merge_with(request, &self.rules.with(requires), reviewers)
     }
 
     fn head(&self, branch: &str) -> Result<Option<String>, AdapterError> {
@@ -397,8 +418,14 @@ impl Vcs for GitHubVcs {
 }
 
 impl GitHubVcs {
-    /// Merges under `rules` (the adapter's, or a spec's on top of them).
-    fn merge_with(&self, request: &MergeRequest, rules: &MergeRules) -> Result<MergeOutcome, AdapterError> {
+    /// Merges under `rules` (the adapter's, or a spec's on top of them), with `reviewers`
+    /// saying whose login an approval is.
+    fn merge_with(
+        &self,
+        request: &MergeRequest,
+        rules: &MergeRules,
+        reviewers: &Roster,
+    ) -> Result<MergeOutcome, AdapterError> {
         const OP: &str = "merge";
         let key = request.key.as_str();
         check_key(ADAPTER, OP, key)?;
@@ -441,7 +468,7 @@ impl GitHubVcs {
         // Every pull request is checked before any is merged: a refusal merges nothing.
         let mut ready = Vec::new();
         for pull in &open {
-            ready.extend(self.ready(rules, key, pull.number, &marker)?);
+            ready.extend(self.ready(rules, reviewers, key, pull.number, &marker)?);
         }
         let mut merged = Vec::new();
         let mut head = None;

@@ -111,6 +111,8 @@ pub(super) struct Verdict {
     pub changes_requested: Vec<String>,
     /// The commit the latest approval was given on.
     pub approved_commit: Option<String>,
+    /// The logins whose latest review approves, in login order.
+    pub approvers: Vec<String>,
 }
 
 impl Verdict {
@@ -133,7 +135,8 @@ impl Verdict {
         let approvals = latest.values().filter(|r| r.state == "APPROVED").count();
         let changes_requested =
             latest.iter().filter(|(_, r)| r.state == "CHANGES_REQUESTED").map(|(w, _)| (*w).to_owned()).collect();
-        Self { approvals: u32::try_from(approvals).unwrap_or(u32::MAX), changes_requested, approved_commit }
+        let approvers = latest.iter().filter(|(_, r)| r.state == "APPROVED").map(|(w, _)| (*w).to_owned()).collect();
+        Self { approvals: u32::try_from(approvals).unwrap_or(u32::MAX), changes_requested, approved_commit, approvers }
     }
 }
 
@@ -153,7 +156,15 @@ mod tests {
             review("bob", "COMMENTED", "c2"),
             review("bob", "APPROVED", "c2"),
         ]);
-        assert_eq!(v, Verdict { approvals: 2, changes_requested: vec![], approved_commit: Some("c2".into()) });
+        assert_eq!(
+            v,
+            Verdict {
+                approvals: 2,
+                changes_requested: vec![],
+                approved_commit: Some("c2".into()),
+                approvers: vec!["bob".into(), "frank".into()],
+            }
+        );
         let v = Verdict::of(&[review("frank", "APPROVED", "c1"), review("frank", "DISMISSED", "c1")]);
         assert_eq!(v.approvals, 0);
         let v = Verdict::of(&[review("frank", "APPROVED", "c1"), review("bob", "CHANGES_REQUESTED", "c1")]);

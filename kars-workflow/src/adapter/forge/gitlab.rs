@@ -10,11 +10,15 @@ use ureq::http::Method;
 use super::http::{Api, Auth, encode, forge_message};
 use kars_spec::spec::MergeRequirements;
 
+use super::rules::approval_unmet;
 use super::{ForgeConfig, ForgeConfigError, MergeMethod, MergeRules, check_key, key_marker};
 use crate::adapter::{
     AdapterError, BranchHead, BranchSelector, MergeOutcome, MergeRequest, OpenPullRequest, PullRequest, ReviewState,
     Vcs,
 };
+use crate::driver::{Forge, Roster};
+use crate::event::Actor;
+use crate::requirements::{CheckState, Unmet};
 
 const ADAPTER: &str = "gitlab";
 /// How long to wait when GitLab is still checking mergeability, or a pipeline still runs.
@@ -55,7 +59,19 @@ struct Approvals {
     #[serde(default)]
     approvals_left: u32,
     #[serde(default)]
-    approved_by: Vec<serde_json::Value>,
+    approved_by: Vec<Approver>,
+}
+
+/// One approval: `{ "user": { "username": … } }`.
+#[derive(Debug, Clone, Deserialize)]
+struct Approver {
+    #[serde(default)]
+    user: Option<Username>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Username {
+    username: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -88,9 +104,12 @@ struct Merged {
 /// guarded merges, and a merge retried after a lost answer finds its merge request merged.
 ///
 /// GitLab's own answers: `detailed_merge_status` `checking`/`unchecked` is
-/// [`AdapterError::Throttled`]; `approvals_left` above zero, or fewer approvers than
-/// [`MergeRules::approvals`], is a permanent refusal; named checks are jobs of the head
-/// pipeline (`success`; a pipeline still running is throttled). On the merge call, 405 (not
+/// [`AdapterError::Throttled`]; `approvals_left` above zero, fewer approvers than
+/// [`MergeRules::approvals`], a role of [`MergeRules::approved_by`] no approver holds
+/// (usernames resolved by the instance's roster), or a named check that failed is
+/// [`AdapterError::Unmet`], every unmet requirement listed; named checks are jobs of the
+/// head pipeline (`success`; a pipeline still running, with approvals in order, is
+/// throttled). On the merge call, 405 (not
 /// mergeable now), 406 (conflict), 409 (`SHA does not match HEAD of source branch`) and 422
 /// are permanent with GitLab's message; 429 honours `Retry-After`. `MergeMethod::Squash`
 /// sets `squash`; `MergeMethod::Rebase` is refused (GitLab rebases with its own call and the
@@ -168,7 +187,14 @@ impl GitLabVcs {
 
     /// Reads merge request `iid` and refuses it unless it may merge now; `None` if this key
     /// merged it already.
-    fn ready(&self, rules: &MergeRules, key: &str, iid: u64, marker: &str) -> Result<Option<Mr>, AdapterError> {
+    fn ready(
+        &self,
+        rules: &MergeRules,
+        reviewers: &Roster,
+        key: &str,
+        iid: u64,
+        marker: &str,
+    ) -> Result<Option<Mr>, AdapterError> {
         const OP: &str = "merge";
         let refuse = |detail: String| AdapterError::permanent(ADAPTER, OP, Some(key), detail);
         let mr: Mr = self.get(OP, Some(key), &format!("/merge_requests/{iid}"))?;
@@ -187,55 +213,75 @@ impl GitLabVcs {
             return Err(refuse(format!("merge request !{iid} has conflicts\nhelp: resolve them on GitLab")));
         }
         let approvals: Approvals = self.get(OP, Some(key), &format!("/merge_requests/{iid}/approvals"))?;
-        let given = u32::try_from(approvals.approved_by.len()).unwrap_or(u32::MAX);
-        if approvals.approvals_left > 0 || given < rules.approvals {
-            return Err(refuse(format!(
-                "merge request !{iid} has {given} approvals; it needs {} more (GitLab: {} left)",
-                rules.approvals.saturating_sub(given).max(approvals.approvals_left),
-                approvals.approvals_left
-            )));
+        let approvers: Vec<Actor> = approvals
+            .approved_by
+            .iter()
+            .map(|a| {
+                let login = a.user.as_ref().map_or("", |u| u.username.as_str());
+                reviewers.reviewer(Forge::GitLab, login).unwrap_or_else(|| Actor::new(login, vec![]))
+            })
+            .collect();
+        let given = u32::try_from(approvers.len()).unwrap_or(u32::MAX);
+        // GitLab's own approval rules count too: what they leave is needed on top.
+        let needed = rules.approvals.max(given.saturating_add(approvals.approvals_left));
+        let mut unmet = approval_unmet(&MergeRules { approvals: needed, ..rules.clone() }, &approvers);
+        let jobs = self.job_states(rules, key, &mr)?;
+        let pending = jobs.iter().find(|(_, state, _)| matches!(state, CheckState::Pending | CheckState::Missing));
+        if let (true, Some((name, state, how))) = (unmet.is_empty(), pending) {
+            let detail = match state {
+                CheckState::Missing => format!("merge request !{iid} has no pipeline on `{}` yet", mr.sha),
+                _ => format!("job `{name}` of merge request !{iid} is `{how}`"),
+            };
+            return Err(AdapterError::throttled(ADAPTER, OP, Some(key), detail, PIPELINE_WAIT));
         }
-        self.pipeline_passes(rules, key, &mr)?;
+        let mut said = Vec::new();
+        for (name, state, how) in jobs {
+            if state == CheckState::Failed {
+                said.push(format!("check `{name}` concluded `{how}`"));
+            }
+            if state != CheckState::Passed {
+                unmet.push(Unmet::Check { name, state });
+            }
+        }
+        if !unmet.is_empty() {
+            return Err(AdapterError::unmet(ADAPTER, OP, Some(key), &format!("merge request !{iid}"), unmet, &said));
+        }
         Ok(Some(mr))
     }
 
-    fn pipeline_passes(&self, rules: &MergeRules, key: &str, mr: &Mr) -> Result<(), AdapterError> {
+    /// Where each named check of the rules stands: a job of the head pipeline (`Missing`
+    /// while there is no pipeline, or the pipeline has no job of that name), with GitLab's
+    /// word for it.
+    fn job_states(
+        &self,
+        rules: &MergeRules,
+        key: &str,
+        mr: &Mr,
+    ) -> Result<Vec<(String, CheckState, String)>, AdapterError> {
         const OP: &str = "merge";
         if rules.checks.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
-        let iid = mr.iid;
-        let wait = |detail: String| AdapterError::throttled(ADAPTER, OP, Some(key), detail, PIPELINE_WAIT);
         let Some(pipeline) = &mr.head_pipeline else {
-            return Err(wait(format!("merge request !{iid} has no pipeline on `{}` yet", mr.sha)));
+            return Ok(rules.checks.iter().map(|n| (n.clone(), CheckState::Missing, "missing".to_owned())).collect());
         };
         let url = self.url(&format!("/pipelines/{}/jobs?per_page=100", pipeline.id));
         let jobs: Vec<Job> = self.api.get_all(OP, Some(key), &url)?;
+        let mut states = Vec::with_capacity(rules.checks.len());
         for name in &rules.checks {
-            let Some(job) = jobs.iter().find(|j| &j.name == name) else {
-                return Err(AdapterError::permanent(
-                    ADAPTER,
-                    OP,
-                    Some(key),
-                    format!("the pipeline of merge request !{iid} has no job `{name}`"),
-                ));
+            let (state, how) = match jobs.iter().find(|j| &j.name == name) {
+                None => (CheckState::Failed, format!("absent from pipeline `{}`", pipeline.id)),
+                Some(job) => match job.status.as_str() {
+                    "success" => (CheckState::Passed, job.status.clone()),
+                    "created" | "pending" | "running" | "waiting_for_resource" | "preparing" | "scheduled" => {
+                        (CheckState::Pending, job.status.clone())
+                    }
+                    _ => (CheckState::Failed, format!("{}` in pipeline `{}", job.status, pipeline.status)),
+                },
             };
-            match job.status.as_str() {
-                "success" => {}
-                "created" | "pending" | "running" | "waiting_for_resource" | "preparing" | "scheduled" => {
-                    return Err(wait(format!("job `{name}` of merge request !{iid} is `{}`", job.status)));
-                }
-                other => {
-                    return Err(AdapterError::permanent(
-                        ADAPTER,
-                        OP,
-                        Some(key),
-                        format!("job `{name}` of merge request !{iid} is `{other}` (pipeline `{}`)", pipeline.status),
-                    ));
-                }
-            }
+            states.push((name.clone(), state, how));
         }
-        Ok(())
+        Ok(states)
     }
 
     fn mark(&self, key: &str, mr: &Mr, marker: &str) -> Result<(), AdapterError> {
@@ -369,15 +415,16 @@ impl Vcs for GitLabVcs {
     }
 
     fn merge(&self, request: &MergeRequest) -> Result<MergeOutcome, AdapterError> {
-        self.merge_with(request, &self.rules)
+        self.merge_with(request, &self.rules, &Roster::default())
     }
 
     fn merge_requiring(
         &self,
         request: &MergeRequest,
         requires: &MergeRequirements,
+        reviewers: &Roster,
     ) -> Result<MergeOutcome, AdapterError> {
-        self.merge_with(request, &self.rules.with(requires))
+        self.merge_with(request, &self.rules.with(requires), reviewers)
     }
 
     fn head(&self, branch: &str) -> Result<Option<String>, AdapterError> {
@@ -386,8 +433,14 @@ impl Vcs for GitLabVcs {
 }
 
 impl GitLabVcs {
-    /// Merges under `rules` (the adapter's, or a spec's on top of them).
-    fn merge_with(&self, request: &MergeRequest, rules: &MergeRules) -> Result<MergeOutcome, AdapterError> {
+    /// Merges under `rules` (the adapter's, or a spec's on top of them), with `reviewers`
+    /// saying whose username an approval is.
+    fn merge_with(
+        &self,
+        request: &MergeRequest,
+        rules: &MergeRules,
+        reviewers: &Roster,
+    ) -> Result<MergeOutcome, AdapterError> {
         const OP: &str = "merge";
         let key = request.key.as_str();
         check_key(ADAPTER, OP, key)?;
@@ -436,7 +489,7 @@ impl GitLabVcs {
         }
         let mut ready = Vec::new();
         for mr in &open {
-            ready.extend(self.ready(rules, key, mr.iid, &marker)?);
+            ready.extend(self.ready(rules, reviewers, key, mr.iid, &marker)?);
         }
         let mut merged = Vec::new();
         let mut head = None;

@@ -7,12 +7,14 @@ use chrono::{DateTime, Duration, NaiveTime, Utc};
 use kars_spec::calendar::resolve_local;
 use kars_spec::spec::NodeKind;
 
+use super::forge::ForgePr;
 use super::shape::last_index;
 use super::{Act, Entry, EntryKind, Observer, Planned, Sim};
 use crate::EngineError;
 use crate::event::{ActionOutcome, Event, MergeRequest, Reporter};
 use crate::sim::model::at_visit;
 use crate::workflow::{Decider, NodeIndex};
+use kars_spec::spec::MergeRequirements;
 
 impl Sim<'_> {
     /// Plans the work of a task or role decision whose gate is open.
@@ -115,7 +117,7 @@ impl Sim<'_> {
             let source = format!("{prefix}{}-{}{suffix}", self.release.as_str().to_ascii_lowercase(), n + 1);
             let target = self.merge_targets[dst].clone();
             let person = self.rng.range_u32(0, last_index(self.model.team.people.len())) as usize;
-            self.plan(at + Duration::minutes(i64::from(offset)), Act::Merge { source, target, person });
+            self.plan(at + Duration::minutes(i64::from(offset)), Act::Merge { source, target, person, pr: None });
         }
     }
 
@@ -155,11 +157,23 @@ impl Sim<'_> {
                     }
                 }
             }
-            Act::Result { node, outcome, deploy } => {
+            Act::Result { node, outcome, deploy, unmet } => {
                 if !self.instance.is_at(node) {
                     return;
                 }
                 let Some(id) = self.workflow.node_id(node).cloned() else { return };
+                if !unmet.is_empty() {
+                    self.cycle.merges_unmet = self.cycle.merges_unmet.saturating_add(1);
+                    if observer.wants_entries() {
+                        let text = format!("the pull request lacks {}", crate::requirements::describe(&unmet));
+                        observer.entry(&Entry {
+                            kind: EntryKind::Refused,
+                            node: Some(&id),
+                            detail: Some(&text),
+                            ..Entry::empty(&self.release, now)
+                        });
+                    }
+                }
                 let text = match outcome {
                     ActionOutcome::Succeeded => "succeeded",
                     ActionOutcome::Failed => "failed",
@@ -180,8 +194,13 @@ impl Sim<'_> {
                     });
                 }
             }
-            Act::Merge { source, target, person } => {
+            Act::Merge { source, target, person, pr } => {
                 let request = MergeRequest { source, target };
+                if let Some(requires) = self.instance.merge_requirements(&request.source, &request.target)
+                    && self.forge_holds(request.clone(), person, pr, &requires, observer)
+                {
+                    return;
+                }
                 let permission = self.instance.may(&request, now);
                 let actor = self
                     .model
@@ -217,6 +236,108 @@ impl Sim<'_> {
                 }
             }
         }
+    }
+
+    /// The merge bot's merge of a pull request whose merge `requires:` reviews or checks:
+    /// `true` when the forge holds it (it waits for the next review or check, or is refused
+    /// for good), `false` when the engine's `may_with` lets it through to the windows.
+    fn forge_holds(
+        &mut self,
+        request: MergeRequest,
+        person: usize,
+        pr: Option<Box<ForgePr>>,
+        requires: &MergeRequirements,
+        observer: &mut dyn Observer,
+    ) -> bool {
+        let now = self.now;
+        let mut pr = pr.unwrap_or_else(|| Box::new(self.open_pull_request(requires, now)));
+        let permission = self.instance.may_with(&request, &pr.evidence_at(now), now);
+        if permission.unmet.is_empty() {
+            return false;
+        }
+        let detail = |what: &str| {
+            format!(
+                "{} -> {}: {what} {}",
+                request.source,
+                request.target,
+                crate::requirements::describe(&permission.unmet)
+            )
+        };
+        if let Some(next) = pr.next_after(now) {
+            // Auto-merge: the bot tries again when the forge's answer changes.
+            if !pr.delayed {
+                pr.delayed = true;
+                self.cycle.merges_delayed = self.cycle.merges_delayed.saturating_add(1);
+                if observer.wants_entries() {
+                    let text = detail("waits for");
+                    let entry =
+                        Entry { kind: EntryKind::Delayed, detail: Some(&text), ..Entry::empty(&self.release, now) };
+                    observer.entry(&entry);
+                }
+            }
+            let MergeRequest { source, target } = request;
+            self.plan(next, Act::Merge { source, target, person, pr: Some(pr) });
+            return true;
+        }
+        self.cycle.merges += 1;
+        self.cycle.merges_unmet = self.cycle.merges_unmet.saturating_add(1);
+        self.cycle.refused += 1;
+        if observer.wants_entries() {
+            let name = self.model.team.people.get(person).map(|p| p.actor.name.clone());
+            let text = detail("the pull request lacks");
+            observer.entry(&Entry {
+                kind: EntryKind::Refused,
+                actor: name.as_deref(),
+                detail: Some(&text),
+                ..Entry::empty(&self.release, now)
+            });
+        }
+        true
+    }
+
+    /// The merge action `node` from `from` into `to`, whose spec `requires:` reviews or checks,
+    /// emitted now; its adapter is first called at `at`. The pull request opened with this
+    /// cycle's `open_pull_request` of the same branches (or when the cycle started); the
+    /// adapter waits while named checks run, and is refused for anything else missing.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn forge_merge(
+        &mut self,
+        node: NodeIndex,
+        from: &str,
+        to: &str,
+        requires: &MergeRequirements,
+        at: DateTime<Utc>,
+        outcome: ActionOutcome,
+        observer: &mut dyn Observer,
+    ) {
+        let opened = self
+            .cycle
+            .opened
+            .iter()
+            .rev()
+            .find(|(f, t, _)| f == from && t == to)
+            .map(|(_, _, at)| *at)
+            .or(self.cycle.started_at)
+            .unwrap_or(self.now);
+        let pr = self.open_pull_request(requires, opened);
+        let (done, unmet, delayed) = self.adapter_merge(requires, &pr, at);
+        if delayed {
+            self.cycle.merges_delayed = self.cycle.merges_delayed.saturating_add(1);
+            if observer.wants_entries() {
+                let waiting = crate::requirements::unmet(requires, &pr.evidence_at(at));
+                let text = format!("{from} -> {to}: waits for {}", crate::requirements::describe(&waiting));
+                let id = self.workflow.node_id(node);
+                let entry = Entry {
+                    kind: EntryKind::Delayed,
+                    node: id,
+                    detail: Some(&text),
+                    ..Entry::empty(&self.release, self.now)
+                };
+                observer.entry(&entry);
+            }
+        }
+        let outcome = if unmet.is_empty() { outcome } else { ActionOutcome::Failed };
+        self.plan(done, Act::Result { node, outcome, deploy: false, unmet });
     }
 
     /// An authorized person was refused: try again when the reason allows.
