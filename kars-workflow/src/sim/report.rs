@@ -446,6 +446,8 @@ mod tests {
             merges: 0,
             merges_refused: 0,
             policy_disagreements: 0,
+            merges_unmet: 0,
+            merges_delayed: 0,
         }
     }
 
