@@ -1,6 +1,7 @@
 //! Signed webhooks into `kars serve` (feature `serve`): a CI system reports H's deploy with an
 //! HMAC-SHA256 over `TIMESTAMP.BODY`; a bad signature, a stale timestamp, a replay and a
-//! sender whose person may not report are refused, and none of them writes anything.
+//! sender whose person may not report are refused, and none of them writes anything. GitHub's
+//! `workflow_run` and GitLab's `Pipeline Hook` deliveries report the deploy their run ran.
 #![cfg(feature = "serve")]
 
 mod serve_support;

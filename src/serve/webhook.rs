@@ -9,7 +9,7 @@
 //! to, and the engine checks that person's role against the node's `reported_by`.
 //!
 //! Forges' own webhooks report a deploy their CI ran: GitHub's in [`super::github_hook`],
-//! GitLab's in [`gitlab`]; both read a delivery as a [`Delivery`].
+//! GitLab's in [`gitlab`]; both read a delivery as a `Delivery`, which `report_effect` writes.
 
 pub mod gitlab;
 
