@@ -391,6 +391,25 @@ mod tests {
         let cookie = ConfigFile::from_yaml("version: 1\nproxy: { peers: [127.0.0.1], header: Cookie }\n", "s.yaml");
         assert!(matches!(cookie.unwrap().resolve(), Err(ConfigError::ProxyHeader { .. })));
         assert_eq!(settings.senders["ci"].person.as_str(), "dave");
+        assert_eq!(settings.senders["ci"].scheme, Scheme::Kars);
+    }
+
+    #[test]
+    fn a_sender_names_its_scheme() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("gitlab.secret");
+        std::fs::write(&secret, "gitlab-token-0123456789\n").unwrap();
+        let yaml = format!(
+            "version: 1\nwebhooks:\n  gitlab: {{ person: dave, secret_file: {}, scheme: gitlab }}\n",
+            secret.display()
+        );
+        let settings = ConfigFile::from_yaml(&yaml, "serve.yaml").unwrap().resolve().unwrap();
+        let sender = &settings.senders["gitlab"];
+        assert_eq!(sender.scheme, Scheme::Gitlab);
+        // The token GitLab sends is compared with the secret as read (trailing newline dropped).
+        assert_eq!(sender.secret_sha256, sha256_hex(b"gitlab-token-0123456789"));
+        let unknown = "version: 1\nwebhooks:\n  x: { person: dave, secret_env: X, scheme: bitbucket }\n";
+        assert!(matches!(ConfigFile::from_yaml(unknown, "s.yaml"), Err(ConfigError::Parse { .. })));
     }
 
     #[test]
