@@ -1,6 +1,7 @@
 //! Signed webhooks into `kars serve` (feature `serve`): a CI system reports H's deploy with an
 //! HMAC-SHA256 over `TIMESTAMP.BODY`; a bad signature, a stale timestamp, a replay and a
-//! sender whose person may not report are refused, and none of them writes anything.
+//! sender whose person may not report are refused, and none of them writes anything. GitHub's
+//! `workflow_run` and GitLab's `Pipeline Hook` deliveries report the deploy their run ran.
 #![cfg(feature = "serve")]
 
 mod serve_support;
@@ -154,6 +155,101 @@ async fn a_github_workflow_run_reports_the_deploy_it_ran() {
     let reply = deliver_github(&server, "workflow_run", "d-5", &done, &signature).await;
     refused(&server, &reply, 401, "replayed", v);
     let reply = deliver_github(&server, "workflow_run", "d-6", &done, &signature).await;
+    assert_eq!((reply.status, reply.json()["ignored"].is_string()), (200, true), "{}", reply.body);
+    assert_eq!(server.journal_version("kars"), v);
+    server.stop().await;
+}
+
+const GITLAB_TOKEN: &str = "gitlab-token-0123456789";
+
+/// A GitLab delivery: `token` in `X-Gitlab-Token` (none when empty), `key` in
+/// `Idempotency-Key`.
+async fn deliver_gitlab(server: &TestServer, event: &str, key: &str, body: &[u8], token: &str) -> Reply {
+    use kars::serve::webhook::gitlab::{GITLAB_EVENT_HEADER, GITLAB_IDEMPOTENCY_HEADER, GITLAB_TOKEN_HEADER};
+    let mut headers = vec![
+        ("Content-Type", "application/json".to_owned()),
+        (GITLAB_EVENT_HEADER, event.to_owned()),
+        (GITLAB_IDEMPOTENCY_HEADER, key.to_owned()),
+    ];
+    if !token.is_empty() {
+        headers.push((GITLAB_TOKEN_HEADER, token.to_owned()));
+    }
+    request(server.addr, "POST", "/hooks/gitlab", &headers, body).await
+}
+
+/// A pipeline event as GitLab sends it for a pipeline `GitLabPipelines` started.
+fn pipeline(key: &str, status: &str) -> Vec<u8> {
+    json!({
+        "object_kind": "pipeline",
+        "object_attributes": {
+            "id": 31, "iid": 3, "name": key, "ref": "main", "tag": false, "status": status,
+            "source": "api", "stages": ["deploy"],
+            "variables": [{ "key": "KARS_KEY", "value": key }, { "key": "KARS_NODE", "value": "H" }],
+        },
+        "project": { "id": 1, "path_with_namespace": "kars/app" },
+    })
+    .to_string()
+    .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gitlab_pipeline_reports_the_deploy_it_ran() {
+    let mut settings = token_settings();
+    let gitlab = Sender::new("gitlab", "dave".parse().unwrap(), GITLAB_TOKEN.as_bytes()).unwrap();
+    settings.senders.insert("gitlab".to_owned(), gitlab.with_scheme(kars::serve::Scheme::Gitlab));
+    let server = TestServer::start(settings).await;
+    server.start_instance("kars").await;
+    server.accepted("erin", "kars", "B", None).await;
+    server.accepted("frank", "kars", "C", None).await;
+    server.advance_to("2026-11-24 09:00").await;
+    server.accepted("alice", "kars", "D", None).await;
+    server.accepted("alice", "kars", "E", None).await;
+    server.accepted("bob", "kars", "F", Some("approved")).await;
+    server.until_at("kars", "H").await;
+    let v = server.journal_version("kars");
+    let hook = "Pipeline Hook";
+
+    // The pipeline still running, another event, a pipeline kars did not start: nothing to do.
+    let running = pipeline("kars/2026-W48/H/1", "running");
+    let reply = deliver_gitlab(&server, hook, "k-1", &running, GITLAB_TOKEN).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(reply.json()["ignored"].as_str().unwrap().contains("`running`"), "{}", reply.body);
+    let reply = deliver_gitlab(&server, "Push Hook", "k-2", b"{}", GITLAB_TOKEN).await;
+    assert_eq!((reply.status, reply.json()["ignored"].is_string()), (200, true), "{}", reply.body);
+    let push =
+        json!({ "object_kind": "pipeline", "object_attributes": { "id": 32, "status": "success", "variables": [] } });
+    let reply = deliver_gitlab(&server, hook, "k-3", push.to_string().as_bytes(), GITLAB_TOKEN).await;
+    assert!(reply.json()["ignored"].as_str().unwrap().contains("KARS_KEY"), "{}", reply.body);
+    assert_eq!(server.journal_version("kars"), v);
+
+    // The finished pipeline with a wrong token, or none: refused.
+    let done = pipeline("kars/2026-W48/H/1", "success");
+    let reply = deliver_gitlab(&server, hook, "k-4", &done, "not-the-gitlab-token-000").await;
+    refused(&server, &reply, 401, "bad-token", v);
+    let reply = deliver_gitlab(&server, hook, "k-4", &done, "").await;
+    refused(&server, &reply, 401, "bad-token", v);
+    // A pipeline for an action that does not wait: acknowledged, nothing written; one for an
+    // instance not hosted here: 404, nothing written.
+    let other = pipeline("kars/2026-W48/Y/1", "failed");
+    let reply = deliver_gitlab(&server, hook, "k-5", &other, GITLAB_TOKEN).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(reply.json()["ignored"].as_str().unwrap().contains("does not wait"), "{}", reply.body);
+    let elsewhere = pipeline("nowhere/2026-W48/H/1", "success");
+    let reply = deliver_gitlab(&server, hook, "k-6", &elsewhere, GITLAB_TOKEN).await;
+    refused(&server, &reply, 404, "unknown-instance", v);
+
+    // The genuine delivery reports H as its effect, and the week moves on.
+    let reply = deliver_gitlab(&server, hook, "k-7", &done, GITLAB_TOKEN).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["node"], "I", "{}", reply.body);
+    let history = server.get(serve_support::Who::Token("dave"), "/api/instances/kars/history").await;
+    assert!(history.body.contains(r#""effect":{"key":"kars/2026-W48/H/1"}"#), "{}", history.body);
+    // GitLab retrying the same delivery (same `Idempotency-Key`) is a replay; a new delivery
+    // of the same pipeline changes nothing.
+    let v = server.journal_version("kars");
+    let reply = deliver_gitlab(&server, hook, "k-7", &done, GITLAB_TOKEN).await;
+    refused(&server, &reply, 401, "replayed", v);
+    let reply = deliver_gitlab(&server, hook, "k-8", &done, GITLAB_TOKEN).await;
     assert_eq!((reply.status, reply.json()["ignored"].is_string()), (200, true), "{}", reply.body);
     assert_eq!(server.journal_version("kars"), v);
     server.stop().await;

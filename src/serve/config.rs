@@ -83,6 +83,7 @@ pub enum ConfigError {
 /// webhooks:                    # senders of signed webhooks, each acting as a roster person
 ///   ci: { person: dave, secret_env: KARS_WEBHOOK_CI }
 ///   github: { person: dave, secret_file: /etc/kars/github.secret, scheme: github }
+///   gitlab: { person: dave, secret_env: KARS_GITLAB_HOOK_TOKEN, scheme: gitlab }
 /// limits: { body_bytes: 65536, request_seconds: 10 }
 /// ```
 #[derive(Debug, Clone, Deserialize)]
@@ -141,9 +142,11 @@ pub struct SenderEntry {
     #[serde(default)]
     pub secret_file: Option<PathBuf>,
     /// How the sender signs: `kars` (the default: `X-Kars-Timestamp` and `X-Kars-Signature`
-    /// over `TIMESTAMP.BODY`, a `{instance, node, outcome}` body) or `github` (a GitHub
+    /// over `TIMESTAMP.BODY`, a `{instance, node, outcome}` body), `github` (a GitHub
     /// webhook: `X-Hub-Signature-256` over the body, `workflow_run` events whose run is titled
-    /// with a deploy's idempotency key).
+    /// with a deploy's idempotency key) or `gitlab` (a GitLab webhook: the secret itself in
+    /// `X-Gitlab-Token`, `Pipeline Hook` events whose pipeline carries a deploy's idempotency
+    /// key in its `KARS_KEY` variable).
     #[serde(default)]
     pub scheme: Scheme,
 }
@@ -158,6 +161,10 @@ pub enum Scheme {
     /// GitHub's: `X-Hub-Signature-256` over the body, deliveries told apart by
     /// `X-GitHub-Delivery`; `workflow_run` events report the deploy they ran.
     Github,
+    /// GitLab's: the secret token itself in `X-Gitlab-Token`, deliveries told apart by
+    /// `Idempotency-Key` (or `X-Gitlab-Event-UUID`); `Pipeline Hook` events report the deploy
+    /// their pipeline ran.
+    Gitlab,
 }
 
 /// Request limits.
@@ -193,6 +200,9 @@ pub struct Sender {
     pub person: PersonId,
     /// The HMAC-SHA256 key.
     pub(crate) key: ring::hmac::Key,
+    /// The SHA-256 of the secret, lowercase hex: what a token sent as is (GitLab's
+    /// `X-Gitlab-Token`) is compared with, hashed, in constant time.
+    pub(crate) secret_sha256: String,
     /// How it signs.
     pub scheme: Scheme,
 }
@@ -212,7 +222,13 @@ impl Sender {
         if secret.len() < 16 {
             return Err(ConfigError::ShortSecret { sender: name.to_owned(), len: secret.len() });
         }
-        Ok(Self { person, key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret), scheme: Scheme::Kars })
+        let secret_sha256 = sha256_hex(secret);
+        Ok(Self {
+            person,
+            key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret),
+            secret_sha256,
+            scheme: Scheme::Kars,
+        })
     }
 
     /// The same sender, signing by `scheme`.
@@ -220,6 +236,11 @@ impl Sender {
     pub fn with_scheme(self, scheme: Scheme) -> Self {
         Self { scheme, ..self }
     }
+}
+
+/// The SHA-256 of `bytes`, lowercase hex.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    super::auth::hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
 }
 
 /// What the server trusts, resolved.
@@ -370,6 +391,25 @@ mod tests {
         let cookie = ConfigFile::from_yaml("version: 1\nproxy: { peers: [127.0.0.1], header: Cookie }\n", "s.yaml");
         assert!(matches!(cookie.unwrap().resolve(), Err(ConfigError::ProxyHeader { .. })));
         assert_eq!(settings.senders["ci"].person.as_str(), "dave");
+        assert_eq!(settings.senders["ci"].scheme, Scheme::Kars);
+    }
+
+    #[test]
+    fn a_sender_names_its_scheme() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("gitlab.secret");
+        std::fs::write(&secret, "gitlab-token-0123456789\n").unwrap();
+        let yaml = format!(
+            "version: 1\nwebhooks:\n  gitlab: {{ person: dave, secret_file: {}, scheme: gitlab }}\n",
+            secret.display()
+        );
+        let settings = ConfigFile::from_yaml(&yaml, "serve.yaml").unwrap().resolve().unwrap();
+        let sender = &settings.senders["gitlab"];
+        assert_eq!(sender.scheme, Scheme::Gitlab);
+        // The token GitLab sends is compared with the secret as read (trailing newline dropped).
+        assert_eq!(sender.secret_sha256, sha256_hex(b"gitlab-token-0123456789"));
+        let unknown = "version: 1\nwebhooks:\n  x: { person: dave, secret_env: X, scheme: bitbucket }\n";
+        assert!(matches!(ConfigFile::from_yaml(unknown, "s.yaml"), Err(ConfigError::Parse { .. })));
     }
 
     #[test]

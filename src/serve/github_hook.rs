@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::config::Sender;
 use super::problem::Problem;
-use super::webhook::Replays;
+use super::webhook::{Delivery, Replays, key_names};
 use kars_workflow::ActionOutcome;
 
 /// The signature header GitHub sends.
@@ -24,24 +24,6 @@ pub const GITHUB_SIGNATURE_HEADER: &str = "x-hub-signature-256";
 pub const GITHUB_EVENT_HEADER: &str = "x-github-event";
 /// The delivery id header.
 pub const GITHUB_DELIVERY_HEADER: &str = "x-github-delivery";
-
-/// What a delivery asks of kars.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Delivery {
-    /// A run completed: report `outcome` for the effect with `key`.
-    Completed {
-        /// The effect's idempotency key (the run's title).
-        key: String,
-        /// The instance it names.
-        instance: String,
-        /// The action node it names.
-        node: String,
-        /// How the run concluded.
-        outcome: ActionOutcome,
-    },
-    /// Nothing to do (a ping, a run requested or in progress, another event), and why.
-    Ignored(String),
-}
 
 #[derive(Debug, Deserialize)]
 struct Event {
@@ -116,8 +98,7 @@ pub(crate) fn read(event: Option<&str>, body: &[u8]) -> Result<Delivery, Problem
         return Ok(Delivery::Ignored(format!("a run that is `{action}`, not `completed`")));
     };
     let key = run.display_title.unwrap_or_default();
-    let parts: Vec<&str> = key.split('/').collect();
-    let [instance, _release, node, _n] = parts.as_slice() else {
+    let Some((instance, node)) = key_names(&key) else {
         return Err(Problem::bad_request(format!(
             "the run's title `{}` is not a kars key (`INSTANCE/RELEASE/NODE/N`)\nhelp: set `run-name: ${{{{ inputs.kars_key }}}}` in the dispatched workflow",
             key.escape_debug()
@@ -125,7 +106,7 @@ pub(crate) fn read(event: Option<&str>, body: &[u8]) -> Result<Delivery, Problem
     };
     let outcome =
         if run.conclusion.as_deref() == Some("success") { ActionOutcome::Succeeded } else { ActionOutcome::Failed };
-    Ok(Delivery::Completed { instance: (*instance).to_owned(), node: (*node).to_owned(), key: key.clone(), outcome })
+    Ok(Delivery::Completed { instance: instance.to_owned(), node: node.to_owned(), key: key.clone(), outcome })
 }
 
 #[cfg(test)]

@@ -196,7 +196,7 @@ pub const ROUTES: &[Route] = &[
         method: "post",
         path: "/hooks/{sender}",
         id: "webhook",
-        summary: "A signed report of an action's result from a CI/CD system: `X-Kars-Timestamp` (Unix seconds) and `X-Kars-Signature: sha256=HMAC(secret, TIMESTAMP.BODY)`; or, for a sender with `scheme: github`, a GitHub `workflow_run` event signed with `X-Hub-Signature-256: sha256=HMAC(secret, BODY)`, whose completed run (titled with a deploy's idempotency key) reports that deploy.",
+        summary: "A signed report of an action's result from a CI/CD system: `X-Kars-Timestamp` (Unix seconds) and `X-Kars-Signature: sha256=HMAC(secret, TIMESTAMP.BODY)`; or, for a sender with `scheme: github`, a GitHub `workflow_run` event signed with `X-Hub-Signature-256: sha256=HMAC(secret, BODY)`, whose completed run (titled with a deploy's idempotency key) reports that deploy; or, for a sender with `scheme: gitlab`, a GitLab `Pipeline Hook` event with the secret in `X-Gitlab-Token`, whose finished pipeline (its `KARS_KEY` variable the deploy's idempotency key) reports that deploy. Forge events with nothing to report answer `{\"ignored\": WHY}`.",
         access: Access::Signed,
         body: Some("WebhookReport"),
         query: &[],
@@ -255,7 +255,7 @@ fn schemas() -> Value {
     let version = json!({ "type": "integer", "minimum": 0 });
     json!({
         "Problem": { "type": "object", "required": ["type", "title", "status", "detail"], "properties": {
-            "type": { "type": "string", "description": "urn:kars:problem:KIND (role, separation-of-duties, gate-closed, window-forbids, unknown-outcome, not-awaiting, version-conflict, unauthenticated, bad-signature, stale-timestamp, replayed, …)" },
+            "type": { "type": "string", "description": "urn:kars:problem:KIND (role, separation-of-duties, gate-closed, window-forbids, unknown-outcome, not-awaiting, version-conflict, unauthenticated, bad-signature, bad-token, stale-timestamp, replayed, …)" },
             "title": string, "status": { "type": "integer" }, "detail": string,
             "reason": { "type": "object", "description": "the engine's refusal as data (EngineError)" },
             "current_version": version } },

@@ -4,7 +4,7 @@
 //!
 //! | status | when |
 //! |---|---|
-//! | 401 | no or unknown credentials, a bad webhook signature, a stale or replayed webhook |
+//! | 401 | no or unknown credentials, a bad webhook signature or token, a stale or replayed webhook |
 //! | 403 | a role the caller lacks, separation of duties, not on the roster, a bad CSRF token |
 //! | 404 | an unknown instance, workflow or node |
 //! | 409 | a stale expected version (with `current_version`), a node not awaiting this |

@@ -7,6 +7,11 @@
 //! stale; a signature seen before within that window is a replay; both are refused before
 //! anything is read from the body. The sender reports as the roster person the config maps it
 //! to, and the engine checks that person's role against the node's `reported_by`.
+//!
+//! Forges' own webhooks report a deploy their CI ran: GitHub's in [`super::github_hook`],
+//! GitLab's in [`gitlab`]; both read a delivery as a `Delivery`, which `report_effect` writes.
+
+pub mod gitlab;
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -19,6 +24,7 @@ use super::auth::hex;
 use super::config::Sender;
 use super::problem::Problem;
 use axum::http::StatusCode;
+use kars_workflow::ActionOutcome;
 
 /// The version of the signature scheme (`sha256=` HMAC over `TIMESTAMP.BODY`), listed in the
 /// changelog's format history.
@@ -36,6 +42,35 @@ pub(crate) struct Report {
     pub instance: String,
     pub node: String,
     pub outcome: String,
+}
+
+/// What a forge's delivery asks of kars.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Delivery {
+    /// A run (pipeline) finished: report `outcome` for the effect with `key`.
+    Completed {
+        /// The effect's idempotency key (the run's title, the pipeline's `KARS_KEY`).
+        key: String,
+        /// The instance it names.
+        instance: String,
+        /// The action node it names.
+        node: String,
+        /// How the run ended.
+        outcome: ActionOutcome,
+    },
+    /// Nothing to do (a ping, a run requested or in progress, another event), and why.
+    Ignored(String),
+}
+
+/// The instance and the node an effect's idempotency key (`INSTANCE/RELEASE/NODE/N`) names;
+/// `None` for a text of another shape.
+pub(crate) fn key_names(key: &str) -> Option<(&str, &str)> {
+    match key.split('/').collect::<Vec<_>>().as_slice() {
+        [instance, release, node, n] if [instance, release, node, n].iter().all(|p| !p.is_empty()) => {
+            Some((instance, node))
+        }
+        _ => None,
+    }
 }
 
 /// Signatures seen recently, to refuse replays.
