@@ -30,14 +30,9 @@ fn refused(server: &TestServer, reply: &Reply, status: u16, kind: &str, before: 
     assert_eq!(server.journal_version("kars"), before, "a refused webhook wrote to the journal");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn signed_webhooks_report_results_and_forgeries_write_nothing() {
-    let mut settings = token_settings();
-    // The CI system reports as dave (DevOps); a QA bot reports as carol, who may not report H.
-    settings.senders.insert("ci".to_owned(), Sender::new("ci", "dave".parse().unwrap(), CI_SECRET).unwrap());
-    settings
-        .senders
-        .insert("qa-bot".to_owned(), Sender::new("qa-bot", "carol".parse().unwrap(), QA_BOT_SECRET).unwrap());
+/// A server with `settings` whose instance `kars` waits at the production deploy H (Tuesday
+/// 09:00), the action a webhook reports.
+async fn at_the_deploy(settings: kars::serve::Settings) -> TestServer {
     let server = TestServer::start(settings).await;
     server.start_instance("kars").await;
     server.accepted("erin", "kars", "B", None).await;
@@ -47,6 +42,18 @@ async fn signed_webhooks_report_results_and_forgeries_write_nothing() {
     server.accepted("alice", "kars", "E", None).await;
     server.accepted("bob", "kars", "F", Some("approved")).await;
     server.until_at("kars", "H").await;
+    server
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_webhooks_report_results_and_forgeries_write_nothing() {
+    let mut settings = token_settings();
+    // The CI system reports as dave (DevOps); a QA bot reports as carol, who may not report H.
+    settings.senders.insert("ci".to_owned(), Sender::new("ci", "dave".parse().unwrap(), CI_SECRET).unwrap());
+    settings
+        .senders
+        .insert("qa-bot".to_owned(), Sender::new("qa-bot", "carol".parse().unwrap(), QA_BOT_SECRET).unwrap());
+    let server = at_the_deploy(settings).await;
 
     // Senders sign with their real clock; the server judges skew by its system clock, not by
     // the rehearsal's virtual one (2026-11-24 09:00 here).
@@ -110,15 +117,7 @@ async fn a_github_workflow_run_reports_the_deploy_it_ran() {
     let mut settings = token_settings();
     let github = Sender::new("github", "dave".parse().unwrap(), GITHUB_SECRET).unwrap();
     settings.senders.insert("github".to_owned(), github.with_scheme(kars::serve::Scheme::Github));
-    let server = TestServer::start(settings).await;
-    server.start_instance("kars").await;
-    server.accepted("erin", "kars", "B", None).await;
-    server.accepted("frank", "kars", "C", None).await;
-    server.advance_to("2026-11-24 09:00").await;
-    server.accepted("alice", "kars", "D", None).await;
-    server.accepted("alice", "kars", "E", None).await;
-    server.accepted("bob", "kars", "F", Some("approved")).await;
-    server.until_at("kars", "H").await;
+    let server = at_the_deploy(settings).await;
     let v = server.journal_version("kars");
 
     // A ping, and the run still in progress: nothing to report.
@@ -197,15 +196,7 @@ async fn a_gitlab_pipeline_reports_the_deploy_it_ran() {
     let mut settings = token_settings();
     let gitlab = Sender::new("gitlab", "dave".parse().unwrap(), GITLAB_TOKEN.as_bytes()).unwrap();
     settings.senders.insert("gitlab".to_owned(), gitlab.with_scheme(kars::serve::Scheme::Gitlab));
-    let server = TestServer::start(settings).await;
-    server.start_instance("kars").await;
-    server.accepted("erin", "kars", "B", None).await;
-    server.accepted("frank", "kars", "C", None).await;
-    server.advance_to("2026-11-24 09:00").await;
-    server.accepted("alice", "kars", "D", None).await;
-    server.accepted("alice", "kars", "E", None).await;
-    server.accepted("bob", "kars", "F", Some("approved")).await;
-    server.until_at("kars", "H").await;
+    let server = at_the_deploy(settings).await;
     let v = server.journal_version("kars");
     let hook = "Pipeline Hook";
 

@@ -10,7 +10,7 @@ use super::github_api::{Branch, CheckRuns, CombinedStatus, Merged, Pull, Review,
 use super::http::{Api, Auth, Search, encode, forge_message};
 use kars_spec::spec::MergeRequirements;
 
-use super::rules::approval_unmet;
+use super::rules::{approval_unmet, refuse_unmet};
 use super::{ForgeConfig, ForgeConfigError, MergeRules, check_key, key_marker};
 use crate::adapter::{
     AdapterError, BranchHead, BranchSelector, MergeOutcome, MergeRequest, OpenPullRequest, PullRequest, ReviewState,
@@ -18,7 +18,7 @@ use crate::adapter::{
 };
 use crate::driver::{Forge, Roster};
 use crate::event::Actor;
-use crate::requirements::{CheckState, Unmet};
+use crate::requirements::CheckState;
 
 const ADAPTER: &str = "github";
 /// How long to wait when GitHub is still computing `mergeable`, or a named check still runs.
@@ -175,7 +175,7 @@ impl GitHubVcs {
             .iter()
             .map(|login| reviewers.reviewer(Forge::GitHub, login).unwrap_or_else(|| Actor::new(login.as_str(), vec![])))
             .collect();
-        let mut unmet = approval_unmet(rules, &approvals);
+        let unmet = approval_unmet(rules, &approvals);
         let needed = rules.approvals;
         let guard = match (&verdict.approved_commit, needed) {
             (Some(approved), 1..) => approved.clone(),
@@ -198,18 +198,7 @@ impl GitHubVcs {
             };
             return Err(AdapterError::throttled(ADAPTER, OP, Some(key), detail, CHECKS_WAIT));
         }
-        let mut said = Vec::new();
-        for (name, state, how) in checks {
-            if state == CheckState::Failed {
-                said.push(format!("check `{name}` concluded `{how}`"));
-            }
-            if state != CheckState::Passed {
-                unmet.push(Unmet::Check { name, state });
-            }
-        }
-        if !unmet.is_empty() {
-            return Err(AdapterError::unmet(ADAPTER, OP, Some(key), &format!("pull request #{number}"), unmet, &said));
-        }
+        refuse_unmet(ADAPTER, OP, key, &format!("pull request #{number}"), unmet, checks)?;
         Ok(Some((pull, guard)))
     }
 

@@ -10,7 +10,7 @@ use ureq::http::Method;
 use super::http::{Api, Auth, encode, forge_message};
 use kars_spec::spec::MergeRequirements;
 
-use super::rules::approval_unmet;
+use super::rules::{approval_unmet, refuse_unmet};
 use super::{ForgeConfig, ForgeConfigError, MergeMethod, MergeRules, check_key, key_marker};
 use crate::adapter::{
     AdapterError, BranchHead, BranchSelector, MergeOutcome, MergeRequest, OpenPullRequest, PullRequest, ReviewState,
@@ -18,7 +18,7 @@ use crate::adapter::{
 };
 use crate::driver::{Forge, Roster};
 use crate::event::Actor;
-use crate::requirements::{CheckState, Unmet};
+use crate::requirements::CheckState;
 
 const ADAPTER: &str = "gitlab";
 /// How long to wait when GitLab is still checking mergeability, or a pipeline still runs.
@@ -224,7 +224,7 @@ impl GitLabVcs {
         let given = u32::try_from(approvers.len()).unwrap_or(u32::MAX);
         // GitLab's own approval rules count too: what they leave is needed on top.
         let needed = rules.approvals.max(given.saturating_add(approvals.approvals_left));
-        let mut unmet = approval_unmet(&MergeRules { approvals: needed, ..rules.clone() }, &approvers);
+        let unmet = approval_unmet(&MergeRules { approvals: needed, ..rules.clone() }, &approvers);
         let jobs = self.job_states(rules, key, &mr)?;
         let pending = jobs.iter().find(|(_, state, _)| matches!(state, CheckState::Pending | CheckState::Missing));
         if let (true, Some((name, state, how))) = (unmet.is_empty(), pending) {
@@ -234,18 +234,7 @@ impl GitLabVcs {
             };
             return Err(AdapterError::throttled(ADAPTER, OP, Some(key), detail, PIPELINE_WAIT));
         }
-        let mut said = Vec::new();
-        for (name, state, how) in jobs {
-            if state == CheckState::Failed {
-                said.push(format!("check `{name}` concluded `{how}`"));
-            }
-            if state != CheckState::Passed {
-                unmet.push(Unmet::Check { name, state });
-            }
-        }
-        if !unmet.is_empty() {
-            return Err(AdapterError::unmet(ADAPTER, OP, Some(key), &format!("merge request !{iid}"), unmet, &said));
-        }
+        refuse_unmet(ADAPTER, OP, key, &format!("merge request !{iid}"), unmet, jobs)?;
         Ok(Some(mr))
     }
 

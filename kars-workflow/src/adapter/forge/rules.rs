@@ -6,8 +6,9 @@ pub use kars_spec::spec::MergeMethod;
 use kars_spec::spec::MergeRequirements;
 use serde::{Deserialize, Serialize};
 
+use crate::adapter::AdapterError;
 use crate::event::Actor;
-use crate::requirements::{MergeEvidence, Unmet};
+use crate::requirements::{CheckState, MergeEvidence, Unmet};
 
 /// What a pull request needs before the adapter merges it. The forge's own branch protection
 /// still applies on top; these rules let kars refuse early, with a reason the workflow routes.
@@ -60,6 +61,32 @@ pub(super) fn approval_unmet(rules: &MergeRules, approvals: &[Actor]) -> Vec<Unm
         ..Default::default()
     };
     crate::requirements::unmet(&requires, &MergeEvidence { approvals: approvals.to_vec(), checks: Default::default() })
+}
+
+/// What a pull request lacks, `unmet` (its approvals) and every named check that has not
+/// passed in `checks` (name, state, the forge's own word for it): `Ok` when nothing, else the
+/// refusal that names `pull_request` and says how each failed check concluded.
+pub(super) fn refuse_unmet(
+    adapter: &'static str,
+    operation: &'static str,
+    key: &str,
+    pull_request: &str,
+    mut unmet: Vec<Unmet>,
+    checks: Vec<(String, CheckState, String)>,
+) -> Result<(), AdapterError> {
+    let mut said = Vec::new();
+    for (name, state, how) in checks {
+        if state == CheckState::Failed {
+            said.push(format!("check `{name}` concluded `{how}`"));
+        }
+        if state != CheckState::Passed {
+            unmet.push(Unmet::Check { name, state });
+        }
+    }
+    if unmet.is_empty() {
+        return Ok(());
+    }
+    Err(AdapterError::unmet(adapter, operation, Some(key), pull_request, unmet, &said))
 }
 
 #[cfg(test)]
