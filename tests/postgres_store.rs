@@ -56,6 +56,30 @@ fn the_store_semantics_hold() {
 }
 
 #[test]
+fn a_page_of_records_is_the_slice_of_the_whole_journal() {
+    let Some(db) = TestDb::new("pages") else { return };
+    let store = PgStore::connect(&db.url, &db.config()).unwrap();
+    let (a, memory) = (id("a"), kars::workflow::journal::MemoryStore::new());
+    let records: Vec<Vec<u8>> = (0..23).map(|i| format!("record {i}").into_bytes()).collect();
+    let refs: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+    for s in [&store as &dyn Store, &memory] {
+        s.create(&a, b"header").unwrap();
+        s.append(&a, 0, &refs).unwrap();
+    }
+    for after in [0, 1, 7, 22, 23, 24, u64::MAX] {
+        for limit in [0, 1, 5, 23, 1000, usize::MAX] {
+            let page = store.read_page(&a, after, limit).unwrap();
+            let from = usize::try_from(after).unwrap_or(usize::MAX).min(records.len());
+            let want: Vec<Vec<u8>> = records[from..].iter().take(limit).cloned().collect();
+            assert_eq!((page.records, page.version), (want, 23), "after {after}, limit {limit}");
+            // The trait's default (the whole journal, sliced) gives the same page.
+            assert_eq!(memory.read_page(&a, after, limit).unwrap(), store.read_page(&a, after, limit).unwrap());
+        }
+    }
+    assert!(matches!(store.read_page(&id("nope"), 0, 10), Err(JournalError::NotFound { .. })));
+}
+
+#[test]
 fn racing_appenders_over_many_connections_win_one_version_each_without_gaps() {
     let Some(db) = TestDb::new("racing") else { return };
     let x = id("race");

@@ -185,6 +185,16 @@ async fn every_role_acts_through_the_api_for_a_week_and_each_refusal_has_its_cod
         }
     }
     assert_eq!(seen, (1..=total).collect::<Vec<_>>());
+    // A page past the end is empty, however far past.
+    for after in [total, u64::MAX] {
+        let page = server.get(Who::Token("carol"), &format!("/api/instances/{id}/history?after={after}")).await.json();
+        assert_eq!(
+            (page["entries"].as_array().map(Vec::len), page["next_after"].clone()),
+            (Some(0), json!(null)),
+            "{page}"
+        );
+        assert_eq!(page["version"].as_u64(), Some(total), "{page}");
+    }
     // The drawing has the overlay; the list shows the instance.
     let mermaid = server.get(Who::Token("carol"), &format!("/api/instances/{id}/mermaid")).await;
     assert!(mermaid.body.starts_with("---") || mermaid.body.contains("flowchart"), "{}", mermaid.body);

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use kars_spec::NodeId;
-use kars_workflow::driver::{Clock as _, SystemClock, read_journal};
+use kars_workflow::driver::{Clock as _, SystemClock, read_entries};
 use kars_workflow::{InstanceId, MergeRequest};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -459,23 +459,18 @@ async fn history<S: ServeStore>(
     let limit = number("limit", 100)?.clamp(1, 1000);
     let store = app.inner.store.clone();
     let id = hosted.handle.read(|d| d.id().clone()).await;
-    let journal = tokio::task::spawn_blocking(move || read_journal(&store, &id))
-        .await
-        .map_err(|e| Problem::internal(e.to_string()))?
-        .map_err(|e| Problem::driver(&e, 0))?;
-    let from = usize::try_from(after).unwrap_or(usize::MAX);
     let take = usize::try_from(limit).unwrap_or(1000);
-    let entries: Vec<Value> = journal
-        .entries
+    // Only the page is decoded (and, from PostgreSQL, read).
+    let (page, version) =
+        hosted::blocking(move || read_entries(&store, &id, after, take)).await.map_err(|e| Problem::driver(&e, 0))?;
+    let entries: Vec<Value> = page
         .iter()
         .enumerate()
-        .skip(from)
-        .take(take)
-        .map(|(i, e)| json!({ "version": i + 1, "entry": e }))
+        .map(|(i, e)| json!({ "version": after.saturating_add(i as u64 + 1), "entry": e }))
         .collect();
-    let last = after + entries.len() as u64;
-    let next = (last < journal.version).then_some(last);
-    Ok(json_body(json!({ "version": journal.version, "entries": entries, "next_after": next })).into_response())
+    let last = after.saturating_add(entries.len() as u64);
+    let next = (last < version).then_some(last);
+    Ok(json_body(json!({ "version": version, "entries": entries, "next_after": next })).into_response())
 }
 
 async fn mermaid<S: ServeStore>(

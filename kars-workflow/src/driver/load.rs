@@ -147,6 +147,37 @@ pub fn read_journal<S: Store + ?Sized>(store: &S, id: &InstanceId) -> Result<Jou
     Ok(Journaled { id: id.clone(), header, entries, version: stored.version })
 }
 
+/// A page of the journal of instance `id`: at most `limit` entries after the first `after`
+/// (versions `after + 1` on), decoded, and the journal's version; the records outside the page
+/// are not decoded (nor read, on a store that reads ranges). The header is not read: use it
+/// on an instance whose journal was opened before (a history page of a hosted instance).
+///
+/// # Errors
+/// [`DriverError::Journal`] if it cannot be read, [`DriverError::BadRecord`] if an entry of
+/// the page was not written by a driver of a format this build reads.
+pub fn read_entries<S: Store + ?Sized>(
+    store: &S,
+    id: &InstanceId,
+    after: u64,
+    limit: usize,
+) -> Result<(Vec<Entry>, u64), DriverError> {
+    let page = store.read_page(id, after, limit)?;
+    let first = usize::try_from(after).unwrap_or(usize::MAX);
+    let entries = page
+        .records
+        .iter()
+        .enumerate()
+        .map(|(i, bytes)| {
+            serde_json::from_slice::<Entry>(bytes).map_err(|e| DriverError::BadRecord {
+                id: id.clone(),
+                index: first.saturating_add(i),
+                detail: e.to_string(),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((entries, page.version))
+}
+
 /// What each journal entry caused when replayed: the transitions (notices) and effects of an
 /// input record; nothing for the other entries.
 #[derive(Debug, Clone, Default, PartialEq)]

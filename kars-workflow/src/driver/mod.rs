@@ -144,7 +144,7 @@ use kars_spec::spec::NodeKind;
 pub use clock::{Clock, SystemClock, VirtualClock};
 pub use config::{DriverConfig, Earlier, HistoryInMemory, Parts, Program, Refusals, Start};
 pub use error::DriverError;
-pub use load::{Account, Caused, Journaled, Versions, read_journal, replay_journal};
+pub use load::{Account, Caused, Journaled, Versions, read_entries, read_journal, replay_journal};
 pub use ops::{
     Adapters, ManualOperations, Operation, Operations, OperationsFn, RecordingOperations, RetryPolicy, Scripted,
 };

@@ -145,6 +145,21 @@ pub struct Stored {
     pub version: u64,
 }
 
+/// A page of an instance's records ([`Store::read_page`]).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Page {
+    /// The page's records, oldest first.
+    pub records: Vec<Vec<u8>>,
+    /// The instance's version (its number of records) when the page was read.
+    pub version: u64,
+}
+
+impl fmt::Debug for Page {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Page").field("records", &self.records.len()).field("version", &self.version).finish()
+    }
+}
+
 impl fmt::Debug for Stored {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Stored")
@@ -206,6 +221,20 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// [`JournalError::Io`] if the storage cannot be listed.
     fn list(&self) -> Result<Vec<InstanceId>, JournalError>;
+
+    /// At most `limit` records of instance `id` after the first `after` (records `after + 1`
+    /// to `after + limit`, by version), with the instance's version: a page of its history
+    /// without the rest. The default reads the whole journal; a store that can read a range
+    /// (PostgreSQL) reads only the page.
+    ///
+    /// # Errors
+    /// As [`Store::read`].
+    fn read_page(&self, id: &InstanceId, after: u64, limit: usize) -> Result<Page, JournalError> {
+        let stored = self.read(id)?;
+        let from = usize::try_from(after).unwrap_or(usize::MAX);
+        let records = stored.records.into_iter().skip(from).take(limit).collect();
+        Ok(Page { records, version: stored.version })
+    }
 
     /// Whether this store keeps an effects outbox ([`Store::append_with_outbox`] uses its
     /// [`Outbox`]). The driver serializes effects for the outbox only when it does. Default:
@@ -295,6 +324,9 @@ where
     }
     fn list(&self) -> Result<Vec<InstanceId>, JournalError> {
         (**self).list()
+    }
+    fn read_page(&self, id: &InstanceId, after: u64, limit: usize) -> Result<Page, JournalError> {
+        (**self).read_page(id, after, limit)
     }
     fn keeps_outbox(&self) -> bool {
         (**self).keeps_outbox()

@@ -65,7 +65,7 @@ pub use maintain::Maintenance;
 pub use migrate::{AppliedMigration, SCHEMA_VERSION};
 pub use schema::Schema;
 
-use super::{DEFAULT_MAX_RECORD_LEN, JournalError, Outbox, Store, Stored};
+use super::{DEFAULT_MAX_RECORD_LEN, JournalError, Outbox, Page, Store, Stored};
 use crate::InstanceId;
 use ops::Shared;
 
@@ -422,6 +422,11 @@ impl Store for PgStore {
     fn list(&self) -> Result<Vec<InstanceId>, JournalError> {
         let shared = Arc::clone(&self.shared);
         run(&self.handle, async move { shared.list().await })
+    }
+
+    fn read_page(&self, id: &InstanceId, after: u64, limit: usize) -> Result<Page, JournalError> {
+        let (shared, id) = (Arc::clone(&self.shared), id.clone());
+        run(&self.handle, async move { shared.read_page(&id, after, limit).await })
     }
 
     fn keeps_outbox(&self) -> bool {

@@ -12,7 +12,7 @@ use super::lease::Lease;
 use super::sql::Sql;
 use super::{OutboxRow, OwnedOutbox};
 use crate::InstanceId;
-use crate::journal::{JournalError, NextWake, Stored};
+use crate::journal::{JournalError, NextWake, Page, Stored};
 
 /// How many times an operation that lost its connection is tried again (each on a fresh
 /// connection), and the pause before each try: about ten seconds in all, long enough for a
@@ -313,6 +313,23 @@ impl Shared {
         let rows = self.rows_once(op, &self.sql.records_from, &[&id.as_str(), &from, &count_i]).await?;
         let stored: Vec<Vec<u8>> = rows.iter().map(|r| r.get(0)).collect();
         Ok(if stored == records { Resolution::Committed(expected + count) } else { Resolution::Conflict })
+    }
+
+    /// At most `limit` records after the first `after`, with the version: records are never
+    /// rewritten, so those below the version read first are all there.
+    pub async fn read_page(&self, id: &InstanceId, after: u64, limit: usize) -> Result<Page, JournalError> {
+        let version = self.version(id).await?;
+        let count = version.saturating_sub(after).min(u64::try_from(limit).unwrap_or(u64::MAX));
+        if count == 0 {
+            return Ok(Page { records: Vec::new(), version });
+        }
+        let (from, count_i) = (to_i64(id, after)?, to_i64(id, count)?);
+        let rows = self.rows(PgOperation::Read, &self.sql.records_from, &[&id.as_str(), &from, &count_i]).await?;
+        let records: Vec<Vec<u8>> = rows.iter().map(|r| r.get(0)).collect();
+        if records.len() as u64 != count {
+            return Err(PgError::BadStoredValue { id: id.clone(), what: "fewer records than its version" }.into());
+        }
+        Ok(Page { records, version })
     }
 
     pub async fn version(&self, id: &InstanceId) -> Result<u64, JournalError> {
