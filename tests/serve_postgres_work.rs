@@ -5,6 +5,8 @@
 //! once. Each replica has its own recording adapters, as two processes would. Skipped with the
 //! reason printed when no PostgreSQL answers, unless `KARS_REQUIRE_POSTGRES=1`.
 #![cfg(all(feature = "serve", feature = "postgres"))]
+// Waits are bounded on the real clock (the replicas run on threads and on the database).
+#![allow(clippy::disallowed_methods)]
 
 mod serve_support;
 
