@@ -132,6 +132,16 @@ impl<C: Clock + Clone> Worker<C> {
     /// # Errors
     /// [`JournalError`] when listening cannot start; a failed claim is tried again.
     pub fn run(&self, stop: &AtomicBool) -> Result<(), JournalError> {
+        self.run_with(stop, &|_| {})
+    }
+
+    /// As [`run`](Self::run), telling `worked` what the replica did with each instance it
+    /// drove, once its lease is released (a host that also holds the instances in memory, as
+    /// `kars serve` does, catches up with the writes).
+    ///
+    /// # Errors
+    /// As [`run`](Self::run).
+    pub fn run_with(&self, stop: &AtomicBool, worked: &(dyn Fn(&Worked) + Sync)) -> Result<(), JournalError> {
         let beating = AtomicBool::new(true);
         std::thread::scope(|scope| {
             let (store, replica, lease, beating) = (&self.store, &self.replica, self.config.lease, &beating);
@@ -153,7 +163,9 @@ impl<C: Clock + Clone> Worker<C> {
                 while !stop.load(Ordering::SeqCst) {
                     // A claim that failed (the database away longer than the store retries)
                     // is tried again after the wait: a replica outlives an outage.
-                    if self.run_batch(stop).map_or(true, |worked| worked.is_empty()) {
+                    let batch = self.run_batch(stop).unwrap_or_default();
+                    batch.iter().for_each(worked);
+                    if batch.is_empty() {
                         // Until a hint (an append that may have made something due, or the
                         // listener reconnecting), the poll interval, or a stop.
                         let mut waited = Duration::ZERO;

@@ -1,12 +1,14 @@
 //! `kars serve SPEC... --listen ADDR (--journal DIR | --store URL [--schema NAME]) [--config FILE]`:
 //! the HTTP service ([`kars::serve`]) on the system clock with a journal directory or a
-//! PostgreSQL store (feature `postgres`, shared by replicas); `kars serve hash-token` and
+//! PostgreSQL store (feature `postgres`, shared by replicas, which share the timers and
+//! effects through leases as `kars worker` does); `kars serve hash-token` and
 //! `kars serve new-token` make the token hashes its config holds.
 
 use std::io::Read as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use kars::serve::{App, AppParts, ConfigFile, Settings, Sharing, SpecSource};
 use kars::workflow::adapter::{ConsoleNotifier, GitVcs};
@@ -58,6 +60,12 @@ struct RunArgs {
     /// Database connections of `--store` (requests beyond it wait for one).
     #[arg(long, value_name = "N", default_value_t = 16, requires = "store")]
     pool: usize,
+    /// How long an effect that a writer without a lease emitted waits before a replica claims
+    /// it, in seconds (default 0: the API's writes perform nothing themselves; raise it when
+    /// `kars instance act --store`, which performs its effects at once, writes to the same
+    /// schema).
+    #[arg(long, value_name = "SECONDS", value_parser = seconds, requires = "store")]
+    effect_grace: Option<Duration>,
     /// The config file: token hashes, proxy addresses, webhook senders, limits (YAML).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -141,8 +149,16 @@ fn serve(args: &RunArgs) -> Result<(), Failure> {
         let input = super::io::read_text(path)?;
         specs.push(SpecSource { origin, text: input.text });
     }
-    let store = location.create_pooled(&args.schema, args.pool.max(1))?;
+    let grace = args.effect_grace.unwrap_or(Duration::ZERO);
+    let store = location.create_pooled(&args.schema, args.pool.max(1), Some(grace))?;
     let sharing = if store.shared() { Sharing::Shared } else { Sharing::Exclusive };
+    #[cfg(feature = "postgres")]
+    let work = match &store {
+        super::instance::store::CliStore::Postgres(pg) => {
+            Some(kars::serve::SharedWork { store: pg.clone(), config: kars::workflow::worker::WorkerConfig::default() })
+        }
+        super::instance::store::CliStore::File(_) => None,
+    };
     let settings = settings.with_sharing(sharing);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -158,7 +174,17 @@ fn serve(args: &RunArgs) -> Result<(), Failure> {
             settings,
             adapters: adapters(args)?,
         };
-        let app = App::start(parts).await.map_err(Failure::invalid)?;
+        #[cfg(feature = "postgres")]
+        let app = match work {
+            Some(work) => App::start_sharing_work(parts, work).await,
+            None => App::start(parts).await,
+        };
+        #[cfg(not(feature = "postgres"))]
+        let app = App::start(parts).await;
+        let app = app.map_err(Failure::invalid)?;
+        if let Some(replica) = app.replica() {
+            super::io::errln!("kars serve: replica `{replica}` shares the timers and effects of the store's instances");
+        }
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .map_err(|e| usage(format!("cannot listen on `{}`: {e}", args.listen)))?;
@@ -200,6 +226,14 @@ fn adapters(args: &RunArgs) -> Result<kars::serve::AdapterFactory, Failure> {
             Adapters::new(ConsoleNotifier::new(std::io::stdout())).with_vcs(GitVcs::new(repo.clone()))
         }),
     })
+}
+
+/// `--effect-grace 2.5`: a number of seconds, zero or more.
+fn seconds(text: &str) -> Result<Duration, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s.is_finite() && (0.0..1e9).contains(&s) => Ok(Duration::from_secs_f64(s)),
+        _ => Err(format!("`{text}` is not a number of seconds (e.g. `0` or `2.5`)")),
+    }
 }
 
 /// Ctrl-C, or SIGTERM (what a service manager sends).

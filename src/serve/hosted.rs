@@ -65,23 +65,29 @@ pub(crate) async fn open<S: ServeStore>(app: &App<S>, id: InstanceId) -> Result<
     let inner = Arc::clone(&app.inner);
     blocking(move || {
         let journal: Journaled = read_journal(&inner.store, &id)?;
-        // The newest spec an upgrade moved the instance to (the one it started with if none).
-        let Some(stored) = journal.newest_spec_text().cloned() else {
-            return Err(DriverError::BadHeader {
-                id,
-                detail: "the journal holds no spec; `kars serve` hosts instances it or `kars instance start` started"
-                    .to_owned(),
-            });
-        };
-        let spec = kars_spec::load(&stored.text, &stored.origin)
-            .map_err(|r| DriverError::BadHeader { id: id.clone(), detail: r.to_string() })?;
-        let program =
-            Program::new(&spec).map_err(|e| DriverError::BadHeader { id: id.clone(), detail: e.to_string() })?;
+        let (spec, program) = stored_program(&journal)?;
         let mode = journal.header.clock;
         let driver = Driver::open_read(parts(&inner, &id, &program, mode), &program, journal)?;
         Ok((driver, Arc::new(spec)))
     })
     .await
+}
+
+/// The spec a journal holds, compiled: the newest an upgrade moved the instance to (the one it
+/// started with if none).
+pub(crate) fn stored_program(journal: &Journaled) -> Result<(CheckedSpec, Program), DriverError> {
+    let id = &journal.id;
+    let Some(stored) = journal.newest_spec_text() else {
+        return Err(DriverError::BadHeader {
+            id: id.clone(),
+            detail: "the journal holds no spec; `kars serve` hosts instances it or `kars instance start` started"
+                .to_owned(),
+        });
+    };
+    let spec = kars_spec::load(&stored.text, &stored.origin)
+        .map_err(|r| DriverError::BadHeader { id: id.clone(), detail: r.to_string() })?;
+    let program = Program::new(&spec).map_err(|e| DriverError::BadHeader { id: id.clone(), detail: e.to_string() })?;
+    Ok((spec, program))
 }
 
 /// Creates instance `id` of `flow` with the spec's team as its roster.

@@ -9,7 +9,9 @@
 //! - Every write names the person acting; the engine decides, and a refusal is a problem
 //!   document ([`problem`]) carrying the engine's reason; a refusal writes nothing.
 //! - Generic over the [`Store`]: a journal directory, or PostgreSQL shared by several replicas
-//!   ([`Sharing::Shared`]: each request catches up with what other replicas wrote).
+//!   ([`Sharing::Shared`]: each request catches up with what other replicas wrote). Replicas
+//!   started with [`App::start_sharing_work`] (feature `postgres`) share the timers and
+//!   effects of real instances through leases instead of each running every instance's loop.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -48,6 +50,8 @@ mod metrics;
 mod page;
 mod query;
 mod status;
+#[cfg(feature = "postgres")]
+mod work;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -67,6 +71,8 @@ use tokio::task::JoinSet;
 pub use auth::{Principal, hash_token, new_token};
 pub use config::{ConfigError, ConfigFile, Limits, Scheme, Sender, Settings, Sharing};
 pub use problem::Problem;
+#[cfg(feature = "postgres")]
+pub use work::SharedWork;
 
 use hosted::Hosted;
 
@@ -157,6 +163,12 @@ pub(crate) struct Inner<S: ServeStore> {
     pub workflows: BTreeMap<String, Workflow>,
     pub settings: Settings,
     adapters: AdapterFactory,
+    /// Whether an embedded worker fires the timers and performs the effects of real instances
+    /// (none of their loops runs here); rehearsals keep their loop.
+    shares_work: bool,
+    /// That worker, while it runs.
+    #[cfg(feature = "postgres")]
+    work: std::sync::Mutex<Option<work::Running>>,
     pub instances: RwLock<BTreeMap<InstanceId, Arc<Hosted<S>>>>,
     loops: tokio::sync::Mutex<JoinSet<Result<(), DriverError>>>,
     stop: watch::Sender<bool>,
@@ -207,6 +219,44 @@ impl<S: ServeStore> App<S> {
     /// [`ServeError`]: an invalid spec, an instance that does not open, a store that cannot
     /// be listed.
     pub async fn start(parts: AppParts<S>) -> Result<Self, ServeError> {
+        let app = Self::open(parts, false).await?;
+        app.inner.ready.store(true, Ordering::SeqCst);
+        Ok(app)
+    }
+
+    /// As [`start`](Self::start), for one replica of several on a PostgreSQL store: the
+    /// settings say [`Sharing::Shared`], and instead of a loop per real instance, one embedded
+    /// [`Worker`](kars_workflow::worker::Worker) on a thread of its own claims the instances
+    /// that are due under leases, shared with the other replicas (and `kars worker`s), so that
+    /// each timer is fired and each effect performed by one replica (again, under the same
+    /// key, only after a replica failed). [`App::shutdown`] stops it, its leases released.
+    /// Rehearsals, which no worker drives, keep their loop.
+    ///
+    /// # Errors
+    /// As [`start`](Self::start), and [`ServeError::Io`] when the worker's thread cannot start.
+    #[cfg(feature = "postgres")]
+    pub async fn start_sharing_work(mut parts: AppParts<S>, work: SharedWork) -> Result<Self, ServeError> {
+        parts.settings.sharing = Sharing::Shared;
+        let app = Self::open(parts, true).await?;
+        let running = work::start(&app.inner, work)?;
+        *app.inner.work.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(running);
+        app.inner.ready.store(true, Ordering::SeqCst);
+        Ok(app)
+    }
+
+    /// The id of this replica's embedded worker, as its leases name it (see
+    /// [`start_sharing_work`](Self::start_sharing_work)); `None` without one.
+    #[must_use]
+    pub fn replica(&self) -> Option<String> {
+        #[cfg(feature = "postgres")]
+        if let Some(running) = &*self.inner.work.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
+            return Some(running.replica().to_owned());
+        }
+        None
+    }
+
+    /// Compiles the specs, opens every instance in the store and hosts it; not ready yet.
+    async fn open(parts: AppParts<S>, shares_work: bool) -> Result<Self, ServeError> {
         let mut workflows = BTreeMap::new();
         for source in parts.specs {
             let spec = kars_spec::load(&source.text, &source.origin).map_err(|r| ServeError::Spec(r.to_string()))?;
@@ -226,6 +276,9 @@ impl<S: ServeStore> App<S> {
             workflows,
             settings: parts.settings,
             adapters: parts.adapters,
+            shares_work,
+            #[cfg(feature = "postgres")]
+            work: std::sync::Mutex::new(None),
             instances: RwLock::new(BTreeMap::new()),
             loops: tokio::sync::Mutex::new(JoinSet::new()),
             stop,
@@ -245,7 +298,6 @@ impl<S: ServeStore> App<S> {
             let hosted = hosted::open(&app, id.clone()).await.map_err(|source| ServeError::Open { id, source })?;
             app.host(hosted).await;
         }
-        app.inner.ready.store(true, Ordering::SeqCst);
         Ok(app)
     }
 
@@ -254,14 +306,17 @@ impl<S: ServeStore> App<S> {
         api::router(self.clone())
     }
 
-    /// Adds a driven instance and starts its loop.
+    /// Adds a driven instance and starts its loop (unless the worker drives it).
     async fn host(&self, (driver, spec): hosted::Opened<S>) -> Arc<Hosted<S>> {
+        let worked = self.inner.shares_work && driver.header().clock == ClockMode::System;
         let service = Service::new(driver, SharedTimer(Arc::clone(&self.inner.timer)));
         let hosted = Arc::new(Hosted::new(service.handle(), spec));
-        let mut stopped = self.inner.stop.subscribe();
-        self.inner.loops.lock().await.spawn(service.run(async move {
-            let _ = stopped.wait_for(|stop| *stop).await;
-        }));
+        if !worked {
+            let mut stopped = self.inner.stop.subscribe();
+            self.inner.loops.lock().await.spawn(service.run(async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            }));
+        }
         let id = hosted.handle.read(|d| d.id().clone()).await;
         self.inner.instances.write().await.insert(id, Arc::clone(&hosted));
         hosted
@@ -291,13 +346,22 @@ impl<S: ServeStore> App<S> {
         self.inner.instances.read().await.get(id).cloned()
     }
 
-    /// Stops every loop: effects already calling an adapter finish and are journaled.
+    /// Stops every loop: effects already calling an adapter finish and are journaled. The
+    /// embedded worker, if any, finishes the instance in hand and gives up the others it
+    /// claimed, so that other replicas take them at once.
     ///
     /// # Errors
     /// [`ServeError::Loop`] for the first loop that stopped on an error.
     pub async fn shutdown(&self) -> Result<(), ServeError> {
         self.inner.ready.store(false, Ordering::SeqCst);
         self.inner.stop.send_replace(true);
+        #[cfg(feature = "postgres")]
+        {
+            let running = self.inner.work.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+            if let Some(running) = running {
+                running.stop().await?;
+            }
+        }
         let mut loops = self.inner.loops.lock().await;
         let mut first = Ok(());
         while let Some(joined) = loops.join_next().await {

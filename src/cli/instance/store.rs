@@ -2,6 +2,7 @@
 //! PostgreSQL database (`--store URL`, feature `postgres`), behind one [`Store`].
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use kars::workflow::journal::{FileStore, Store};
 
@@ -81,22 +82,28 @@ impl Location {
             }
             .map(CliStore::File)
             .map_err(usage),
-            (None, Some(url)) => connect(url, schema, COMMAND_POOL, access),
+            (None, Some(url)) => connect(url, schema, COMMAND_POOL, None, access),
             (None, None) => Err(usage("say where the instances are: `--journal DIR` or `--store URL`")),
         }
     }
 
     /// Opens the store, creating a journal directory if missing (`kars instance start`).
     pub fn create(&self, schema: &SchemaArg) -> Result<CliStore, Failure> {
-        self.create_pooled(schema, COMMAND_POOL)
+        self.create_pooled(schema, COMMAND_POOL, None)
     }
 
     /// As [`Location::create`], with up to `pool_size` database connections (`kars serve`,
-    /// whose requests run concurrently).
-    pub fn create_pooled(&self, schema: &SchemaArg, pool_size: usize) -> Result<CliStore, Failure> {
+    /// whose requests run concurrently), and on a database the effect grace its replicas give
+    /// writers without a lease (`None`: the store's default).
+    pub fn create_pooled(
+        &self,
+        schema: &SchemaArg,
+        pool_size: usize,
+        effect_grace: Option<Duration>,
+    ) -> Result<CliStore, Failure> {
         match (&self.journal, &self.store) {
             (Some(dir), _) => FileStore::create_dir(dir).map(CliStore::File).map_err(usage),
-            (None, Some(url)) => connect(url, schema, pool_size, Access::Write),
+            (None, Some(url)) => connect(url, schema, pool_size, effect_grace, Access::Write),
             (None, None) => Err(usage("say where the instances are: `--journal DIR` or `--store URL`")),
         }
     }
@@ -128,11 +135,20 @@ fn redact(url: &str) -> String {
 }
 
 #[cfg(feature = "postgres")]
-fn connect(url: &str, schema: &SchemaArg, pool_size: usize, access: Access) -> Result<CliStore, Failure> {
+fn connect(
+    url: &str,
+    schema: &SchemaArg,
+    pool_size: usize,
+    effect_grace: Option<Duration>,
+    access: Access,
+) -> Result<CliStore, Failure> {
     use kars::workflow::journal::{PgStore, PgStoreConfig};
     let mut config = PgStoreConfig::default().with_pool_size(pool_size);
     if let Some(name) = &schema.schema {
         config = config.with_schema(name);
+    }
+    if let Some(grace) = effect_grace {
+        config = config.with_effect_grace(grace);
     }
     match access {
         // A command that only looks writes nothing: no schema created, no migration.
@@ -144,7 +160,13 @@ fn connect(url: &str, schema: &SchemaArg, pool_size: usize, access: Access) -> R
 }
 
 #[cfg(not(feature = "postgres"))]
-fn connect(_url: &str, _schema: &SchemaArg, _pool_size: usize, _access: Access) -> Result<CliStore, Failure> {
+fn connect(
+    _url: &str,
+    _schema: &SchemaArg,
+    _pool_size: usize,
+    _effect_grace: Option<Duration>,
+    _access: Access,
+) -> Result<CliStore, Failure> {
     Err(usage(
         "this kars was built without PostgreSQL, so `--store` is not available\nhelp: build with `--features postgres`, or use `--journal DIR`",
     ))
