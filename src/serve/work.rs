@@ -23,8 +23,8 @@ use kars_workflow::worker::{Host, Worked, Worker, WorkerConfig};
 
 use super::{Inner, ServeError, ServeStore, hosted};
 
-/// What a replica needs to take its share of the work on a shared PostgreSQL store: see the
-/// [module docs](self) and [`App::start_sharing_work`](super::App::start_sharing_work).
+/// What a replica needs to take its share of the work on a shared PostgreSQL store: see
+/// [`App::start_sharing_work`](super::App::start_sharing_work).
 #[derive(Debug, Clone)]
 pub struct SharedWork {
     /// The store the worker claims instances on: the server's own (a clone shares its
