@@ -446,7 +446,7 @@ impl<'m> Sim<'m> {
                             }
                             let actor = &self.model.team.people[*person].actor;
                             let role = role_for(&workflow, node, &actor.roles);
-                            (Some(actor.name.as_str()), role, outcome.as_deref())
+                            (Some(&*actor.name), role, outcome.as_deref())
                         }
                         None => (None, None, None),
                     };
