@@ -2,6 +2,7 @@
 //! observer (the simulator, a dashboard) follow every transition.
 
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use kars_spec::spec::Recipient;
@@ -96,9 +97,11 @@ impl fmt::Display for ReleaseId {
 /// A stable idempotency key: `{instance}/{release}/{node}/{n}` for the `n`th entry of a node in
 /// a cycle, `{instance}/{release}/{node}/deadline` and `.../exhausted` for escalations. The
 /// same inputs always give the same keys, so a host can deduplicate retried effects.
+///
+/// Shared: a clone (the key a host reports a result with) copies a pointer.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct EffectKey(pub(crate) String);
+pub struct EffectKey(#[serde(with = "crate::shared::arc_str")] pub(crate) Arc<str>);
 
 impl EffectKey {
     /// The key as a string slice.
@@ -128,6 +131,9 @@ pub struct Effect {
 }
 
 /// What an effect asks the host to do.
+///
+/// The strings and lists that come from the spec are shared with the compiled workflow: an
+/// effect copies pointers, not text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -135,45 +141,53 @@ pub enum EffectKind {
     /// Post a message; the engine does not wait for it.
     Notify {
         /// Channels and roles to tell.
-        to: Vec<Recipient>,
+        #[serde(with = "crate::shared::arc_slice")]
+        to: Arc<[Recipient]>,
         /// The message, templates expanded.
         message: String,
     },
     /// Open a pull request; report the result with [`crate::Event::ActionResult`].
     OpenPullRequest {
         /// The source branch name or pattern (`kars-dev`).
-        from: String,
+        #[serde(with = "crate::shared::arc_str")]
+        from: Arc<str>,
         /// The target branch name (`kars-prod`).
-        to: String,
+        #[serde(with = "crate::shared::arc_str")]
+        to: Arc<str>,
     },
     /// Merge the pull request between two branches; report the result.
     MergePullRequest {
         /// The source branch name or pattern (`feature/*`).
-        from: String,
+        #[serde(with = "crate::shared::arc_str")]
+        from: Arc<str>,
         /// The target branch name.
-        to: String,
+        #[serde(with = "crate::shared::arc_str")]
+        to: Arc<str>,
         /// What the spec says the merge needs on a forge.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        requires: Option<kars_spec::spec::MergeRequirements>,
+        #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::shared::opt_arc")]
+        requires: Option<Arc<kars_spec::spec::MergeRequirements>>,
     },
     /// Deploy an environment; report the result.
     Deploy {
         /// The environment.
         environment: EnvironmentId,
         /// Its URL, when the spec gives one.
-        url: Option<String>,
+        #[serde(with = "crate::shared::opt_arc_str")]
+        url: Option<Arc<str>>,
     },
     /// Roll an environment back; report the result.
     Rollback {
         /// The environment.
         environment: EnvironmentId,
         /// Its URL, when the spec gives one.
-        url: Option<String>,
+        #[serde(with = "crate::shared::opt_arc_str")]
+        url: Option<Arc<str>>,
     },
     /// Run a check suite; report the result.
     RunChecks {
         /// The suite (`smoke`).
-        suite: String,
+        #[serde(with = "crate::shared::arc_str")]
+        suite: Arc<str>,
         /// The environment it runs against.
         environment: Option<EnvironmentId>,
     },

@@ -498,11 +498,19 @@ impl Instance {
             KeySuffix::Entry(n) => decimal(n, &mut digits),
             KeySuffix::Word(w) => w,
         };
-        let mut key = String::with_capacity(instance.len() + release.as_str().len() + id.len() + suffix.len() + 3);
-        for part in [instance, "/", release.as_str(), "/", id, "/", suffix] {
-            key.push_str(part);
+        let parts = [instance, "/", release.as_str(), "/", id, "/", suffix];
+        // Joined on the stack, then copied once into the shared key (most keys are short).
+        let mut buf = [0u8; 128];
+        let mut len = 0;
+        for part in parts {
+            match buf.get_mut(len..len + part.len()) {
+                Some(to) => to.copy_from_slice(part.as_bytes()),
+                None => return EffectKey(parts.concat().into()),
+            }
+            len += part.len();
         }
-        EffectKey(key)
+        // Whole `str`s joined: always UTF-8.
+        EffectKey(std::str::from_utf8(buf.get(..len).unwrap_or_default()).unwrap_or_default().into())
     }
 
     /// Whether `key` is the key of the effect node `node`'s current visit performs: what

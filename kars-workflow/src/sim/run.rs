@@ -356,7 +356,7 @@ impl<'m> Sim<'m> {
                 ..Entry::empty(&self.release, self.now)
             });
             if let EffectKind::OpenPullRequest { from, to } = &effect.kind {
-                self.cycle.opened.push((from.clone(), to.clone(), self.now));
+                self.cycle.opened.push((from.to_string(), to.to_string(), self.now));
             }
             if effect.kind.awaits_result()
                 && let Some(node) = self.workflow.node_index(effect.node.as_str())
