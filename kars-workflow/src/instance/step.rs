@@ -498,19 +498,20 @@ impl Instance {
             KeySuffix::Entry(n) => decimal(n, &mut digits),
             KeySuffix::Word(w) => w,
         };
-        let parts = [instance, "/", release.as_str(), "/", id, "/", suffix];
-        // Joined on the stack, then copied once into the shared key (most keys are short).
-        let mut buf = [0u8; 128];
-        let mut len = 0;
-        for part in parts {
-            match buf.get_mut(len..len + part.len()) {
-                Some(to) => to.copy_from_slice(part.as_bytes()),
-                None => return EffectKey(parts.concat().into()),
-            }
-            len += part.len();
+        // Joined in a buffer kept per thread, then copied once into the shared key.
+        thread_local! {
+            static KEY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
         }
-        // Whole `str`s joined: always UTF-8.
-        EffectKey(std::str::from_utf8(buf.get(..len).unwrap_or_default()).unwrap_or_default().into())
+        KEY.with(|buf| {
+            let Ok(mut key) = buf.try_borrow_mut() else {
+                return EffectKey([instance, "/", release.as_str(), "/", id, "/", suffix].concat().into());
+            };
+            key.clear();
+            for part in [instance, "/", release.as_str(), "/", id, "/", suffix] {
+                key.push_str(part);
+            }
+            EffectKey(key.as_str().into())
+        })
     }
 
     /// Whether `key` is the key of the effect node `node`'s current visit performs: what
