@@ -254,7 +254,7 @@ fn holder(person: &str) -> Actor {
         "erin" => &["product_manager"],
         _ => &["team_lead", "developer"],
     };
-    Actor::new(person, roles.iter().map(|r| RoleId::new(*r).expect("role id")).collect())
+    Actor::new(person, roles.iter().map(|r| RoleId::new(*r).expect("role id")).collect::<Vec<_>>())
 }
 
 /// Acknowledges every effect that waits for a result, at `now`, as the README does.

@@ -514,7 +514,7 @@ fn replay_refuses_another_spec_and_a_forged_verdict() {
     assert!(err.to_string().starts_with("the history does not replay: it was recorded with spec fingerprint"), "{err}");
     let mut forged = instance.history().clone();
     if let kars_workflow::Input::Event(Event::Complete { actor, .. }) = &mut forged.records[1].input {
-        actor.roles.clear();
+        actor.roles = Vec::new().into();
     }
     let err = Instance::replay(kars(), &forged).unwrap_err();
     assert!(

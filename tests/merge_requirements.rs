@@ -36,7 +36,10 @@ fn feature() -> MergeRequest {
 
 fn evidence(approvers: &[(&str, &[&str])], checks: &[(&str, CheckState)]) -> MergeEvidence {
     MergeEvidence {
-        approvals: approvers.iter().map(|(n, roles)| Actor::new(*n, roles.iter().map(|r| role(r)).collect())).collect(),
+        approvals: approvers
+            .iter()
+            .map(|(n, roles)| Actor::new(*n, roles.iter().map(|r| role(r)).collect::<Vec<_>>()))
+            .collect(),
         checks: checks.iter().map(|(n, s)| ((*n).to_owned(), *s)).collect::<BTreeMap<_, _>>(),
     }
 }

@@ -64,7 +64,7 @@ fn simulate(spec: CheckedSpec, model: &Model, config: &SimConfig) -> (Run, sim::
             detail: e.detail.map(str::to_owned),
             prod_merge: e
                 .effect
-                .is_some_and(|f| matches!(&f.kind, EffectKind::MergePullRequest { to, .. } if to == "kars-prod")),
+                .is_some_and(|f| matches!(&f.kind, EffectKind::MergePullRequest { to, .. } if &**to == "kars-prod")),
         });
     };
     let run = sim::simulate(Arc::clone(&workflow), model, config, &mut observer).expect("the simulation runs");

@@ -51,7 +51,7 @@ fn request(version: u8, when: Option<UpgradeWhen>) -> UpgradeRequest {
 }
 
 fn person(name: &str, roles: &[&str]) -> Actor {
-    Actor::new(name, roles.iter().map(|r| r.parse().unwrap()).collect())
+    Actor::new(name, roles.iter().map(|r| r.parse().unwrap()).collect::<Vec<_>>())
 }
 
 fn act<S: Store>(driver: &mut Driver<S, Arc<VirtualClock>>, who: Actor, node: &str) -> Result<(), DriverError> {

@@ -83,7 +83,7 @@ fn holder(person: &str) -> Result<Actor, Box<dyn std::error::Error>> {
         "erin" => &["product_manager"],
         _ => &["team_lead", "developer"],
     };
-    let roles = roles.iter().map(|r| RoleId::new(*r)).collect::<Result<_, _>>()?;
+    let roles = roles.iter().map(|r| RoleId::new(*r)).collect::<Result<Vec<_>, _>>()?;
     Ok(Actor::new(person, roles))
 }
 

@@ -2,6 +2,7 @@
 //! observer (the simulator, a dashboard) follow every transition.
 
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use kars_spec::spec::Recipient;
@@ -96,9 +97,11 @@ impl fmt::Display for ReleaseId {
 /// A stable idempotency key: `{instance}/{release}/{node}/{n}` for the `n`th entry of a node in
 /// a cycle, `{instance}/{release}/{node}/deadline` and `.../exhausted` for escalations. The
 /// same inputs always give the same keys, so a host can deduplicate retried effects.
+///
+/// Shared: a clone (the key a host reports a result with) copies a pointer.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct EffectKey(pub(crate) String);
+pub struct EffectKey(#[serde(with = "crate::shared::arc_str")] pub(crate) Arc<str>);
 
 impl EffectKey {
     /// The key as a string slice.
@@ -128,6 +131,9 @@ pub struct Effect {
 }
 
 /// What an effect asks the host to do.
+///
+/// The strings and lists that come from the spec are shared with the compiled workflow: an
+/// effect copies pointers, not text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -135,45 +141,53 @@ pub enum EffectKind {
     /// Post a message; the engine does not wait for it.
     Notify {
         /// Channels and roles to tell.
-        to: Vec<Recipient>,
+        #[serde(with = "crate::shared::arc_slice")]
+        to: Arc<[Recipient]>,
         /// The message, templates expanded.
         message: String,
     },
     /// Open a pull request; report the result with [`crate::Event::ActionResult`].
     OpenPullRequest {
         /// The source branch name or pattern (`kars-dev`).
-        from: String,
+        #[serde(with = "crate::shared::arc_str")]
+        from: Arc<str>,
         /// The target branch name (`kars-prod`).
-        to: String,
+        #[serde(with = "crate::shared::arc_str")]
+        to: Arc<str>,
     },
     /// Merge the pull request between two branches; report the result.
     MergePullRequest {
         /// The source branch name or pattern (`feature/*`).
-        from: String,
+        #[serde(with = "crate::shared::arc_str")]
+        from: Arc<str>,
         /// The target branch name.
-        to: String,
+        #[serde(with = "crate::shared::arc_str")]
+        to: Arc<str>,
         /// What the spec says the merge needs on a forge.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        requires: Option<kars_spec::spec::MergeRequirements>,
+        #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::shared::opt_arc")]
+        requires: Option<Arc<kars_spec::spec::MergeRequirements>>,
     },
     /// Deploy an environment; report the result.
     Deploy {
         /// The environment.
         environment: EnvironmentId,
         /// Its URL, when the spec gives one.
-        url: Option<String>,
+        #[serde(default, with = "crate::shared::opt_arc_str")]
+        url: Option<Arc<str>>,
     },
     /// Roll an environment back; report the result.
     Rollback {
         /// The environment.
         environment: EnvironmentId,
         /// Its URL, when the spec gives one.
-        url: Option<String>,
+        #[serde(default, with = "crate::shared::opt_arc_str")]
+        url: Option<Arc<str>>,
     },
     /// Run a check suite; report the result.
     RunChecks {
         /// The suite (`smoke`).
-        suite: String,
+        #[serde(with = "crate::shared::arc_str")]
+        suite: Arc<str>,
         /// The environment it runs against.
         environment: Option<EnvironmentId>,
     },
@@ -314,5 +328,70 @@ mod tests {
         }
         assert_eq!(ReleaseId::of("2026-11-23".parse().unwrap()).as_str(), "2026-W48");
         assert_eq!(ReleaseId::of("2026-01-01".parse().unwrap()).as_str(), "2026-W01");
+    }
+
+    /// The shared strings serialize as the `String`s they replaced: the JSON of effects (and so
+    /// of journals' outboxes) is unchanged, and it reads back.
+    #[test]
+    fn shared_strings_keep_the_json() {
+        use kars_spec::RoleId;
+        let release = ReleaseId::of("2026-11-23".parse().unwrap());
+        let effect = |node: &str, kind: EffectKind| Effect {
+            key: EffectKey(format!("kars/2026-W48/{node}/1").into()),
+            release: release.clone(),
+            node: NodeId::new(node).unwrap(),
+            kind,
+        };
+        let requires = kars_spec::spec::MergeRequirements {
+            approvals: Some(1),
+            approved_by: vec![RoleId::new("qa").unwrap()],
+            checks: vec!["ci".to_owned()],
+            method: None,
+        };
+        let effects = [
+            effect(
+                "S",
+                EffectKind::Notify {
+                    to: vec![Recipient::Role(RoleId::new("qa").unwrap())].into(),
+                    message: "hi".into(),
+                },
+            ),
+            effect("V", EffectKind::OpenPullRequest { from: "kars-dev".into(), to: "kars-prod".into() }),
+            effect(
+                "W",
+                EffectKind::MergePullRequest {
+                    from: "feature/*".into(),
+                    to: "kars-dev".into(),
+                    requires: Some(requires.into()),
+                },
+            ),
+            effect("X", EffectKind::MergePullRequest { from: "a".into(), to: "b".into(), requires: None }),
+            effect(
+                "Y",
+                EffectKind::Deploy {
+                    environment: EnvironmentId::new("production").unwrap(),
+                    url: Some("https://x".into()),
+                },
+            ),
+            effect("Z", EffectKind::Rollback { environment: EnvironmentId::new("production").unwrap(), url: None }),
+            effect("AD", EffectKind::RunChecks { suite: "smoke".into(), environment: None }),
+        ];
+        let json = serde_json::to_string(&effects).unwrap();
+        assert_eq!(
+            json,
+            concat!(
+                r#"[{"key":"kars/2026-W48/S/1","release":"2026-W48","node":"S","kind":{"notify":{"to":[{"role":"qa"}],"message":"hi"}}},"#,
+                r#"{"key":"kars/2026-W48/V/1","release":"2026-W48","node":"V","kind":{"open_pull_request":{"from":"kars-dev","to":"kars-prod"}}},"#,
+                r#"{"key":"kars/2026-W48/W/1","release":"2026-W48","node":"W","kind":{"merge_pull_request":{"from":"feature/*","to":"kars-dev","requires":{"approvals":1,"approved_by":["qa"],"checks":["ci"]}}}},"#,
+                r#"{"key":"kars/2026-W48/X/1","release":"2026-W48","node":"X","kind":{"merge_pull_request":{"from":"a","to":"b"}}},"#,
+                r#"{"key":"kars/2026-W48/Y/1","release":"2026-W48","node":"Y","kind":{"deploy":{"environment":"production","url":"https://x"}}},"#,
+                r#"{"key":"kars/2026-W48/Z/1","release":"2026-W48","node":"Z","kind":{"rollback":{"environment":"production","url":null}}},"#,
+                r#"{"key":"kars/2026-W48/AD/1","release":"2026-W48","node":"AD","kind":{"run_checks":{"suite":"smoke","environment":null}}}]"#,
+            )
+        );
+        assert_eq!(serde_json::from_str::<Vec<Effect>>(&json).unwrap(), effects);
+        // As an `Option<String>` did, a missing URL reads as none.
+        let kind: EffectKind = serde_json::from_str(r#"{"deploy":{"environment":"production"}}"#).unwrap();
+        assert_eq!(kind, EffectKind::Deploy { environment: EnvironmentId::new("production").unwrap(), url: None });
     }
 }

@@ -4,26 +4,31 @@
 use std::borrow::Borrow;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use kars_spec::{NodeId, RoleId};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Who acts: a name and the roles the host authenticated for them.
+///
+/// Both are shared: cloning an actor (or an event that holds one) copies two pointers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Actor {
     /// The actor's name, as the audit trail shows it (`carol`).
-    pub name: String,
+    #[serde(with = "crate::shared::arc_str")]
+    pub name: Arc<str>,
     /// The roles the actor holds; the engine trusts the host on these.
-    #[serde(default)]
-    pub roles: Vec<RoleId>,
+    #[serde(default, with = "crate::shared::arc_slice")]
+    pub roles: Arc<[RoleId]>,
 }
 
 impl Actor {
-    /// An actor with a name and roles.
+    /// An actor with a name and roles (`Actor::new("carol", vec![qa])`; a `String`, an
+    /// `Arc<str>`, a `Vec<RoleId>` or an `Arc<[RoleId]>` are taken as they are).
     #[must_use]
-    pub fn new(name: impl Into<String>, roles: Vec<RoleId>) -> Self {
-        Self { name: name.into(), roles }
+    pub fn new(name: impl Into<Arc<str>>, roles: impl Into<Arc<[RoleId]>>) -> Self {
+        Self { name: name.into(), roles: roles.into() }
     }
 
     /// Whether the actor holds at least one of `roles`.

@@ -64,6 +64,7 @@ mod policy;
 pub mod requirements;
 #[cfg(feature = "tokio")]
 pub mod service;
+mod shared;
 pub mod sim;
 mod template;
 mod words;

@@ -181,10 +181,9 @@ mod tests {
 
     #[test]
     fn effects_read_as_words() {
-        let kind = EffectKind::RunChecks { suite: "smoke".to_owned(), environment: None };
+        let kind = EffectKind::RunChecks { suite: "smoke".into(), environment: None };
         assert_eq!(kind.to_string(), "run the `smoke` checks");
-        let kind =
-            EffectKind::MergePullRequest { from: "feature/*".to_owned(), to: "kars-dev".to_owned(), requires: None };
+        let kind = EffectKind::MergePullRequest { from: "feature/*".into(), to: "kars-dev".into(), requires: None };
         assert_eq!(kind.to_string(), "merge feature/* -> kars-dev");
         let notify: EffectKind = serde_json::from_str(
             r#"{"notify":{"to":[{"channel":"releases"},{"role":"devops"}],"message":"two\nlines"}}"#,

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 use chrono_tz::Tz;
 use kars_spec::calendar::WeekTime;
@@ -68,12 +69,12 @@ pub(crate) enum Decider {
 /// An action with its branches and environments resolved, message not yet expanded.
 #[derive(Debug, Clone)]
 pub(crate) enum CompiledAction {
-    Notify { to: Vec<Recipient>, message: String },
-    OpenPullRequest { from: String, to: String },
-    MergePullRequest { from: String, to: String, requires: Option<kars_spec::spec::MergeRequirements> },
-    Deploy { environment: EnvironmentId, url: Option<String> },
-    Rollback { environment: EnvironmentId, url: Option<String> },
-    RunChecks { suite: String, environment: Option<EnvironmentId> },
+    Notify { to: Arc<[Recipient]>, message: String },
+    OpenPullRequest { from: Arc<str>, to: Arc<str> },
+    MergePullRequest { from: Arc<str>, to: Arc<str>, requires: Option<Arc<kars_spec::spec::MergeRequirements>> },
+    Deploy { environment: EnvironmentId, url: Option<Arc<str>> },
+    Rollback { environment: EnvironmentId, url: Option<Arc<str>> },
+    RunChecks { suite: Arc<str>, environment: Option<EnvironmentId> },
 }
 
 impl CompiledAction {
@@ -94,7 +95,7 @@ pub(crate) enum Jump {
 /// An escalation: notify effects, then a jump.
 #[derive(Debug, Clone)]
 pub(crate) struct CompiledEscalation {
-    pub(crate) notify: Vec<Recipient>,
+    pub(crate) notify: Arc<[Recipient]>,
     pub(crate) message: Option<String>,
     pub(crate) then: Jump,
 }
@@ -534,7 +535,7 @@ pub(crate) mod compile {
                 }
                 Some(Then::End(outcome)) => Jump::End(labels.intern(outcome)?),
             };
-            Ok(CompiledEscalation { notify: e.notify.clone(), message: e.message.clone(), then })
+            Ok(CompiledEscalation { notify: e.notify.as_slice().into(), message: e.message.clone(), then })
         };
 
         let mut edges = Vec::with_capacity(spec.edges.len());
@@ -594,30 +595,34 @@ pub(crate) mod compile {
                 .action
                 .as_ref()
                 .map(|a| match a {
-                    Action::Notify(n) => CompiledAction::Notify { to: n.to.clone(), message: n.message.clone() },
-                    Action::OpenPullRequest(p) => {
-                        CompiledAction::OpenPullRequest { from: branch_text(&p.from), to: branch_text(&p.to) }
+                    Action::Notify(n) => {
+                        CompiledAction::Notify { to: n.to.as_slice().into(), message: n.message.clone() }
                     }
-                    Action::MergePullRequest(p) => CompiledAction::MergePullRequest {
-                        from: branch_text(&p.from),
-                        to: branch_text(&p.to),
-                        requires: p.requires.clone(),
+                    Action::OpenPullRequest(p) => CompiledAction::OpenPullRequest {
+                        from: branch_text(&p.from).into(),
+                        to: branch_text(&p.to).into(),
                     },
-                    Action::Deploy(e) => {
-                        CompiledAction::Deploy { environment: e.environment.clone(), url: environment(&e.environment) }
-                    }
+                    Action::MergePullRequest(p) => CompiledAction::MergePullRequest {
+                        from: branch_text(&p.from).into(),
+                        to: branch_text(&p.to).into(),
+                        requires: p.requires.clone().map(Arc::new),
+                    },
+                    Action::Deploy(e) => CompiledAction::Deploy {
+                        environment: e.environment.clone(),
+                        url: environment(&e.environment).map(Into::into),
+                    },
                     Action::Rollback(e) => CompiledAction::Rollback {
                         environment: e.environment.clone(),
-                        url: environment(&e.environment),
+                        url: environment(&e.environment).map(Into::into),
                     },
                     Action::RunChecks(c) => {
-                        CompiledAction::RunChecks { suite: c.suite.clone(), environment: c.environment.clone() }
+                        CompiledAction::RunChecks { suite: c.suite.as_str().into(), environment: c.environment.clone() }
                     }
                 })
                 // An action node without an action does nothing and moves on, like a notify.
                 .or_else(|| {
                     (node.kind == NodeKind::Action)
-                        .then(|| CompiledAction::Notify { to: Vec::new(), message: String::new() })
+                        .then(|| CompiledAction::Notify { to: Arc::from([]), message: String::new() })
                 });
             let deadline = match &node.deadline {
                 Some(d) => {

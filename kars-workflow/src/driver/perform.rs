@@ -181,7 +181,7 @@ impl EffectRunner {
                 // keys, which the notifier drops. A transient failure wins over a permanent
                 // one, so that the retry happens.
                 let mut failure: Option<AdapterError> = None;
-                for recipient in to {
+                for recipient in to.iter() {
                     let (audience, suffix) = match recipient {
                         Recipient::Channel(id) => {
                             let address = self.channels.get(id.as_str()).cloned().unwrap_or_else(|| format!("#{id}"));
@@ -202,7 +202,7 @@ impl EffectRunner {
                 let request = OpenPullRequest {
                     key: key.to_owned(),
                     from: selector(from),
-                    to: to.clone(),
+                    to: to.to_string(),
                     title: format!("{}: {from} -> {to}", effect.release),
                 };
                 match &adapters.vcs {
@@ -211,7 +211,7 @@ impl EffectRunner {
                 }
             }
             EffectKind::MergePullRequest { from, to, requires } if adapters.vcs.is_some() => {
-                let request = MergeRequest { key: key.to_owned(), from: selector(from), to: to.clone() };
+                let request = MergeRequest { key: key.to_owned(), from: selector(from), to: to.to_string() };
                 let merged = match (&adapters.vcs, requires) {
                     (Some(vcs), Some(requires)) => vcs.merge_requiring(&request, requires, &self.roster),
                     (Some(vcs), None) => vcs.merge(&request),

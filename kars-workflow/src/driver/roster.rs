@@ -319,7 +319,7 @@ mod tests {
         assert!(err.contains("`alice`, `bob`, `carol`"), "{err}");
         let qa = RoleId::new("qa").unwrap();
         assert_eq!(roster.holders(&qa).len(), 1);
-        assert_eq!(roster.actor_for_login("carol").unwrap().name, "carol");
+        assert_eq!(roster.actor_for_login("carol").unwrap().name.as_ref(), "carol");
         let err = roster.actor_for_login("mallory").unwrap_err().to_string();
         assert!(err.starts_with("login `mallory` is not on the instance's roster"), "{err}");
     }
@@ -334,7 +334,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(roster.actor("zoe").unwrap().roles.len(), 2);
-        assert_eq!(roster.actor_for_login("ci-runner").unwrap().name, "yann");
+        assert_eq!(roster.actor_for_login("ci-runner").unwrap().name.as_ref(), "yann");
         let err = Roster::from_yaml("zoe: [tester]\n", "team.yaml", &spec).unwrap_err().to_string();
         assert!(err.starts_with("team.yaml: `zoe` holds role `tester`"), "{err}");
         let err = Roster::from_yaml("- zoe\n", "team.yaml", &spec).unwrap_err().to_string();
@@ -346,7 +346,7 @@ mod tests {
         assert!(err.contains("github login `ann` is listed for `a` and `b`"), "{err}");
         let roster =
             Roster::from_yaml("a: { roles: [qa], github: Ann, gitlab: ann-gl }\n", "team.yaml", &spec).unwrap();
-        assert_eq!(roster.reviewer(Forge::GitHub, "ann").map(|a| a.name), Some("a".to_owned()));
+        assert_eq!(roster.reviewer(Forge::GitHub, "ann").map(|a| a.name.to_string()), Some("a".to_owned()));
         assert_eq!(roster.reviewer(Forge::GitLab, "ann-gl").map(|a| a.roles.len()), Some(1));
         assert_eq!(roster.reviewer(Forge::GitLab, "Ann"), None);
         let shared = "a: { roles: [qa], logins: [x] }\nb: { roles: [qa], logins: [x] }\n";

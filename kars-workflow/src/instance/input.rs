@@ -112,15 +112,19 @@ impl Instance {
         if !actor.holds_any(roles) {
             return Err(EngineError::Unauthorized {
                 node: node.clone(),
-                actor: actor.name.clone(),
+                actor: actor.name.to_string(),
                 needed: roles.to_vec(),
             });
         }
         for &(other, slot) in compiled.distinct_from.iter() {
             let by = self.state.actors.get(usize::from(slot)).and_then(Option::as_deref);
-            if by == Some(actor.name.as_str()) {
+            if by == Some(&*actor.name) {
                 let other = workflow.node(other).id.clone();
-                return Err(EngineError::SeparationOfDuties { node: node.clone(), actor: actor.name.clone(), other });
+                return Err(EngineError::SeparationOfDuties {
+                    node: node.clone(),
+                    actor: actor.name.to_string(),
+                    other,
+                });
             }
         }
         let label = if compiled.kind == NodeKind::Decision {
@@ -149,7 +153,7 @@ impl Instance {
         };
         // Accepted: record who and what, then move on.
         if let Some(slot) = compiled.actor_slot.and_then(|s| self.state.actors.get_mut(usize::from(s))) {
-            *slot = Some(actor.name.as_str().into());
+            *slot = Some(Box::from(&*actor.name));
         }
         if let (Some(l), Some(slot)) = (label, compiled.outcome_slot)
             && let Some(o) = self.state.outcomes.get_mut(usize::from(slot))
@@ -195,7 +199,7 @@ impl Instance {
             Reporter::Person(actor) if !actor.holds_any(&compiled.roles) => {
                 return Err(EngineError::Unauthorized {
                     node: node.clone(),
-                    actor: actor.name.clone(),
+                    actor: actor.name.to_string(),
                     needed: compiled.roles.to_vec(),
                 });
             }

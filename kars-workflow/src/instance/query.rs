@@ -408,9 +408,9 @@ impl Instance {
     pub fn merge_requirements(&self, source: &str, target: &str) -> Option<MergeRequirements> {
         let matching = self.workflow.nodes.iter().filter_map(|node| match &node.action {
             Some(CompiledAction::MergePullRequest { from, to, requires: Some(requires) })
-                if to == target && selects(from, source) =>
+                if &**to == target && selects(from, source) =>
             {
-                Some(requires)
+                Some(&**requires)
             }
             _ => None,
         });

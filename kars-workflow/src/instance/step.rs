@@ -498,11 +498,20 @@ impl Instance {
             KeySuffix::Entry(n) => decimal(n, &mut digits),
             KeySuffix::Word(w) => w,
         };
-        let mut key = String::with_capacity(instance.len() + release.as_str().len() + id.len() + suffix.len() + 3);
-        for part in [instance, "/", release.as_str(), "/", id, "/", suffix] {
-            key.push_str(part);
+        // Joined in a buffer kept per thread, then copied once into the shared key.
+        thread_local! {
+            static KEY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
         }
-        EffectKey(key)
+        KEY.with(|buf| {
+            let Ok(mut key) = buf.try_borrow_mut() else {
+                return EffectKey([instance, "/", release.as_str(), "/", id, "/", suffix].concat().into());
+            };
+            key.clear();
+            for part in [instance, "/", release.as_str(), "/", id, "/", suffix] {
+                key.push_str(part);
+            }
+            EffectKey(key.as_str().into())
+        })
     }
 
     /// Whether `key` is the key of the effect node `node`'s current visit performs: what

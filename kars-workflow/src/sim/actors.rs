@@ -45,7 +45,7 @@ impl Team {
     /// A person who holds one of `roles` and is not in `exclude`, picked at random.
     pub(crate) fn pick(&self, roles: &[RoleId], exclude: &[&str], rng: &mut SimRng) -> Option<usize> {
         let fits =
-            |p: &Person| p.actor.roles.iter().any(|r| roles.contains(r)) && !exclude.contains(&p.actor.name.as_str());
+            |p: &Person| p.actor.roles.iter().any(|r| roles.contains(r)) && !exclude.contains(&p.actor.name.as_ref());
         let count = self.people.iter().filter(|p| fits(p)).count();
         if count == 0 {
             return None;
@@ -56,7 +56,7 @@ impl Team {
 
     /// Anyone not in `exclude`, picked at random.
     pub(crate) fn pick_any(&self, exclude: &[&str], rng: &mut SimRng) -> Option<usize> {
-        let fits = |p: &Person| !exclude.contains(&p.actor.name.as_str());
+        let fits = |p: &Person| !exclude.contains(&p.actor.name.as_ref());
         let count = self.people.iter().filter(|p| fits(p)).count();
         if count == 0 {
             return None;

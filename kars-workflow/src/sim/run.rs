@@ -356,7 +356,7 @@ impl<'m> Sim<'m> {
                 ..Entry::empty(&self.release, self.now)
             });
             if let EffectKind::OpenPullRequest { from, to } = &effect.kind {
-                self.cycle.opened.push((from.clone(), to.clone(), self.now));
+                self.cycle.opened.push((from.to_string(), to.to_string(), self.now));
             }
             if effect.kind.awaits_result()
                 && let Some(node) = self.workflow.node_index(effect.node.as_str())
@@ -446,7 +446,7 @@ impl<'m> Sim<'m> {
                             }
                             let actor = &self.model.team.people[*person].actor;
                             let role = role_for(&workflow, node, &actor.roles);
-                            (Some(actor.name.as_str()), role, outcome.as_deref())
+                            (Some(&*actor.name), role, outcome.as_deref())
                         }
                         None => (None, None, None),
                     };

@@ -67,7 +67,7 @@ pub(super) fn upgrade(args: &UpgradeArgs) -> Result<Done, Failure> {
             if roles.is_empty() { "none".to_owned() } else { roles.join(", ") }
         )));
     }
-    let request = UpgradeRequest { spec: SpecText { origin, text }, by: actor.name.clone(), when: Some(when) };
+    let request = UpgradeRequest { spec: SpecText { origin, text }, by: actor.name.to_string(), when: Some(when) };
     let report = session.driver.upgrade(&program, &request).map_err(driver_failure)?;
     session.spec = new_spec;
     let warnings = render_report(&mut session, &report, &mut out);

@@ -72,7 +72,7 @@ impl RunInputs {
             EffectKind::Deploy { environment, .. } => ("deploy", environment.to_string(), String::new()),
             EffectKind::Rollback { environment, .. } => ("rollback", environment.to_string(), String::new()),
             EffectKind::RunChecks { suite, environment } => {
-                ("run_checks", environment.as_ref().map(ToString::to_string).unwrap_or_default(), suite.clone())
+                ("run_checks", environment.as_ref().map(ToString::to_string).unwrap_or_default(), suite.to_string())
             }
             other => {
                 return Err(super::AdapterError::permanent(

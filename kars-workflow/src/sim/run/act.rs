@@ -33,7 +33,7 @@ impl Sim<'_> {
                     .distinct_from
                     .iter()
                     .filter_map(|(other, _)| self.cycle.completed_by.get(other.get()).copied().flatten())
-                    .map(|p| self.model.team.people[p].actor.name.as_str())
+                    .map(|p| self.model.team.people[p].actor.name.as_ref())
                     .collect();
                 let person = self
                     .model
@@ -144,7 +144,7 @@ impl Sim<'_> {
                             observer.entry(&Entry {
                                 kind: EntryKind::Refused,
                                 node: Some(id),
-                                actor: Some(actor.name.as_str()),
+                                actor: Some(&*actor.name),
                                 role: actor.roles.first(),
                                 outcome: outcome.as_deref(),
                                 detail: Some(&text),
@@ -229,7 +229,7 @@ impl Sim<'_> {
                     };
                     observer.entry(&Entry {
                         kind,
-                        actor: Some(name.as_str()),
+                        actor: Some(&*name),
                         detail: Some(&text),
                         ..Entry::empty(&self.release, now)
                     });
@@ -356,7 +356,7 @@ impl Sim<'_> {
             }
             EngineError::SeparationOfDuties { .. } => {
                 let name = self.model.team.people[person].actor.name.clone();
-                if let Some(other) = self.model.team.pick(&compiled.roles, &[name.as_str()], &mut self.rng) {
+                if let Some(other) = self.model.team.pick(&compiled.roles, &[&*name], &mut self.rng) {
                     let at = self.now + Duration::minutes(5);
                     self.plan(at, Act::Work { node, person: other, outcome, authorized: true, tries: next });
                 }
