@@ -65,17 +65,20 @@ pub(crate) async fn open<S: ServeStore>(app: &App<S>, id: InstanceId) -> Result<
     let inner = Arc::clone(&app.inner);
     blocking(move || {
         let journal: Journaled = read_journal(&inner.store, &id)?;
-        let (spec, program) = stored_program(&journal)?;
+        let (spec, program) = stored_program(&journal, &inner.programs)?;
         let mode = journal.header.clock;
         let driver = Driver::open_read(parts(&inner, &id, &program, mode), &program, journal)?;
-        Ok((driver, Arc::new(spec)))
+        Ok((driver, spec))
     })
     .await
 }
 
 /// The spec a journal holds, compiled: the newest an upgrade moved the instance to (the one it
 /// started with if none).
-pub(crate) fn stored_program(journal: &Journaled) -> Result<(CheckedSpec, Program), DriverError> {
+pub(crate) fn stored_program(
+    journal: &Journaled,
+    programs: &Programs,
+) -> Result<(Arc<CheckedSpec>, Program), DriverError> {
     let id = &journal.id;
     let Some(stored) = journal.newest_spec_text() else {
         return Err(DriverError::BadHeader {
@@ -84,11 +87,17 @@ pub(crate) fn stored_program(journal: &Journaled) -> Result<(CheckedSpec, Progra
                 .to_owned(),
         });
     };
-    let spec = kars_spec::load(&stored.text, &stored.origin)
-        .map_err(|r| DriverError::BadHeader { id: id.clone(), detail: r.to_string() })?;
-    let program = Program::new(&spec).map_err(|e| DriverError::BadHeader { id: id.clone(), detail: e.to_string() })?;
-    Ok((spec, program))
+    programs.get_or_make(&stored.origin, &stored.text, || {
+        let spec = kars_spec::load(&stored.text, &stored.origin)
+            .map_err(|r| DriverError::BadHeader { id: id.clone(), detail: r.to_string() })?;
+        let program =
+            Program::new(&spec).map_err(|e| DriverError::BadHeader { id: id.clone(), detail: e.to_string() })?;
+        Ok((Arc::new(spec), program))
+    })
 }
+
+/// The compiled specs of a server, by their text.
+pub(crate) type Programs = kars_workflow::driver::SpecCache<(Arc<CheckedSpec>, Program)>;
 
 /// Creates instance `id` of `flow` with the spec's team as its roster.
 pub(crate) async fn create<S: ServeStore>(

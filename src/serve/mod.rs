@@ -180,6 +180,8 @@ pub(crate) struct Inner<S: ServeStore> {
     pub metrics: metrics::Metrics,
     pub sessions: auth::Sessions,
     pub replays: webhook::Replays,
+    /// The specs stored in journals, loaded and compiled once each (by their text).
+    pub programs: Arc<kars_workflow::driver::SpecCache<(Arc<kars_spec::CheckedSpec>, Program)>>,
 }
 
 /// A running server's state: cheap to clone into handlers.
@@ -288,6 +290,7 @@ impl<S: ServeStore> App<S> {
             metrics: metrics::Metrics::default(),
             sessions: auth::Sessions::default(),
             replays: webhook::Replays::default(),
+            programs: Arc::default(),
         };
         let app = Self { inner: Arc::new(inner) };
         let store = app.inner.store.clone();

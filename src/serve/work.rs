@@ -6,8 +6,8 @@
 //! People's inputs still go through any replica's API: a write catches up with the store,
 //! checks the expected version and appends without a lease; the effects it emits wait in the
 //! outbox, and an append's `NOTIFY` wakes every replica's worker, one of which claims the
-//! instance and performs them. The worker compiles the spec stored in each journal it drives
-//! and asks the server's [`AdapterFactory`](super::AdapterFactory) for the adapters. After each
+//! instance and performs them. The worker runs the spec stored in each journal it drives
+//! (loaded and compiled once per spec text, shared with the server's own opens) and asks the server's [`AdapterFactory`](super::AdapterFactory) for the adapters. After each
 //! instance it drove, the replica's own copy catches up and its live pages are told.
 //!
 //! Rehearsals keep their loop on every replica that hosts them: no worker drives a clock that
@@ -71,9 +71,9 @@ impl Drop for Running {
 
 /// Starts the worker of the server `inner` on its own thread.
 pub(crate) fn start<S: ServeStore>(inner: &Arc<Inner<S>>, work: SharedWork) -> Result<Running, ServeError> {
-    let adapters = Arc::clone(&inner.adapters);
+    let (adapters, programs) = (Arc::clone(&inner.adapters), Arc::clone(&inner.programs));
     let host: Arc<Host> = Arc::new(move |journal: &Journaled| {
-        let (_, program) = hosted::stored_program(journal)?;
+        let (_, program) = hosted::stored_program(journal, &programs)?;
         let adapters = adapters(&journal.id, &program);
         Ok((program, adapters, DriverConfig::for_clock(journal.header.clock)))
     });

@@ -120,6 +120,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod cache;
 mod clock;
 mod config;
 mod effects;
@@ -141,6 +142,7 @@ use chrono::{DateTime, Utc};
 use kars_spec::NodeId;
 use kars_spec::spec::NodeKind;
 
+pub use cache::SpecCache;
 pub use clock::{Clock, SystemClock, VirtualClock};
 pub use config::{DriverConfig, Earlier, HistoryInMemory, Parts, Program, Refusals, Start};
 pub use error::DriverError;

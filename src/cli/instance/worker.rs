@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use kars::workflow::driver::{DriverConfig, DriverError, SystemClock};
+use kars::workflow::driver::{DriverConfig, DriverError, SpecCache, SystemClock};
 use kars::workflow::journal::{PgStore, PgStoreConfig};
 use kars::workflow::worker::{Host, Worker, WorkerConfig};
 
@@ -68,8 +68,16 @@ fn work(args: &WorkerArgs) -> Result<(), Failure> {
     let out = Buffer::default();
     let host: Arc<Host> = {
         let (out, effects) = (out.clone(), args.effects.clone());
+        // Each spec text is loaded and compiled once, not once per drive.
+        let programs = SpecCache::default();
         Arc::new(move |journal| {
-            let (_, program) = stored_spec(journal).map_err(|f| DriverError::BadHeader {
+            let program = match journal.newest_spec_text() {
+                Some(stored) => {
+                    programs.get_or_make(&stored.origin, &stored.text, || stored_spec(journal).map(|(_, p)| p))
+                }
+                None => stored_spec(journal).map(|(_, p)| p),
+            }
+            .map_err(|f| DriverError::BadHeader {
                 id: journal.id.clone(),
                 detail: f.message.trim_start_matches("error: ").to_owned(),
             })?;
