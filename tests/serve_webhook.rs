@@ -34,6 +34,14 @@ fn refused(server: &TestServer, reply: &Reply, status: u16, kind: &str, before: 
 /// 09:00), the action a webhook reports.
 async fn at_the_deploy(settings: kars::serve::Settings) -> TestServer {
     let server = TestServer::start(settings).await;
+    to_the_deploy(&server).await;
+    server.until_at("kars", "H").await;
+    server
+}
+
+/// Starts instance `kars` on `server` and plays its week up to the production deploy H (the
+/// approval at F, Tuesday 09:00).
+async fn to_the_deploy(server: &TestServer) {
     server.start_instance("kars").await;
     server.accepted("erin", "kars", "B", None).await;
     server.accepted("frank", "kars", "C", None).await;
@@ -41,8 +49,6 @@ async fn at_the_deploy(settings: kars::serve::Settings) -> TestServer {
     server.accepted("alice", "kars", "D", None).await;
     server.accepted("alice", "kars", "E", None).await;
     server.accepted("bob", "kars", "F", Some("approved")).await;
-    server.until_at("kars", "H").await;
-    server
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -319,13 +325,7 @@ async fn a_webhook_completes_a_deploy_whose_runner_is_still_polling_and_the_runn
     let at = serve_support::local("2026-11-23 08:00");
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start_with(settings, at, dir, serve_support::SPEC.to_owned(), adapters).await;
-    server.start_instance("kars").await;
-    server.accepted("erin", "kars", "B", None).await;
-    server.accepted("frank", "kars", "C", None).await;
-    server.advance_to("2026-11-24 09:00").await;
-    server.accepted("alice", "kars", "D", None).await;
-    server.accepted("alice", "kars", "E", None).await;
-    server.accepted("bob", "kars", "F", Some("approved")).await;
+    to_the_deploy(&server).await;
     // At H, its runner holding the effect between polls.
     let mut polling = false;
     for _ in 0..2000 {

@@ -132,18 +132,7 @@ pub fn read_journal<S: Store + ?Sized>(store: &S, id: &InstanceId) -> Result<Jou
         let detail = format!("it names instance `{}`", header.history.instance);
         return Err(DriverError::BadHeader { id: id.clone(), detail });
     }
-    let entries = stored
-        .records
-        .iter()
-        .enumerate()
-        .map(|(index, bytes)| {
-            serde_json::from_slice::<Entry>(bytes).map_err(|e| DriverError::BadRecord {
-                id: id.clone(),
-                index,
-                detail: e.to_string(),
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let entries = decode(id, 0, &stored.records)?;
     Ok(Journaled { id: id.clone(), header, entries, version: stored.version })
 }
 
@@ -162,9 +151,13 @@ pub fn read_entries<S: Store + ?Sized>(
     limit: usize,
 ) -> Result<(Vec<Entry>, u64), DriverError> {
     let page = store.read_page(id, after, limit)?;
-    let first = usize::try_from(after).unwrap_or(usize::MAX);
-    let entries = page
-        .records
+    let entries = decode(id, usize::try_from(after).unwrap_or(usize::MAX), &page.records)?;
+    Ok((entries, page.version))
+}
+
+/// Decodes `records`, the first of which is record `first` of instance `id`'s journal.
+fn decode(id: &InstanceId, first: usize, records: &[Vec<u8>]) -> Result<Vec<Entry>, DriverError> {
+    records
         .iter()
         .enumerate()
         .map(|(i, bytes)| {
@@ -174,8 +167,7 @@ pub fn read_entries<S: Store + ?Sized>(
                 detail: e.to_string(),
             })
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((entries, page.version))
+        .collect()
 }
 
 /// What each journal entry caused when replayed: the transitions (notices) and effects of an
