@@ -191,27 +191,8 @@ impl Builder {
 }
 
 fn build(items: &[Item]) -> Built {
-    let mut spec = Spec {
-        version: 1,
-        name: "forks".into(),
-        title: None,
-        description: None,
-        timezone: "Europe/Berlin".into(),
-        cadence: None,
-        holidays: Vec::new(),
-        direction: Direction::TB,
-        roles: Default::default(),
-        team: Default::default(),
-        team_managed_by: Vec::new(),
-        channels: Default::default(),
-        branches: Default::default(),
-        environments: Default::default(),
-        windows: Default::default(),
-        phases: Default::default(),
-        classes: Default::default(),
-        nodes: Default::default(),
-        edges: Vec::new(),
-    };
+    let mut spec = Spec::new("forks", "Europe/Berlin");
+    spec.direction = Direction::TB;
     spec.roles.insert("dev".parse().expect("role"), Role { title: "Developer".into(), responsibilities: vec![] });
     let mut b = Builder { spec, next: 0, forks: BTreeMap::new(), tasks: Vec::new(), open: Vec::new() };
     let start = b.add(NodeKind::Start);

@@ -502,27 +502,7 @@ mod arb {
         let n = plan.ids.len();
         let id = |i: usize| NodeId::new(plan.ids[i].clone()).expect("generated ids are valid");
         let role = RoleId::new("owner").expect("role");
-        let mut spec = Spec {
-            version: 1,
-            name: "generated".into(),
-            title: None,
-            description: None,
-            timezone: "UTC".into(),
-            cadence: None,
-            holidays: Vec::new(),
-            direction: Default::default(),
-            roles: Default::default(),
-            team: Default::default(),
-            team_managed_by: Vec::new(),
-            channels: Default::default(),
-            branches: Default::default(),
-            environments: Default::default(),
-            windows: Default::default(),
-            phases: Default::default(),
-            classes: Default::default(),
-            nodes: Default::default(),
-            edges: Vec::new(),
-        };
+        let mut spec = Spec::new("generated", "UTC");
         let edges = &mut spec.edges;
         for i in 0..n {
             let kind = if i == 0 {

@@ -21,27 +21,8 @@ fn edge(from: &str, to: &str) -> Edge {
 }
 
 fn empty_spec() -> Spec {
-    let mut spec = Spec {
-        version: 1,
-        name: "built".into(),
-        title: None,
-        description: None,
-        timezone: "Europe/Berlin".into(),
-        cadence: None,
-        holidays: Vec::new(),
-        direction: Direction::LR,
-        roles: Default::default(),
-        team: Default::default(),
-        team_managed_by: Vec::new(),
-        channels: Default::default(),
-        branches: Default::default(),
-        environments: Default::default(),
-        windows: Default::default(),
-        phases: Default::default(),
-        classes: Default::default(),
-        nodes: Default::default(),
-        edges: Vec::new(),
-    };
+    let mut spec = Spec::new("built", "Europe/Berlin");
+    spec.direction = Direction::LR;
     spec.roles.insert("dev".parse::<RoleId>().unwrap(), Role { title: "Developer".into(), responsibilities: vec![] });
     spec
 }

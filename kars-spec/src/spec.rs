@@ -78,6 +78,36 @@ pub struct Spec {
     pub edges: Vec<Edge>,
 }
 
+impl Spec {
+    /// An empty spec of the current format named `name` in zone `timezone`, every section
+    /// empty: what the mermaid importer and generated specs start from (it is not valid until
+    /// it has a start node and roles).
+    #[must_use]
+    pub fn new(name: impl Into<String>, timezone: impl Into<String>) -> Self {
+        Self {
+            version: FORMAT_VERSION,
+            name: name.into(),
+            title: None,
+            description: None,
+            timezone: timezone.into(),
+            cadence: None,
+            holidays: Vec::new(),
+            direction: Direction::default(),
+            roles: IndexMap::new(),
+            team: IndexMap::new(),
+            team_managed_by: Vec::new(),
+            channels: IndexMap::new(),
+            branches: IndexMap::new(),
+            environments: IndexMap::new(),
+            windows: IndexMap::new(),
+            phases: IndexMap::new(),
+            classes: IndexMap::new(),
+            nodes: IndexMap::new(),
+            edges: Vec::new(),
+        }
+    }
+}
+
 /// A mermaid flowchart direction.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum Direction {

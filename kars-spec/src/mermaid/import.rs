@@ -31,7 +31,7 @@ use super::error::{ImportError, ImportErrorKind, ImportWarning, WarningKind};
 use super::flowchart::{Flowchart, Location, Shape};
 use super::parse::parse;
 use crate::id::{ClassId, NodeId, PhaseId, RoleId};
-use crate::spec::{Class, DecidedBy, Edge, FORMAT_VERSION, Node, NodeKind, Phase, Role, Spec};
+use crate::spec::{Class, DecidedBy, Edge, Node, NodeKind, Phase, Role, Spec};
 
 /// The placeholder role every imported task and decision is given.
 pub const PLACEHOLDER_ROLE: &str = "owner";
@@ -379,27 +379,10 @@ fn to_spec(
             responsibilities: vec!["placeholder from the import: replace with the team's real roles".to_owned()],
         },
     );
-    Ok(Spec {
-        version: FORMAT_VERSION,
-        name: title.as_deref().map_or_else(|| "imported".to_owned(), slug),
-        title,
-        description,
-        timezone: "UTC".to_owned(),
-        cadence: None,
-        holidays: Vec::new(),
-        direction: chart.direction,
-        roles,
-        team: IndexMap::new(),
-        team_managed_by: Vec::new(),
-        channels: IndexMap::new(),
-        branches: IndexMap::new(),
-        environments: IndexMap::new(),
-        windows: IndexMap::new(),
-        phases,
-        classes,
-        nodes,
-        edges,
-    })
+    let mut spec = Spec::new(title.as_deref().map_or_else(|| "imported".to_owned(), slug), "UTC");
+    (spec.title, spec.description, spec.direction) = (title, description, chart.direction);
+    (spec.roles, spec.phases, spec.classes, spec.nodes, spec.edges) = (roles, phases, classes, nodes, edges);
+    Ok(spec)
 }
 
 /// Gives a decision's unlabelled or repeated branches distinct labels.
