@@ -154,7 +154,7 @@ impl<'s> Parser<'s> {
                     match self.peek() {
                         None | Some(b'\n' | b'#') => self.nested(indent, depth)?,
                         Some(_) => {
-                            let value = self.inline_value(depth)?;
+                            let value = self.value(depth, false)?;
                             self.end_of_line()?;
                             value
                         }
@@ -239,7 +239,7 @@ impl<'s> Parser<'s> {
                     if self.looks_like_key() {
                         self.block_map(column, depth + 1)?
                     } else {
-                        let value = self.inline_value(depth)?;
+                        let value = self.value(depth, false)?;
                         self.end_of_line()?;
                         value
                     }
@@ -302,25 +302,6 @@ impl<'s> Parser<'s> {
         Ok(text)
     }
 
-    /// A value that starts on this line: a flow collection or a scalar.
-    fn inline_value(&mut self, depth: usize) -> Result<Node<'s>, Bail> {
-        match self.peek() {
-            Some(b'{' | b'[') => self.flow(depth + 1),
-            Some(b'"' | b'\'') => {
-                self.count()?;
-                Ok(Node::Str(self.quoted()?))
-            }
-            _ => {
-                self.count()?;
-                let text = self.plain(false)?;
-                if self.peek() == Some(b':') {
-                    return Err(Bail);
-                }
-                Ok(Node::Plain(text))
-            }
-        }
-    }
-
     /// A flow mapping or sequence that closes on the same line.
     fn flow(&mut self, depth: usize) -> Result<Node<'s>, Bail> {
         if depth > DEPTH {
@@ -346,10 +327,10 @@ impl<'s> Parser<'s> {
                 }
                 self.pos += 2;
                 self.skip_spaces();
-                let value = self.flow_value(depth)?;
+                let value = self.value(depth, true)?;
                 entries.push((key, value));
             } else {
-                items.push(self.flow_value(depth)?);
+                items.push(self.value(depth, true)?);
             }
             self.skip_spaces();
             match self.peek() {
@@ -369,7 +350,10 @@ impl<'s> Parser<'s> {
         }
     }
 
-    fn flow_value(&mut self, depth: usize) -> Result<Node<'s>, Bail> {
+    /// A value that starts on this line, a flow collection or a scalar, in a flow collection (`in_flow`: `,`, `]` and `}` end a
+    /// plain scalar) or not. A plain scalar followed by `:` is a mapping this parser leaves to
+    /// the full one (`[a: b]`, a single-pair mapping in a sequence, or a key on a value line).
+    fn value(&mut self, depth: usize, in_flow: bool) -> Result<Node<'s>, Bail> {
         match self.peek() {
             Some(b'{' | b'[') => self.flow(depth + 1),
             Some(b'"' | b'\'') => {
@@ -378,9 +362,8 @@ impl<'s> Parser<'s> {
             }
             _ => {
                 self.count()?;
-                let text = self.plain(true)?;
+                let text = self.plain(in_flow)?;
                 if self.peek() == Some(b':') {
-                    // `[a: b]`, a single-pair mapping in a sequence.
                     return Err(Bail);
                 }
                 Ok(Node::Plain(text))
