@@ -357,7 +357,9 @@ fn replay_refuses_forged_instants() {
     shuffled.records[0].resolved.reverse();
     assert!(Instance::replay(Arc::clone(&kars), &shuffled).is_err());
     let mut extra = instance.history().clone();
-    extra.records[0].resolved.push(kars_workflow::Resolved::NextCycle { at });
+    let mut resolved = extra.records[0].resolved.to_vec();
+    resolved.push(kars_workflow::Resolved::NextCycle { at });
+    extra.records[0].resolved = resolved.into();
     assert!(Instance::replay(kars, &extra).is_err());
 }
 

@@ -15,8 +15,9 @@ use crate::workflow::NodeIndex;
 pub struct HistoryHeader {
     /// The fingerprint of the spec the instance runs.
     pub fingerprint: Fingerprint,
-    /// The workflow's name.
-    pub workflow: String,
+    /// The workflow's name (shared with the compiled workflow).
+    #[serde(with = "crate::shared::arc_str")]
+    pub workflow: std::sync::Arc<str>,
     /// The instance.
     pub instance: InstanceId,
     /// When the instance started.
@@ -81,9 +82,10 @@ pub struct Record {
     pub input: Input,
     /// Accepted, or refused with the reason.
     pub verdict: Verdict,
-    /// The instants and dates the engine resolved while handling the input, in order.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub resolved: Vec<Resolved>,
+    /// The instants and dates the engine resolved while handling the input, in order (most
+    /// inputs resolve none).
+    #[serde(default, skip_serializing_if = "<[Resolved]>::is_empty")]
+    pub resolved: Box<[Resolved]>,
 }
 
 /// An input to an instance.
@@ -168,7 +170,7 @@ pub enum Resolved {
     /// instant one occurs.
     Calendar {
         /// Last occurrences, in the workflow's calendar-edge order.
-        last: Vec<DateTime<Utc>>,
+        last: Box<[DateTime<Utc>]>,
         /// The next edge.
         next: Option<DateTime<Utc>>,
     },

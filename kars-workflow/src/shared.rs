@@ -75,3 +75,37 @@ pub(crate) mod opt_arc {
         Ok(Option::<T>::deserialize(deserializer)?.map(Arc::new))
     }
 }
+
+/// `Box<[Option<Arc<str>>]>` as a JSON array of strings and nulls.
+pub(crate) mod opt_arc_str_slots {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(value: &[Option<Arc<str>>], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(value.iter().map(Option::as_deref))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Box<[Option<Arc<str>>]>, D::Error> {
+        Ok(Vec::<Option<Box<str>>>::deserialize(deserializer)?.into_iter().map(|s| s.map(Into::into)).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Slots(#[serde(with = "super::opt_arc_str_slots")] Box<[Option<Arc<str>>]>);
+
+    #[test]
+    fn slots_read_and_write_as_the_boxed_strings_did() {
+        let slots = Slots(vec![Some(Arc::from("carol")), None].into());
+        let json = serde_json::to_string(&slots).expect("serializes");
+        let before: Box<[Option<Box<str>>]> = vec![Some(Box::from("carol")), None].into();
+        assert_eq!(json, serde_json::to_string(&before).expect("serializes"));
+        assert_eq!(serde_json::from_str::<Slots>(&json).expect("reads back"), slots);
+    }
+}

@@ -16,6 +16,7 @@ use kars_spec::{BranchId, CheckedSpec, EnvironmentId, Fingerprint, NodeId, RoleI
 use serde::{Deserialize, Serialize};
 
 use crate::error::CompileError;
+use crate::template::Template;
 
 mod forks;
 
@@ -69,7 +70,7 @@ pub(crate) enum Decider {
 /// An action with its branches and environments resolved, message not yet expanded.
 #[derive(Debug, Clone)]
 pub(crate) enum CompiledAction {
-    Notify { to: Arc<[Recipient]>, message: String },
+    Notify { to: Arc<[Recipient]>, message: Template },
     OpenPullRequest { from: Arc<str>, to: Arc<str> },
     MergePullRequest { from: Arc<str>, to: Arc<str>, requires: Option<Arc<kars_spec::spec::MergeRequirements>> },
     Deploy { environment: EnvironmentId, url: Option<Arc<str>> },
@@ -96,7 +97,8 @@ pub(crate) enum Jump {
 #[derive(Debug, Clone)]
 pub(crate) struct CompiledEscalation {
     pub(crate) notify: Arc<[Recipient]>,
-    pub(crate) message: Option<String>,
+    /// The spec's message, or the default `{release}: `{node}` escalated`.
+    pub(crate) message: Template,
     pub(crate) then: Jump,
 }
 
@@ -191,7 +193,7 @@ pub(crate) struct CompiledWindow {
 /// A workflow compiled from a [`CheckedSpec`]: cheap to share between instances.
 #[derive(Debug, Clone)]
 pub struct Workflow {
-    pub(crate) name: String,
+    pub(crate) name: Arc<str>,
     pub(crate) fingerprint: Fingerprint,
     /// What the spec does, hashed whole and per part, for upgrades.
     pub(crate) prints: crate::instance::upgrade::Prints,
@@ -535,7 +537,8 @@ pub(crate) mod compile {
                 }
                 Some(Then::End(outcome)) => Jump::End(labels.intern(outcome)?),
             };
-            Ok(CompiledEscalation { notify: e.notify.as_slice().into(), message: e.message.clone(), then })
+            let message = Template::new(e.message.as_deref().unwrap_or("{release}: `{node}` escalated"));
+            Ok(CompiledEscalation { notify: e.notify.as_slice().into(), message, then })
         };
 
         let mut edges = Vec::with_capacity(spec.edges.len());
@@ -596,7 +599,7 @@ pub(crate) mod compile {
                 .as_ref()
                 .map(|a| match a {
                     Action::Notify(n) => {
-                        CompiledAction::Notify { to: n.to.as_slice().into(), message: n.message.clone() }
+                        CompiledAction::Notify { to: n.to.as_slice().into(), message: Template::new(&n.message) }
                     }
                     Action::OpenPullRequest(p) => CompiledAction::OpenPullRequest {
                         from: branch_text(&p.from).into(),
@@ -622,7 +625,7 @@ pub(crate) mod compile {
                 // An action node without an action does nothing and moves on, like a notify.
                 .or_else(|| {
                     (node.kind == NodeKind::Action)
-                        .then(|| CompiledAction::Notify { to: Arc::from([]), message: String::new() })
+                        .then(|| CompiledAction::Notify { to: Arc::from([]), message: Template::new("") })
                 });
             let deadline = match &node.deadline {
                 Some(d) => {
@@ -699,7 +702,7 @@ pub(crate) mod compile {
         })?;
         Ok(Workflow {
             fallback,
-            name: spec.name.clone(),
+            name: spec.name.as_str().into(),
             fingerprint: checked.fingerprint(),
             prints: crate::instance::upgrade::Prints::of(spec),
             zone: checked.zone(),

@@ -153,7 +153,7 @@ impl Instance {
         };
         // Accepted: record who and what, then move on.
         if let Some(slot) = compiled.actor_slot.and_then(|s| self.state.actors.get_mut(usize::from(s))) {
-            *slot = Some(Box::from(&*actor.name));
+            *slot = Some(std::sync::Arc::clone(&actor.name));
         }
         if let (Some(l), Some(slot)) = (label, compiled.outcome_slot)
             && let Some(o) = self.state.outcomes.get_mut(usize::from(slot))

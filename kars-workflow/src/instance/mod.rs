@@ -172,7 +172,7 @@ impl Instance {
         let now = crate::gate::clamp(now);
         let header = HistoryHeader {
             fingerprint: workflow.fingerprint,
-            workflow: workflow.name.clone(),
+            workflow: Arc::clone(&workflow.name),
             instance: id,
             started_at: now,
         };
@@ -246,10 +246,11 @@ impl Instance {
     pub fn handle_timeout(&mut self, now: DateTime<Utc>) {
         let at = now;
         let now = crate::gate::clamp(now).max(self.state.clock);
-        if self.next_wake().is_none_or(|wake| wake > now) {
+        let first = self.next_wake();
+        if first.is_none_or(|wake| wake > now) {
             return;
         }
-        self.catch_up(now);
+        self.catch_up_from(now, first);
         self.state.clock = now;
         self.push_record(at, Input::Timeout, Verdict::Accepted);
     }
@@ -453,7 +454,7 @@ impl Instance {
                 .records
                 .iter()
                 .map(|r| {
-                    r.resolved.capacity() * size_of::<Resolved>()
+                    std::mem::size_of_val(&*r.resolved)
                         + match &r.input {
                             Input::Event(Event::Complete { node, actor, outcome }) => {
                                 node.as_str().len()
@@ -530,12 +531,12 @@ impl Instance {
         let seq = self.history.next_seq();
         // Exactly as long as needed (most inputs resolve nothing or one instant); the buffer
         // stays for the next input.
-        let resolved = if self.resolved.is_empty() {
-            Vec::new()
+        let resolved: Box<[Resolved]> = if self.resolved.is_empty() {
+            Box::default()
         } else {
             let mut exact = Vec::with_capacity(self.resolved.len());
             exact.append(&mut self.resolved);
-            exact
+            exact.into_boxed_slice()
         };
         self.history.records.push(Record { seq, at, input, verdict, resolved });
     }

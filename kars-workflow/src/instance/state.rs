@@ -114,8 +114,10 @@ pub struct State {
     pub(crate) exhausted: u64,
     /// Recorded outcomes read by decisions (`u16::MAX` for none).
     pub(crate) outcomes: Box<[u16]>,
-    /// Who completed the nodes some task must be kept apart from.
-    pub(crate) actors: Box<[Option<Box<str>>]>,
+    /// Who completed the nodes some task must be kept apart from (the name the event carried,
+    /// shared).
+    #[serde(with = "crate::shared::opt_arc_str_slots")]
+    pub(crate) actors: Box<[Option<std::sync::Arc<str>>]>,
     /// When the nodes that open or close windows completed this cycle.
     pub(crate) watched: Box<[Option<DateTime<Utc>>]>,
     /// The last occurrence of every calendar window edge.

@@ -15,7 +15,7 @@ use super::state::{DeadlineSlot, NO_OUTCOME, Phase, Token};
 use crate::effect::{Effect, EffectKey, EffectKind, NoticeKind, ReleaseId};
 use crate::gate::{format_local, resolve_local_memo};
 use crate::history::{CancelReason, Resolved};
-use crate::template::{Vars, expand};
+use crate::template::{Template, Vars};
 use crate::workflow::{CompiledAction, CompiledEscalation, Decider, Jump, LabelIndex, NodeIndex, Workflow};
 
 /// What happens after a transition.
@@ -42,6 +42,11 @@ enum KeySuffix<'a> {
 
 /// `n` in decimal, written into `buf`.
 fn decimal(mut n: u16, buf: &mut [u8; 5]) -> &str {
+    // Most visits are the first few: no digits to write or check.
+    const SMALL: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+    if let Some(small) = SMALL.get(usize::from(n)) {
+        return small;
+    }
     let mut start = buf.len();
     loop {
         start -= 1;
@@ -102,12 +107,26 @@ impl Instance {
     /// the next cycle, then the gate, then deadlines in spec order. Window edges passed in one
     /// go (the host slept past several) are reported by their net change only.
     pub(crate) fn catch_up(&mut self, now: DateTime<Utc>) {
+        let first = self.next_wake();
+        self.catch_up_from(now, first);
+    }
+
+    /// [`Instance::catch_up`] when the caller already knows the next timer (`first`).
+    pub(crate) fn catch_up_from(&mut self, now: DateTime<Utc>, first: Option<DateTime<Utc>>) {
+        debug_assert_eq!(first, self.next_wake(), "the first timer is the next one");
+        if first.is_none_or(|at| at > now) {
+            return;
+        }
+        let mut known = first;
+        let mut workflow = std::sync::Arc::clone(&self.workflow);
         for _ in 0..TIMER_BUDGET {
-            let Some(due) = self.next_wake().filter(|at| *at <= now) else {
+            let Some(due) = known.take().or_else(|| self.next_wake()).filter(|at| *at <= now) else {
                 return;
             };
-            // Cloned each round: a cycle that starts may move to an upgraded spec.
-            let workflow = std::sync::Arc::clone(&self.workflow);
+            // A cycle that started in the last round may have moved to an upgraded spec.
+            if !std::sync::Arc::ptr_eq(&workflow, &self.workflow) {
+                workflow = std::sync::Arc::clone(&self.workflow);
+            }
             // A timer already past when it was armed (a deadline before the instance started)
             // fires at the latest instant seen, never before it.
             let at = due.max(self.state.clock);
@@ -124,7 +143,9 @@ impl Instance {
             {
                 let next = self.start_cycle(at);
                 // The cycle may have started under an upgraded spec.
-                let workflow = std::sync::Arc::clone(&self.workflow);
+                if !std::sync::Arc::ptr_eq(&workflow, &self.workflow) {
+                    workflow = std::sync::Arc::clone(&self.workflow);
+                }
                 self.run(&workflow, next, at);
                 continue;
             }
@@ -258,14 +279,14 @@ impl Instance {
             NodeKind::Task => Next::Wait,
             NodeKind::End => {
                 if compiled.action.is_some() {
-                    self.emit_action(node);
+                    self.emit_action(workflow, node);
                 }
                 self.complete(workflow, node, at);
                 Next::End(compiled.outcome.unwrap_or(workflow.completed))
             }
             NodeKind::Action => {
                 let waits = compiled.action.as_ref().is_some_and(CompiledAction::waits);
-                self.emit_action(node);
+                self.emit_action(workflow, node);
                 if waits { Next::Wait } else { self.leave(workflow, node, None, at) }
             }
             NodeKind::Decision => match &compiled.decider {
@@ -537,12 +558,12 @@ impl Instance {
         rest.is_empty()
     }
 
-    fn expand(&self, release: &ReleaseId, node: NodeIndex, template: &str) -> String {
+    fn expand(&self, release: &ReleaseId, node: NodeIndex, template: &Template) -> String {
         let compiled = self.workflow.node(node);
         // Formatting a local time is the costly part: only for templates that use it.
         let deadline = compiled
             .deadline
-            .filter(|_| template.contains("{deadline}"))
+            .filter(|_| template.uses_deadline())
             .and_then(|slot| self.state.deadlines.get(usize::from(slot)))
             .map(|d| format_local(d.at, self.workflow.zone));
         let vars = Vars {
@@ -552,11 +573,13 @@ impl Instance {
             label: &compiled.label,
             deadline: deadline.as_deref(),
         };
-        expand(template, &vars)
+        template.expand(&vars)
     }
 
-    fn emit_action(&mut self, node: NodeIndex) {
-        let workflow = std::sync::Arc::clone(&self.workflow);
+    /// Queues the effect of `node`'s action; `workflow` is the one in force (passed in so that
+    /// the hot path does not touch the shared count of `self.workflow`).
+    fn emit_action(&mut self, workflow: &Workflow, node: NodeIndex) {
+        debug_assert!(std::ptr::eq(workflow, &*self.workflow), "the workflow in force");
         let compiled = workflow.node(node);
         let Some(action) = &compiled.action else {
             return;
@@ -594,10 +617,7 @@ impl Instance {
             return;
         }
         let release = self.release.clone();
-        let message = match &escalation.message {
-            Some(m) => self.expand(&release, node, m),
-            None => self.expand(&release, node, "{release}: `{node}` escalated"),
-        };
+        let message = self.expand(&release, node, &escalation.message);
         let key = self.effect_key(&release, node, KeySuffix::Word(suffix));
         let kind = EffectKind::Notify { to: escalation.notify.clone(), message };
         self.effects.push_back(Effect { key, release, node: self.workflow.node(node).id.clone(), kind });
@@ -656,9 +676,12 @@ impl Instance {
         let (last, next) = match self.recorded(|r| matches!(r, Resolved::Calendar { last, .. } if last.len() == edges))
         {
             Some(Resolved::Calendar { last, next }) => (last, next),
-            _ => compute(),
+            _ => {
+                let (last, next) = compute();
+                (last.into_boxed_slice(), next)
+            }
         };
-        for (slot, value) in self.state.calendar.iter_mut().zip(&last) {
+        for (slot, value) in self.state.calendar.iter_mut().zip(last.iter()) {
             *slot = *value;
         }
         self.resolved.push(Resolved::Calendar { last, next });
@@ -702,4 +725,15 @@ fn next_working(local: chrono::NaiveDateTime, holidays: &[kars_spec::dates::Holi
         }
     }
     local
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn decimal_writes_every_count() {
+        let mut buf = [0u8; 5];
+        for n in [0u16, 1, 9, 10, 11, 99, 100, 12_345, u16::MAX] {
+            assert_eq!(super::decimal(n, &mut buf), n.to_string());
+        }
+    }
 }
