@@ -76,7 +76,10 @@ pub(crate) mod opt_arc {
     }
 }
 
-/// `Box<[Option<Arc<str>>]>` as a JSON array of strings and nulls.
+/// Slots that each hold a shared string or nothing.
+pub(crate) type StrSlots = Box<[Option<std::sync::Arc<str>>]>;
+
+/// [`StrSlots`] as a JSON array of strings and nulls.
 pub(crate) mod opt_arc_str_slots {
     use std::sync::Arc;
 
@@ -86,7 +89,7 @@ pub(crate) mod opt_arc_str_slots {
         serializer.collect_seq(value.iter().map(Option::as_deref))
     }
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Box<[Option<Arc<str>>]>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<super::StrSlots, D::Error> {
         Ok(Vec::<Option<Box<str>>>::deserialize(deserializer)?.into_iter().map(|s| s.map(Into::into)).collect())
     }
 }

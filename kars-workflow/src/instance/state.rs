@@ -117,7 +117,7 @@ pub struct State {
     /// Who completed the nodes some task must be kept apart from (the name the event carried,
     /// shared).
     #[serde(with = "crate::shared::opt_arc_str_slots")]
-    pub(crate) actors: Box<[Option<std::sync::Arc<str>>]>,
+    pub(crate) actors: crate::shared::StrSlots,
     /// When the nodes that open or close windows completed this cycle.
     pub(crate) watched: Box<[Option<DateTime<Utc>>]>,
     /// The last occurrence of every calendar window edge.
