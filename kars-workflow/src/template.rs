@@ -17,8 +17,8 @@ pub(crate) struct Vars<'a> {
 enum Part {
     /// Text copied as written: a byte range of [`Template::text`].
     Text {
-        from: u32,
-        to: u32,
+        from: usize,
+        to: usize,
     },
     Release,
     Workflow,
@@ -27,8 +27,8 @@ enum Part {
     Label,
     /// The deadline; without one, the `{deadline}` as written (the byte range of the text).
     Deadline {
-        from: u32,
-        to: u32,
+        from: usize,
+        to: usize,
     },
 }
 
@@ -41,24 +41,19 @@ pub(crate) struct Template {
 }
 
 impl Template {
-    /// Splits `text`. A template longer than `u32::MAX` bytes is kept as one piece of text
-    /// (no spec is that large; the load limits refuse one long before).
+    /// Splits `text`.
     pub(crate) fn new(text: &str) -> Self {
-        let Ok(len) = u32::try_from(text.len()) else {
-            return Self { text: text.into(), parts: Box::new([]) };
-        };
-        let bytes = text.as_bytes();
+        let (bytes, len) = (text.as_bytes(), text.len());
         let mut parts = Vec::new();
-        let mut start = 0u32;
-        let mut at = 0u32;
-        while let Some(open) = bytes.get(at as usize..).and_then(|rest| rest.iter().position(|b| *b == b'{')) {
-            // Positions fit in u32: the text does.
-            let open = at + open as u32;
-            let Some(close) = bytes.get(open as usize..).and_then(|rest| rest.iter().position(|b| *b == b'}')) else {
+        let mut start = 0;
+        let mut at = 0;
+        while let Some(open) = bytes.get(at..).and_then(|rest| rest.iter().position(|b| *b == b'{')) {
+            let open = at + open;
+            let Some(close) = bytes.get(open..).and_then(|rest| rest.iter().position(|b| *b == b'}')) else {
                 break;
             };
-            let close = open + close as u32;
-            let name = text.get(open as usize + 1..close as usize).unwrap_or("");
+            let close = open + close;
+            let name = text.get(open + 1..close).unwrap_or("");
             let part = match name {
                 "release" => Some(Part::Release),
                 "workflow" => Some(Part::Workflow),
@@ -94,7 +89,7 @@ impl Template {
     }
 
     fn piece<'a>(&'a self, part: Part, vars: &Vars<'a>) -> &'a str {
-        let range = |from: u32, to: u32| self.text.get(from as usize..to as usize).unwrap_or("");
+        let range = |from: usize, to: usize| self.text.get(from..to).unwrap_or("");
         match part {
             Part::Text { from, to } => range(from, to),
             Part::Release => vars.release,
