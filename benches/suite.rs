@@ -151,7 +151,7 @@ fn concurrency_benches(c: &mut Criterion) {
 }
 
 fn records(history: &History) -> Vec<Vec<u8>> {
-    history.records.iter().map(|r| serde_json::to_vec(r).expect("records serialize")).collect()
+    history.records().map(|r| serde_json::to_vec(&r).expect("records serialize")).collect()
 }
 
 fn journal_benches(c: &mut Criterion) {
@@ -199,11 +199,9 @@ fn journal_benches(c: &mut Criterion) {
     group.bench_function(label.as_str(), |b| {
         b.iter(|| {
             let stored = store.read(&id).expect("read");
-            let history = History {
-                header: serde_json::from_slice(&stored.header).expect("header"),
-                first_seq: 0,
-                records: stored.records.iter().map(|r| serde_json::from_slice::<Record>(r).expect("record")).collect(),
-            };
+            let header = serde_json::from_slice(&stored.header).expect("header");
+            let records = stored.records.iter().map(|r| serde_json::from_slice::<Record>(r).expect("record"));
+            let history = History::from_records(header, 0, records).expect("in order");
             Instance::replay(Arc::clone(&workflow), &history).expect("replays")
         });
     });

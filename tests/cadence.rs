@@ -160,7 +160,7 @@ proptest::proptest! {
         }
         let spec = checked.spec();
         let mut monday = None;
-        for record in &run.instance.history().records {
+        for record in run.instance.history().records() {
             for resolved in &record.resolved {
                 match resolved {
                     Resolved::Cycle { monday: m } => {

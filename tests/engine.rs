@@ -287,9 +287,8 @@ fn run_script(text: &str) -> (String, Instance) {
     let refused: Vec<_> = r
         .instance
         .history()
-        .records
-        .iter()
-        .filter_map(|rec| match &rec.verdict {
+        .records()
+        .filter_map(|rec| match rec.verdict {
             kars_workflow::Verdict::Refused(e) => Some((rec.seq, rec.at, e)),
             kars_workflow::Verdict::Accepted => None,
         })
@@ -313,7 +312,7 @@ fn branch_records(instance: &Instance) -> String {
     let workflow = instance.workflow();
     let node = |i: kars_workflow::NodeIndex| workflow.node_id(i).map(ToString::to_string).unwrap_or_default();
     let mut out = String::new();
-    for record in &instance.history().records {
+    for record in instance.history().records() {
         for resolved in &record.resolved {
             let kars_workflow::Resolved::Branch(event) = resolved else { continue };
             let text = match *event {
@@ -425,9 +424,9 @@ fn refusals_name_what_to_fix() {
         "`D` cannot start before its gate opens at 2026-11-24 09:00 EST (2026-11-24 14:00 UTC)"
     );
     // Five refusals and three acceptances, all in the audit trail.
-    let refused = instance.history().records.iter().filter(|r| matches!(r.verdict, kars_workflow::Verdict::Refused(_)));
+    let refused = instance.history().records().filter(|r| matches!(r.verdict, kars_workflow::Verdict::Refused(_)));
     assert_eq!(refused.count(), 5);
-    assert_eq!(instance.history().records.len(), 8);
+    assert_eq!(instance.history().len(), 8);
 }
 
 #[test]
@@ -479,12 +478,11 @@ fn dst_gates_follow_the_fold_and_gap_rule() {
     let mut spring = Instance::start(Arc::clone(&workflow), InstanceId::new("s").unwrap(), toronto("2026-03-02 08:00"));
     let gates = |i: &Instance| -> Vec<(String, DateTime<Utc>)> {
         i.history()
-            .records
-            .iter()
-            .flat_map(|r| r.resolved.iter())
+            .records()
+            .flat_map(|r| r.resolved.into_vec())
             .filter_map(|r| match r {
                 kars_workflow::Resolved::Gate { node, at } => {
-                    Some((i.workflow().node_id(*node).unwrap().to_string(), *at))
+                    Some((i.workflow().node_id(node).unwrap().to_string(), at))
                 }
                 _ => None,
             })
@@ -512,17 +510,18 @@ fn replay_refuses_another_spec_and_a_forged_verdict() {
     let other = load_workflow("dst-gate.yaml");
     let err = Instance::replay(other, instance.history()).unwrap_err();
     assert!(err.to_string().starts_with("the history does not replay: it was recorded with spec fingerprint"), "{err}");
-    let mut forged = instance.history().clone();
-    if let kars_workflow::Input::Event(Event::Complete { actor, .. }) = &mut forged.records[1].input {
+    let history = instance.history();
+    let mut records: Vec<_> = history.records().collect();
+    if let kars_workflow::Input::Event(Event::Complete { actor, .. }) = &mut records[1].input {
         actor.roles = Vec::new().into();
     }
+    let forged = kars_workflow::History::from_records(history.header.clone(), 0, records).unwrap();
     let err = Instance::replay(kars(), &forged).unwrap_err();
     assert!(
         matches!(err, EngineError::ReplayMismatch { seq: Some(1), mismatch: kars_workflow::Mismatch::Verdict { .. } }),
         "{err}"
     );
-    let mut empty = instance.history().clone();
-    empty.records.clear();
+    let empty = kars_workflow::History::new(instance.history().header.clone());
     assert!(Instance::replay(kars(), &empty).is_err());
 }
 
@@ -539,28 +538,30 @@ fn released_history_keeps_the_numbering_and_the_state() {
     assert!(refused.is_err());
     let mut whole = live.clone(); // what the journal holds
     let recorded = live.history().next_seq();
-    assert_eq!(recorded, live.history().records.len() as u64);
+    assert_eq!(recorded, live.history().len() as u64);
     let whole_json = serde_json::to_string(live.history()).unwrap();
     assert!(!whole_json.contains("first_seq"), "{whole_json}");
 
     live.release_history(2);
     let history = live.history();
-    assert_eq!((history.first_seq, history.next_seq()), (2, recorded));
-    assert_eq!(history.records.first().map(|r| r.seq), Some(2));
-    assert_eq!(history.since(0), history.records.as_slice());
-    assert_eq!(history.since(2), whole.history().since(2));
-    assert_eq!(history.since(3).first().map(|r| r.seq), Some(3));
-    assert!(history.since(recorded).is_empty() && history.since(recorded + 5).is_empty());
+    assert_eq!((history.first_seq(), history.next_seq()), (2, recorded));
+    assert_eq!(history.records().next().map(|r| r.seq), Some(2));
+    assert_eq!(history.record(1), None, "released");
+    assert_eq!(history.record(2).map(|r| r.seq), Some(2));
+    assert!(history.since(0).eq(history.records()));
+    assert!(history.since(2).eq(whole.history().since(2)));
+    assert_eq!(history.since(3).next().map(|r| r.seq), Some(3));
+    assert!(history.since(recorded).len() == 0 && history.since(recorded + 5).len() == 0);
     assert_eq!(live.state(), whole.state());
     live.release_history(1); // already released: nothing to do
-    assert_eq!(live.history().first_seq, 2);
+    assert_eq!(live.history().first_seq(), 2);
 
     // Inputs go on numbering from where the released ones left off.
     for instance in [&mut live, &mut whole] {
         instance.handle_event(complete("C", "carol", "team_lead", None), toronto("2026-11-24 10:00")).unwrap();
     }
-    assert_eq!(live.history().records.last().map(|r| r.seq), Some(recorded));
-    assert_eq!(live.history().records.as_slice(), whole.history().since(2));
+    assert_eq!(live.history().last().map(|r| r.seq), Some(recorded));
+    assert!(live.history().records().eq(whole.history().since(2)));
 
     // A partial history does not replay; the whole one, read from the store, does.
     let err = Instance::replay(kars(), live.history()).unwrap_err();
@@ -583,14 +584,14 @@ fn released_history_keeps_the_numbering_and_the_state() {
     let json = serde_json::to_string(&live.snapshot()).unwrap();
     assert!(json.contains("\"first_seq\":2"), "{json}");
     let snapshot: Snapshot = serde_json::from_str(&json).unwrap();
-    assert_eq!(snapshot.history().first_seq, 2);
+    assert_eq!(snapshot.history().first_seq(), 2);
     let restored = Instance::restore(kars(), snapshot).unwrap();
     assert_eq!(restored, live);
 
     // Releasing everything (or past the end) empties the list and frees it.
     live.release_history(u64::MAX);
-    assert_eq!((live.history().first_seq, live.history().next_seq()), (recorded + 1, recorded + 1));
-    assert_eq!(live.history().records.capacity(), 0);
+    assert_eq!((live.history().first_seq(), live.history().next_seq()), (recorded + 1, recorded + 1));
+    assert!(live.history().is_empty());
     assert_eq!(live.footprint().history_heap, 0);
     live.handle_timeout(toronto("2026-11-24 11:00"));
     whole.handle_timeout(toronto("2026-11-24 11:00"));

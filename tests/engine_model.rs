@@ -275,7 +275,7 @@ fn run(spec_file: &str, start_day: i64, start_minute: i64, ops: &[Op], acks: Opt
                 }
             }
         }
-        let last = instance.history().records.last().unwrap();
+        let last = instance.history().last().unwrap();
         assert_eq!(last.input, Input::Event(event));
         assert_eq!(matches!(last.verdict, Verdict::Accepted), result.is_ok());
         model.observe(&mut instance);
@@ -346,20 +346,26 @@ fn replay_refuses_forged_instants() {
     let (kars, _) = load("kars-release.yaml");
     let at: DateTime<Utc> = "2026-11-23T13:00:00Z".parse().unwrap();
     let instance = Instance::start(Arc::clone(&kars), InstanceId::new("x").unwrap(), at);
-    let mut forged = instance.history().clone();
-    for r in &mut forged.records[0].resolved {
-        if let kars_workflow::Resolved::Cycle { monday } = r {
-            *monday = chrono::NaiveDate::MAX;
+    // The start record, its resolved instants changed by `edit`.
+    let forge = |edit: &dyn Fn(&mut Vec<kars_workflow::Resolved>)| {
+        let history = instance.history();
+        let mut records: Vec<_> = history.records().collect();
+        let mut resolved = records[0].resolved.to_vec();
+        edit(&mut resolved);
+        records[0].resolved = resolved.into();
+        kars_workflow::History::from_records(history.header.clone(), 0, records).unwrap()
+    };
+    let forged = forge(&|resolved| {
+        for r in resolved {
+            if let kars_workflow::Resolved::Cycle { monday } = r {
+                *monday = chrono::NaiveDate::MAX;
+            }
         }
-    }
+    });
     assert!(Instance::replay(Arc::clone(&kars), &forged).is_err());
-    let mut shuffled = instance.history().clone();
-    shuffled.records[0].resolved.reverse();
+    let shuffled = forge(&|resolved| resolved.reverse());
     assert!(Instance::replay(Arc::clone(&kars), &shuffled).is_err());
-    let mut extra = instance.history().clone();
-    let mut resolved = extra.records[0].resolved.to_vec();
-    resolved.push(kars_workflow::Resolved::NextCycle { at });
-    extra.records[0].resolved = resolved.into();
+    let extra = forge(&|resolved| resolved.push(kars_workflow::Resolved::NextCycle { at }));
     assert!(Instance::replay(kars, &extra).is_err());
 }
 

@@ -288,7 +288,7 @@ fn run(items: &[Item], choices: &[u8]) -> Result<(), TestCaseError> {
     let (mut started, mut arrived, mut cancelled, mut joined) = (BTreeMap::<String, u32>::new(), 0u32, 0u32, 0u32);
     let workflow = Arc::clone(instance.workflow());
     let id = |i| workflow.node_id(i).map(ToString::to_string).unwrap_or_default();
-    for record in &instance.history().records {
+    for record in instance.history().records() {
         for resolved in &record.resolved {
             match resolved {
                 Resolved::Branch(BranchEvent::Started { fork, .. }) => *started.entry(id(*fork)).or_default() += 1,

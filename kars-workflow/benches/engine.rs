@@ -219,7 +219,7 @@ fn benches(c: &mut Criterion) {
     eprintln!(
         "memory/kars instance after a week: {} bytes without its history; history = {} records, ~{} bytes heap",
         lived_fp.without_history(),
-        lived.history().records.len(),
+        lived.history().len(),
         lived_fp.history_heap
     );
 }

@@ -10,6 +10,10 @@ use crate::error::EngineError;
 use crate::event::{Event, InstanceId};
 use crate::workflow::NodeIndex;
 
+mod held;
+
+pub use held::{History, HistoryError, Records};
+
 /// Who and what a history belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryHeader {
@@ -22,53 +26,6 @@ pub struct HistoryHeader {
     pub instance: InstanceId,
     /// When the instance started.
     pub started_at: DateTime<Utc>,
-}
-
-/// A history: the header and the records held, in order.
-///
-/// A whole history starts at record 0. A host that persisted the older records (the driver's
-/// journal) may release them with [`crate::Instance::release_history`]; the history then holds
-/// only the records from [`History::first_seq`] on, and replay needs the whole history read
-/// back from the store.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct History {
-    /// Who and what.
-    pub header: HistoryHeader,
-    /// The sequence number of `records[0]` (of the next record when none is held): 0 for a
-    /// whole history, more once older records were released.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub first_seq: u64,
-    /// The inputs held, in order; `records[i].seq == first_seq + i`.
-    pub records: Vec<Record>,
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
-}
-
-impl History {
-    /// The sequence number the next record gets: how many inputs the instance has recorded,
-    /// held or released.
-    #[must_use]
-    pub fn next_seq(&self) -> u64 {
-        self.first_seq + self.records.len() as u64
-    }
-
-    /// Whether the history holds every record from 0 on (nothing was released).
-    #[must_use]
-    pub fn is_whole(&self) -> bool {
-        self.first_seq == 0
-    }
-
-    /// The held records with a sequence number at or after `seq` (for a journal that appends).
-    /// Records before [`History::first_seq`] were released and are not returned: with `seq`
-    /// below it, the result starts at `first_seq`; at or past [`History::next_seq`] it is empty.
-    #[must_use]
-    pub fn since(&self, seq: u64) -> &[Record] {
-        let offset = seq.saturating_sub(self.first_seq);
-        let from = usize::try_from(offset).unwrap_or(usize::MAX).min(self.records.len());
-        self.records.get(from..).unwrap_or(&[])
-    }
 }
 
 /// One input and what became of it.

@@ -78,7 +78,9 @@ pub use event::{
     ActionOutcome, ActionOutcomeError, Actor, Event, InstanceId, InstanceIdError, InstanceIdRule, MAX_INSTANCE_ID_LEN,
     MergeRequest, Reporter,
 };
-pub use history::{BranchEvent, CancelReason, History, HistoryHeader, Input, Record, Resolved, Verdict};
+pub use history::{
+    BranchEvent, CancelReason, History, HistoryError, HistoryHeader, Input, Record, Records, Resolved, Verdict,
+};
 pub use instance::{
     BranchWaiting, CycleReport, DeadlineView, Footprint, Instance, Options, Snapshot, State, UpgradeBlocker,
     UpgradePlan, UpgradeWhen, Waiting, WaitingFor,

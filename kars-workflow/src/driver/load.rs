@@ -344,10 +344,15 @@ fn replay(
         return Err(DriverError::SpecChanged { id: id.clone(), recorded: header.history.fingerprint, current });
     };
     let mut records = Vec::new();
+    // The journal position of each record, for an error that names one.
+    let mut positions = Vec::new();
     let mut acked = BTreeSet::new();
-    for entry in entries {
+    for (index, entry) in entries.iter().enumerate() {
         match entry {
-            Entry::Input(record) => records.push(record.clone()),
+            Entry::Input(record) => {
+                records.push(record.clone());
+                positions.push(index);
+            }
             Entry::Done(done) => {
                 acked.insert(done.key.clone());
             }
@@ -363,7 +368,11 @@ fn replay(
         (Instance::start_with(workflow, h.instance.clone(), h.started_at, options), 0)
     } else {
         let journaled = records.len() as u64;
-        let history = History { header: header.history.clone(), first_seq: 0, records };
+        // A record out of order is a journal that was edited or mixed up: say which.
+        let history = History::from_records(header.history.clone(), 0, records).map_err(|e| {
+            let index = positions.get(e.position).copied().unwrap_or(e.position);
+            DriverError::BadRecord { id: id.clone(), index, detail: e.to_string() }
+        })?;
         let resolve = |f: Fingerprint| versions.get(f).cloned();
         let instance = Instance::replay_versions(workflow, &history, options, &resolve, after)
             .map_err(|e| DriverError::Replay { id: id.clone(), source: Box::new(e) })?;

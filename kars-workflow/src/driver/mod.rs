@@ -273,9 +273,9 @@ impl<S: Store, C: Clock> Driver<S, C> {
             index: usize::try_from(self.version).unwrap_or(usize::MAX),
             detail: e.to_string(),
         };
-        let records = self.instance.history().since(self.journaled);
+        let records: Vec<crate::Record> = self.instance.history().since(self.journaled).collect();
         let mut payloads = Vec::with_capacity(records.len() + 1);
-        for record in records {
+        for record in &records {
             payloads.push(serde_json::to_vec(&load::EntryRef::Input(record)).map_err(bad)?);
         }
         if let Some(done) = done {
@@ -300,14 +300,7 @@ impl<S: Store, C: Clock> Driver<S, C> {
             };
             let outbox = Outbox { emitted: &effect_refs, done: &done_keys, next_wake };
             self.version = self.store.append_with_outbox(&self.id, from, &refs, outbox)?;
-            let entries = self
-                .instance
-                .history()
-                .since(self.journaled)
-                .iter()
-                .cloned()
-                .map(Entry::Input)
-                .chain(done.cloned().map(Entry::Done));
+            let entries = records.into_iter().map(Entry::Input).chain(done.cloned().map(Entry::Done));
             for (version, entry) in (from + 1..).zip(entries) {
                 self.report.appended.push(Appended { version, entry });
             }

@@ -123,7 +123,7 @@ impl<S: Store, C: Clock> Driver<S, C> {
             index: usize::try_from(self.version).unwrap_or(usize::MAX),
             detail: e.to_string(),
         };
-        let records = self.instance.history().since(self.journaled).to_vec();
+        let records: Vec<crate::Record> = self.instance.history().since(self.journaled).collect();
         debug_assert_eq!(records.len(), 1, "the upgrade is the only unjournaled record");
         let mut entries = vec![Entry::Spec(version.clone())];
         entries.extend(records.into_iter().map(Entry::Input));

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::effect::{Effect, EffectKey, Notice, NoticeKind};
 use crate::error::EngineError;
 use crate::event::{Event, InstanceId};
-use crate::history::{History, HistoryHeader, Input, Record, Resolved, Verdict};
+use crate::history::{History, HistoryHeader, Input, Verdict};
 use crate::workflow::Workflow;
 use kars_spec::Fingerprint;
 
@@ -47,8 +47,6 @@ pub struct Instance {
     notices: Option<Box<Notices>>,
     /// While replaying: the instants recorded for the current input, in order.
     replay: Option<Box<replay::Cursor>>,
-    /// The instants resolved while handling the current input.
-    resolved: Vec<Resolved>,
     /// The spec that takes effect when the next cycle starts ([`Instance::upgrade`]).
     upcoming: Option<Arc<Workflow>>,
     /// The running cycle's release id (of `state.monday`), shared by its effects.
@@ -147,7 +145,7 @@ impl Instance {
     /// assert!(matches!(refused, Err(EngineError::Unauthorized { .. })));
     /// kars.handle_event(planning("erin", "product_manager"), monday)?;
     /// assert_eq!(kars.current_node().map(|n| n.as_str()), Some("C"));
-    /// assert_eq!(kars.history().records.len(), 3); // the start, the refusal, the completion
+    /// assert_eq!(kars.history().len(), 3); // the start, the refusal, the completion
     /// println!("{}", kars.waiting(monday)); // 2026-W48: task `C` waits for one of the roles `team_lead`
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -181,11 +179,10 @@ impl Instance {
         let mut instance = Self {
             workflow,
             state,
-            history: History { header, first_seq: 0, records: Vec::new() },
+            history: History::new(header),
             effects: VecDeque::new(),
             notices: Notices::new(options.notice_capacity),
             replay,
-            resolved: Vec::new(),
             upcoming: None,
             release,
         };
@@ -325,7 +322,7 @@ impl Instance {
     /// how many inputs a cycle takes (about 40 for the KARS week) avoids reallocating on the
     /// hot path.
     pub fn reserve_history(&mut self, additional: usize) {
-        self.history.records.reserve(additional);
+        self.history.reserve(additional);
     }
 
     /// Drops the held history records with a sequence number below `before_seq` (never past
@@ -343,24 +340,13 @@ impl Instance {
     /// capacity is shrunk, so releasing after every input costs next to nothing.
     pub fn release_history(&mut self, before_seq: u64) {
         debug_assert!(self.replay.is_none(), "history released while replaying");
-        let history = &mut self.history;
-        let until = before_seq.min(history.next_seq());
-        if until <= history.first_seq {
-            return;
-        }
-        let count = usize::try_from(until - history.first_seq).unwrap_or(usize::MAX).min(history.records.len());
-        history.records.drain(..count);
-        history.first_seq = until;
-        if history.records.is_empty() {
-            history.records = Vec::new();
-            // Nothing is held between inputs: give back the effect queue's and the resolved
-            // instants' buffers too, so an idle instance holds only its state.
+        self.history.release_before(before_seq);
+        if self.history.is_empty() {
+            // Nothing is held between inputs: give back the effect queue's buffer too (the
+            // history gave back its own), so an idle instance holds only its state.
             if self.effects.is_empty() {
                 self.effects = VecDeque::new();
             }
-            self.resolved = Vec::new();
-        } else if history.records.capacity() > 4 * history.records.len().max(8) {
-            history.records.shrink_to(2 * history.records.len());
         }
     }
 
@@ -422,7 +408,6 @@ impl Instance {
             effects: pending_effects.into(),
             notices: None,
             replay: None,
-            resolved: Vec::new(),
             upcoming,
         })
     }
@@ -448,27 +433,7 @@ impl Instance {
                     + b.live.capacity() * size_of::<state::Live>()
                     + std::mem::size_of_val(&*b.arrived)
             });
-        let history_heap = self.history.records.capacity() * size_of::<Record>()
-            + self
-                .history
-                .records
-                .iter()
-                .map(|r| {
-                    std::mem::size_of_val(&*r.resolved)
-                        + match &r.input {
-                            Input::Event(Event::Complete { node, actor, outcome }) => {
-                                node.as_str().len()
-                                    + actor.name.len()
-                                    + actor.roles.iter().map(|r| r.as_str().len() + 24).sum::<usize>()
-                                    + outcome.as_ref().map_or(0, String::len)
-                            }
-                            Input::Event(Event::Merge { source, target, actor }) => {
-                                source.len() + target.len() + actor.name.len()
-                            }
-                            _ => 0,
-                        }
-                })
-                .sum::<usize>();
+        let history_heap = self.history.heap();
         Footprint { inline: size_of::<Self>(), state_heap, history_inline: size_of::<History>(), history_heap }
     }
 
@@ -492,15 +457,7 @@ impl Instance {
     /// holds their resolved instants; run [`Instance::handle_timeout`] before an event to keep
     /// them apart).
     pub fn discard_refused(&mut self) -> bool {
-        let last_refused = self
-            .history
-            .records
-            .last()
-            .is_some_and(|r| matches!(r.verdict, Verdict::Refused(_)) && r.resolved.is_empty());
-        if last_refused {
-            self.history.records.pop();
-        }
-        last_refused
+        self.history.pop_refused()
     }
 
     /// The latest instant the instance has accepted an input at (or started at): inputs at an
@@ -528,16 +485,6 @@ impl Instance {
     }
 
     fn push_record(&mut self, at: DateTime<Utc>, input: Input, verdict: Verdict) {
-        let seq = self.history.next_seq();
-        // Exactly as long as needed (most inputs resolve nothing or one instant); the buffer
-        // stays for the next input.
-        let resolved: Box<[Resolved]> = if self.resolved.is_empty() {
-            Box::default()
-        } else {
-            let mut exact = Vec::with_capacity(self.resolved.len());
-            exact.append(&mut self.resolved);
-            exact.into_boxed_slice()
-        };
-        self.history.records.push(Record { seq, at, input, verdict, resolved });
+        self.history.push(at, input, verdict);
     }
 }

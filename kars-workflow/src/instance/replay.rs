@@ -22,6 +22,9 @@ impl Cursor {
     }
 }
 
+/// What watches a replay: called after each record with the record and the instance.
+type Observer<'a> = dyn FnMut(&crate::history::Record, &mut Instance) + 'a;
+
 /// Whether a recorded value lies in the engine's range; a forged history could hold any.
 fn sane(r: &Resolved) -> bool {
     use crate::gate::{date_in_range, in_range};
@@ -56,7 +59,7 @@ impl Instance {
                 _ => cursor.mismatch = true,
             }
         }
-        self.resolved.push(Resolved::Branch(event));
+        self.history.resolve(Resolved::Branch(event));
     }
 
     /// Rebuilds an instance from its history: the same inputs at the same instants, with the
@@ -68,7 +71,7 @@ impl Instance {
     /// released by [`Instance::release_history`] gives [`Mismatch::Partial`]: read it whole from
     /// the store), or an input's recorded verdict or resolved instants do not reproduce.
     pub fn replay(workflow: Arc<Workflow>, history: &History) -> Result<Self, EngineError> {
-        Self::replay_with(workflow, history, super::Options::default(), |_, _| {})
+        Self::replay_observed(workflow, history, super::Options::default(), &|_| None, None)
     }
 
     /// [`Instance::replay`] that lets the caller watch: `after(record, instance)` runs after
@@ -103,54 +106,73 @@ impl Instance {
         versions: &dyn Fn(kars_spec::Fingerprint) -> Option<Arc<Workflow>>,
         mut after: impl FnMut(&crate::history::Record, &mut Instance),
     ) -> Result<Self, EngineError> {
+        Self::replay_observed(workflow, history, options, versions, Some(&mut after))
+    }
+
+    /// The replay; records are rebuilt whole only for an observer (without one, each input is
+    /// rebuilt and handed to the engine, as a live host would).
+    fn replay_observed(
+        workflow: Arc<Workflow>,
+        history: &History,
+        options: super::Options,
+        versions: &dyn Fn(kars_spec::Fingerprint) -> Option<Arc<Workflow>>,
+        mut after: Option<&mut Observer<'_>>,
+    ) -> Result<Self, EngineError> {
         let mismatch = |seq: Option<u64>, mismatch: Mismatch| EngineError::ReplayMismatch { seq, mismatch };
         if history.header.fingerprint != workflow.fingerprint {
             let m = Mismatch::Fingerprint { recorded: history.header.fingerprint, workflow: workflow.fingerprint };
             return Err(mismatch(None, m));
         }
         if !history.is_whole() {
-            return Err(mismatch(None, Mismatch::Partial { first_seq: history.first_seq }));
+            return Err(mismatch(None, Mismatch::Partial { first_seq: history.first_seq() }));
         }
-        let Some(first) = history.records.first().filter(|r| matches!(r.input, Input::Start) && r.seq == 0) else {
+        if !matches!(history.input_at(0), Some(Input::Start)) {
             return Err(mismatch(Some(0), Mismatch::NoStart));
-        };
+        }
         let started = history.header.started_at;
-        let mut instance =
-            Self::begin(workflow, history.header.instance.clone(), started, Some(Cursor::of(&first.resolved)), options);
+        let cursor = Some(Cursor::of(history.resolved_at(0)));
+        let mut instance = Self::begin(workflow, history.header.instance.clone(), started, cursor, options);
         instance.check_replayed(0)?;
-        after(first, &mut instance);
-        for (i, record) in history.records.iter().enumerate().skip(1) {
+        if let (Some(after), Some(record)) = (after.as_mut(), history.record(0)) {
+            after(&record, &mut instance);
+        }
+        for i in 1..history.len() {
             let seq = i as u64;
-            if record.seq != seq {
-                return Err(mismatch(Some(seq), Mismatch::Shape));
-            }
-            instance.replay = Some(Cursor::of(&record.resolved));
-            let before = instance.history.records.len();
-            match &record.input {
-                Input::Start => return Err(mismatch(Some(seq), Mismatch::NoStart)),
-                Input::Event(event) => {
-                    // The verdict is compared below through the rebuilt record.
-                    let _ = instance.handle_event(event.clone(), record.at);
-                }
-                Input::Timeout => instance.handle_timeout(record.at),
-                Input::Upgrade { to, when } => {
-                    let Some(next) = versions(*to).filter(|w| w.fingerprint == *to) else {
-                        return Err(mismatch(Some(seq), Mismatch::UnknownVersion { fingerprint: *to }));
-                    };
-                    let _ = instance.upgrade(next, *when, record.at);
-                }
-            }
-            let Some(replayed) = instance.history.records.get(before) else {
-                let m = Mismatch::Verdict { recorded: record.verdict.describe(), replayed: "no timer due".into() };
-                return Err(mismatch(Some(seq), m));
+            let (Some(input), Some(at)) = (history.input_at(i), history.at_of(i)) else {
+                break;
             };
-            if !replayed.verdict.agrees(&record.verdict) {
-                let m =
-                    Mismatch::Verdict { recorded: record.verdict.describe(), replayed: replayed.verdict.describe() };
+            // An observer gets the record as it was; the engine gets the input.
+            let observed = after.is_some().then(|| history.record(seq)).flatten();
+            instance.replay = Some(Cursor::of(history.resolved_at(i)));
+            let before = instance.history.len();
+            match input {
+                Input::Start => return Err(mismatch(Some(seq), Mismatch::NoStart)),
+                // The verdict is compared below through the rebuilt record.
+                Input::Event(event) => {
+                    let _ = instance.handle_event(event, at);
+                }
+                Input::Timeout => instance.handle_timeout(at),
+                Input::Upgrade { to, when } => {
+                    let Some(next) = versions(to).filter(|w| w.fingerprint == to) else {
+                        return Err(mismatch(Some(seq), Mismatch::UnknownVersion { fingerprint: to }));
+                    };
+                    let _ = instance.upgrade(next, when, at);
+                }
+            }
+            let recorded = history.verdict_at(i);
+            if instance.history.len() == before {
+                let m = Mismatch::Verdict { recorded: recorded.describe(), replayed: "no timer due".into() };
+                return Err(mismatch(Some(seq), m));
+            }
+            let replayed = instance.history.verdict_at(before);
+            if !replayed.agrees(recorded) {
+                let m = Mismatch::Verdict { recorded: recorded.describe(), replayed: replayed.describe() };
                 return Err(mismatch(Some(seq), m));
             }
             instance.check_replayed(seq)?;
-            after(record, &mut instance);
+            if let (Some(after), Some(record)) = (after.as_mut(), observed) {
+                after(&record, &mut instance);
+            }
         }
         instance.replay = None;
         Ok(instance)

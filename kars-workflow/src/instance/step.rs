@@ -636,7 +636,7 @@ impl Instance {
                 resolve_local_memo(zone, local)
             }
         };
-        self.resolved.push(Resolved::Gate { node, at });
+        self.history.resolve(Resolved::Gate { node, at });
         at
     }
 
@@ -646,7 +646,7 @@ impl Instance {
             Some(Resolved::Deadline { at, .. }) => at,
             _ => compute(),
         };
-        self.resolved.push(Resolved::Deadline { node, at });
+        self.history.resolve(Resolved::Deadline { node, at });
         at
     }
 
@@ -655,7 +655,7 @@ impl Instance {
             Some(Resolved::NextCycle { at }) => at,
             _ => compute(),
         };
-        self.resolved.push(Resolved::NextCycle { at });
+        self.history.resolve(Resolved::NextCycle { at });
         at
     }
 
@@ -664,7 +664,7 @@ impl Instance {
             Some(Resolved::Cycle { monday }) => monday,
             _ => compute(),
         };
-        self.resolved.push(Resolved::Cycle { monday });
+        self.history.resolve(Resolved::Cycle { monday });
         monday
     }
 
@@ -684,7 +684,7 @@ impl Instance {
         for (slot, value) in self.state.calendar.iter_mut().zip(last.iter()) {
             *slot = *value;
         }
-        self.resolved.push(Resolved::Calendar { last, next });
+        self.history.resolve(Resolved::Calendar { last, next });
         next
     }
 }

@@ -1,0 +1,592 @@
+//! How a [`History`] holds its records: one compact slot per record, with the actors and
+//! outcome words that events repeat interned once per history and the resolved instants of
+//! every record in one buffer. A record is rebuilt ([`Record`]) when it is read.
+//!
+//! An accepted completion or action result (nearly every record of a real week) takes one
+//! 64-byte slot and no allocation of its own; anything else (a refusal, a merge, an upgrade, a
+//! table past `u32::MAX` entries) is kept whole behind a box.
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use kars_spec::NodeId;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::{HistoryHeader, Input, Record, Resolved, Verdict};
+use crate::effect::EffectKey;
+use crate::event::{ActionOutcome, Actor, Event, Reporter};
+
+/// A history: the header and the records held, in order.
+///
+/// A whole history starts at record 0. A host that persisted the older records (the driver's
+/// journal) may release them with [`crate::Instance::release_history`]; the history then holds
+/// only the records from [`History::first_seq`] on, and replay needs the whole history read
+/// back from the store.
+///
+/// Records are read by value ([`History::records`], [`History::record`], [`History::since`]):
+/// the history keeps them compact and rebuilds each one it is asked for. Its JSON is the
+/// header, `first_seq` (when not 0) and the records in order.
+#[derive(Clone)]
+pub struct History {
+    /// Who and what.
+    pub header: HistoryHeader,
+    first_seq: u64,
+    slots: Vec<Slot>,
+    /// The resolved instants of every compact slot, in record order, then those of the input
+    /// being handled (the engine resolves into the tail; [`History::push`] takes them).
+    resolved: Vec<Resolved>,
+    /// The actors the compact slots name, each once.
+    actors: Vec<Actor>,
+    /// The outcome words the compact slots name, each once.
+    words: Vec<Box<str>>,
+}
+
+/// Why records do not make a history.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "history record {position} has sequence number {found}, expected {expected}\n\
+     help: a history's records are numbered in order without gaps, from its `first_seq`"
+)]
+pub struct HistoryError {
+    /// The record's position among those given, from 0.
+    pub position: usize,
+    /// The sequence number it should have.
+    pub expected: u64,
+    /// The one it has.
+    pub found: u64,
+}
+
+/// One record, compact.
+#[derive(Clone)]
+struct Slot {
+    input: Held,
+    at: DateTime<Utc>,
+    /// Where the record's resolved instants end in `History::resolved`: they start where the
+    /// previous slot's end (at 0 for the first). A [`Held::Whole`] keeps its own, so its end
+    /// is its start.
+    end: u32,
+}
+
+/// No interned word or actor.
+const NONE: u32 = u32::MAX;
+
+/// How many of the most recent actors (and words) a new record looks among for its own.
+const SCAN: usize = 64;
+
+/// A record's input and verdict, compact: the common inputs by index into the history's
+/// tables, anything else whole.
+#[derive(Clone)]
+enum Held {
+    /// The accepted start.
+    Start,
+    /// An accepted timeout.
+    Timeout,
+    /// An [`Event::Complete`], accepted or refused; `outcome` is [`NONE`] when there was none.
+    Complete {
+        node: NodeId,
+        actor: u32,
+        outcome: u32,
+        verdict: Verdict,
+    },
+    /// An accepted [`Event::ActionResult`]: reported by the effect `key`, by the actor
+    /// `person`, or unrecorded (neither).
+    Action {
+        node: NodeId,
+        outcome: ActionOutcome,
+        key: Option<EffectKey>,
+        person: u32,
+    },
+    Whole(Box<Whole>),
+}
+
+/// A record kept as it came.
+#[derive(Clone)]
+struct Whole {
+    input: Input,
+    verdict: Verdict,
+    resolved: Box<[Resolved]>,
+}
+
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<Slot>() <= 56, "a compact record fits in 56 bytes");
+
+/// What an accepted verdict reads as.
+static ACCEPTED: Verdict = Verdict::Accepted;
+
+impl History {
+    /// An empty whole history.
+    #[must_use]
+    pub fn new(header: HistoryHeader) -> Self {
+        Self::starting_at(header, 0)
+    }
+
+    /// An empty history whose next record gets sequence number `first_seq`.
+    fn starting_at(header: HistoryHeader, first_seq: u64) -> Self {
+        Self { header, first_seq, slots: Vec::new(), resolved: Vec::new(), actors: Vec::new(), words: Vec::new() }
+    }
+
+    /// A history of `records`, the first with sequence number `first_seq` (0 for a whole
+    /// history) and each next one more.
+    ///
+    /// # Errors
+    /// [`HistoryError`] when a record's `seq` is out of that order.
+    pub fn from_records(
+        header: HistoryHeader,
+        first_seq: u64,
+        records: impl IntoIterator<Item = Record>,
+    ) -> Result<Self, HistoryError> {
+        let mut history = Self::starting_at(header, first_seq);
+        for (position, record) in records.into_iter().enumerate() {
+            let expected = history.next_seq();
+            if record.seq != expected {
+                return Err(HistoryError { position, expected, found: record.seq });
+            }
+            history.resolved.extend(Vec::from(record.resolved));
+            history.push(record.at, record.input, record.verdict);
+        }
+        Ok(history)
+    }
+
+    /// The sequence number of the first record held (of the next record when none is held):
+    /// 0 for a whole history, more once older records were released.
+    #[must_use]
+    pub fn first_seq(&self) -> u64 {
+        self.first_seq
+    }
+
+    /// The sequence number the next record gets: how many inputs the instance has recorded,
+    /// held or released.
+    #[must_use]
+    pub fn next_seq(&self) -> u64 {
+        self.first_seq + self.slots.len() as u64
+    }
+
+    /// Whether the history holds every record from 0 on (nothing was released).
+    #[must_use]
+    pub fn is_whole(&self) -> bool {
+        self.first_seq == 0
+    }
+
+    /// How many records are held.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether no record is held.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// The records held, in order.
+    #[must_use]
+    pub fn records(&self) -> Records<'_> {
+        Records { history: self, range: 0..self.slots.len() }
+    }
+
+    /// The held record with sequence number `seq`, if it is held.
+    #[must_use]
+    pub fn record(&self, seq: u64) -> Option<Record> {
+        let i = usize::try_from(seq.checked_sub(self.first_seq)?).ok()?;
+        self.rebuild(i)
+    }
+
+    /// The last record held.
+    #[must_use]
+    pub fn last(&self) -> Option<Record> {
+        self.rebuild(self.slots.len().checked_sub(1)?)
+    }
+
+    /// The held records with a sequence number at or after `seq` (for a journal that appends).
+    /// Records before [`History::first_seq`] were released and are not returned: with `seq`
+    /// below it, the result starts at `first_seq`; at or past [`History::next_seq`] it is empty.
+    #[must_use]
+    pub fn since(&self, seq: u64) -> Records<'_> {
+        let offset = seq.saturating_sub(self.first_seq);
+        let from = usize::try_from(offset).unwrap_or(usize::MAX).min(self.slots.len());
+        Records { history: self, range: from..self.slots.len() }
+    }
+
+    /// Notes an instant or date resolved while handling the input being handled; the next
+    /// [`History::push`] records it with that input.
+    #[inline]
+    pub(crate) fn resolve(&mut self, resolved: Resolved) {
+        if self.resolved.len() == self.resolved.capacity() {
+            grow(&mut self.resolved);
+        }
+        self.resolved.push(resolved);
+    }
+
+    /// Where the resolved instants of the input being handled start.
+    fn pending(&self) -> usize {
+        self.slots.last().map_or(0, |s| s.end as usize)
+    }
+
+    /// Where the resolved instants of the held record at position `i` lie in `resolved`.
+    fn span(&self, i: usize) -> Range<usize> {
+        let start = match i.checked_sub(1) {
+            Some(before) => self.slots.get(before).map_or(0, |s| s.end as usize),
+            None => 0,
+        };
+        start..self.slots.get(i).map_or(start, |s| s.end as usize)
+    }
+
+    /// Appends a record: `input` at `at` with `verdict`, and the instants resolved since the
+    /// last record ([`History::resolve`]).
+    pub(crate) fn push(&mut self, at: DateTime<Utc>, input: Input, verdict: Verdict) {
+        // Past `u32::MAX` resolved instants (hundreds of gigabytes), records are kept whole.
+        let Ok(end) = u32::try_from(self.resolved.len()) else {
+            return self.push_whole(at, input, verdict);
+        };
+        let accepted = matches!(verdict, Verdict::Accepted);
+        let input = match input {
+            Input::Start if accepted => Held::Start,
+            Input::Timeout if accepted => Held::Timeout,
+            Input::Event(Event::Complete { node, actor, outcome }) => {
+                match (self.actor_index(&actor), self.word_index(outcome.as_deref())) {
+                    (Some(actor), Some(outcome)) => Held::Complete { node, actor, outcome, verdict },
+                    _ => return self.push_whole(at, Input::Event(Event::Complete { node, actor, outcome }), verdict),
+                }
+            }
+            Input::Event(Event::ActionResult { node, outcome, reporter }) if accepted => match reporter {
+                Reporter::Effect { key } => Held::Action { node, outcome, key: Some(key), person: NONE },
+                Reporter::Unrecorded => Held::Action { node, outcome, key: None, person: NONE },
+                Reporter::Person(actor) => match self.actor_index(&actor) {
+                    Some(person) => Held::Action { node, outcome, key: None, person },
+                    None => {
+                        let event = Event::ActionResult { node, outcome, reporter: Reporter::Person(actor) };
+                        return self.push_whole(at, Input::Event(event), verdict);
+                    }
+                },
+            },
+            other => return self.push_whole(at, other, verdict),
+        };
+        if self.slots.len() == self.slots.capacity() {
+            grow(&mut self.slots);
+        }
+        self.slots.push(Slot { input, at, end });
+    }
+
+    /// Appends a record kept whole, with the instants resolved since the last record.
+    #[cold]
+    #[inline(never)]
+    fn push_whole(&mut self, at: DateTime<Utc>, input: Input, verdict: Verdict) {
+        let start = self.pending().min(self.resolved.len());
+        let resolved: Box<[Resolved]> = self.resolved.drain(start..).collect();
+        let end = u32::try_from(start).unwrap_or(u32::MAX);
+        self.slots.push(Slot { input: Held::Whole(Box::new(Whole { input, verdict, resolved })), at, end });
+    }
+
+    /// The index of `actor` in the table, added when new; `None` when the table is full.
+    fn actor_index(&mut self, actor: &Actor) -> Option<u32> {
+        // Recent actors first, and only so many: past that an actor is added again (a table
+        // is a saving, not a set), so a stream of strangers costs no more than a few.
+        let from = self.actors.len().saturating_sub(SCAN);
+        let recent = self.actors.get(from..).unwrap_or_default();
+        if let Some(i) = recent.iter().rposition(|a| same_actor(a, actor)) {
+            return u32::try_from(from + i).ok();
+        }
+        let i = u32::try_from(self.actors.len()).ok().filter(|&i| i != NONE)?;
+        if self.actors.len() == self.actors.capacity() {
+            grow(&mut self.actors);
+        }
+        self.actors.push(actor.clone());
+        Some(i)
+    }
+
+    /// The index of `word` in the table, added when new ([`NONE`] for no word); `None` when
+    /// the table is full.
+    fn word_index(&mut self, word: Option<&str>) -> Option<u32> {
+        let Some(word) = word else {
+            return Some(NONE);
+        };
+        let from = self.words.len().saturating_sub(SCAN);
+        let recent = self.words.get(from..).unwrap_or_default();
+        if let Some(i) = recent.iter().rposition(|w| same_str(w, word)) {
+            return u32::try_from(from + i).ok();
+        }
+        let i = u32::try_from(self.words.len()).ok().filter(|&i| i != NONE)?;
+        self.words.push(word.into());
+        Some(i)
+    }
+
+    /// The verdict of the held record at position `i`.
+    pub(crate) fn verdict_at(&self, i: usize) -> &Verdict {
+        match self.slots.get(i).map(|s| &s.input) {
+            Some(Held::Whole(whole)) => &whole.verdict,
+            Some(Held::Complete { verdict, .. }) => verdict,
+            _ => &ACCEPTED,
+        }
+    }
+
+    /// The instant of the held record at position `i`.
+    pub(crate) fn at_of(&self, i: usize) -> Option<DateTime<Utc>> {
+        self.slots.get(i).map(|s| s.at)
+    }
+
+    /// The resolved instants of the held record at position `i`.
+    pub(crate) fn resolved_at(&self, i: usize) -> &[Resolved] {
+        match self.slots.get(i).map(|s| &s.input) {
+            Some(Held::Whole(whole)) => &whole.resolved,
+            Some(_) => self.resolved.get(self.span(i)).unwrap_or_default(),
+            None => &[],
+        }
+    }
+
+    /// The input of the held record at position `i`, rebuilt.
+    pub(crate) fn input_at(&self, i: usize) -> Option<Input> {
+        Some(match &self.slots.get(i)?.input {
+            Held::Whole(whole) => whole.input.clone(),
+            Held::Start => Input::Start,
+            Held::Timeout => Input::Timeout,
+            Held::Complete { node, actor, outcome, .. } => Input::Event(Event::Complete {
+                node: node.clone(),
+                actor: self.actor(*actor),
+                outcome: self.word(*outcome),
+            }),
+            Held::Action { node, outcome, key, person } => {
+                let reporter = match (key, *person) {
+                    (Some(key), _) => Reporter::Effect { key: key.clone() },
+                    (None, NONE) => Reporter::Unrecorded,
+                    (None, person) => Reporter::Person(self.actor(person)),
+                };
+                Input::Event(Event::ActionResult { node: node.clone(), outcome: *outcome, reporter })
+            }
+        })
+    }
+
+    /// The held record at position `i`, rebuilt.
+    fn rebuild(&self, i: usize) -> Option<Record> {
+        let input = self.input_at(i)?;
+        let at = self.at_of(i)?;
+        let resolved = self.resolved_at(i).into();
+        Some(Record { seq: self.first_seq + i as u64, at, input, verdict: self.verdict_at(i).clone(), resolved })
+    }
+
+    /// Actor `i` (which `actor_index` gave out; the table is never cut while a slot names it).
+    fn actor(&self, i: u32) -> Actor {
+        let actor = self.actors.get(i as usize);
+        debug_assert!(actor.is_some(), "name {i} is an actor");
+        actor.cloned().unwrap_or_else(|| Actor::new("", Vec::new()))
+    }
+
+    /// Word `i`, or none for [`NONE`].
+    fn word(&self, i: u32) -> Option<String> {
+        if i == NONE {
+            return None;
+        }
+        let word = self.words.get(i as usize);
+        debug_assert!(word.is_some(), "name {i} is a word");
+        word.map(|w| String::from(&**w))
+    }
+
+    /// Reserves room for `additional` more records.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.slots.reserve(additional);
+    }
+
+    /// Drops the held records before sequence number `until` (never past
+    /// [`History::next_seq`]), numbering the rest as before.
+    pub(crate) fn release_before(&mut self, until: u64) {
+        let until = until.min(self.next_seq());
+        if until <= self.first_seq {
+            return;
+        }
+        let count = usize::try_from(until - self.first_seq).unwrap_or(usize::MAX).min(self.slots.len());
+        self.first_seq += count as u64;
+        if count == self.slots.len() {
+            // Nothing names the tables any more (and no input is being handled): give their
+            // memory back.
+            self.slots = Vec::new();
+            self.resolved = Vec::new();
+            self.actors = Vec::new();
+            self.words = Vec::new();
+            return;
+        }
+        let cut = self.span(count).start.min(self.resolved.len());
+        self.slots.drain(..count);
+        self.resolved.drain(..cut);
+        let cut = u32::try_from(cut).unwrap_or(u32::MAX);
+        for slot in &mut self.slots {
+            slot.end = slot.end.saturating_sub(cut);
+        }
+        if self.slots.capacity() > 4 * self.slots.len().max(8) {
+            self.slots.shrink_to(2 * self.slots.len());
+        }
+        if self.resolved.capacity() > 4 * self.resolved.len().max(8) {
+            self.resolved.shrink_to(2 * self.resolved.len());
+        }
+    }
+
+    /// Drops the last record if it was refused and resolved nothing; returns whether it did.
+    pub(crate) fn pop_refused(&mut self) -> bool {
+        let Some(last) = self.slots.len().checked_sub(1) else {
+            return false;
+        };
+        let refused = matches!(self.verdict_at(last), Verdict::Refused(_)) && self.resolved_at(last).is_empty();
+        if refused {
+            self.slots.pop();
+        }
+        refused
+    }
+
+    /// Heap bytes the history holds (an estimate: its buffers and the strings only it holds).
+    pub(crate) fn heap(&self) -> usize {
+        use std::mem::size_of;
+        let whole = |w: &Whole| {
+            size_of::<Whole>()
+                + std::mem::size_of_val(&*w.resolved)
+                + match &w.input {
+                    Input::Event(Event::Complete { outcome, .. }) => outcome.as_ref().map_or(0, String::len),
+                    Input::Event(Event::Merge { source, target, .. }) => source.len() + target.len(),
+                    _ => 0,
+                }
+        };
+        self.slots.capacity() * size_of::<Slot>()
+            + self.resolved.capacity() * size_of::<Resolved>()
+            + self.actors.capacity() * size_of::<Actor>()
+            + self.words.capacity() * size_of::<Box<str>>()
+            + self.words.iter().map(|w| w.len()).sum::<usize>()
+            + self
+                .slots
+                .iter()
+                .map(|s| match &s.input {
+                    Held::Whole(w) => whole(w),
+                    Held::Complete { verdict: Verdict::Refused(_), .. } => size_of::<crate::EngineError>(),
+                    _ => 0,
+                })
+                .sum::<usize>()
+    }
+}
+
+/// Doubles `v`'s room, from 8 when it has none: a week records some 30 inputs, 16 resolved
+/// instants and 6 actors, and the smallest sizes would only be copied again.
+#[cold]
+#[inline(never)]
+fn grow<T>(v: &mut Vec<T>) {
+    v.reserve_exact(v.capacity().max(8));
+}
+
+/// Whether two actors are the same person with the same roles: by pointer where the host
+/// shared the strings, else by bytes (names and role ids are short: compared without a call).
+fn same_actor(a: &Actor, b: &Actor) -> bool {
+    same_str(&a.name, &b.name)
+        && (Arc::ptr_eq(&a.roles, &b.roles)
+            || (a.roles.len() == b.roles.len()
+                && a.roles.iter().zip(b.roles.iter()).all(|(x, y)| same_str(x.as_str(), y.as_str()))))
+}
+
+/// String equality, with a pointer check first and short strings compared in place.
+#[inline]
+fn same_str(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    if std::ptr::eq(a.as_ptr(), b.as_ptr()) || a.is_empty() {
+        return true;
+    }
+    if a.len() <= 24 {
+        return a.iter().zip(b).all(|(x, y)| x == y);
+    }
+    a == b
+}
+
+/// The records of a [`History`], rebuilt one by one ([`History::records`], [`History::since`]).
+#[derive(Clone)]
+pub struct Records<'a> {
+    history: &'a History,
+    range: Range<usize>,
+}
+
+impl Iterator for Records<'_> {
+    type Item = Record;
+    fn next(&mut self) -> Option<Record> {
+        self.range.next().and_then(|i| self.history.rebuild(i))
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.range.size_hint()
+    }
+    fn nth(&mut self, n: usize) -> Option<Record> {
+        self.range.nth(n).and_then(|i| self.history.rebuild(i))
+    }
+}
+
+impl DoubleEndedIterator for Records<'_> {
+    fn next_back(&mut self) -> Option<Record> {
+        self.range.next_back().and_then(|i| self.history.rebuild(i))
+    }
+}
+
+impl ExactSizeIterator for Records<'_> {}
+
+impl fmt::Debug for Records<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.clone()).finish()
+    }
+}
+
+impl PartialEq for History {
+    fn eq(&self, other: &Self) -> bool {
+        self.header == other.header
+            && self.first_seq == other.first_seq
+            && self.len() == other.len()
+            && self.records().eq(other.records())
+    }
+}
+
+impl Eq for History {}
+
+impl fmt::Debug for History {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("History")
+            .field("header", &self.header)
+            .field("first_seq", &self.first_seq)
+            .field("records", &self.records())
+            .finish()
+    }
+}
+
+impl Serialize for History {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let whole = self.first_seq == 0;
+        let mut s = serializer.serialize_struct("History", if whole { 2 } else { 3 })?;
+        s.serialize_field("header", &self.header)?;
+        if whole {
+            s.skip_field("first_seq")?;
+        } else {
+            s.serialize_field("first_seq", &self.first_seq)?;
+        }
+        s.serialize_field("records", &AsSeq(self.records()))?;
+        s.end()
+    }
+}
+
+/// Serializes an iterator's items as a sequence.
+struct AsSeq<'a>(Records<'a>);
+
+impl Serialize for AsSeq<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.clone())
+    }
+}
+
+impl<'de> Deserialize<'de> for History {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        /// The JSON form.
+        #[derive(Deserialize)]
+        #[serde(rename = "History")]
+        struct Form {
+            header: HistoryHeader,
+            #[serde(default)]
+            first_seq: u64,
+            records: Vec<Record>,
+        }
+        let form = Form::deserialize(deserializer)?;
+        History::from_records(form.header, form.first_seq, form.records).map_err(serde::de::Error::custom)
+    }
+}
