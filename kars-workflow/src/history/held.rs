@@ -37,10 +37,9 @@ pub struct History {
     /// The resolved instants of every compact slot, in record order, then those of the input
     /// being handled (the engine resolves into the tail; [`History::push`] takes them).
     resolved: Vec<Resolved>,
-    /// The actors the compact slots name, each once.
-    actors: Vec<Actor>,
-    /// The outcome words the compact slots name, each once.
-    words: Vec<Box<str>>,
+    /// The actors and outcome words the compact slots name, each once: an actor is a name and
+    /// roles; a word is a name (its roles, shared with another entry, are not read).
+    names: Vec<Actor>,
 }
 
 /// Why records do not make a history.
@@ -72,7 +71,7 @@ struct Slot {
 /// No interned word or actor.
 const NONE: u32 = u32::MAX;
 
-/// How many of the most recent actors (and words) a new record looks among for its own.
+/// How many of the most recent names a new record looks among for its own.
 const SCAN: usize = 64;
 
 /// A record's input and verdict, compact: the common inputs by index into the history's
@@ -124,7 +123,7 @@ impl History {
 
     /// An empty history whose next record gets sequence number `first_seq`.
     fn starting_at(header: HistoryHeader, first_seq: u64) -> Self {
-        Self { header, first_seq, slots: Vec::new(), resolved: Vec::new(), actors: Vec::new(), words: Vec::new() }
+        Self { header, first_seq, slots: Vec::new(), resolved: Vec::new(), names: Vec::new() }
     }
 
     /// A history of `records`, the first with sequence number `first_seq` (0 for a whole
@@ -215,7 +214,7 @@ impl History {
     #[inline]
     pub(crate) fn resolve(&mut self, resolved: Resolved) {
         if self.resolved.len() == self.resolved.capacity() {
-            grow(&mut self.resolved);
+            grow(&mut self.resolved, 8, 16);
         }
         self.resolved.push(resolved);
     }
@@ -245,18 +244,21 @@ impl History {
         let input = match input {
             Input::Start if accepted => Held::Start,
             Input::Timeout if accepted => Held::Timeout,
-            Input::Event(Event::Complete { node, actor, outcome }) => {
-                match (self.actor_index(&actor), self.word_index(outcome.as_deref())) {
-                    (Some(actor), Some(outcome)) => Held::Complete { node, actor, outcome, verdict },
-                    _ => return self.push_whole(at, Input::Event(Event::Complete { node, actor, outcome }), verdict),
-                }
-            }
+            Input::Event(Event::Complete { node, actor, outcome }) => match self.word_index(outcome.as_deref()) {
+                Some(word) => match self.actor_index(actor) {
+                    Ok(actor) => Held::Complete { node, actor, outcome: word, verdict },
+                    Err(actor) => {
+                        return self.push_whole(at, Input::Event(Event::Complete { node, actor, outcome }), verdict);
+                    }
+                },
+                None => return self.push_whole(at, Input::Event(Event::Complete { node, actor, outcome }), verdict),
+            },
             Input::Event(Event::ActionResult { node, outcome, reporter }) if accepted => match reporter {
                 Reporter::Effect { key } => Held::Action { node, outcome, key: Some(key), person: NONE },
                 Reporter::Unrecorded => Held::Action { node, outcome, key: None, person: NONE },
-                Reporter::Person(actor) => match self.actor_index(&actor) {
-                    Some(person) => Held::Action { node, outcome, key: None, person },
-                    None => {
+                Reporter::Person(actor) => match self.actor_index(actor) {
+                    Ok(person) => Held::Action { node, outcome, key: None, person },
+                    Err(actor) => {
                         let event = Event::ActionResult { node, outcome, reporter: Reporter::Person(actor) };
                         return self.push_whole(at, Input::Event(event), verdict);
                     }
@@ -265,7 +267,7 @@ impl History {
             other => return self.push_whole(at, other, verdict),
         };
         if self.slots.len() == self.slots.capacity() {
-            grow(&mut self.slots);
+            grow(&mut self.slots, 4, 16);
         }
         self.slots.push(Slot { input, at, end });
     }
@@ -280,37 +282,45 @@ impl History {
         self.slots.push(Slot { input: Held::Whole(Box::new(Whole { input, verdict, resolved })), at, end });
     }
 
-    /// The index of `actor` in the table, added when new; `None` when the table is full.
-    fn actor_index(&mut self, actor: &Actor) -> Option<u32> {
-        // Recent actors first, and only so many: past that an actor is added again (a table
+    /// The index of `actor` in the names, added when new (the actor back when the table is
+    /// full).
+    fn actor_index(&mut self, actor: Actor) -> Result<u32, Actor> {
+        // Recent names first, and only so many: past that an actor is added again (the table
         // is a saving, not a set), so a stream of strangers costs no more than a few.
-        let from = self.actors.len().saturating_sub(SCAN);
-        let recent = self.actors.get(from..).unwrap_or_default();
-        if let Some(i) = recent.iter().rposition(|a| same_actor(a, actor)) {
-            return u32::try_from(from + i).ok();
+        let from = self.names.len().saturating_sub(SCAN);
+        let recent = self.names.get(from..).unwrap_or_default();
+        if let Some(i) = recent.iter().rposition(|a| same_actor(a, &actor)) {
+            return u32::try_from(from + i).map_err(|_| actor);
         }
-        let i = u32::try_from(self.actors.len()).ok().filter(|&i| i != NONE)?;
-        if self.actors.len() == self.actors.capacity() {
-            grow(&mut self.actors);
-        }
-        self.actors.push(actor.clone());
-        Some(i)
+        self.add(actor)
     }
 
-    /// The index of `word` in the table, added when new ([`NONE`] for no word); `None` when
+    /// The index of `word` in the names, added when new ([`NONE`] for no word); `None` when
     /// the table is full.
     fn word_index(&mut self, word: Option<&str>) -> Option<u32> {
         let Some(word) = word else {
             return Some(NONE);
         };
-        let from = self.words.len().saturating_sub(SCAN);
-        let recent = self.words.get(from..).unwrap_or_default();
-        if let Some(i) = recent.iter().rposition(|w| same_str(w, word)) {
+        let from = self.names.len().saturating_sub(SCAN);
+        let recent = self.names.get(from..).unwrap_or_default();
+        if let Some(i) = recent.iter().rposition(|a| same_str(&a.name, word)) {
             return u32::try_from(from + i).ok();
         }
-        let i = u32::try_from(self.words.len()).ok().filter(|&i| i != NONE)?;
-        self.words.push(word.into());
-        Some(i)
+        // A word's roles are never read: share the last entry's rather than allocate.
+        let roles = self.names.last().map_or_else(|| Arc::from(Vec::new()), |a| Arc::clone(&a.roles));
+        self.add(Actor { name: word.into(), roles }).ok()
+    }
+
+    /// Adds a name; its index, or the name back when the table is full.
+    fn add(&mut self, name: Actor) -> Result<u32, Actor> {
+        let Some(i) = u32::try_from(self.names.len()).ok().filter(|&i| i != NONE) else {
+            return Err(name);
+        };
+        if self.names.len() == self.names.capacity() {
+            grow(&mut self.names, 8, 16);
+        }
+        self.names.push(name);
+        Ok(i)
     }
 
     /// The verdict of the held record at position `i`.
@@ -338,7 +348,12 @@ impl History {
 
     /// The input of the held record at position `i`, rebuilt.
     pub(crate) fn input_at(&self, i: usize) -> Option<Input> {
-        Some(match &self.slots.get(i)?.input {
+        Some(self.input_of(&self.slots.get(i)?.input))
+    }
+
+    /// A compact input, rebuilt.
+    fn input_of(&self, held: &Held) -> Input {
+        match held {
             Held::Whole(whole) => whole.input.clone(),
             Held::Start => Input::Start,
             Held::Timeout => Input::Timeout,
@@ -355,7 +370,7 @@ impl History {
                 };
                 Input::Event(Event::ActionResult { node: node.clone(), outcome: *outcome, reporter })
             }
-        })
+        }
     }
 
     /// The held record at position `i`, rebuilt.
@@ -368,7 +383,7 @@ impl History {
 
     /// Actor `i` (which `actor_index` gave out; the table is never cut while a slot names it).
     fn actor(&self, i: u32) -> Actor {
-        let actor = self.actors.get(i as usize);
+        let actor = self.names.get(i as usize);
         debug_assert!(actor.is_some(), "name {i} is an actor");
         actor.cloned().unwrap_or_else(|| Actor::new("", Vec::new()))
     }
@@ -378,9 +393,9 @@ impl History {
         if i == NONE {
             return None;
         }
-        let word = self.words.get(i as usize);
+        let word = self.names.get(i as usize);
         debug_assert!(word.is_some(), "name {i} is a word");
-        word.map(|w| String::from(&**w))
+        word.map(|w| String::from(&*w.name))
     }
 
     /// Reserves room for `additional` more records.
@@ -402,8 +417,7 @@ impl History {
             // memory back.
             self.slots = Vec::new();
             self.resolved = Vec::new();
-            self.actors = Vec::new();
-            self.words = Vec::new();
+            self.names = Vec::new();
             return;
         }
         let cut = self.span(count).start.min(self.resolved.len());
@@ -447,9 +461,7 @@ impl History {
         };
         self.slots.capacity() * size_of::<Slot>()
             + self.resolved.capacity() * size_of::<Resolved>()
-            + self.actors.capacity() * size_of::<Actor>()
-            + self.words.capacity() * size_of::<Box<str>>()
-            + self.words.iter().map(|w| w.len()).sum::<usize>()
+            + self.names.capacity() * size_of::<Actor>()
             + self
                 .slots
                 .iter()
@@ -462,12 +474,19 @@ impl History {
     }
 }
 
-/// Doubles `v`'s room, from 8 when it has none: a week records some 30 inputs, 16 resolved
-/// instants and 6 actors, and the smallest sizes would only be copied again.
+/// Makes room in a full `v`: `first` places when it has none, then at least `second`, then
+/// twice as many. A week records some 30 inputs, 16 resolved instants and 8 names; an instance
+/// on Tuesday a handful of each.
 #[cold]
 #[inline(never)]
-fn grow<T>(v: &mut Vec<T>) {
-    v.reserve_exact(v.capacity().max(8));
+fn grow<T>(v: &mut Vec<T>, first: usize, second: usize) {
+    let room = v.capacity();
+    let more = match room {
+        0 => first,
+        _ if room < second => second - room,
+        _ => room,
+    };
+    v.reserve_exact(more);
 }
 
 /// Whether two actors are the same person with the same roles: by pointer where the host
@@ -489,10 +508,26 @@ fn same_str(a: &str, b: &str) -> bool {
     if std::ptr::eq(a.as_ptr(), b.as_ptr()) || a.is_empty() {
         return true;
     }
-    if a.len() <= 24 {
-        return a.iter().zip(b).all(|(x, y)| x == y);
+    // Names and role ids are short: two overlapping loads cover 4 to 16 bytes.
+    let n = a.len();
+    match n {
+        4..=7 => word32(a, 0) == word32(b, 0) && word32(a, n - 4) == word32(b, n - 4),
+        8..=16 => word64(a, 0) == word64(b, 0) && word64(a, n - 8) == word64(b, n - 8),
+        0..=3 => a.iter().zip(b).all(|(x, y)| x == y),
+        _ => a == b,
     }
-    a == b
+}
+
+/// The four bytes of `s` at `at` as a word (0 past the end).
+#[inline]
+fn word32(s: &[u8], at: usize) -> u32 {
+    s.get(at..at + 4).and_then(|w| <[u8; 4]>::try_from(w).ok()).map_or(0, u32::from_ne_bytes)
+}
+
+/// The eight bytes of `s` at `at` as a word (0 past the end).
+#[inline]
+fn word64(s: &[u8], at: usize) -> u64 {
+    s.get(at..at + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()).map_or(0, u64::from_ne_bytes)
 }
 
 /// The records of a [`History`], rebuilt one by one ([`History::records`], [`History::since`]).
