@@ -2,21 +2,26 @@
 //! outcome words that events repeat interned once per history and the resolved instants of
 //! every record in one buffer. A record is rebuilt ([`Record`]) when it is read.
 //!
-//! An accepted completion or action result (nearly every record of a real week) takes one
-//! 64-byte slot and no allocation of its own; anything else (a refusal, a merge, an upgrade, a
-//! table past `u32::MAX` entries) is kept whole behind a box.
+//! A start, a timeout, a completion (accepted or refused) or an accepted action result (every
+//! record of a clean week) takes one 56-byte slot and no allocation of its own; anything else
+//! (a merge, an upgrade, a refused action result, a table past `u32::MAX` entries) is kept
+//! whole behind a box.
 
-use std::fmt;
 use std::ops::Range;
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use kars_spec::NodeId;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{HistoryHeader, Input, Record, Resolved, Verdict};
 use crate::effect::EffectKey;
 use crate::event::{ActionOutcome, Actor, Event, Reporter};
+
+mod names;
+#[cfg(test)]
+mod tests;
+mod wire;
+
+pub use wire::Records;
 
 /// A history: the header and the records held, in order.
 ///
@@ -282,47 +287,6 @@ impl History {
         self.slots.push(Slot { input: Held::Whole(Box::new(Whole { input, verdict, resolved })), at, end });
     }
 
-    /// The index of `actor` in the names, added when new (the actor back when the table is
-    /// full).
-    fn actor_index(&mut self, actor: Actor) -> Result<u32, Actor> {
-        // Recent names first, and only so many: past that an actor is added again (the table
-        // is a saving, not a set), so a stream of strangers costs no more than a few.
-        let from = self.names.len().saturating_sub(SCAN);
-        let recent = self.names.get(from..).unwrap_or_default();
-        if let Some(i) = recent.iter().rposition(|a| same_actor(a, &actor)) {
-            return u32::try_from(from + i).map_err(|_| actor);
-        }
-        self.add(actor)
-    }
-
-    /// The index of `word` in the names, added when new ([`NONE`] for no word); `None` when
-    /// the table is full.
-    fn word_index(&mut self, word: Option<&str>) -> Option<u32> {
-        let Some(word) = word else {
-            return Some(NONE);
-        };
-        let from = self.names.len().saturating_sub(SCAN);
-        let recent = self.names.get(from..).unwrap_or_default();
-        if let Some(i) = recent.iter().rposition(|a| same_str(&a.name, word)) {
-            return u32::try_from(from + i).ok();
-        }
-        // A word's roles are never read: share the last entry's rather than allocate.
-        let roles = self.names.last().map_or_else(|| Arc::from(Vec::new()), |a| Arc::clone(&a.roles));
-        self.add(Actor { name: word.into(), roles }).ok()
-    }
-
-    /// Adds a name; its index, or the name back when the table is full.
-    fn add(&mut self, name: Actor) -> Result<u32, Actor> {
-        let Some(i) = u32::try_from(self.names.len()).ok().filter(|&i| i != NONE) else {
-            return Err(name);
-        };
-        if self.names.len() == self.names.capacity() {
-            grow(&mut self.names, 8, 16);
-        }
-        self.names.push(name);
-        Ok(i)
-    }
-
     /// The verdict of the held record at position `i`.
     pub(crate) fn verdict_at(&self, i: usize) -> &Verdict {
         match self.slots.get(i).map(|s| &s.input) {
@@ -379,23 +343,6 @@ impl History {
         let at = self.at_of(i)?;
         let resolved = self.resolved_at(i).into();
         Some(Record { seq: self.first_seq + i as u64, at, input, verdict: self.verdict_at(i).clone(), resolved })
-    }
-
-    /// Actor `i` (which `actor_index` gave out; the table is never cut while a slot names it).
-    fn actor(&self, i: u32) -> Actor {
-        let actor = self.names.get(i as usize);
-        debug_assert!(actor.is_some(), "name {i} is an actor");
-        actor.cloned().unwrap_or_else(|| Actor::new("", Vec::new()))
-    }
-
-    /// Word `i`, or none for [`NONE`].
-    fn word(&self, i: u32) -> Option<String> {
-        if i == NONE {
-            return None;
-        }
-        let word = self.names.get(i as usize);
-        debug_assert!(word.is_some(), "name {i} is a word");
-        word.map(|w| String::from(&*w.name))
     }
 
     /// Reserves room for `additional` more records.
@@ -487,141 +434,4 @@ fn grow<T>(v: &mut Vec<T>, first: usize, second: usize) {
         _ => room,
     };
     v.reserve_exact(more);
-}
-
-/// Whether two actors are the same person with the same roles: by pointer where the host
-/// shared the strings, else by bytes (names and role ids are short: compared without a call).
-fn same_actor(a: &Actor, b: &Actor) -> bool {
-    same_str(&a.name, &b.name)
-        && (Arc::ptr_eq(&a.roles, &b.roles)
-            || (a.roles.len() == b.roles.len()
-                && a.roles.iter().zip(b.roles.iter()).all(|(x, y)| same_str(x.as_str(), y.as_str()))))
-}
-
-/// String equality, with a pointer check first and short strings compared in place.
-#[inline]
-fn same_str(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    if std::ptr::eq(a.as_ptr(), b.as_ptr()) || a.is_empty() {
-        return true;
-    }
-    // Names and role ids are short: two overlapping loads cover 4 to 16 bytes.
-    let n = a.len();
-    match n {
-        4..=7 => word32(a, 0) == word32(b, 0) && word32(a, n - 4) == word32(b, n - 4),
-        8..=16 => word64(a, 0) == word64(b, 0) && word64(a, n - 8) == word64(b, n - 8),
-        0..=3 => a.iter().zip(b).all(|(x, y)| x == y),
-        _ => a == b,
-    }
-}
-
-/// The four bytes of `s` at `at` as a word (0 past the end).
-#[inline]
-fn word32(s: &[u8], at: usize) -> u32 {
-    s.get(at..at + 4).and_then(|w| <[u8; 4]>::try_from(w).ok()).map_or(0, u32::from_ne_bytes)
-}
-
-/// The eight bytes of `s` at `at` as a word (0 past the end).
-#[inline]
-fn word64(s: &[u8], at: usize) -> u64 {
-    s.get(at..at + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()).map_or(0, u64::from_ne_bytes)
-}
-
-/// The records of a [`History`], rebuilt one by one ([`History::records`], [`History::since`]).
-#[derive(Clone)]
-pub struct Records<'a> {
-    history: &'a History,
-    range: Range<usize>,
-}
-
-impl Iterator for Records<'_> {
-    type Item = Record;
-    fn next(&mut self) -> Option<Record> {
-        self.range.next().and_then(|i| self.history.rebuild(i))
-    }
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        self.range.size_hint()
-    }
-    fn nth(&mut self, n: usize) -> Option<Record> {
-        self.range.nth(n).and_then(|i| self.history.rebuild(i))
-    }
-}
-
-impl DoubleEndedIterator for Records<'_> {
-    fn next_back(&mut self) -> Option<Record> {
-        self.range.next_back().and_then(|i| self.history.rebuild(i))
-    }
-}
-
-impl ExactSizeIterator for Records<'_> {}
-
-impl fmt::Debug for Records<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.clone()).finish()
-    }
-}
-
-impl PartialEq for History {
-    fn eq(&self, other: &Self) -> bool {
-        self.header == other.header
-            && self.first_seq == other.first_seq
-            && self.len() == other.len()
-            && self.records().eq(other.records())
-    }
-}
-
-impl Eq for History {}
-
-impl fmt::Debug for History {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("History")
-            .field("header", &self.header)
-            .field("first_seq", &self.first_seq)
-            .field("records", &self.records())
-            .finish()
-    }
-}
-
-impl Serialize for History {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        let whole = self.first_seq == 0;
-        let mut s = serializer.serialize_struct("History", if whole { 2 } else { 3 })?;
-        s.serialize_field("header", &self.header)?;
-        if whole {
-            s.skip_field("first_seq")?;
-        } else {
-            s.serialize_field("first_seq", &self.first_seq)?;
-        }
-        s.serialize_field("records", &AsSeq(self.records()))?;
-        s.end()
-    }
-}
-
-/// Serializes an iterator's items as a sequence.
-struct AsSeq<'a>(Records<'a>);
-
-impl Serialize for AsSeq<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.clone())
-    }
-}
-
-impl<'de> Deserialize<'de> for History {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        /// The JSON form.
-        #[derive(Deserialize)]
-        #[serde(rename = "History")]
-        struct Form {
-            header: HistoryHeader,
-            #[serde(default)]
-            first_seq: u64,
-            records: Vec<Record>,
-        }
-        let form = Form::deserialize(deserializer)?;
-        History::from_records(form.header, form.first_seq, form.records).map_err(serde::de::Error::custom)
-    }
 }
