@@ -143,9 +143,10 @@ impl History {
     ) -> Result<Self, HistoryError> {
         let mut history = Self::starting_at(header, first_seq);
         for (position, record) in records.into_iter().enumerate() {
-            let expected = history.next_seq();
-            if record.seq != expected {
-                return Err(HistoryError { position, expected, found: record.seq });
+            // Past `u64::MAX` no number is right (a forged history, not a long one).
+            let expected = first_seq.checked_add(position as u64);
+            if expected != Some(record.seq) {
+                return Err(HistoryError { position, expected: expected.unwrap_or(u64::MAX), found: record.seq });
             }
             history.resolved.extend(Vec::from(record.resolved));
             history.push(record.at, record.input, record.verdict);
@@ -164,7 +165,7 @@ impl History {
     /// held or released.
     #[must_use]
     pub fn next_seq(&self) -> u64 {
-        self.first_seq + self.slots.len() as u64
+        self.first_seq.saturating_add(self.slots.len() as u64)
     }
 
     /// Whether the history holds every record from 0 on (nothing was released).
@@ -342,7 +343,8 @@ impl History {
         let input = self.input_at(i)?;
         let at = self.at_of(i)?;
         let resolved = self.resolved_at(i).into();
-        Some(Record { seq: self.first_seq + i as u64, at, input, verdict: self.verdict_at(i).clone(), resolved })
+        let seq = self.first_seq.saturating_add(i as u64);
+        Some(Record { seq, at, input, verdict: self.verdict_at(i).clone(), resolved })
     }
 
     /// Reserves room for `additional` more records.
@@ -358,7 +360,7 @@ impl History {
             return;
         }
         let count = usize::try_from(until - self.first_seq).unwrap_or(usize::MAX).min(self.slots.len());
-        self.first_seq += count as u64;
+        self.first_seq = self.first_seq.saturating_add(count as u64);
         if count == self.slots.len() {
             // Nothing names the tables any more (and no input is being handled): give their
             // memory back.

@@ -245,6 +245,10 @@ fn records_out_of_order_are_refused() {
         "history record 1 has sequence number 2, expected 1\n\
          help: a history's records are numbered in order without gaps, from its `first_seq`"
     );
+    // A forged history numbered past the last sequence number is refused, not wrapped.
+    let at_end = |seq| Record { seq, ..start(0) };
+    let err = History::from_records(header(), u64::MAX, [at_end(u64::MAX), at_end(u64::MAX)]).unwrap_err();
+    assert_eq!(err.position, 1);
     let json = r#"{"header":{"fingerprint":7,"workflow":"w","instance":"i","started_at":"2026-11-23T14:00:00Z"},"first_seq":5,"records":[{"seq":6,"at":"2026-11-23T14:00:00Z","input":"start","verdict":"accepted"}]}"#;
     let err = serde_json::from_str::<History>(json).unwrap_err().to_string();
     assert!(err.contains("history record 0 has sequence number 6, expected 5"), "{err}");
