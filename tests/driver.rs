@@ -554,8 +554,18 @@ fn bad_journals_are_reported_not_replayed() {
     let fresh = InstanceId::new("fresh").unwrap();
     drop(Driver::create(world.parts(Arc::clone(&store), fast_retries()), &program(), &fresh, None).unwrap());
     store.append(&fresh, 1, &[b"{\"input\": 3}"]).unwrap();
-    let err = Driver::open(world.parts(store, fast_retries()), &program(), &fresh).unwrap_err();
+    let err = Driver::open(world.parts(Arc::clone(&store), fast_retries()), &program(), &fresh).unwrap_err();
     assert!(matches!(err, DriverError::BadRecord { index: 1, .. }), "{err}");
+    // An input journaled twice (a journal edited or mixed up) is named, not replayed.
+    let twice = InstanceId::new("twice").unwrap();
+    drop(Driver::create(world.parts(Arc::clone(&store), fast_retries()), &program(), &twice, None).unwrap());
+    let stored = store.read(&twice).unwrap();
+    let start = stored.records.iter().position(|r| r.starts_with(br#"{"input""#)).expect("the start is journaled");
+    let again = stored.records.len();
+    store.append(&twice, again as u64, &[stored.records[start].as_slice()]).unwrap();
+    let err = Driver::open(world.parts(store, fast_retries()), &program(), &twice).unwrap_err();
+    assert!(matches!(err, DriverError::BadRecord { index, .. } if index == again), "{err}");
+    assert!(err.to_string().contains("has sequence number 0, expected 1"), "{err}");
 }
 
 #[test]
