@@ -72,7 +72,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     for (at, node, who, outcome) in kars_week::CLEAN_WEEK {
         run_timers(&driver, &clock, at.parse()?).await?;
         let event =
-            Event::Complete { node: node.parse()?, actor: team.actor(who)?, outcome: outcome.map(String::from) };
+            Event::Complete { node: node.parse()?, actor: team.actor(who)?, outcome: outcome.map(Into::into) };
         step(&driver, move |d| {
             d.handle_event(event)?;
             d.run_effects()

@@ -33,7 +33,7 @@ pub fn run(out: impl Write + Send + Sync + 'static) -> Result<Driver<MemoryStore
     ];
     for (at, node, who, outcome) in script {
         driver.run_until(at.parse()?)?;
-        let (node, actor, outcome) = (node.parse()?, team.actor(who)?, outcome.map(String::from));
+        let (node, actor, outcome) = (node.parse()?, team.actor(who)?, outcome.map(Into::into));
         // The input is journaled; its effects are performed next (the driver is ours alone).
         driver.handle_event(Event::Complete { node, actor, outcome })?;
         driver.run_effects()?;

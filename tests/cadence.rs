@@ -36,7 +36,7 @@ fn step(instance: &mut Instance, node: &NodeId, trace: &mut Vec<String>) -> bool
     let now = instance.latest_instant();
     let done = people.iter().any(|(who, role)| {
         let actor = Actor::new(*who, vec![role.parse().unwrap()]);
-        let outcome = (node.as_str() == "D").then(|| "yes".to_owned());
+        let outcome = (node.as_str() == "D").then(|| "yes".into());
         instance.handle_event(Event::Complete { node: node.clone(), actor, outcome }, now).is_ok()
     });
     if done {

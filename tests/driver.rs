@@ -181,7 +181,7 @@ fn event(node: &str, person: &str, outcome: Option<&str>) -> Event {
     Event::Complete {
         node: kars::spec::NodeId::new(node).unwrap(),
         actor: roster.actor(person).unwrap(),
-        outcome: outcome.map(str::to_owned),
+        outcome: outcome.map(Into::into),
     }
 }
 

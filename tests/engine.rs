@@ -230,7 +230,7 @@ fn run_script(text: &str) -> (String, Instance) {
                         let event = Event::Complete {
                             node: NodeId::new(*node).unwrap(),
                             actor: actor(name, roles),
-                            outcome: outcome.first().map(|o| (*o).to_owned()),
+                            outcome: outcome.first().map(|o| (*o).into()),
                         };
                         r.input(at, event);
                     }
@@ -376,7 +376,7 @@ fn utc(s: &str) -> DateTime<Utc> {
 }
 
 fn complete(node: &str, name: &str, roles: &str, outcome: Option<&str>) -> Event {
-    Event::Complete { node: NodeId::new(node).unwrap(), actor: actor(name, roles), outcome: outcome.map(str::to_owned) }
+    Event::Complete { node: NodeId::new(node).unwrap(), actor: actor(name, roles), outcome: outcome.map(Into::into) }
 }
 
 #[test]

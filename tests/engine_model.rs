@@ -231,10 +231,10 @@ fn run(spec_file: &str, start_day: i64, start_minute: i64, ops: &[Op], acks: Opt
                 };
                 let outcome = match (valid, outcome) {
                     (true, Some(i)) if !valid_outcomes.is_empty() => {
-                        Some(valid_outcomes[i % valid_outcomes.len()].clone())
+                        Some(valid_outcomes[i % valid_outcomes.len()].as_str().into())
                     }
                     (true, _) if valid_outcomes.is_empty() => None,
-                    (_, o) => o.map(|i| OUTCOMES[i].to_owned()),
+                    (_, o) => o.map(|i| OUTCOMES[i].into()),
                 };
                 let Ok(node) = NodeId::new(node) else { continue };
                 Event::Complete { node, actor: Actor::new(NAMES[*name], actor_roles), outcome }

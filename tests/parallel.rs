@@ -202,7 +202,7 @@ fn act(instance: &Instance, reason: &WaitingFor, choice: u8) -> Option<Event> {
                 (false, true) => "Fail",
                 (false, false) => "Pass",
             };
-            Some(Event::Complete { node: node.clone(), actor: actor(role), outcome: Some(pick.to_owned()) })
+            Some(Event::Complete { node: node.clone(), actor: actor(role), outcome: Some(pick.into()) })
         }
         WaitingFor::ActionResult { node, .. } => {
             let index = instance.workflow().node_index(node.as_str())?;

@@ -115,7 +115,7 @@ fn run_week<S: Store + Clone>(
         let event = Event::Complete {
             node: kars::spec::NodeId::new(node).unwrap(),
             actor: roster().actor(person).unwrap(),
-            outcome: outcome.map(str::to_owned),
+            outcome: outcome.map(Into::into),
         };
         driver.handle_event(event).unwrap();
         driver.run_effects().unwrap();

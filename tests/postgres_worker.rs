@@ -55,7 +55,7 @@ fn setup(store: &PgStore, world: &World, clock: &Arc<VirtualClock>, id: &Instanc
         driver = Driver::open(parts(), &program(), id).unwrap();
         driver.tick().unwrap();
         driver.run_effects().unwrap();
-        let outcome = (node == "F").then(|| "approved".to_owned());
+        let outcome = (node == "F").then(|| "approved".into());
         let event = Event::Complete { node: node.parse().unwrap(), actor: roster().actor(person).unwrap(), outcome };
         // A running replica may hold an effect of this instance (the one this driver just
         // performed too): until it acknowledges, the node is not awaited. Read afresh, again.

@@ -37,7 +37,7 @@ fn complete(node: &str, person: &str, outcome: Option<&str>) -> Event {
     Event::Complete {
         node: node.parse().unwrap(),
         actor: roster().actor(person).unwrap(),
-        outcome: outcome.map(str::to_owned),
+        outcome: outcome.map(Into::into),
     }
 }
 

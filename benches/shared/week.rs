@@ -98,7 +98,7 @@ pub fn clean_week(workflow: &Arc<Workflow>) -> (Vec<Step>, usize) {
         let event = Event::Complete {
             node: NodeId::new(node).expect("node id"),
             actor: holder(person),
-            outcome: outcome.map(str::to_owned),
+            outcome: outcome.map(Into::into),
         };
         // The token waits for a gate (at this node or one before it) or a window: sleep.
         for _ in 0..64 {

@@ -49,7 +49,7 @@ fn complete(node: &str, name: &str, role: &str, outcome: Option<&str>) -> Event 
     Event::Complete {
         node: NodeId::new(node).expect("node id"),
         actor: Actor::new(name, vec![RoleId::new(role).expect("role id")]),
-        outcome: outcome.map(str::to_owned),
+        outcome: outcome.map(Into::into),
     }
 }
 

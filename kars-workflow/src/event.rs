@@ -87,9 +87,11 @@ pub enum Event {
         node: NodeId,
         /// Who acts.
         actor: Actor,
-        /// The task outcome (when the task declares outcomes) or the decision's branch label.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        outcome: Option<String>,
+        /// The task outcome (when the task declares outcomes) or the decision's branch label;
+        /// shared, so that a host that sends the same outcome again copies a pointer
+        /// (`Some("approved".into())`).
+        #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::shared::opt_arc_str")]
+        outcome: Option<Arc<str>>,
     },
     /// The result of a waiting action, and who reports it.
     ActionResult {

@@ -202,7 +202,7 @@ pub struct Workflow {
     pub(crate) cadence: kars_spec::cadence::Cadence,
     pub(crate) nodes: Vec<CompiledNode>,
     pub(crate) edges: Vec<OutEdge>,
-    pub(crate) labels: Vec<Box<str>>,
+    pub(crate) labels: Vec<Arc<str>>,
     pub(crate) start: NodeIndex,
     pub(crate) windows: Vec<CompiledWindow>,
     pub(crate) branches: Vec<BranchMatcher>,
@@ -327,6 +327,11 @@ impl Workflow {
         self.labels.get(usize::from(label.0)).map_or("", |l| l)
     }
 
+    /// A branch label or outcome, shared (what an event's outcome copies).
+    pub(crate) fn shared_label(&self, label: LabelIndex) -> Option<Arc<str>> {
+        self.labels.get(usize::from(label.0)).cloned()
+    }
+
     /// The id of a window.
     #[must_use]
     pub fn window_id(&self, window: WindowIndex) -> Option<&WindowId> {
@@ -373,7 +378,7 @@ pub(crate) mod compile {
     use super::*;
 
     struct Interner {
-        labels: Vec<Box<str>>,
+        labels: Vec<Arc<str>>,
         index: HashMap<Box<str>, LabelIndex>,
     }
 

@@ -185,7 +185,7 @@ pub fn act<S: Store>(world: &World, driver: &mut Driver<S, Arc<VirtualClock>>, s
     let event = Event::Complete {
         node: kars::spec::NodeId::new(node).unwrap(),
         actor: roster().actor(person).unwrap(),
-        outcome: outcome.map(str::to_owned),
+        outcome: outcome.map(Into::into),
     };
     driver.handle_event(event).unwrap();
     driver.run_effects().unwrap();

@@ -458,7 +458,7 @@ impl<S: Store, C: Clock> Driver<S, C> {
             };
             Event::ActionResult { node, outcome: outcome_value, reporter: Reporter::Person(actor) }
         } else {
-            Event::Complete { node, actor, outcome: outcome.map(str::to_owned) }
+            Event::Complete { node, actor, outcome: outcome.map(Into::into) }
         };
         self.handle_event(event)
     }

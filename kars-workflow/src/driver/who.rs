@@ -2,6 +2,8 @@
 //! the node the instance waits at (role, `distinct_from`, gate, window), by a dry run of the
 //! engine's own checks ([`Instance::check`](crate::Instance::check)).
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use kars_spec::{NodeId, PersonId};
 
@@ -54,11 +56,11 @@ fn can_act_on(instance: &Instance, roster: &Roster, reason: WaitingFor, now: Dat
     type Make = Box<dyn Fn(NodeId, Actor) -> Event>;
     let (node, make): (NodeId, Make) = match reason {
         WaitingFor::Task { node, outcomes, .. } => {
-            let outcome = outcomes.into_iter().next();
+            let outcome: Option<Arc<str>> = outcomes.into_iter().next().map(Into::into);
             (node, Box::new(move |node, actor| Event::Complete { node, actor, outcome: outcome.clone() }))
         }
         WaitingFor::Decision { node, branches, .. } => {
-            let outcome = branches.into_iter().next();
+            let outcome: Option<Arc<str>> = branches.into_iter().next().map(Into::into);
             (node, Box::new(move |node, actor| Event::Complete { node, actor, outcome: outcome.clone() }))
         }
         WaitingFor::ActionResult { node, reporters } if !reporters.is_empty() => (

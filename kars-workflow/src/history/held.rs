@@ -403,7 +403,7 @@ impl History {
             size_of::<Whole>()
                 + std::mem::size_of_val(&*w.resolved)
                 + match &w.input {
-                    Input::Event(Event::Complete { outcome, .. }) => outcome.as_ref().map_or(0, String::len),
+                    Input::Event(Event::Complete { outcome, .. }) => outcome.as_ref().map_or(0, |o| o.len()),
                     Input::Event(Event::Merge { source, target, .. }) => source.len() + target.len(),
                     _ => 0,
                 }

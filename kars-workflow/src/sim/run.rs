@@ -117,7 +117,7 @@ pub struct SimRun {
 #[derive(Debug, Clone, Default)]
 struct NodePlan {
     duration: Option<MinuteRange>,
-    branches: Vec<(String, Vec<f64>)>,
+    branches: Vec<(Arc<str>, Vec<f64>)>,
     failure: f64,
 }
 
@@ -126,7 +126,7 @@ enum Act {
     Work {
         node: NodeIndex,
         person: usize,
-        outcome: Option<String>,
+        outcome: Option<Arc<str>>,
         authorized: bool,
         tries: u8,
     },
@@ -223,7 +223,7 @@ struct Sim<'m> {
     monday: NaiveDate,
     cycle: Cycle,
     /// Who completed the node the instance is about to report complete.
-    acting: Option<(NodeIndex, usize, Option<String>)>,
+    acting: Option<(NodeIndex, usize, Option<Arc<str>>)>,
     disagreements: u32,
     /// When the token last moved (a node entered, a cycle started).
     moved_at: DateTime<Utc>,
@@ -258,7 +258,15 @@ impl<'m> Sim<'m> {
             .iter()
             .map(|n| NodePlan {
                 duration: model.node_durations.get(&n.id).copied(),
-                branches: model.branches.get(&n.id).cloned().unwrap_or_default(),
+                branches: model
+                    .branches
+                    .get(&n.id)
+                    .map(|b| {
+                        // The workflow's own label where it has one: events then share it.
+                        let shared = |l: &str| workflow.label_index(l).and_then(|i| workflow.shared_label(i));
+                        b.iter().map(|(l, c)| (shared(l).unwrap_or_else(|| l.as_str().into()), c.clone())).collect()
+                    })
+                    .unwrap_or_default(),
                 failure: model.action_failures.get(&n.id).copied().unwrap_or(0.0),
             })
             .collect();

@@ -56,13 +56,13 @@ impl History {
     }
 
     /// Word `i`, or none for [`NONE`].
-    pub(super) fn word(&self, i: u32) -> Option<String> {
+    pub(super) fn word(&self, i: u32) -> Option<Arc<str>> {
         if i == NONE {
             return None;
         }
         let word = self.names.get(i as usize);
         debug_assert!(word.is_some(), "name {i} is a word");
-        word.map(|w| String::from(&*w.name))
+        word.map(|w| Arc::clone(&w.name))
     }
 }
 

@@ -87,7 +87,7 @@ fn event() -> impl Strategy<Value = Event> {
     ];
     let result = prop_oneof![Just(ActionOutcome::Succeeded), Just(ActionOutcome::Failed)];
     prop_oneof![
-        4 => (node(), actor(), outcome()).prop_map(|(node, actor, outcome)| Event::Complete { node, actor, outcome }),
+        4 => (node(), actor(), outcome()).prop_map(|(node, actor, outcome)| Event::Complete { node, actor, outcome: outcome.map(Into::into) }),
         3 => (node(), result, reporter).prop_map(|(node, outcome, reporter)| Event::ActionResult { node, outcome, reporter }),
         1 => ("[a-z/]{0,12}", "[a-z-]{1,8}", actor()).prop_map(|(source, target, actor)| Event::Merge { source, target, actor }),
     ]

@@ -40,7 +40,7 @@ impl Sim<'_> {
                     .team
                     .pick(&compiled.roles, &exclude, &mut self.rng)
                     .or_else(|| self.model.team.pick(&compiled.roles, &[], &mut self.rng));
-                let outcome = compiled.outcomes.first().map(|l| workflow.label(*l).to_owned());
+                let outcome = compiled.outcomes.first().and_then(|l| workflow.shared_label(*l));
                 if self.rng.chance(self.model.unauthorized)
                     && let Some(outsider) = self.model.team.outsider(&compiled.roles, &mut self.rng)
                 {
@@ -89,7 +89,7 @@ impl Sim<'_> {
         done_at
     }
 
-    fn pick_branch(&mut self, node: NodeIndex, visit: usize) -> Option<String> {
+    fn pick_branch(&mut self, node: NodeIndex, visit: usize) -> Option<Arc<str>> {
         let roll = self.rng.next_f64();
         let branches = &self.plans[node.get()].branches;
         let mut acc = 0.0;
@@ -341,7 +341,7 @@ impl Sim<'_> {
     }
 
     /// An authorized person was refused: try again when the reason allows.
-    fn retry_work(&mut self, node: NodeIndex, person: usize, outcome: Option<String>, tries: u8, error: &EngineError) {
+    fn retry_work(&mut self, node: NodeIndex, person: usize, outcome: Option<Arc<str>>, tries: u8, error: &EngineError) {
         let workflow = Arc::clone(&self.workflow);
         let compiled = workflow.node(node);
         let next = tries + 1;
