@@ -3,6 +3,7 @@
 //! local-time formatting for messages and errors.
 
 use std::cell::RefCell;
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Timelike, Utc};
 use chrono_tz::Tz;
@@ -158,7 +159,7 @@ struct EdgesMemo {
     zone: Tz,
     edges: Box<[CalendarEdge]>,
     from: DateTime<Utc>,
-    last: Vec<DateTime<Utc>>,
+    last: Arc<[DateTime<Utc>]>,
     next: Option<DateTime<Utc>>,
 }
 
@@ -189,7 +190,7 @@ pub(crate) fn edges_around(
     edges: &[CalendarEdge],
     now: DateTime<Utc>,
     zone: Tz,
-) -> (Vec<DateTime<Utc>>, Option<DateTime<Utc>>) {
+) -> (Arc<[DateTime<Utc>]>, Option<DateTime<Utc>>) {
     let now = clamp(now);
     let hit = EDGES.with(|memo| {
         let memo = memo.try_borrow().ok()?;
@@ -199,6 +200,7 @@ pub(crate) fn edges_around(
         return found;
     }
     let (last, next) = compute_edges(edges, now, zone);
+    let last: Arc<[DateTime<Utc>]> = last.into();
     // Edges occur on whole seconds, so from a whole-second `now` the computed next edge (the
     // first at or after `now + 1s`) is the first after `now`: only then is the stretch known.
     if now.timestamp_subsec_nanos() != 0 {
@@ -209,15 +211,14 @@ pub(crate) fn edges_around(
         if let Ok(mut memo) = memo.try_borrow_mut() {
             let (cursor, slots) = &mut *memo;
             if slots.len() < EDGES_SLOTS {
-                slots.push(EdgesMemo { zone, edges: edges.into(), from, last: last.clone(), next });
+                slots.push(EdgesMemo { zone, edges: edges.into(), from, last: Arc::clone(&last), next });
             } else if let Some(slot) = slots.get_mut(*cursor % EDGES_SLOTS) {
-                // Reuse the slot's buffers: a run that never meets a stretch twice (a simulation)
-                // then pays a copy per refresh, not two allocations.
+                // Reuse the slot's edge table: a run that never meets a stretch twice (a
+                // simulation) then pays one allocation per refresh (the shared list).
                 if *slot.edges != *edges {
                     slot.edges = edges.into();
                 }
-                slot.last.clear();
-                slot.last.extend_from_slice(&last);
+                slot.last = Arc::clone(&last);
                 (slot.zone, slot.from, slot.next) = (zone, from, next);
             }
             *cursor = cursor.wrapping_add(1);
@@ -333,9 +334,13 @@ mod tests {
         // (read from the memo), then backwards (stretches entered from their end).
         let start = utc("2026-10-20T00:00:00Z");
         let instants: Vec<_> = (0..5 * 7 * 24 * 60 / 37).map(|i| start + Duration::minutes(37 * i)).collect();
+        let computed = |table: &[CalendarEdge], now| {
+            let (last, next) = compute_edges(table, now, Toronto);
+            (Arc::<[DateTime<Utc>]>::from(last), next)
+        };
         for now in instants.iter().chain(&instants).chain(instants.iter().rev()) {
             for table in [&edges[..], &edges[..2], &edges[2..3]] {
-                assert_eq!(edges_around(table, *now, Toronto), compute_edges(table, *now, Toronto), "at {now}");
+                assert_eq!(edges_around(table, *now, Toronto), computed(table, *now), "at {now}");
             }
         }
         // Exactly at an edge, around it, and within its last second (where the computation,
@@ -343,7 +348,7 @@ mod tests {
         let friday = utc("2026-11-27T22:00:00Z");
         let near = [-1500, -1000, -500, -1, 0, 1, 500, 1000];
         for now in near.iter().chain(near.iter().rev()).map(|ms| friday + Duration::milliseconds(*ms)) {
-            assert_eq!(edges_around(&edges, now, Toronto), compute_edges(&edges, now, Toronto), "at {now}");
+            assert_eq!(edges_around(&edges, now, Toronto), computed(&edges, now), "at {now}");
         }
     }
 

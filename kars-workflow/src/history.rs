@@ -126,8 +126,10 @@ pub enum Resolved {
     /// The last occurrence of every calendar window edge at or before the input, and the next
     /// instant one occurs.
     Calendar {
-        /// Last occurrences, in the workflow's calendar-edge order.
-        last: Box<[DateTime<Utc>]>,
+        /// Last occurrences, in the workflow's calendar-edge order (shared: instances that
+        /// refresh their calendar in the same stretch between edges share one list).
+        #[serde(with = "crate::shared::arc_slice")]
+        last: std::sync::Arc<[DateTime<Utc>]>,
         /// The next edge.
         next: Option<DateTime<Utc>>,
     },

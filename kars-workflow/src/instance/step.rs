@@ -670,16 +670,13 @@ impl Instance {
 
     fn resolve_calendar(
         &mut self,
-        compute: impl FnOnce() -> (Vec<DateTime<Utc>>, Option<DateTime<Utc>>),
+        compute: impl FnOnce() -> (std::sync::Arc<[DateTime<Utc>]>, Option<DateTime<Utc>>),
     ) -> Option<DateTime<Utc>> {
         let edges = self.workflow.calendar_edges.len();
         let (last, next) = match self.recorded(|r| matches!(r, Resolved::Calendar { last, .. } if last.len() == edges))
         {
             Some(Resolved::Calendar { last, next }) => (last, next),
-            _ => {
-                let (last, next) = compute();
-                (last.into_boxed_slice(), next)
-            }
+            _ => compute(),
         };
         for (slot, value) in self.state.calendar.iter_mut().zip(last.iter()) {
             *slot = *value;
