@@ -71,8 +71,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let driver: Shared = Arc::new(Mutex::new(Driver::create(parts, &program, &id, None)?));
     for (at, node, who, outcome) in kars_week::CLEAN_WEEK {
         run_timers(&driver, &clock, at.parse()?).await?;
-        let event =
-            Event::Complete { node: node.parse()?, actor: team.actor(who)?, outcome: outcome.map(Into::into) };
+        let event = Event::Complete { node: node.parse()?, actor: team.actor(who)?, outcome: outcome.map(Into::into) };
         step(&driver, move |d| {
             d.handle_event(event)?;
             d.run_effects()

@@ -137,8 +137,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     for (at, node, who, outcome) in kars_week::CLEAN_WEEK {
         driver.run_until(at.parse()?)?;
         print_log(&mut driver, &local); // what the timers did before this person acted
-        let event =
-            Event::Complete { node: node.parse()?, actor: team.actor(who)?, outcome: outcome.map(Into::into) };
+        let event = Event::Complete { node: node.parse()?, actor: team.actor(who)?, outcome: outcome.map(Into::into) };
         driver.handle_event(event)?;
         driver.run_effects()?; // what the act caused: merges, deploys, notifications
         println!("{}  {who} completes {node}", local(clock.now()));

@@ -15,20 +15,7 @@ use kars_workflow::{ActionOutcome, Actor, Event, Instance, InstanceId, Workflow}
 
 /// A decision that hands the token back to itself (`again`) until someone says `stop`: every
 /// `Complete` is one transition (role check, branch, re-entry, history record).
-const RING: &str = r#"
-version: 1
-name: ring
-timezone: America/Toronto
-roles: { dev: { title: Dev }, qa: { title: QA } }
-nodes:
-  S: { label: Start, kind: start }
-  T1: { label: Build again?, kind: decision, decided_by: { role: dev } }
-  E: { label: Done, kind: end, outcome: done }
-edges:
-  - { from: S, to: T1 }
-  - { from: T1, to: T1, label: again }
-  - { from: T1, to: E, label: stop }
-"#;
+const RING: &str = include_str!("ring.yaml");
 
 fn compile(yaml: &str) -> Arc<Workflow> {
     let checked = kars_spec::load(yaml, "bench.yaml").expect("valid bench spec");

@@ -14,20 +14,8 @@ use chrono::{DateTime, Utc};
 use kars_spec::{NodeId, RoleId};
 use kars_workflow::{Actor, Event, Instance, InstanceId, Workflow};
 
-const RING: &str = r#"
-version: 1
-name: ring
-timezone: America/Toronto
-roles: { dev: { title: Dev }, qa: { title: QA } }
-nodes:
-  S: { label: Start, kind: start }
-  T1: { label: Build again?, kind: decision, decided_by: { role: dev } }
-  E: { label: Done, kind: end, outcome: done }
-edges:
-  - { from: S, to: T1 }
-  - { from: T1, to: T1, label: again }
-  - { from: T1, to: E, label: stop }
-"#;
+/// The bench's ring.
+const RING: &str = include_str!("../benches/ring.yaml");
 
 /// What the bench times: the events handled, then the instance dropped.
 #[inline(never)]

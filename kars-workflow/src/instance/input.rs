@@ -78,6 +78,12 @@ impl Instance {
         EngineError::NotAwaiting { node: node.clone(), current, expecting }
     }
 
+    /// Whether the one token is ready at `index` (the common case, answered without the
+    /// branch list or building an [`Expecting`]).
+    fn ready_at(&self, index: NodeIndex) -> bool {
+        matches!(self.state.token, Token::At { node, phase: Phase::Ready } if node == index)
+    }
+
     /// Checks that a token is at `index`, its gate is open and it expects `want`.
     fn awaiting(&self, node: &NodeId, index: NodeIndex, want: &[Expecting]) -> Result<(), EngineError> {
         match self.state.token_at(index) {
@@ -97,7 +103,15 @@ impl Instance {
         now: DateTime<Utc>,
     ) -> Result<(), EngineError> {
         let index = self.lookup(node)?;
-        self.awaiting(node, index, &[Expecting::Task, Expecting::Decision])?;
+        // What `awaiting` accepts, checked directly: the token is ready here and the node waits
+        // for a person (not an action's result, not an automatic decision).
+        let kind = self.workflow.node(index).kind;
+        let person = kind != NodeKind::Action
+            && !(kind == NodeKind::Decision
+                && matches!(self.workflow.node(index).decider, Some(Decider::OutcomeOf { .. })));
+        if !(person && self.ready_at(index)) {
+            self.awaiting(node, index, &[Expecting::Task, Expecting::Decision])?;
+        }
         let paused = self.state.open_windows & self.workflow.pause_mask;
         if paused != 0 {
             let window = paused.trailing_zeros() as usize;
@@ -183,7 +197,9 @@ impl Instance {
         now: DateTime<Utc>,
     ) -> Result<(), EngineError> {
         let index = self.lookup(node)?;
-        self.awaiting(node, index, &[Expecting::ActionResult])?;
+        if !(self.workflow.node(index).kind == NodeKind::Action && self.ready_at(index)) {
+            self.awaiting(node, index, &[Expecting::ActionResult])?;
+        }
         let workflow = std::sync::Arc::clone(&self.workflow);
         let compiled = workflow.node(index);
         if !compiled.action.as_ref().is_some_and(CompiledAction::waits) {

@@ -341,7 +341,14 @@ impl Sim<'_> {
     }
 
     /// An authorized person was refused: try again when the reason allows.
-    fn retry_work(&mut self, node: NodeIndex, person: usize, outcome: Option<Arc<str>>, tries: u8, error: &EngineError) {
+    fn retry_work(
+        &mut self,
+        node: NodeIndex,
+        person: usize,
+        outcome: Option<Arc<str>>,
+        tries: u8,
+        error: &EngineError,
+    ) {
         let workflow = Arc::clone(&self.workflow);
         let compiled = workflow.node(node);
         let next = tries + 1;
