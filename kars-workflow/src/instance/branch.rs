@@ -172,6 +172,7 @@ impl Instance {
     }
 
     /// Takes the branch at `node` out of the box to move it; a no-op without branches.
+    #[inline]
     pub(super) fn focus(&mut self, node: NodeIndex) {
         if let (Token::Branches, Some(branches)) = (self.state.token, self.state.branches.as_mut())
             && let Some(live) = branches.take(node)

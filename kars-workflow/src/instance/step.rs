@@ -106,9 +106,13 @@ impl Instance {
     /// Runs every timer due by `now`, earliest first; at equal instants calendar edges, then
     /// the next cycle, then the gate, then deadlines in spec order. Window edges passed in one
     /// go (the host slept past several) are reported by their net change only.
+    #[inline]
     pub(crate) fn catch_up(&mut self, now: DateTime<Utc>) {
         let first = self.next_wake();
-        self.catch_up_from(now, first);
+        // Most inputs find no timer due: answered here, without the call.
+        if first.is_some_and(|at| at <= now) {
+            self.catch_up_from(now, first);
+        }
     }
 
     /// [`Instance::catch_up`] when the caller already knows the next timer (`first`).
@@ -332,15 +336,23 @@ impl Instance {
         }
     }
 
+    #[inline]
     fn complete(&mut self, workflow: &Workflow, node: NodeIndex, at: DateTime<Utc>) {
         self.state.mark_done(node);
         self.notice(at, NoticeKind::NodeCompleted { node });
         if let Some(slot) = workflow.node(node).watch_slot {
-            if let Some(w) = self.state.watched.get_mut(usize::from(slot)) {
-                *w = Some(at);
-            }
-            self.refresh_windows(at);
+            self.watched_completed(slot, at);
         }
+    }
+
+    /// A node a window watches completed at `at`: the window may open or close.
+    #[cold]
+    #[inline(never)]
+    fn watched_completed(&mut self, slot: u16, at: DateTime<Utc>) {
+        if let Some(w) = self.state.watched.get_mut(usize::from(slot)) {
+            *w = Some(at);
+        }
+        self.refresh_windows(at);
     }
 
     fn end_cycle(&mut self, outcome: LabelIndex, at: DateTime<Utc>) -> Next {
