@@ -273,7 +273,7 @@ impl History {
             other => return self.push_whole(at, other, verdict),
         };
         if self.slots.len() == self.slots.capacity() {
-            grow(&mut self.slots, 4, 16);
+            grow(&mut self.slots, 4, 32);
         }
         self.slots.push(Slot { input, at, end });
     }
