@@ -161,14 +161,27 @@ struct EdgesMemo {
     from: DateTime<Utc>,
     last: Arc<[DateTime<Utc>]>,
     next: Option<DateTime<Utc>>,
+    /// The last instant the result holds for: a second before `next` (where the computation,
+    /// which looks for the next edge from `now + 1s`, would pass it).
+    until: Option<DateTime<Utc>>,
 }
 
 impl EdgesMemo {
+    fn new(
+        zone: Tz,
+        edges: &[CalendarEdge],
+        from: DateTime<Utc>,
+        last: Arc<[DateTime<Utc>]>,
+        next: Option<DateTime<Utc>>,
+    ) -> Self {
+        let until = next.map(|n| n.checked_sub_signed(Duration::seconds(1)).unwrap_or(n));
+        Self { zone, edges: edges.into(), from, last, next, until }
+    }
+
     /// Whether [`compute_edges`] at `now` gives this result: `now` lies in the stretch, and
     /// `now + 1s` (where the computation looks for the next edge) does not pass its end.
     fn holds(&self, now: DateTime<Utc>) -> bool {
-        self.from <= now
-            && self.next.is_none_or(|n| now.checked_add_signed(Duration::seconds(1)).is_some_and(|after| after <= n))
+        self.from <= now && self.until.is_none_or(|u| now <= u)
     }
 }
 
@@ -194,7 +207,15 @@ pub(crate) fn edges_around(
     let now = clamp(now);
     let hit = EDGES.with(|memo| {
         let memo = memo.try_borrow().ok()?;
-        memo.1.iter().find(|m| m.zone == zone && m.holds(now) && *m.edges == *edges).map(|m| (m.last.clone(), m.next))
+        // The slot written last first: instances that refresh together meet the same stretch.
+        let (cursor, slots) = &*memo;
+        let newest = cursor.wrapping_sub(1) % EDGES_SLOTS;
+        let (older, from_newest) = slots.split_at(newest.min(slots.len()));
+        from_newest
+            .iter()
+            .chain(older)
+            .find(|m| m.zone == zone && m.holds(now) && *m.edges == *edges)
+            .map(|m| (Arc::clone(&m.last), m.next))
     });
     if let Some(found) = hit {
         return found;
@@ -211,15 +232,17 @@ pub(crate) fn edges_around(
         if let Ok(mut memo) = memo.try_borrow_mut() {
             let (cursor, slots) = &mut *memo;
             if slots.len() < EDGES_SLOTS {
-                slots.push(EdgesMemo { zone, edges: edges.into(), from, last: Arc::clone(&last), next });
+                slots.push(EdgesMemo::new(zone, edges, from, Arc::clone(&last), next));
             } else if let Some(slot) = slots.get_mut(*cursor % EDGES_SLOTS) {
                 // Reuse the slot's edge table: a run that never meets a stretch twice (a
                 // simulation) then pays one allocation per refresh (the shared list).
-                if *slot.edges != *edges {
-                    slot.edges = edges.into();
+                if *slot.edges == *edges {
+                    let until = next.map(|n| n.checked_sub_signed(Duration::seconds(1)).unwrap_or(n));
+                    (slot.zone, slot.from, slot.last, slot.next, slot.until) =
+                        (zone, from, Arc::clone(&last), next, until);
+                } else {
+                    *slot = EdgesMemo::new(zone, edges, from, Arc::clone(&last), next);
                 }
-                slot.last = Arc::clone(&last);
-                (slot.zone, slot.from, slot.next) = (zone, from, next);
             }
             *cursor = cursor.wrapping_add(1);
         }
