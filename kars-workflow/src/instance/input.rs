@@ -58,15 +58,19 @@ impl Instance {
             None => Expecting::NextCycle,
             Some(Phase::Gated { .. }) => Expecting::Gate,
             Some(Phase::Stalled) => Expecting::Stalled,
-            Some(Phase::Ready) => {
-                let compiled = self.workflow.node(node);
-                match (compiled.kind, &compiled.decider) {
-                    (NodeKind::Decision, Some(Decider::OutcomeOf { .. })) => Expecting::AutomaticDecision,
-                    (NodeKind::Decision, _) => Expecting::Decision,
-                    (NodeKind::Action, _) => Expecting::ActionResult,
-                    _ => Expecting::Task,
-                }
-            }
+            Some(Phase::Ready) => self.ready_for(node),
+        }
+    }
+
+    /// What a token ready at `node` waits for: set by the node's kind.
+    #[inline]
+    fn ready_for(&self, node: NodeIndex) -> Expecting {
+        let compiled = self.workflow.node(node);
+        match (compiled.kind, &compiled.decider) {
+            (NodeKind::Decision, Some(Decider::OutcomeOf { .. })) => Expecting::AutomaticDecision,
+            (NodeKind::Decision, _) => Expecting::Decision,
+            (NodeKind::Action, _) => Expecting::ActionResult,
+            _ => Expecting::Task,
         }
     }
 
@@ -78,10 +82,12 @@ impl Instance {
         EngineError::NotAwaiting { node: node.clone(), current, expecting }
     }
 
-    /// Whether the one token is ready at `index` (the common case, answered without the
-    /// branch list or building an [`Expecting`]).
-    fn ready_at(&self, index: NodeIndex) -> bool {
+    /// Whether the one token is ready at `index` and waits there for one of `want`: the
+    /// common case of [`Instance::awaiting`], answered without the branch list or the call.
+    #[inline]
+    fn ready_at(&self, index: NodeIndex, want: &[Expecting]) -> bool {
         matches!(self.state.token, Token::At { node, phase: Phase::Ready } if node == index)
+            && want.contains(&self.ready_for(index))
     }
 
     /// Checks that a token is at `index`, its gate is open and it expects `want`.
@@ -103,14 +109,9 @@ impl Instance {
         now: DateTime<Utc>,
     ) -> Result<(), EngineError> {
         let index = self.lookup(node)?;
-        // What `awaiting` accepts, checked directly: the token is ready here and the node waits
-        // for a person (not an action's result, not an automatic decision).
-        let kind = self.workflow.node(index).kind;
-        let person = kind != NodeKind::Action
-            && !(kind == NodeKind::Decision
-                && matches!(self.workflow.node(index).decider, Some(Decider::OutcomeOf { .. })));
-        if !(person && self.ready_at(index)) {
-            self.awaiting(node, index, &[Expecting::Task, Expecting::Decision])?;
+        let want = [Expecting::Task, Expecting::Decision];
+        if !self.ready_at(index, &want) {
+            self.awaiting(node, index, &want)?;
         }
         let paused = self.state.open_windows & self.workflow.pause_mask;
         if paused != 0 {
@@ -197,7 +198,7 @@ impl Instance {
         now: DateTime<Utc>,
     ) -> Result<(), EngineError> {
         let index = self.lookup(node)?;
-        if !(self.workflow.node(index).kind == NodeKind::Action && self.ready_at(index)) {
+        if !self.ready_at(index, &[Expecting::ActionResult]) {
             self.awaiting(node, index, &[Expecting::ActionResult])?;
         }
         let workflow = std::sync::Arc::clone(&self.workflow);
