@@ -6,6 +6,11 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::inline_str::InlineStr;
+
+/// How many bytes of an id are kept inline (see [`InlineStr`]).
+type IdText = InlineStr<7>;
+
 /// Words that mermaid reads as syntax, so they cannot be node or phase ids.
 pub const MERMAID_KEYWORDS: &[&str] = &[
     "end",
@@ -151,8 +156,36 @@ fn check_common(kind: &'static str, s: &str) -> Result<(), IdError> {
 macro_rules! id_type {
     ($(#[$meta:meta])* $name:ident, $kind:literal, $check:ident, $pattern:literal) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name(std::sync::Arc<str>);
+        ///
+        /// An id of up to seven bytes is kept inside the value: cloning it copies 16 bytes,
+        /// with no allocation and no reference count; a longer one is shared.
+        #[derive(Clone, PartialEq, Eq)]
+        pub struct $name(IdText);
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_tuple(stringify!($name)).field(&self.as_str()).finish()
+            }
+        }
+
+        impl std::hash::Hash for $name {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                // As `str` hashes, which `Borrow<str>` requires.
+                self.as_str().hash(state);
+            }
+        }
+
+        impl PartialOrd for $name {
+            fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+                Some(self.cmp(other))
+            }
+        }
+
+        impl Ord for $name {
+            fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+                self.as_str().cmp(other.as_str())
+            }
+        }
 
         impl $name {
             /// Validates `id` and wraps it.
@@ -162,25 +195,27 @@ macro_rules! id_type {
             pub fn new(id: impl Into<String>) -> Result<Self, IdError> {
                 let id = id.into();
                 $check($kind, &id)?;
-                Ok(Self(id.into()))
+                Ok(Self(IdText::from_string(id)))
             }
 
-            /// [`Self::new`] from a borrowed string: one allocation, the shared one.
+            /// [`Self::new`] from a borrowed string: no allocation for a short id, one (the
+            /// shared text) for a long one.
             fn from_ref(id: &str) -> Result<Self, IdError> {
                 $check($kind, id)?;
-                Ok(Self(id.into()))
+                Ok(Self(IdText::new(id)))
             }
 
             /// The id as a string slice.
             #[must_use]
+            #[inline]
             pub fn as_str(&self) -> &str {
-                &self.0
+                self.0.as_str()
             }
         }
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
+                f.write_str(self.as_str())
             }
         }
 
@@ -193,19 +228,19 @@ macro_rules! id_type {
 
         impl AsRef<str> for $name {
             fn as_ref(&self) -> &str {
-                &self.0
+                self.as_str()
             }
         }
 
         impl Borrow<str> for $name {
             fn borrow(&self) -> &str {
-                &self.0
+                self.as_str()
             }
         }
 
         impl Serialize for $name {
             fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.serialize_str(&self.0)
+                serializer.serialize_str(self.as_str())
             }
         }
 

@@ -6,25 +6,82 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use kars_spec::spec::Recipient;
-use kars_spec::{EnvironmentId, NodeId};
+use kars_spec::{EnvironmentId, InlineStr, NodeId};
 use serde::{Deserialize, Serialize};
 
 use crate::workflow::{LabelIndex, NodeIndex, WindowIndex};
 
-/// The release a cycle ships: its ISO week, such as `2026-W48`. Shared: a clone is a
-/// reference count (an instance hands the same id to every effect of a cycle).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ReleaseId(std::sync::Arc<str>);
+/// The release a cycle ships: its ISO week, such as `2026-W48`. An id of the usual eight
+/// bytes is kept inside the value (a clone copies 16 bytes, with no reference count); any
+/// other text is shared.
+#[derive(Clone)]
+pub struct ReleaseId(Release);
+
+#[derive(Clone)]
+enum Release {
+    /// `YYYY-Www`: a copy of a whole `&str`, so valid UTF-8.
+    Week([u8; 8]),
+    Other(Arc<str>),
+}
+
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<ReleaseId>() == 16, "a ReleaseId is as big as an Arc<str>");
+
+impl From<&str> for ReleaseId {
+    fn from(s: &str) -> Self {
+        match <[u8; 8]>::try_from(s.as_bytes()) {
+            Ok(week) => Self(Release::Week(week)),
+            Err(_) => Self(Release::Other(s.into())),
+        }
+    }
+}
+
+impl PartialEq for ReleaseId {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (Release::Week(a), Release::Week(b)) => a == b,
+            // Eight-byte text is never shared.
+            (Release::Week(_), Release::Other(_)) | (Release::Other(_), Release::Week(_)) => false,
+            (Release::Other(a), Release::Other(b)) => a == b,
+        }
+    }
+}
+
+impl Eq for ReleaseId {}
+
+impl PartialOrd for ReleaseId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ReleaseId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl std::hash::Hash for ReleaseId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl fmt::Debug for ReleaseId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ReleaseId").field(&self.as_str()).finish()
+    }
+}
 
 impl Serialize for ReleaseId {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
+        serializer.serialize_str(self.as_str())
     }
 }
 
 impl<'de> Deserialize<'de> for ReleaseId {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|s| Self(s.into()))
+        String::deserialize(deserializer).map(|s| Self::from(s.as_str()))
     }
 }
 
@@ -70,27 +127,40 @@ impl ReleaseId {
         // `kars_spec::calendar::release_id` without the formatting machinery for four-digit
         // years (every instant the engine works with), the same text.
         let Ok(year @ 1000..=9999) = u32::try_from(year) else {
-            return Self(kars_spec::calendar::release_id(monday).into());
+            return Self::from(kars_spec::calendar::release_id(monday).as_str());
         };
         let digit = |n: u32| b'0' + (n % 10) as u8;
-        let text = [digit(year / 1000), digit(year / 100), digit(year / 10), digit(year), b'-', b'W'];
-        let mut id = String::with_capacity(8);
-        id.push_str(std::str::from_utf8(&text).unwrap_or_default());
-        id.push(char::from(digit(number / 10)));
-        id.push(char::from(digit(number)));
-        Self(id.into())
+        Self(Release::Week([
+            digit(year / 1000),
+            digit(year / 100),
+            digit(year / 10),
+            digit(year),
+            b'-',
+            b'W',
+            digit(number / 10),
+            digit(number),
+        ]))
     }
 
     /// The id as a string slice.
     #[must_use]
+    #[inline]
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            Release::Week(text) => {
+                debug_assert!(std::str::from_utf8(text).is_ok());
+                // SAFETY: `Release::Week` holds ASCII digits, `-` and `W` (`compute`) or a
+                // copy of a whole eight-byte `&str` (`From<&str>`): valid UTF-8 either way.
+                unsafe { std::str::from_utf8_unchecked(text) }
+            }
+            Release::Other(text) => text,
+        }
     }
 }
 
 impl fmt::Display for ReleaseId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
@@ -98,22 +168,111 @@ impl fmt::Display for ReleaseId {
 /// a cycle, `{instance}/{release}/{node}/deadline` and `.../exhausted` for escalations. The
 /// same inputs always give the same keys, so a host can deduplicate retried effects.
 ///
-/// Shared: a clone (the key a host reports a result with) copies a pointer.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct EffectKey(#[serde(with = "crate::shared::arc_str")] pub(crate) Arc<str>);
+/// A key of up to 38 bytes (an instance id of up to some 20) is kept inside the value: made
+/// without an allocation, cloned (the key a host reports a result with) by copying 40 bytes;
+/// a longer one is shared.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EffectKey(InlineStr<KEY_INLINE>);
+
+/// How many bytes of an effect key are kept inline.
+const KEY_INLINE: usize = 38;
+
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<EffectKey>() == 40, "an effect key takes 40 bytes");
 
 impl EffectKey {
     /// The key as a string slice.
     #[must_use]
+    #[inline]
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.as_str()
+    }
+
+    /// The key whose text is the concatenation of `parts`.
+    pub(crate) fn join(parts: &[&str]) -> Self {
+        Self(InlineStr::join(parts))
+    }
+
+    /// `{instance}/{release}/{node}/{visit}`: the key of the effect of `node`'s `visit`th
+    /// entry in a cycle.
+    pub(crate) fn of_visit(instance: &str, release: &str, node: &str, visit: u16) -> Self {
+        let mut digits = [0u8; 5];
+        Self::join(&[instance, "/", release, "/", node, "/", decimal(visit, &mut digits)])
+    }
+
+    /// The release and visit of this key when it is [`EffectKey::of_visit`] of `instance`
+    /// and `node`: the inverse of that function.
+    pub(crate) fn visit_of(&self, instance: &str, node: &str) -> Option<(&str, u16)> {
+        let text = self.as_str();
+        // The visit is what follows the last `/`: at most five digits, read from the end.
+        let bytes = text.as_bytes();
+        let digits = bytes.iter().rev().take(6).position(|&b| b == b'/')?;
+        let slash = bytes.len().checked_sub(digits + 1)?;
+        let visit = bytes.get(slash + 1..)?;
+        // Only the decimal `decimal` writes reads back the same: digits, no leading zero.
+        let n = match visit {
+            [] | [b'0', _, ..] => return None,
+            digits => digits.iter().try_fold(0u32, |n, &d| d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0')))?,
+        };
+        let release =
+            text.get(..slash)?.strip_suffix(node)?.strip_suffix('/')?.strip_prefix(instance)?.strip_prefix('/')?;
+        Some((release, u16::try_from(n).ok()?))
+    }
+}
+
+/// `n` in decimal, written into `buf`.
+pub(crate) fn decimal(mut n: u16, buf: &mut [u8; 5]) -> &str {
+    // Most visits are the first few: no digits to write or check.
+    const SMALL: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+    if let Some(small) = SMALL.get(usize::from(n)) {
+        return small;
+    }
+    let mut start = buf.len();
+    loop {
+        start -= 1;
+        if let Some(b) = buf.get_mut(start) {
+            *b = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || start == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(buf.get(start..).unwrap_or_default()).unwrap_or_default()
+}
+
+impl From<&str> for EffectKey {
+    /// The key with this text (as a host reads it back from its store).
+    fn from(text: &str) -> Self {
+        Self(InlineStr::new(text))
     }
 }
 
 impl fmt::Display for EffectKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for EffectKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for EffectKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = EffectKey;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<EffectKey, E> {
+                Ok(EffectKey::from(s))
+            }
+        }
+        deserializer.deserialize_str(Visitor)
     }
 }
 
@@ -330,6 +489,42 @@ mod tests {
         assert_eq!(ReleaseId::of("2026-01-01".parse().unwrap()).as_str(), "2026-W01");
     }
 
+    #[test]
+    fn decimal_writes_every_count() {
+        let mut buf = [0u8; 5];
+        for n in [0u16, 1, 9, 10, 11, 99, 100, 12_345, u16::MAX] {
+            assert_eq!(decimal(n, &mut buf), n.to_string());
+        }
+    }
+
+    #[test]
+    fn visit_keys_read_back_their_parts() {
+        for (instance, release, node, visit) in [
+            ("kars-release", "2026-W48", "E", 1u16),
+            ("a", "2026-W01", "AB", 12_345),
+            ("team/with/slashes", "+10000-W1", "N", 0),
+            ("an-instance-id-long-enough-to-be-shared", "2026-W48", "QaSignOff", u16::MAX),
+        ] {
+            let key = EffectKey::of_visit(instance, release, node, visit);
+            assert_eq!(key.as_str(), format!("{instance}/{release}/{node}/{visit}"));
+            assert_eq!(key.visit_of(instance, node), Some((release, visit)), "{key}");
+            assert_eq!(key.visit_of(instance, "F"), None);
+            assert_eq!(key.visit_of("other", node), None);
+            assert_eq!(EffectKey::from(key.as_str()), key);
+        }
+        for other in [
+            "k/2026-W48/E/01",
+            "k/2026-W48/E/+1",
+            "k/2026-W48/E/",
+            "k/2026-W48/E/deadline",
+            "k/2026-W48/E/65536",
+            "k/E/1",
+            "k2026-W48/E/1",
+        ] {
+            assert_eq!(EffectKey::from(other).visit_of("k", "E"), None, "{other}");
+        }
+    }
+
     /// The shared strings serialize as the `String`s they replaced: the JSON of effects (and so
     /// of journals' outboxes) is unchanged, and it reads back.
     #[test]
@@ -337,7 +532,7 @@ mod tests {
         use kars_spec::RoleId;
         let release = ReleaseId::of("2026-11-23".parse().unwrap());
         let effect = |node: &str, kind: EffectKind| Effect {
-            key: EffectKey(format!("kars/2026-W48/{node}/1").into()),
+            key: EffectKey::from(format!("kars/2026-W48/{node}/1").as_str()),
             release: release.clone(),
             node: NodeId::new(node).unwrap(),
             kind,

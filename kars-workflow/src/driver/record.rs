@@ -271,7 +271,7 @@ mod tests {
     #[test]
     fn entries_are_tagged_json() {
         let done = Entry::Done(Done {
-            key: EffectKey("kars/2026-W48/J/1".into()),
+            key: EffectKey::from("kars/2026-W48/J/1"),
             at: "2026-11-26T22:30:00Z".parse().unwrap(),
             status: EffectStatus::Reported(ActionOutcome::Failed),
         });

@@ -99,10 +99,19 @@ enum Held {
     Action {
         node: NodeId,
         outcome: ActionOutcome,
-        key: Option<EffectKey>,
+        key: HeldKey,
         person: u32,
     },
     Whole(Box<Whole>),
+}
+
+/// The key an action result was reported with. The engine accepts only the key of the
+/// node's current visit, `{instance}/{release}/{node}/{visit}`: the instance is the history's
+/// and the node the record's, so the rest is kept (any other key keeps its record whole).
+#[derive(Clone, Copy)]
+enum HeldKey {
+    None,
+    Visit { release: [u8; 8], visit: u16 },
 }
 
 /// A record kept as it came.
@@ -260,10 +269,16 @@ impl History {
                 None => return self.push_whole(at, Input::Event(Event::Complete { node, actor, outcome }), verdict),
             },
             Input::Event(Event::ActionResult { node, outcome, reporter }) if accepted => match reporter {
-                Reporter::Effect { key } => Held::Action { node, outcome, key: Some(key), person: NONE },
-                Reporter::Unrecorded => Held::Action { node, outcome, key: None, person: NONE },
+                Reporter::Effect { key } => match self.held_key(&key, &node) {
+                    Some(key) => Held::Action { node, outcome, key, person: NONE },
+                    None => {
+                        let event = Event::ActionResult { node, outcome, reporter: Reporter::Effect { key } };
+                        return self.push_whole(at, Input::Event(event), verdict);
+                    }
+                },
+                Reporter::Unrecorded => Held::Action { node, outcome, key: HeldKey::None, person: NONE },
                 Reporter::Person(actor) => match self.actor_index(actor) {
-                    Ok(person) => Held::Action { node, outcome, key: None, person },
+                    Ok(person) => Held::Action { node, outcome, key: HeldKey::None, person },
                     Err(actor) => {
                         let event = Event::ActionResult { node, outcome, reporter: Reporter::Person(actor) };
                         return self.push_whole(at, Input::Event(event), verdict);
@@ -286,6 +301,13 @@ impl History {
         let resolved: Box<[Resolved]> = self.resolved.drain(start..).collect();
         let end = u32::try_from(start).unwrap_or(u32::MAX);
         self.slots.push(Slot { input: Held::Whole(Box::new(Whole { input, verdict, resolved })), at, end });
+    }
+
+    /// `key` as an action result's record holds it: its release and visit, when it is the key
+    /// of a visit of `node` in this history's instance with an eight-byte release.
+    fn held_key(&self, key: &EffectKey, node: &NodeId) -> Option<HeldKey> {
+        let (release, visit) = key.visit_of(self.header.instance.as_str(), node.as_str())?;
+        Some(HeldKey::Visit { release: release.as_bytes().try_into().ok()?, visit })
     }
 
     /// The verdict of the held record at position `i`.
@@ -329,9 +351,14 @@ impl History {
             }),
             Held::Action { node, outcome, key, person } => {
                 let reporter = match (key, *person) {
-                    (Some(key), _) => Reporter::Effect { key: key.clone() },
-                    (None, NONE) => Reporter::Unrecorded,
-                    (None, person) => Reporter::Person(self.actor(person)),
+                    (HeldKey::Visit { release, visit }, _) => {
+                        let release = std::str::from_utf8(release).unwrap_or_default();
+                        Reporter::Effect {
+                            key: EffectKey::of_visit(self.header.instance.as_str(), release, node.as_str(), *visit),
+                        }
+                    }
+                    (HeldKey::None, NONE) => Reporter::Unrecorded,
+                    (HeldKey::None, person) => Reporter::Person(self.actor(person)),
                 };
                 Input::Event(Event::ActionResult { node: node.clone(), outcome: *outcome, reporter })
             }

@@ -40,27 +40,6 @@ enum KeySuffix<'a> {
     Word(&'a str),
 }
 
-/// `n` in decimal, written into `buf`.
-fn decimal(mut n: u16, buf: &mut [u8; 5]) -> &str {
-    // Most visits are the first few: no digits to write or check.
-    const SMALL: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
-    if let Some(small) = SMALL.get(usize::from(n)) {
-        return small;
-    }
-    let mut start = buf.len();
-    loop {
-        start -= 1;
-        if let Some(b) = buf.get_mut(start) {
-            *b = b'0' + (n % 10) as u8;
-        }
-        n /= 10;
-        if n == 0 || start == 0 {
-            break;
-        }
-    }
-    std::str::from_utf8(buf.get(start..).unwrap_or_default()).unwrap_or_default()
-}
-
 /// The most timers one input runs; the rest run on the next input (`poll_timeout` stays due).
 const TIMER_BUDGET: usize = 10_000;
 
@@ -516,35 +495,20 @@ impl Instance {
         }
     }
 
-    /// `{instance}/{release}/{node}/{suffix}`, built without the formatting machinery.
     /// The key of the effect that node `node`'s current visit performs (its action).
     pub(crate) fn action_key(&self, node: NodeIndex) -> EffectKey {
-        let release = self.release.clone();
-        self.effect_key(&release, node, KeySuffix::Entry(self.state.visits(node)))
+        self.effect_key(&self.release, node, KeySuffix::Entry(self.state.visits(node)))
     }
 
+    /// `{instance}/{release}/{node}/{suffix}`, built without the formatting machinery (and,
+    /// for a key that fits inline, without an allocation).
     fn effect_key(&self, release: &ReleaseId, node: NodeIndex, suffix: KeySuffix<'_>) -> EffectKey {
         let instance = self.history.header.instance.as_str();
         let id = self.workflow.node(node).id.as_str();
-        let mut digits = [0u8; 5];
-        let suffix = match suffix {
-            KeySuffix::Entry(n) => decimal(n, &mut digits),
-            KeySuffix::Word(w) => w,
-        };
-        // Joined in a buffer kept per thread, then copied once into the shared key.
-        thread_local! {
-            static KEY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+        match suffix {
+            KeySuffix::Entry(n) => EffectKey::of_visit(instance, release.as_str(), id, n),
+            KeySuffix::Word(word) => EffectKey::join(&[instance, "/", release.as_str(), "/", id, "/", word]),
         }
-        KEY.with(|buf| {
-            let Ok(mut key) = buf.try_borrow_mut() else {
-                return EffectKey([instance, "/", release.as_str(), "/", id, "/", suffix].concat().into());
-            };
-            key.clear();
-            for part in [instance, "/", release.as_str(), "/", id, "/", suffix] {
-                key.push_str(part);
-            }
-            EffectKey(key.as_str().into())
-        })
     }
 
     /// Whether `key` is the key of the effect node `node`'s current visit performs: what
@@ -558,7 +522,7 @@ impl Instance {
             "/",
             self.workflow.node(node).id.as_str(),
             "/",
-            decimal(self.state.visits(node), &mut digits),
+            crate::effect::decimal(self.state.visits(node), &mut digits),
         ];
         let mut rest = key.as_str().as_bytes();
         for part in parts {
@@ -734,15 +698,4 @@ fn next_working(local: chrono::NaiveDateTime, holidays: &[kars_spec::dates::Holi
         }
     }
     local
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn decimal_writes_every_count() {
-        let mut buf = [0u8; 5];
-        for n in [0u16, 1, 9, 10, 11, 99, 100, 12_345, u16::MAX] {
-            assert_eq!(super::decimal(n, &mut buf), n.to_string());
-        }
-    }
 }

@@ -81,7 +81,7 @@ fn verdict() -> impl Strategy<Value = Verdict> {
 
 fn event() -> impl Strategy<Value = Event> {
     let reporter = prop_oneof![
-        "[a-z0-9/-]{1,30}".prop_map(|k| Reporter::Effect { key: EffectKey(k.as_str().into()) }),
+        "[a-z0-9/-]{1,30}".prop_map(|k| Reporter::Effect { key: EffectKey::from(k.as_str()) }),
         actor().prop_map(Reporter::Person),
         Just(Reporter::Unrecorded),
     ];

@@ -1,0 +1,172 @@
+//! [`InlineStr`]: text kept inside the value when it is short and shared when it is not.
+//!
+//! Ids and effect keys are cloned on every path an input takes (into effects, errors, history
+//! records), and most are short (`A`, `qa`, `alice`, `kars/2026-W48/E/1`). Text of up to `N`
+//! bytes is copied like an integer: no allocation when it is made, no atomic reference count
+//! when it is cloned or dropped. Longer text is an `Arc<str>`, cloned by a reference count.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// Text of up to `N` bytes (at most 255) inline, longer text shared.
+///
+/// With `N = 7` it is as big as an `Arc<str>` (16 bytes): the inline form fits beside the
+/// pointer, whose niche tells the two apart. Equality, order and hashing are those of the
+/// text.
+#[derive(Clone)]
+pub struct InlineStr<const N: usize>(Repr<N>);
+
+#[derive(Clone)]
+enum Repr<const N: usize> {
+    /// `bytes[..len]` is the text, copied from whole `&str`s, so valid UTF-8; the rest is 0.
+    Inline { len: u8, bytes: [u8; N] },
+    /// Longer than `N` bytes (so never text that fits inline).
+    Shared(Arc<str>),
+}
+
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<InlineStr<7>>() == 16, "an InlineStr<7> is as big as an Arc<str>");
+
+impl<const N: usize> InlineStr<N> {
+    /// The text `s`, inline when it fits.
+    #[inline]
+    #[must_use]
+    pub fn new(s: &str) -> Self {
+        Self::join(&[s])
+    }
+
+    /// The text `s`, moving the string's buffer into the shared form when it is long.
+    #[must_use]
+    pub fn from_string(s: String) -> Self {
+        if s.len() <= N { Self::new(&s) } else { Self(Repr::Shared(s.into())) }
+    }
+
+    /// The concatenation of `parts`, inline when it fits: built without an intermediate
+    /// string.
+    #[must_use]
+    pub fn join(parts: &[&str]) -> Self {
+        debug_assert!(N <= usize::from(u8::MAX));
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        if total > N {
+            return Self(Repr::Shared(parts.concat().into()));
+        }
+        let mut bytes = [0u8; N];
+        let mut at = 0;
+        for part in parts {
+            let part = part.as_bytes();
+            match part {
+                // Separators and short ids: a store instead of a call to `memcpy`.
+                [byte] => {
+                    if let Some(slot) = bytes.get_mut(at) {
+                        *slot = *byte;
+                    }
+                }
+                _ => {
+                    if let Some(to) = bytes.get_mut(at..at + part.len()) {
+                        to.copy_from_slice(part);
+                    }
+                }
+            }
+            at += part.len();
+        }
+        // `total <= N <= 255`.
+        Self(Repr::Inline { len: total as u8, bytes })
+    }
+
+    /// The text.
+    #[inline]
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            Repr::Inline { len, bytes } => {
+                let text = bytes.get(..usize::from(*len)).unwrap_or_default();
+                debug_assert!(std::str::from_utf8(text).is_ok());
+                // SAFETY: `join` copied these bytes from whole `&str`s, one after another (see
+                // `Repr::Inline`), and nothing else writes them.
+                unsafe { std::str::from_utf8_unchecked(text) }
+            }
+            Repr::Shared(s) => s,
+        }
+    }
+}
+
+impl<const N: usize> PartialEq for InlineStr<N> {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            // The lengths, then the bytes (those past the length are 0 in both).
+            (Repr::Inline { len: a, bytes: x }, Repr::Inline { len: b, bytes: y }) => a == b && x == y,
+            // Text that fits inline is never shared, so the two differ.
+            (Repr::Inline { .. }, Repr::Shared(_)) | (Repr::Shared(_), Repr::Inline { .. }) => false,
+            (Repr::Shared(a), Repr::Shared(b)) => Arc::ptr_eq(a, b) || a == b,
+        }
+    }
+}
+
+impl<const N: usize> Eq for InlineStr<N> {}
+
+impl<const N: usize> PartialOrd for InlineStr<N> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<const N: usize> Ord for InlineStr<N> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl<const N: usize> std::hash::Hash for InlineStr<N> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // As `str` hashes, so types that lend their text as `Borrow<str>` may use it.
+        self.as_str().hash(state);
+    }
+}
+
+impl<const N: usize> fmt::Debug for InlineStr<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl<const N: usize> fmt::Display for InlineStr<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_text_is_inline_and_long_text_shared() {
+        for s in ["", "A", "qa", "alice", "1234567", "12345678", "product_manager", "é", "日本語"] {
+            let short = InlineStr::<7>::new(s);
+            assert_eq!(short.as_str(), s);
+            assert_eq!(matches!(short.0, Repr::Inline { .. }), s.len() <= 7, "{s}");
+            assert!(short == InlineStr::from_string(s.to_owned()), "{s}");
+            assert!(short == short.clone());
+            assert_eq!(format!("{short:?}"), format!("{s:?}"));
+        }
+        assert!(InlineStr::<7>::new("AB") != InlineStr::new("A"));
+        assert!(InlineStr::<7>::new("A\0") != InlineStr::new("A"));
+        assert!(InlineStr::<7>::new("12345678") != InlineStr::new("12345679"));
+        assert!(InlineStr::<7>::new("a") < InlineStr::new("b"));
+        assert!(InlineStr::<7>::new("zzzzzzzz") > InlineStr::new("a"));
+    }
+
+    #[test]
+    fn joined_parts_read_as_their_concatenation() {
+        let parts = ["kars-release", "/", "2026-W48", "/", "AB", "/", "12"];
+        let inline = InlineStr::<38>::join(&parts);
+        assert_eq!(inline.as_str(), "kars-release/2026-W48/AB/12");
+        assert!(matches!(inline.0, Repr::Inline { .. }));
+        assert!(inline == InlineStr::new("kars-release/2026-W48/AB/12"));
+        let long = InlineStr::<8>::join(&parts);
+        assert_eq!(long.as_str(), "kars-release/2026-W48/AB/12");
+        assert!(matches!(long.0, Repr::Shared(_)));
+        assert!(long == InlineStr::new("kars-release/2026-W48/AB/12"));
+    }
+}
