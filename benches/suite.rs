@@ -20,9 +20,12 @@ use kars::workflow::sim::expect::Expectations;
 use kars::workflow::sim::{self, Model, SimConfig, SimHistory};
 use kars::workflow::{Actor, Event, History, Instance, InstanceId, Record, Workflow};
 
+#[path = "shared/counting.rs"]
+mod counting;
 #[path = "shared/week.rs"]
 mod week;
-use week::{Driven, LIVE, Step, clean_week, monday, one_week};
+use counting::LIVE;
+use week::{Driven, Step, clean_week, monday, one_week};
 
 const SPEC: &str = include_str!("../workflows/kars-release.yaml");
 const MODEL: &str = include_str!("../workflows/kars-release.model.yaml");

@@ -9,6 +9,10 @@
 
 use kars::workflow::{Instance, InstanceId, Workflow};
 use std::sync::Arc;
+// The bench's allocator, so that the figures compare with the bench's.
+#[path = "../benches/shared/counting.rs"]
+#[allow(dead_code)]
+mod counting;
 #[path = "../benches/shared/week.rs"]
 #[allow(dead_code)]
 mod week;

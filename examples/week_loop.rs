@@ -14,6 +14,8 @@ use std::sync::atomic::Ordering;
 
 use kars::workflow::{Instance, InstanceId, Workflow};
 
+#[path = "../benches/shared/counting.rs"]
+mod counting;
 #[path = "../benches/shared/week.rs"]
 #[allow(dead_code)]
 mod week;
@@ -31,14 +33,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         week::one_week(&workflow, &id, start, &steps);
     }
     // One more, kept: what it holds at the end of its week.
-    let before = week::LIVE.load(Ordering::Relaxed);
+    let before = counting::LIVE.load(Ordering::Relaxed);
     let mut driven = week::Driven::start(&workflow, &InstanceId::new("team-0")?, start);
     while driven.step(&steps) {}
     let mut instance: Instance = driven.finished();
-    let kept = week::LIVE.load(Ordering::Relaxed).saturating_sub(before);
+    let kept = counting::LIVE.load(Ordering::Relaxed).saturating_sub(before);
     let journaled = instance.history().next_seq();
     instance.release_history(journaled);
-    let released = week::LIVE.load(Ordering::Relaxed).saturating_sub(before);
+    let released = counting::LIVE.load(Ordering::Relaxed).saturating_sub(before);
     println!(
         "{n} clean weeks ({entered} nodes entered, {} inputs each); one instance at the end of its week holds {kept} B with its history ({journaled} records), {released} B with it released",
         steps.len(),

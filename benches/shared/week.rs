@@ -1,12 +1,11 @@
-//! The bench's clean KARS week, shared by `benches/suite.rs` ("week/...") and
-//! `examples/week_loop.rs` (the same drive under a profiler): the script worked out on a probe
-//! instance, the drive of one instance through it, and the counting allocator both report
-//! memory with.
+//! The bench's clean KARS week, shared by `benches/suite.rs` ("week/..."),
+//! `examples/week_loop.rs` (the same drive under a profiler) and `tests/week_budget.rs` (the
+//! week's memory and allocation budget): the script worked out on a probe instance, and the
+//! drive of one instance through it. The bench and the examples count memory with
+//! `counting.rs`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Utc};
 use kars::spec::{NodeId, RoleId};
@@ -14,34 +13,6 @@ use kars::workflow::{ActionOutcome, Actor, EngineError, Event, Instance, Instanc
 
 #[path = "../../examples/shared/kars_week.rs"]
 mod kars_week;
-
-/// Counts live heap bytes, for the memory figure.
-struct Counting;
-
-pub static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every method forwards to `System` with the caller's layout unchanged.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        // SAFETY: forwarded as is.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: forwarded as is.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size, Ordering::Relaxed);
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: forwarded as is.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
 
 /// One input of the clean week, as the README's embedding example gives it: a person completes
 /// a task, or the host wakes the instance at `poll_timeout()`.
