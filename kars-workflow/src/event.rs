@@ -236,8 +236,11 @@ impl fmt::Display for InstanceIdRule {
 /// Ids are 1 to [`MAX_INSTANCE_ID_LEN`] bytes of ASCII letters, digits, `-`, `_` and `.`, start
 /// with a letter or digit, contain no `..`, and are not a Windows device name, so an id is
 /// always a safe file name and never a path, and never breaks an effect key.
+///
+/// An id of up to 22 bytes is kept inside the value (24 bytes, as a `String` takes): made and
+/// cloned without an allocation; a longer one is shared.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct InstanceId(String);
+pub struct InstanceId(kars_spec::InlineStr<22>);
 
 impl InstanceId {
     /// Validates and wraps an instance id.
@@ -255,20 +258,21 @@ impl InstanceId {
     pub fn new(id: impl Into<String>) -> Result<Self, InstanceIdError> {
         let id = id.into();
         match rule_broken(&id) {
-            None => Ok(Self(id)),
+            None => Ok(Self(kars_spec::InlineStr::from_string(id))),
             Some(rule) => Err(InstanceIdError { id, rule }),
         }
     }
 
     /// The id as a string slice.
     #[must_use]
+    #[inline]
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
 
     /// `sim`, the id the simulator uses when the workflow's name is not a valid id.
     pub(crate) fn sim() -> Self {
-        Self("sim".to_owned())
+        Self(kars_spec::InlineStr::new("sim"))
     }
 }
 
@@ -288,13 +292,23 @@ fn rule_broken(id: &str) -> Option<InstanceIdRule> {
     if id.contains("..") {
         return Some(InstanceIdRule::DoubleDot);
     }
-    // Windows reserves the device names with any extension: `nul.txt` is the device too.
-    let stem = id.split_once('.').map_or(id, |(stem, _)| stem).to_ascii_lowercase();
-    let numbered_device = match stem.as_bytes() {
+    // Windows reserves the device names with any extension: `nul.txt` is the device too. The
+    // names are three or four bytes: lowered on the stack.
+    let stem = id.split_once('.').map_or(id, |(stem, _)| stem).as_bytes();
+    let mut lower = [0u8; 4];
+    let stem = match lower.get_mut(..stem.len()) {
+        Some(to) => {
+            to.copy_from_slice(stem);
+            to.make_ascii_lowercase();
+            &*to
+        }
+        None => &[],
+    };
+    let numbered_device = match stem {
         [a, b, c, digit] => matches!(&[*a, *b, *c], b"com" | b"lpt") && digit.is_ascii_digit(),
         _ => false,
     };
-    if RESERVED_DEVICES.contains(&stem.as_str()) || numbered_device {
+    if RESERVED_DEVICES.iter().any(|d| d.as_bytes() == stem) || numbered_device {
         return Some(InstanceIdRule::DeviceName);
     }
     None
@@ -302,7 +316,7 @@ fn rule_broken(id: &str) -> Option<InstanceIdRule> {
 
 impl fmt::Display for InstanceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
@@ -315,19 +329,19 @@ impl FromStr for InstanceId {
 
 impl AsRef<str> for InstanceId {
     fn as_ref(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
 impl Borrow<str> for InstanceId {
     fn borrow(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
 impl Serialize for InstanceId {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
+        serializer.serialize_str(self.as_str())
     }
 }
 
@@ -381,6 +395,9 @@ mod tests {
         for (bad, rule) in cases {
             let err = InstanceId::new(*bad).unwrap_err();
             assert_eq!((err.id.as_str(), err.rule), (*bad, *rule), "{err}");
+        }
+        for near in ["console", "com", "com10", "lpt", "nul1", "auxiliary", "prn-2", "conn.txt"] {
+            assert!(InstanceId::new(near).is_ok(), "`{near}` is no device name");
         }
         assert!(serde_json::from_str::<InstanceId>("\"a b\"").is_err());
         assert!(serde_json::from_str::<InstanceId>("\"nul\"").is_err());
