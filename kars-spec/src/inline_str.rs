@@ -8,7 +8,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-/// Text of up to `N` bytes (at most 255) inline, longer text shared.
+/// Text of up to `N` bytes inline (`N` at most 255: a larger one does not compile), longer
+/// text shared.
 ///
 /// With `N = 7` it is as big as an `Arc<str>` (16 bytes): the inline form fits beside the
 /// pointer, whose niche tells the two apart. Equality, order and hashing are those of the
@@ -45,7 +46,7 @@ impl<const N: usize> InlineStr<N> {
     /// string.
     #[must_use]
     pub fn join(parts: &[&str]) -> Self {
-        debug_assert!(N <= usize::from(u8::MAX));
+        const { assert!(N <= u8::MAX as usize, "an InlineStr keeps at most 255 bytes inline") };
         let total: usize = parts.iter().map(|p| p.len()).sum();
         if total > N {
             return Self(Repr::Shared(parts.concat().into()));

@@ -19,7 +19,8 @@ pub struct ReleaseId(Release);
 
 #[derive(Clone)]
 enum Release {
-    /// `YYYY-Www`: a copy of a whole `&str`, so valid UTF-8.
+    /// Eight bytes: `YYYY-Www` as `ReleaseId::of` writes it, or any eight-byte text read
+    /// back (a copy of a whole `&str`, so valid UTF-8).
     Week([u8; 8]),
     Other(Arc<str>),
 }
@@ -212,7 +213,7 @@ impl EffectKey {
         // Only the decimal `decimal` writes reads back the same: digits, no leading zero.
         let n = match visit {
             [] | [b'0', _, ..] => return None,
-            digits => digits.iter().try_fold(0u32, |n, &d| d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0')))?,
+            text => text.iter().try_fold(0u32, |n, &d| d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0')))?,
         };
         let release =
             text.get(..slash)?.strip_suffix(node)?.strip_suffix('/')?.strip_prefix(instance)?.strip_prefix('/')?;
