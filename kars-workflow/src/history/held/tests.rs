@@ -86,9 +86,26 @@ fn event() -> impl Strategy<Value = Event> {
         Just(Reporter::Unrecorded),
     ];
     let result = prop_oneof![Just(ActionOutcome::Succeeded), Just(ActionOutcome::Failed)];
+    // The key of a visit of the event's node (what the engine accepts, held as its release and
+    // visit), of another instance, another node or a release not eight bytes long (held
+    // whole), with visits that read back and some that do not.
+    let visit_key = (
+        node(),
+        prop::sample::select(vec!["team-1", "team-2", "team-1/x"]),
+        prop::sample::select(vec!["2026-W48", "2027-W01", "+10000-W1", "x/yz-W01"]),
+        prop::sample::select(vec!["0", "1", "12", "65535", "65536", "01", "deadline"]),
+        prop::bool::weighted(0.8),
+        result.clone(),
+    )
+        .prop_map(|(node, instance, release, visit, same_node, outcome)| {
+            let named = if same_node { node.as_str() } else { "Other" };
+            let key = EffectKey::from(format!("{instance}/{release}/{named}/{visit}").as_str());
+            Event::ActionResult { node, outcome, reporter: Reporter::Effect { key } }
+        });
     prop_oneof![
         4 => (node(), actor(), outcome()).prop_map(|(node, actor, outcome)| Event::Complete { node, actor, outcome: outcome.map(Into::into) }),
         3 => (node(), result, reporter).prop_map(|(node, outcome, reporter)| Event::ActionResult { node, outcome, reporter }),
+        3 => visit_key,
         1 => ("[a-z/]{0,12}", "[a-z-]{1,8}", actor()).prop_map(|(source, target, actor)| Event::Merge { source, target, actor }),
     ]
 }
