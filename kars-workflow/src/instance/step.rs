@@ -512,7 +512,9 @@ impl Instance {
     }
 
     /// Whether `key` is the key of the effect node `node`'s current visit performs: what
-    /// [`Instance::action_key`] builds, compared piece by piece without building it.
+    /// [`Instance::action_key`] builds, compared piece by piece without building it (half
+    /// the instructions of reading the key back with [`EffectKey::visit_of`], which the
+    /// history needs because it does not know the visit).
     pub(crate) fn is_action_key(&self, key: &EffectKey, node: NodeIndex) -> bool {
         let mut digits = [0u8; 5];
         let parts = [

@@ -6,7 +6,6 @@
 //! first, the instance's `poll_timeout()` or the next planned act. At equal instants timers run
 //! first, so a deadline at 15:00 fires before a sign-off planned for 15:00.
 
-use std::rc::Rc;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
@@ -219,7 +218,7 @@ struct Sim<'m> {
     queue: Vec<Planned>,
     seq: u64,
     now: DateTime<Utc>,
-    release: Rc<ReleaseId>,
+    release: ReleaseId,
     monday: NaiveDate,
     cycle: Cycle,
     /// Who completed the node the instance is about to report complete.
@@ -282,7 +281,7 @@ impl<'m> Sim<'m> {
             queue: Vec::with_capacity(8),
             seq: 0,
             now: start,
-            release: Rc::new(ReleaseId::of(config.start)),
+            release: ReleaseId::of(config.start),
             monday: config.start,
             cycle: Cycle::new(workflow.nodes.len(), None),
             busy: vec![None; model.team.people.len()],
@@ -402,14 +401,15 @@ impl<'m> Sim<'m> {
                 self.moved_at = self.moved_at.max(at);
             }
             if let NoticeKind::CycleStarted { monday } = notice.kind {
-                self.release = Rc::new(ReleaseId::of(monday));
+                self.release = ReleaseId::of(monday);
                 self.monday = monday;
                 self.cycle = Cycle::new(workflow.nodes.len(), Some(at));
                 observer.entry(&Entry { kind: EntryKind::CycleStarted, ..Entry::empty(&self.release, at) });
                 self.plan_merges(at);
                 continue;
             }
-            let release = Rc::clone(&self.release);
+            // A copy: an ISO-week id is kept inline.
+            let release = self.release.clone();
             let base = Entry::empty(&release, at);
             match notice.kind {
                 NoticeKind::NodeEntered { node, attempt } => {
