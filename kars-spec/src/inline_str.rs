@@ -51,8 +51,33 @@ impl<const N: usize> InlineStr<N> {
         if total > N {
             return Self(Repr::Shared(parts.concat().into()));
         }
-        let mut bytes = [0u8; N];
-        let mut at = 0;
+        Self::written([0u8; N], 0, parts, total)
+    }
+
+    /// `prefix` followed by `parts`, inline when it fits: an inline prefix is copied as its
+    /// whole fixed-size array (a few vector moves, no call), so a key built from a prefix
+    /// kept for the purpose costs only its last parts.
+    #[must_use]
+    pub fn join_after(prefix: &Self, parts: &[&str]) -> Self {
+        const { assert!(N <= u8::MAX as usize, "an InlineStr keeps at most 255 bytes inline") };
+        let rest: usize = parts.iter().map(|p| p.len()).sum();
+        match &prefix.0 {
+            Repr::Inline { len, bytes } if usize::from(*len) + rest <= N => {
+                Self::written(*bytes, usize::from(*len), parts, usize::from(*len) + rest)
+            }
+            _ => {
+                let mut text = String::with_capacity(prefix.as_str().len() + rest);
+                text.push_str(prefix.as_str());
+                parts.iter().for_each(|p| text.push_str(p));
+                Self::from_string(text)
+            }
+        }
+    }
+
+    /// `bytes[..at]` (already text) followed by `parts`, `total <= N` bytes in all.
+    #[inline]
+    fn written(mut bytes: [u8; N], mut at: usize, parts: &[&str], total: usize) -> Self {
+        debug_assert!(total <= N && at + parts.iter().map(|p| p.len()).sum::<usize>() == total);
         for part in parts {
             let part = part.as_bytes();
             match part {
@@ -169,5 +194,24 @@ mod tests {
         assert_eq!(long.as_str(), "kars-release/2026-W48/AB/12");
         assert!(matches!(long.0, Repr::Shared(_)));
         assert!(long == InlineStr::new("kars-release/2026-W48/AB/12"));
+    }
+
+    #[test]
+    fn joined_after_a_prefix_reads_as_the_concatenation() {
+        let prefix = InlineStr::<38>::join(&["kars-release", "/", "2026-W48", "/"]);
+        let key = InlineStr::join_after(&prefix, &["AB", "/", "12"]);
+        assert_eq!(key.as_str(), "kars-release/2026-W48/AB/12");
+        assert!(matches!(key.0, Repr::Inline { .. }));
+        assert!(key == InlineStr::new("kars-release/2026-W48/AB/12"));
+        assert_eq!(InlineStr::join_after(&prefix, &[]).as_str(), prefix.as_str());
+        // Past N bytes with an inline prefix, and after a shared prefix: shared, same text.
+        let long = InlineStr::join_after(&prefix, &["a-node-id-long-enough", "/", "1"]);
+        assert_eq!(long.as_str(), "kars-release/2026-W48/a-node-id-long-enough/1");
+        assert!(matches!(long.0, Repr::Shared(_)));
+        let shared = InlineStr::<8>::new("kars-release/");
+        assert_eq!(InlineStr::join_after(&shared, &["x"]).as_str(), "kars-release/x");
+        // Text that fits inline is never shared, whatever the prefix was.
+        let short = InlineStr::<8>::join_after(&InlineStr::new("ab"), &["cd"]);
+        assert!(matches!(short.0, Repr::Inline { .. }) && short == InlineStr::new("abcd"));
     }
 }

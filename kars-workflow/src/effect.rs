@@ -201,6 +201,25 @@ impl EffectKey {
         Self::join(&[instance, "/", release, "/", node, "/", decimal(visit, &mut digits)])
     }
 
+    /// `{instance}/{release}/`: what every key of one cycle of one instance starts with, kept
+    /// by the instance so that [`EffectKey::after`] costs only the key's last parts.
+    pub(crate) fn prefix(instance: &str, release: &str) -> Self {
+        Self::join(&[instance, "/", release, "/"])
+    }
+
+    /// The key whose text is `prefix` followed by `parts`.
+    #[inline]
+    pub(crate) fn after(prefix: &Self, parts: &[&str]) -> Self {
+        Self(InlineStr::join_after(&prefix.0, parts))
+    }
+
+    /// [`EffectKey::of_visit`] after its [`EffectKey::prefix`].
+    #[inline]
+    pub(crate) fn of_visit_after(prefix: &Self, node: &str, visit: u16) -> Self {
+        let mut digits = [0u8; 5];
+        Self::after(prefix, &[node, "/", decimal(visit, &mut digits)])
+    }
+
     /// The release and visit of this key when it is [`EffectKey::of_visit`] of `instance`
     /// and `node`: the inverse of that function.
     pub(crate) fn visit_of(&self, instance: &str, node: &str) -> Option<(&str, u16)> {
@@ -512,6 +531,7 @@ mod tests {
             assert_eq!(key.visit_of(instance, "F"), None);
             assert_eq!(key.visit_of("other", node), None);
             assert_eq!(EffectKey::from(key.as_str()), key);
+            assert_eq!(EffectKey::of_visit_after(&EffectKey::prefix(instance, release), node, visit), key);
         }
         for other in [
             "k/2026-W48/E/01",

@@ -251,11 +251,30 @@ impl History {
     /// Appends a record: `input` at `at` with `verdict`, and the instants resolved since the
     /// last record ([`History::resolve`]).
     pub(crate) fn push(&mut self, at: DateTime<Utc>, input: Input, verdict: Verdict) {
+        self.push_keyed(at, input, verdict, None);
+    }
+
+    /// [`History::push`] of an accepted action result whose effect key the instance knows to
+    /// be this history's instance's, for the record's node, with `key`'s release and visit
+    /// (checked against the key in debug builds): kept without reading the key back.
+    pub(crate) fn push_keyed(
+        &mut self,
+        at: DateTime<Utc>,
+        input: Input,
+        verdict: Verdict,
+        key: Option<([u8; 8], u16)>,
+    ) {
         // Past `u32::MAX` resolved instants (hundreds of gigabytes), records are kept whole.
         let Ok(end) = u32::try_from(self.resolved.len()) else {
             return self.push_whole(at, input, verdict);
         };
         let accepted = matches!(verdict, Verdict::Accepted);
+        let known = key.map(|(release, visit)| HeldKey::Visit { release, visit });
+        debug_assert!(
+            key.is_none_or(|(release, visit)| matches!(&input, Input::Event(Event::ActionResult { node, reporter: Reporter::Effect { key }, .. })
+                if accepted && key.visit_of(self.header.instance.as_str(), node.as_str()).is_some_and(|(r, v)| r.as_bytes() == release && v == visit))),
+            "the key the instance knows is the key the result carried"
+        );
         let input = match input {
             Input::Start if accepted => Held::Start,
             Input::Timeout if accepted => Held::Timeout,
@@ -269,10 +288,10 @@ impl History {
                 None => return self.push_whole(at, Input::Event(Event::Complete { node, actor, outcome }), verdict),
             },
             Input::Event(Event::ActionResult { node, outcome, reporter }) if accepted => match reporter {
-                Reporter::Effect { key } => match self.held_key(&key, &node) {
+                Reporter::Effect { key: carried } => match known.or_else(|| self.held_key(&carried, &node)) {
                     Some(key) => Held::Action { node, outcome, key, person: NONE },
                     None => {
-                        let event = Event::ActionResult { node, outcome, reporter: Reporter::Effect { key } };
+                        let event = Event::ActionResult { node, outcome, reporter: Reporter::Effect { key: carried } };
                         return self.push_whole(at, Input::Event(event), verdict);
                     }
                 },

@@ -14,9 +14,14 @@ use crate::event::{ActionOutcome, Actor, Event, Reporter};
 use crate::workflow::{CompiledAction, CompiledEdge, Decider, LabelIndex, NodeIndex};
 
 impl Instance {
-    pub(crate) fn apply(&mut self, event: &Event, now: DateTime<Utc>) -> Result<(), EngineError> {
+    ///
+    /// For an action result reported with its effect's key, the visit that key names (the
+    /// history keeps the record as that visit rather than reading the key back).
+    pub(crate) fn apply(&mut self, event: &Event, now: DateTime<Utc>) -> Result<Option<u16>, EngineError> {
         match event {
-            Event::Complete { node, actor, outcome } => self.complete_event(node, actor, outcome.as_deref(), now),
+            Event::Complete { node, actor, outcome } => {
+                self.complete_event(node, actor, outcome.as_deref(), now).map(|()| None)
+            }
             Event::ActionResult { node, outcome, reporter } => self.action_result(node, *outcome, reporter, now),
             Event::Merge { source, target, .. } => {
                 let (refused, _) =
@@ -26,7 +31,7 @@ impl Instance {
                     return Err(self.window_error(window, subject, now));
                 }
                 self.notice(now, NoticeKind::MergeRecorded);
-                Ok(())
+                Ok(None)
             }
         }
     }
@@ -196,7 +201,7 @@ impl Instance {
         outcome: ActionOutcome,
         reporter: &Reporter,
         now: DateTime<Utc>,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Option<u16>, EngineError> {
         let index = self.lookup(node)?;
         if !self.ready_at(index, &[Expecting::ActionResult]) {
             self.awaiting(node, index, &[Expecting::ActionResult])?;
@@ -206,12 +211,13 @@ impl Instance {
         if !compiled.action.as_ref().is_some_and(CompiledAction::waits) {
             return Err(self.not_awaiting(node));
         }
+        let mut visit = None;
         match reporter {
             Reporter::Effect { key } if !self.is_action_key(key, index) => {
                 let expected = self.action_key(index);
                 return Err(EngineError::StaleResult { node: node.clone(), key: key.clone(), expected });
             }
-            Reporter::Effect { .. } => {}
+            Reporter::Effect { .. } => visit = Some(self.state.visits(index)),
             // For an action, the compiled roles are the roles that may report its result.
             Reporter::Person(actor) if !actor.holds_any(&compiled.roles) => {
                 return Err(EngineError::Unauthorized {
@@ -234,7 +240,7 @@ impl Instance {
         self.focus(index);
         let next = self.leave(&workflow, index, None, now);
         self.run(&workflow, next, now);
-        Ok(())
+        Ok(visit)
     }
 
     /// A `WindowForbids` error for window `index`, with when (or on what) it closes.

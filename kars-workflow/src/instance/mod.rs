@@ -51,6 +51,12 @@ pub struct Instance {
     upcoming: Option<Arc<Workflow>>,
     /// The running cycle's release id (of `state.monday`), shared by its effects.
     release: crate::effect::ReleaseId,
+    /// `{instance}/{release}/`: what the running cycle's effect keys start with.
+    key_prefix: EffectKey,
+    /// The earliest deadline still to fire ([`Instance::earliest_deadline`]), kept as the
+    /// deadlines and completed nodes change so that the next timer is found without walking
+    /// them on every input.
+    deadline_wake: Option<DateTime<Utc>>,
 }
 
 impl PartialEq for Instance {
@@ -176,6 +182,7 @@ impl Instance {
         };
         let state = State::new(&workflow, now);
         let release = crate::effect::ReleaseId::of(state.monday);
+        let key_prefix = EffectKey::prefix(header.instance.as_str(), release.as_str());
         let mut instance = Self {
             workflow,
             state,
@@ -185,6 +192,8 @@ impl Instance {
             replay,
             upcoming: None,
             release,
+            key_prefix,
+            deadline_wake: None,
         };
         instance.refresh_calendar(now);
         match instance.first_start(now) {
@@ -215,16 +224,22 @@ impl Instance {
         let at = now;
         let now = crate::gate::clamp(now).max(self.state.clock);
         self.catch_up(now);
-        let result = self.apply(&event, now);
-        if result.is_ok() {
-            self.state.clock = now;
+        match self.apply(&event, now) {
+            Ok(visit) => {
+                self.state.clock = now;
+                // The key an accepted result carried is `{instance}/{release}/{node}/{visit}`
+                // of the running cycle: kept as release and visit when the release takes
+                // eight bytes.
+                let key =
+                    visit.and_then(|visit| Some((<[u8; 8]>::try_from(self.release.as_str().as_bytes()).ok()?, visit)));
+                self.history.push_keyed(at, Input::Event(event), Verdict::Accepted, key);
+                Ok(())
+            }
+            Err(e) => {
+                self.push_record(at, Input::Event(event), Verdict::Refused(Box::new(e.clone())));
+                Err(e)
+            }
         }
-        let verdict = match &result {
-            Ok(()) => Verdict::Accepted,
-            Err(e) => Verdict::Refused(Box::new(e.clone())),
-        };
-        self.push_record(at, Input::Event(event), verdict);
-        result
     }
 
     /// Whether [`Instance::handle_event`] would accept `event` at `now`, recording nothing: the
@@ -400,8 +415,12 @@ impl Instance {
             },
         };
         let release = crate::effect::ReleaseId::of(state.monday);
+        let key_prefix = EffectKey::prefix(history.header.instance.as_str(), release.as_str());
+        let deadline_wake = step::earliest_deadline(&workflow, &state);
         Ok(Self {
             release,
+            key_prefix,
+            deadline_wake,
             workflow,
             state,
             history,

@@ -69,12 +69,21 @@ impl Instance {
                 }
             }
         }
-        for (slot, d) in self.workflow.deadlines.iter().zip(self.state.deadlines.iter()) {
-            if !d.fired && !self.state.done(slot.node) {
-                consider(d.at);
-            }
+        debug_assert_eq!(
+            self.deadline_wake,
+            earliest_deadline(&self.workflow, &self.state),
+            "the kept deadline follows the deadlines"
+        );
+        if let Some(at) = self.deadline_wake {
+            consider(at);
         }
         wake
+    }
+
+    /// Keeps [`Instance::deadline_wake`]: after deadlines are armed or fire, nodes with a
+    /// deadline complete, or the state or spec is replaced.
+    pub(crate) fn refresh_deadline_wake(&mut self) {
+        self.deadline_wake = earliest_deadline(&self.workflow, &self.state);
     }
 
     /// The first token (by node) whose gate opens at `due`.
@@ -318,6 +327,9 @@ impl Instance {
     #[inline]
     fn complete(&mut self, workflow: &Workflow, node: NodeIndex, at: DateTime<Utc>) {
         self.state.mark_done(node);
+        if workflow.node(node).deadline.is_some() {
+            self.refresh_deadline_wake();
+        }
         self.notice(at, NoticeKind::NodeCompleted { node });
         if let Some(slot) = workflow.node(node).watch_slot {
             self.watched_completed(slot, at);
@@ -388,6 +400,7 @@ impl Instance {
         state.cycle = state.cycle.saturating_add(1);
         state.monday = monday;
         self.release = ReleaseId::of(monday);
+        self.key_prefix = EffectKey::prefix(self.history.header.instance.as_str(), self.release.as_str());
         state.cycle_started = at;
         state.nodes.iter_mut().for_each(|v| *v = 0);
         state.exhausted = 0;
@@ -413,6 +426,7 @@ impl Instance {
                 self.state.misses = self.state.misses.saturating_add(1);
             }
         }
+        self.refresh_deadline_wake();
         self.notice(at, NoticeKind::CycleStarted { monday });
         if missed_before_start != 0 {
             for (slot, deadline) in workflow.deadlines.iter().enumerate().take(64) {
@@ -430,6 +444,7 @@ impl Instance {
             return;
         };
         state.fired = true;
+        self.refresh_deadline_wake();
         self.state.misses = self.state.misses.saturating_add(1);
         self.notice(at, NoticeKind::DeadlineMissed { node: deadline.node });
         self.escalate(deadline.node, &deadline.escalation, "deadline", at);
@@ -497,17 +512,22 @@ impl Instance {
 
     /// The key of the effect that node `node`'s current visit performs (its action).
     pub(crate) fn action_key(&self, node: NodeIndex) -> EffectKey {
-        self.effect_key(&self.release, node, KeySuffix::Entry(self.state.visits(node)))
+        self.effect_key(node, KeySuffix::Entry(self.state.visits(node)))
     }
 
-    /// `{instance}/{release}/{node}/{suffix}`, built without the formatting machinery (and,
-    /// for a key that fits inline, without an allocation).
-    fn effect_key(&self, release: &ReleaseId, node: NodeIndex, suffix: KeySuffix<'_>) -> EffectKey {
-        let instance = self.history.header.instance.as_str();
+    /// `{instance}/{release}/{node}/{suffix}` of the running cycle, built without the
+    /// formatting machinery after the prefix the instance keeps (and, for a key that fits
+    /// inline, without an allocation).
+    fn effect_key(&self, node: NodeIndex, suffix: KeySuffix<'_>) -> EffectKey {
+        debug_assert_eq!(
+            self.key_prefix,
+            EffectKey::prefix(self.history.header.instance.as_str(), self.release.as_str()),
+            "the key prefix follows the release"
+        );
         let id = self.workflow.node(node).id.as_str();
         match suffix {
-            KeySuffix::Entry(n) => EffectKey::of_visit(instance, release.as_str(), id, n),
-            KeySuffix::Word(word) => EffectKey::join(&[instance, "/", release.as_str(), "/", id, "/", word]),
+            KeySuffix::Entry(n) => EffectKey::of_visit_after(&self.key_prefix, id, n),
+            KeySuffix::Word(word) => EffectKey::after(&self.key_prefix, &[id, "/", word]),
         }
     }
 
@@ -518,10 +538,7 @@ impl Instance {
     pub(crate) fn is_action_key(&self, key: &EffectKey, node: NodeIndex) -> bool {
         let mut digits = [0u8; 5];
         let parts = [
-            self.history.header.instance.as_str(),
-            "/",
-            self.release.as_str(),
-            "/",
+            self.key_prefix.as_str(),
             self.workflow.node(node).id.as_str(),
             "/",
             crate::effect::decimal(self.state.visits(node), &mut digits),
@@ -586,7 +603,7 @@ impl Instance {
                 EffectKind::RunChecks { suite: suite.clone(), environment: environment.clone() }
             }
         };
-        let key = self.effect_key(&release, node, KeySuffix::Entry(self.state.visits(node)));
+        let key = self.effect_key(node, KeySuffix::Entry(self.state.visits(node)));
         self.effects.push_back(Effect { key, release, node: compiled.id.clone(), kind });
     }
 
@@ -596,7 +613,7 @@ impl Instance {
         }
         let release = self.release.clone();
         let message = self.expand(&release, node, &escalation.message);
-        let key = self.effect_key(&release, node, KeySuffix::Word(suffix));
+        let key = self.effect_key(node, KeySuffix::Word(suffix));
         let kind = EffectKind::Notify { to: escalation.notify.clone(), message };
         self.effects.push_back(Effect { key, release, node: self.workflow.node(node).id.clone(), kind });
     }
@@ -700,4 +717,15 @@ fn next_working(local: chrono::NaiveDateTime, holidays: &[kars_spec::dates::Holi
         }
     }
     local
+}
+
+/// The earliest deadline of `state` that has not fired, of a node not completed this cycle.
+pub(crate) fn earliest_deadline(workflow: &Workflow, state: &super::State) -> Option<DateTime<Utc>> {
+    workflow
+        .deadlines
+        .iter()
+        .zip(state.deadlines.iter())
+        .filter(|(slot, d)| !d.fired && !state.done(slot.node))
+        .map(|(_, d)| d.at)
+        .min()
 }

@@ -250,6 +250,7 @@ impl Instance {
                 );
                 self.workflow = next;
                 self.upcoming = None;
+                self.refresh_deadline_wake();
                 // Windows are the same (or a blocker said so); their edges are re-read in the
                 // new spec's order.
                 self.refresh_windows(now);
@@ -278,6 +279,7 @@ impl Instance {
         self.state = state;
         self.notice(at, crate::effect::NoticeKind::Upgraded { from: self.workflow.fingerprint, to: next.fingerprint });
         self.workflow = next;
+        self.refresh_deadline_wake();
         self.refresh_calendar(at);
     }
 
