@@ -7,7 +7,10 @@
 //! `cargo build --release --example week_loop`, then
 //! `valgrind --tool=callgrind target/release/examples/week_loop 600` and the same with 200:
 //! the difference of the two totals divided by 400 is the instructions per week (the start-up,
-//! the spec load and the probe week cancel out).
+//! the spec load and the probe week cancel out). `week_loop N round-robin` holds N instances
+//! and plays one step of each in turn, as the bench "week/10,000 instances round-robin" does:
+//! under `valgrind --tool=cachegrind --cache-sim=yes`, the difference of the last-level misses
+//! of two N is what a cold instance's week misses.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -24,13 +27,28 @@ const SPEC: &str = include_str!("../workflows/kars-release.yaml");
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n: u32 = std::env::args().nth(1).map_or(Ok(1000), |s| s.parse())?;
+    let round_robin = std::env::args().nth(2).is_some_and(|mode| mode == "round-robin");
     let spec = kars::spec::load(SPEC, "kars-release.yaml")?;
     let workflow = Arc::new(Workflow::compile(&spec)?);
     let (steps, entered) = week::clean_week(&workflow);
     let id = InstanceId::new("kars-release")?;
     let start = week::monday();
-    for _ in 0..n {
-        week::one_week(&workflow, &id, start, &steps);
+    if round_robin {
+        // The bench's "10,000 instances round-robin": N instances held, one step of each in
+        // turn (for a cache simulator: the misses an instance's step pays when it is cold).
+        let mut weeks: Vec<week::Driven> = (0..n)
+            .map(|i| Ok(week::Driven::start(&workflow, &InstanceId::new(format!("team-{i}"))?, start)))
+            .collect::<Result<_, kars::workflow::InstanceIdError>>()?;
+        for _ in 0..steps.len() {
+            for week in &mut weeks {
+                week.step(&steps);
+            }
+        }
+        drop(weeks.into_iter().map(week::Driven::finished).collect::<Vec<_>>());
+    } else {
+        for _ in 0..n {
+            week::one_week(&workflow, &id, start, &steps);
+        }
     }
     // One more, kept: what it holds at the end of its week.
     let before = counting::LIVE.load(Ordering::Relaxed);

@@ -603,5 +603,8 @@ fn released_history_keeps_the_numbering_and_the_state() {
 fn memory_per_instance_stays_small() {
     let instance = Instance::start(kars(), InstanceId::new("kars-release").unwrap(), toronto("2026-11-23 08:00"));
     let footprint = instance.footprint();
-    assert!(footprint.without_history() < 512, "{footprint:?}");
+    // 524 B on Monday morning: 164 B of tables and the instance's own 360 B, of which 56 B
+    // (the cycle's effect-key prefix and its earliest deadline) save some 2,200 instructions
+    // a week; `tests/week_budget.rs` holds the budget of a whole week, history included.
+    assert!(footprint.without_history() <= 544, "{footprint:?}");
 }

@@ -2,6 +2,7 @@
 
 use std::borrow::Borrow;
 use std::fmt;
+use std::marker::PhantomData;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -153,6 +154,37 @@ fn check_common(kind: &'static str, s: &str) -> Result<(), IdError> {
     Ok(())
 }
 
+/// An id of seven bytes or fewer as a plain `Copy` value of eight bytes, with no drop glue:
+/// what a table holding many ids keeps ([`NodeId::packed`] and the like), given back as the id
+/// with `From`. Only an id makes one, so it is always a valid id of type `T`.
+pub struct PackedId<T> {
+    len: u8,
+    bytes: [u8; 7],
+    id: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for PackedId<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for PackedId<T> {}
+
+impl<T> PartialEq for PackedId<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len && self.bytes == other.bytes
+    }
+}
+
+impl<T> Eq for PackedId<T> {}
+
+impl<T> fmt::Debug for PackedId<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(IdText::from_parts(self.len, self.bytes).as_str(), f)
+    }
+}
+
 macro_rules! id_type {
     ($(#[$meta:meta])* $name:ident, $kind:literal, $check:ident, $pattern:literal) => {
         $(#[$meta])*
@@ -210,6 +242,22 @@ macro_rules! id_type {
             #[inline]
             pub fn as_str(&self) -> &str {
                 self.0.as_str()
+            }
+
+            /// The id as a `Copy` value, when it is seven bytes or fewer (see [`PackedId`]).
+            #[must_use]
+            #[inline]
+            pub fn packed(&self) -> Option<PackedId<Self>> {
+                let (len, bytes) = self.0.parts()?;
+                Some(PackedId { len, bytes, id: PhantomData })
+            }
+        }
+
+        impl From<PackedId<$name>> for $name {
+            /// The id a [`PackedId`] was made from.
+            #[inline]
+            fn from(packed: PackedId<$name>) -> Self {
+                Self(IdText::from_parts(packed.len, packed.bytes))
             }
         }
 
@@ -318,6 +366,22 @@ id_type!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_ids_pack_into_eight_bytes_and_back() {
+        assert_eq!(std::mem::size_of::<PackedId<NodeId>>(), 8);
+        for id in ["A", "QaSign", "Release", "Q_1a"] {
+            let node = NodeId::new(id).unwrap();
+            let packed = node.packed().unwrap();
+            assert_eq!(NodeId::from(packed), node, "{id}");
+            assert_eq!(format!("{packed:?}"), format!("{id:?}"));
+        }
+        assert_eq!(NodeId::new("a").unwrap().packed(), NodeId::new("a").unwrap().packed());
+        assert_ne!(NodeId::new("a").unwrap().packed(), NodeId::new("b").unwrap().packed());
+        // Eight bytes or more are shared text, which does not pack.
+        assert!(NodeId::new("Releases").unwrap().packed().is_none());
+        assert!(RoleId::new("qa").unwrap().packed().is_some());
+    }
 
     #[test]
     fn graph_ids_follow_mermaid_rules() {

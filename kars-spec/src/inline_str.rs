@@ -99,6 +99,29 @@ impl<const N: usize> InlineStr<N> {
         Self(Repr::Inline { len: total as u8, bytes })
     }
 
+    /// The length and bytes of text kept inline (`None` for shared text): the parts
+    /// [`InlineStr::from_parts`] takes back.
+    #[inline]
+    pub(crate) fn parts(&self) -> Option<(u8, [u8; N])> {
+        match &self.0 {
+            Repr::Inline { len, bytes } => Some((*len, *bytes)),
+            Repr::Shared(_) => None,
+        }
+    }
+
+    /// Text from the parts [`InlineStr::parts`] gave (the only source of them: they are
+    /// valid UTF-8 of `len` bytes, zero past it).
+    #[inline]
+    pub(crate) fn from_parts(len: u8, bytes: [u8; N]) -> Self {
+        debug_assert!(
+            usize::from(len) <= N
+                && bytes.get(usize::from(len)..).is_some_and(|rest| rest.iter().all(|&b| b == 0))
+                && bytes.get(..usize::from(len)).is_some_and(|text| std::str::from_utf8(text).is_ok()),
+            "parts of an inline text"
+        );
+        Self(Repr::Inline { len, bytes })
+    }
+
     /// The text.
     #[inline]
     #[must_use]

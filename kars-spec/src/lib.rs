@@ -38,7 +38,9 @@ mod validate;
 
 pub use checked::{CheckedSpec, Fingerprint, Fork};
 pub use diagnostic::{Code, Diagnostic, Location, Report, Severity};
-pub use id::{BranchId, ChannelId, ClassId, EnvironmentId, IdError, NodeId, PersonId, PhaseId, RoleId, WindowId};
+pub use id::{
+    BranchId, ChannelId, ClassId, EnvironmentId, IdError, NodeId, PackedId, PersonId, PhaseId, RoleId, WindowId,
+};
 pub use inline_str::InlineStr;
 pub use load::{MAX_INPUT_BYTES, load_bytes};
 pub use locate::{MAX_ALIASES, MAX_DEPTH, MAX_EXPANDED_BYTES, MAX_NODES, MAX_SCALAR_BYTES};

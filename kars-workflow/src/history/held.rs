@@ -2,15 +2,15 @@
 //! outcome words that events repeat interned once per history and the resolved instants of
 //! every record in one buffer. A record is rebuilt ([`Record`]) when it is read.
 //!
-//! A start, a timeout, a completion (accepted or refused) or an accepted action result (every
-//! record of a clean week) takes one 56-byte slot and no allocation of its own; anything else
-//! (a merge, an upgrade, a refused action result, a table past `u32::MAX` entries) is kept
-//! whole behind a box.
+//! An accepted start, timeout, completion or action result at a node whose id is seven bytes
+//! or fewer (every record of a clean week) takes one 40-byte slot of plain data and no
+//! allocation of its own; anything else (a refused input, a merge, an upgrade, a longer node
+//! id, a table past `u32::MAX` entries) is kept whole in a side table the slot points into.
 
 use std::ops::Range;
 
 use chrono::{DateTime, Utc};
-use kars_spec::NodeId;
+use kars_spec::{NodeId, PackedId};
 
 use super::{HistoryHeader, Input, Record, Resolved, Verdict};
 use crate::effect::EffectKey;
@@ -34,6 +34,9 @@ pub use wire::Records;
 /// the history keeps them compact and rebuilds each one it is asked for. Its JSON is the
 /// header, `first_seq` (when not 0) and the records in order.
 #[derive(Clone)]
+// The header and the sequence number (read when a cycle starts and by queries) before the
+// tables every input appends to, as laid out (see `State`).
+#[repr(C)]
 pub struct History {
     /// Who and what.
     pub header: HistoryHeader,
@@ -45,6 +48,8 @@ pub struct History {
     /// The actors and outcome words the compact slots name, each once: an actor is a name and
     /// roles; a word is a name (its roles, shared with another entry, are not read).
     names: Vec<Actor>,
+    /// The records kept whole, in record order: [`Held::Whole`] `i` is the `i`th of them.
+    wholes: Vec<Whole>,
 }
 
 /// Why records do not make a history.
@@ -62,8 +67,9 @@ pub struct HistoryError {
     pub found: u64,
 }
 
-/// One record, compact.
-#[derive(Clone)]
+/// One record, compact: plain data (no drop glue), so the history's records are dropped,
+/// released or moved without being walked.
+#[derive(Clone, Copy)]
 struct Slot {
     input: Held,
     at: DateTime<Utc>,
@@ -79,39 +85,26 @@ const NONE: u32 = u32::MAX;
 /// How many of the most recent names a new record looks among for its own.
 const SCAN: usize = 64;
 
-/// A record's input and verdict, compact: the common inputs by index into the history's
-/// tables, anything else whole.
-#[derive(Clone)]
+/// A record's input and verdict, compact: the common inputs (accepted, at a node whose id
+/// packs into eight bytes) by index into the history's tables, anything else whole.
+#[derive(Clone, Copy)]
 enum Held {
     /// The accepted start.
     Start,
     /// An accepted timeout.
     Timeout,
-    /// An [`Event::Complete`], accepted or refused; `outcome` is [`NONE`] when there was none.
-    Complete {
-        node: NodeId,
-        actor: u32,
-        outcome: u32,
-        verdict: Verdict,
-    },
-    /// An accepted [`Event::ActionResult`]: reported by the effect `key`, by the actor
-    /// `person`, or unrecorded (neither).
-    Action {
-        node: NodeId,
-        outcome: ActionOutcome,
-        key: HeldKey,
-        person: u32,
-    },
-    Whole(Box<Whole>),
-}
-
-/// The key an action result was reported with. The engine accepts only the key of the
-/// node's current visit, `{instance}/{release}/{node}/{visit}`: the instance is the history's
-/// and the node the record's, so the rest is kept (any other key keeps its record whole).
-#[derive(Clone, Copy)]
-enum HeldKey {
-    None,
-    Visit { release: [u8; 8], visit: u16 },
+    /// An accepted [`Event::Complete`]; `outcome` is [`NONE`] when there was none.
+    Complete { node: PackedId<NodeId>, actor: u32, outcome: u32 },
+    /// An accepted [`Event::ActionResult`] reported by the actor `person`, or unrecorded
+    /// ([`NONE`]).
+    Action { node: PackedId<NodeId>, outcome: ActionOutcome, person: u32 },
+    /// An accepted [`Event::ActionResult`] reported with the key of the node's current visit,
+    /// `{instance}/{release}/{node}/{visit}`: the engine accepts no other key, and the
+    /// instance is the history's and the node the record's, so the rest is kept (any other
+    /// key keeps its record whole).
+    Keyed { node: PackedId<NodeId>, outcome: ActionOutcome, release: [u8; 8], visit: u16 },
+    /// The record at this position of `History::wholes`.
+    Whole(u32),
 }
 
 /// A record kept as it came.
@@ -123,7 +116,7 @@ struct Whole {
 }
 
 #[cfg(target_pointer_width = "64")]
-const _: () = assert!(std::mem::size_of::<Slot>() <= 56, "a compact record fits in 56 bytes");
+const _: () = assert!(std::mem::size_of::<Slot>() <= 40, "a compact record fits in 40 bytes");
 
 /// What an accepted verdict reads as.
 static ACCEPTED: Verdict = Verdict::Accepted;
@@ -137,7 +130,7 @@ impl History {
 
     /// An empty history whose next record gets sequence number `first_seq`.
     fn starting_at(header: HistoryHeader, first_seq: u64) -> Self {
-        Self { header, first_seq, slots: Vec::new(), resolved: Vec::new(), names: Vec::new() }
+        Self { header, first_seq, slots: Vec::new(), resolved: Vec::new(), names: Vec::new(), wholes: Vec::new() }
     }
 
     /// A history of `records`, the first with sequence number `first_seq` (0 for a whole
@@ -269,7 +262,6 @@ impl History {
             return self.push_whole(at, input, verdict);
         };
         let accepted = matches!(verdict, Verdict::Accepted);
-        let known = key.map(|(release, visit)| HeldKey::Visit { release, visit });
         debug_assert!(
             key.is_none_or(|(release, visit)| matches!(&input, Input::Event(Event::ActionResult { node, reporter: Reporter::Effect { key }, .. })
                 if accepted && key.visit_of(self.header.instance.as_str(), node.as_str()).is_some_and(|(r, v)| r.as_bytes() == release && v == visit))),
@@ -278,32 +270,44 @@ impl History {
         let input = match input {
             Input::Start if accepted => Held::Start,
             Input::Timeout if accepted => Held::Timeout,
-            Input::Event(Event::Complete { node, actor, outcome }) => match self.word_index(outcome.as_deref()) {
-                Some(word) => match self.actor_index(actor) {
-                    Ok(actor) => Held::Complete { node, actor, outcome: word, verdict },
-                    Err(actor) => {
-                        return self.push_whole(at, Input::Event(Event::Complete { node, actor, outcome }), verdict);
-                    }
-                },
-                None => return self.push_whole(at, Input::Event(Event::Complete { node, actor, outcome }), verdict),
-            },
-            Input::Event(Event::ActionResult { node, outcome, reporter }) if accepted => match reporter {
-                Reporter::Effect { key: carried } => match known.or_else(|| self.held_key(&carried, &node)) {
-                    Some(key) => Held::Action { node, outcome, key, person: NONE },
-                    None => {
-                        let event = Event::ActionResult { node, outcome, reporter: Reporter::Effect { key: carried } };
-                        return self.push_whole(at, Input::Event(event), verdict);
-                    }
-                },
-                Reporter::Unrecorded => Held::Action { node, outcome, key: HeldKey::None, person: NONE },
-                Reporter::Person(actor) => match self.actor_index(actor) {
-                    Ok(person) => Held::Action { node, outcome, key: HeldKey::None, person },
-                    Err(actor) => {
-                        let event = Event::ActionResult { node, outcome, reporter: Reporter::Person(actor) };
-                        return self.push_whole(at, Input::Event(event), verdict);
-                    }
-                },
-            },
+            Input::Event(Event::Complete { node, actor, outcome }) if accepted => {
+                match (node.packed(), self.word_index(outcome.as_deref())) {
+                    (Some(packed), Some(word)) => match self.actor_index(actor) {
+                        Ok(actor) => Held::Complete { node: packed, actor, outcome: word },
+                        Err(actor) => {
+                            return self.push_whole(
+                                at,
+                                Input::Event(Event::Complete { node, actor, outcome }),
+                                verdict,
+                            );
+                        }
+                    },
+                    _ => return self.push_whole(at, Input::Event(Event::Complete { node, actor, outcome }), verdict),
+                }
+            }
+            Input::Event(Event::ActionResult { node, outcome, reporter }) if accepted => {
+                let Some(packed) = node.packed() else {
+                    return self.push_whole(at, Input::Event(Event::ActionResult { node, outcome, reporter }), verdict);
+                };
+                match reporter {
+                    Reporter::Effect { key: carried } => match key.or_else(|| self.held_key(&carried, &node)) {
+                        Some((release, visit)) => Held::Keyed { node: packed, outcome, release, visit },
+                        None => {
+                            let event =
+                                Event::ActionResult { node, outcome, reporter: Reporter::Effect { key: carried } };
+                            return self.push_whole(at, Input::Event(event), verdict);
+                        }
+                    },
+                    Reporter::Unrecorded => Held::Action { node: packed, outcome, person: NONE },
+                    Reporter::Person(actor) => match self.actor_index(actor) {
+                        Ok(person) => Held::Action { node: packed, outcome, person },
+                        Err(actor) => {
+                            let event = Event::ActionResult { node, outcome, reporter: Reporter::Person(actor) };
+                            return self.push_whole(at, Input::Event(event), verdict);
+                        }
+                    },
+                }
+            }
             other => return self.push_whole(at, other, verdict),
         };
         if self.slots.len() == self.slots.capacity() {
@@ -319,21 +323,24 @@ impl History {
         let start = self.pending().min(self.resolved.len());
         let resolved: Box<[Resolved]> = self.resolved.drain(start..).collect();
         let end = u32::try_from(start).unwrap_or(u32::MAX);
-        self.slots.push(Slot { input: Held::Whole(Box::new(Whole { input, verdict, resolved })), at, end });
+        // Each whole record holds at least its input: more than `u32::MAX` of them do not fit
+        // in memory.
+        let index = u32::try_from(self.wholes.len()).unwrap_or(u32::MAX);
+        self.wholes.push(Whole { input, verdict, resolved });
+        self.slots.push(Slot { input: Held::Whole(index), at, end });
     }
 
     /// `key` as an action result's record holds it: its release and visit, when it is the key
     /// of a visit of `node` in this history's instance with an eight-byte release.
-    fn held_key(&self, key: &EffectKey, node: &NodeId) -> Option<HeldKey> {
+    fn held_key(&self, key: &EffectKey, node: &NodeId) -> Option<([u8; 8], u16)> {
         let (release, visit) = key.visit_of(self.header.instance.as_str(), node.as_str())?;
-        Some(HeldKey::Visit { release: release.as_bytes().try_into().ok()?, visit })
+        Some((release.as_bytes().try_into().ok()?, visit))
     }
 
     /// The verdict of the held record at position `i`.
     pub(crate) fn verdict_at(&self, i: usize) -> &Verdict {
-        match self.slots.get(i).map(|s| &s.input) {
-            Some(Held::Whole(whole)) => &whole.verdict,
-            Some(Held::Complete { verdict, .. }) => verdict,
+        match self.slots.get(i).map(|s| s.input) {
+            Some(Held::Whole(w)) => self.whole(w).map_or(&ACCEPTED, |w| &w.verdict),
             _ => &ACCEPTED,
         }
     }
@@ -345,8 +352,8 @@ impl History {
 
     /// The resolved instants of the held record at position `i`.
     pub(crate) fn resolved_at(&self, i: usize) -> &[Resolved] {
-        match self.slots.get(i).map(|s| &s.input) {
-            Some(Held::Whole(whole)) => &whole.resolved,
+        match self.slots.get(i).map(|s| s.input) {
+            Some(Held::Whole(w)) => self.whole(w).map_or(&[], |w| &w.resolved),
             Some(_) => self.resolved.get(self.span(i)).unwrap_or_default(),
             None => &[],
         }
@@ -354,34 +361,41 @@ impl History {
 
     /// The input of the held record at position `i`, rebuilt.
     pub(crate) fn input_at(&self, i: usize) -> Option<Input> {
-        Some(self.input_of(&self.slots.get(i)?.input))
+        self.input_of(self.slots.get(i)?.input)
+    }
+
+    /// Whole record `i` (which `push_whole` gave out; the table is cut with the slots).
+    fn whole(&self, i: u32) -> Option<&Whole> {
+        let whole = self.wholes.get(i as usize);
+        debug_assert!(whole.is_some(), "whole record {i} is held");
+        whole
     }
 
     /// A compact input, rebuilt.
-    fn input_of(&self, held: &Held) -> Input {
-        match held {
-            Held::Whole(whole) => whole.input.clone(),
+    fn input_of(&self, held: Held) -> Option<Input> {
+        Some(match held {
+            Held::Whole(w) => self.whole(w)?.input.clone(),
             Held::Start => Input::Start,
             Held::Timeout => Input::Timeout,
-            Held::Complete { node, actor, outcome, .. } => Input::Event(Event::Complete {
-                node: node.clone(),
-                actor: self.actor(*actor),
-                outcome: self.word(*outcome),
+            Held::Complete { node, actor, outcome } => Input::Event(Event::Complete {
+                node: node.into(),
+                actor: self.actor(actor),
+                outcome: self.word(outcome),
             }),
-            Held::Action { node, outcome, key, person } => {
-                let reporter = match (key, *person) {
-                    (HeldKey::Visit { release, visit }, _) => {
-                        let release = std::str::from_utf8(release).unwrap_or_default();
-                        Reporter::Effect {
-                            key: EffectKey::of_visit(self.header.instance.as_str(), release, node.as_str(), *visit),
-                        }
-                    }
-                    (HeldKey::None, NONE) => Reporter::Unrecorded,
-                    (HeldKey::None, person) => Reporter::Person(self.actor(person)),
+            Held::Action { node, outcome, person } => {
+                let reporter = match person {
+                    NONE => Reporter::Unrecorded,
+                    person => Reporter::Person(self.actor(person)),
                 };
-                Input::Event(Event::ActionResult { node: node.clone(), outcome: *outcome, reporter })
+                Input::Event(Event::ActionResult { node: node.into(), outcome, reporter })
             }
-        }
+            Held::Keyed { node, outcome, release, visit } => {
+                let node = NodeId::from(node);
+                let release = std::str::from_utf8(&release).unwrap_or_default();
+                let key = EffectKey::of_visit(self.header.instance.as_str(), release, node.as_str(), visit);
+                Input::Event(Event::ActionResult { node, outcome, reporter: Reporter::Effect { key } })
+            }
+        })
     }
 
     /// The held record at position `i`, rebuilt.
@@ -413,14 +427,20 @@ impl History {
             self.slots = Vec::new();
             self.resolved = Vec::new();
             self.names = Vec::new();
+            self.wholes = Vec::new();
             return;
         }
         let cut = self.span(count).start.min(self.resolved.len());
-        self.slots.drain(..count);
+        let gone = self.slots.drain(..count).filter(|s| matches!(s.input, Held::Whole(_))).count();
         self.resolved.drain(..cut);
+        self.wholes.drain(..gone.min(self.wholes.len()));
         let cut = u32::try_from(cut).unwrap_or(u32::MAX);
+        let gone = u32::try_from(gone).unwrap_or(u32::MAX);
         for slot in &mut self.slots {
             slot.end = slot.end.saturating_sub(cut);
+            if let Held::Whole(i) = &mut slot.input {
+                *i = i.saturating_sub(gone);
+            }
         }
         if self.slots.capacity() > 4 * self.slots.len().max(8) {
             self.slots.shrink_to(2 * self.slots.len());
@@ -436,8 +456,8 @@ impl History {
             return false;
         };
         let refused = matches!(self.verdict_at(last), Verdict::Refused(_)) && self.resolved_at(last).is_empty();
-        if refused {
-            self.slots.pop();
+        if refused && let Some(Slot { input: Held::Whole(_), .. }) = self.slots.pop() {
+            self.wholes.pop();
         }
         refused
     }
@@ -446,8 +466,11 @@ impl History {
     pub(crate) fn heap(&self) -> usize {
         use std::mem::size_of;
         let whole = |w: &Whole| {
-            size_of::<Whole>()
-                + std::mem::size_of_val(&*w.resolved)
+            std::mem::size_of_val(&*w.resolved)
+                + match &w.verdict {
+                    Verdict::Refused(_) => size_of::<crate::EngineError>(),
+                    _ => 0,
+                }
                 + match &w.input {
                     Input::Event(Event::Complete { outcome, .. }) => outcome.as_ref().map_or(0, |o| o.len()),
                     Input::Event(Event::Merge { source, target, .. }) => source.len() + target.len(),
@@ -457,15 +480,8 @@ impl History {
         self.slots.capacity() * size_of::<Slot>()
             + self.resolved.capacity() * size_of::<Resolved>()
             + self.names.capacity() * size_of::<Actor>()
-            + self
-                .slots
-                .iter()
-                .map(|s| match &s.input {
-                    Held::Whole(w) => whole(w),
-                    Held::Complete { verdict: Verdict::Refused(_), .. } => size_of::<crate::EngineError>(),
-                    _ => 0,
-                })
-                .sum::<usize>()
+            + self.wholes.capacity() * size_of::<Whole>()
+            + self.wholes.iter().map(whole).sum::<usize>()
     }
 }
 

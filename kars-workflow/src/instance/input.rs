@@ -15,9 +15,11 @@ use crate::workflow::{CompiledAction, CompiledEdge, Decider, LabelIndex, NodeInd
 
 impl Instance {
     ///
-    /// For an action result reported with its effect's key, the visit that key names (the
-    /// history keeps the record as that visit rather than reading the key back).
-    pub(crate) fn apply(&mut self, event: &Event, now: DateTime<Utc>) -> Result<Option<u16>, EngineError> {
+    /// For an action result reported with its effect's key, the release and visit that key
+    /// names when the release takes eight bytes (the history keeps the record as those rather
+    /// than reading the key back; taken when the key is checked, as the result may end the
+    /// cycle and start the next).
+    pub(crate) fn apply(&mut self, event: &Event, now: DateTime<Utc>) -> Result<Option<([u8; 8], u16)>, EngineError> {
         match event {
             Event::Complete { node, actor, outcome } => {
                 self.complete_event(node, actor, outcome.as_deref(), now).map(|()| None)
@@ -201,7 +203,7 @@ impl Instance {
         outcome: ActionOutcome,
         reporter: &Reporter,
         now: DateTime<Utc>,
-    ) -> Result<Option<u16>, EngineError> {
+    ) -> Result<Option<([u8; 8], u16)>, EngineError> {
         let index = self.lookup(node)?;
         if !self.ready_at(index, &[Expecting::ActionResult]) {
             self.awaiting(node, index, &[Expecting::ActionResult])?;
@@ -217,7 +219,10 @@ impl Instance {
                 let expected = self.action_key(index);
                 return Err(EngineError::StaleResult { node: node.clone(), key: key.clone(), expected });
             }
-            Reporter::Effect { .. } => visit = Some(self.state.visits(index)),
+            Reporter::Effect { .. } => {
+                visit =
+                    <[u8; 8]>::try_from(self.release.as_str().as_bytes()).ok().map(|r| (r, self.state.visits(index)));
+            }
             // For an action, the compiled roles are the roles that may report its result.
             Reporter::Person(actor) if !actor.holds_any(&compiled.roles) => {
                 return Err(EngineError::Unauthorized {

@@ -38,17 +38,21 @@ pub use upgrade::{UpgradeBlocker, UpgradePlan, UpgradeWhen};
 /// [`Instance::poll_timeout`] and, for observers, [`Instance::poll_notice`]. Equality compares
 /// the [`State`] and the [`History`] (not the undrained effect and notice queues).
 #[derive(Debug, Clone)]
+// Laid out by use (see `State`): the state's fields every input reads come first and the
+// history's tables, the instance's own fields and the effect queue last, so that the cold
+// parts (the state's per-cycle fields, the history's header) lie together between them.
+#[repr(C)]
 pub struct Instance {
-    workflow: Arc<Workflow>,
+    /// The spec that takes effect when the next cycle starts ([`Instance::upgrade`]).
+    upcoming: Option<Arc<Workflow>>,
     state: State,
     history: History,
+    workflow: Arc<Workflow>,
     effects: VecDeque<Effect>,
     /// Allocated only when notices are on.
     notices: Option<Box<Notices>>,
     /// While replaying: the instants recorded for the current input, in order.
     replay: Option<Box<replay::Cursor>>,
-    /// The spec that takes effect when the next cycle starts ([`Instance::upgrade`]).
-    upcoming: Option<Arc<Workflow>>,
     /// The running cycle's release id (of `state.monday`), shared by its effects.
     release: crate::effect::ReleaseId,
     /// `{instance}/{release}/`: what the running cycle's effect keys start with.
@@ -225,13 +229,9 @@ impl Instance {
         let now = crate::gate::clamp(now).max(self.state.clock);
         self.catch_up(now);
         match self.apply(&event, now) {
-            Ok(visit) => {
+            Ok(key) => {
                 self.state.clock = now;
-                // The key an accepted result carried is `{instance}/{release}/{node}/{visit}`
-                // of the running cycle: kept as release and visit when the release takes
-                // eight bytes.
-                let key =
-                    visit.and_then(|visit| Some((<[u8; 8]>::try_from(self.release.as_str().as_bytes()).ok()?, visit)));
+                // The key an accepted result carried, as release and visit.
                 self.history.push_keyed(at, Input::Event(event), Verdict::Accepted, key);
                 Ok(())
             }

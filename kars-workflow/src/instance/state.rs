@@ -96,22 +96,23 @@ pub(crate) struct CycleSummary {
 /// Opaque; compare states with `==` (replay and restore give equal states) and serialize them
 /// inside a [`crate::Snapshot`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+// Laid out by use (`repr(C)` keeps the order): what every input reads first, then the tables,
+// then what only a cycle's start or end reads, so that an input of an instance that is not in
+// the cache touches fewer lines (a host holding thousands of instances pays for each). The
+// serialized order is the field order, as before.
+#[repr(C)]
 pub struct State {
+    pub(crate) token: Token,
     /// The latest input instant seen; earlier inputs count as this instant.
     pub(crate) clock: DateTime<Utc>,
-    /// How many cycles have started.
-    pub(crate) cycle: u32,
-    pub(crate) monday: NaiveDate,
-    pub(crate) cycle_started: DateTime<Utc>,
-    pub(crate) token: Token,
+    /// The next calendar window edge.
+    pub(crate) calendar_next: Option<DateTime<Utc>>,
+    pub(crate) open_windows: u64,
     /// The parallel branches' tokens while a fork runs (see [`Token`]); `None` otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) branches: Option<Box<Branches>>,
     /// Per node: entries this cycle (low 15 bits) and completed-this-cycle (top bit).
     pub(crate) nodes: Box<[u16]>,
-    pub(crate) deadlines: Box<[DeadlineSlot]>,
-    /// Retry loops whose escalation ran this cycle, one bit per retry.
-    pub(crate) exhausted: u64,
     /// Recorded outcomes read by decisions (`u16::MAX` for none).
     pub(crate) outcomes: Box<[u16]>,
     /// Who completed the nodes some task must be kept apart from (the name the event carried,
@@ -120,13 +121,17 @@ pub struct State {
     pub(crate) actors: crate::shared::StrSlots,
     /// When the nodes that open or close windows completed this cycle.
     pub(crate) watched: Box<[Option<DateTime<Utc>>]>,
-    /// The last occurrence of every calendar window edge.
-    pub(crate) calendar: Box<[DateTime<Utc>]>,
-    /// The next calendar window edge.
-    pub(crate) calendar_next: Option<DateTime<Utc>>,
-    pub(crate) open_windows: u64,
+    pub(crate) deadlines: Box<[DeadlineSlot]>,
+    /// Retry loops whose escalation ran this cycle, one bit per retry.
+    pub(crate) exhausted: u64,
+    pub(crate) monday: NaiveDate,
+    /// How many cycles have started.
+    pub(crate) cycle: u32,
     pub(crate) misses: u16,
     pub(crate) retry_rounds: u16,
+    pub(crate) cycle_started: DateTime<Utc>,
+    /// The last occurrence of every calendar window edge.
+    pub(crate) calendar: Box<[DateTime<Utc>]>,
     pub(crate) finished: Vec<CycleSummary>,
     /// What upgrades did; `None` (one pointer) for an instance never upgraded.
     #[serde(default, skip_serializing_if = "Option::is_none")]

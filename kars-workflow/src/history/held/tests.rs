@@ -243,6 +243,15 @@ proptest! {
         prop_assert_eq!(history.pop_refused(), forgettable);
         let kept = if forgettable { records.len() - 1 } else { records.len() };
         prop_assert_eq!(history.records().collect::<Vec<_>>(), records[..kept].to_vec());
+        // What is pushed after it takes its place and reads back (a record kept whole
+        // included: the popped one gave its place in the table of whole records back).
+        let again = Record { seq: kept as u64, ..last.clone() };
+        for x in again.resolved.iter() {
+            history.resolve(x.clone());
+        }
+        history.push(again.at, again.input.clone(), again.verdict.clone());
+        let expected: Vec<Record> = records[..kept].iter().cloned().chain([again]).collect();
+        prop_assert_eq!(history.records().collect::<Vec<_>>(), expected);
     }
 }
 
