@@ -14,8 +14,9 @@ use crate::event::{ActionOutcome, Actor, Event, Reporter};
 use crate::workflow::{CompiledAction, CompiledEdge, Decider, LabelIndex, NodeIndex};
 
 impl Instance {
+    /// Checks `event` and makes the transition it causes.
     ///
-    /// For an action result reported with its effect's key, the release and visit that key
+    /// For an action result reported with its effect's key, returns the release and visit that key
     /// names when the release takes eight bytes (the history keeps the record as those rather
     /// than reading the key back; taken when the key is checked, as the result may end the
     /// cycle and start the next).
@@ -213,14 +214,14 @@ impl Instance {
         if !compiled.action.as_ref().is_some_and(CompiledAction::waits) {
             return Err(self.not_awaiting(node));
         }
-        let mut visit = None;
+        let mut key_parts = None;
         match reporter {
             Reporter::Effect { key } if !self.is_action_key(key, index) => {
                 let expected = self.action_key(index);
                 return Err(EngineError::StaleResult { node: node.clone(), key: key.clone(), expected });
             }
             Reporter::Effect { .. } => {
-                visit =
+                key_parts =
                     <[u8; 8]>::try_from(self.release.as_str().as_bytes()).ok().map(|r| (r, self.state.visits(index)));
             }
             // For an action, the compiled roles are the roles that may report its result.
@@ -245,7 +246,7 @@ impl Instance {
         self.focus(index);
         let next = self.leave(&workflow, index, None, now);
         self.run(&workflow, next, now);
-        Ok(visit)
+        Ok(key_parts)
     }
 
     /// A `WindowForbids` error for window `index`, with when (or on what) it closes.

@@ -57,7 +57,7 @@ pub struct Instance {
     release: crate::effect::ReleaseId,
     /// `{instance}/{release}/`: what the running cycle's effect keys start with.
     key_prefix: EffectKey,
-    /// The earliest deadline still to fire ([`Instance::earliest_deadline`]), kept as the
+    /// The earliest deadline still to fire (`step::earliest_deadline`), kept as the
     /// deadlines and completed nodes change so that the next timer is found without walking
     /// them on every input.
     deadline_wake: Option<DateTime<Utc>>,

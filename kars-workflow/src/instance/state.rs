@@ -98,8 +98,8 @@ pub(crate) struct CycleSummary {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 // Laid out by use (`repr(C)` keeps the order): what every input reads first, then the tables,
 // then what only a cycle's start or end reads, so that an input of an instance that is not in
-// the cache touches fewer lines (a host holding thousands of instances pays for each). The
-// serialized order is the field order, as before.
+// the cache touches fewer lines (a host holding thousands of instances pays for each). Serde
+// writes the fields in this order too (readers take any order; see CHANGELOG.md).
 #[repr(C)]
 pub struct State {
     pub(crate) token: Token,
