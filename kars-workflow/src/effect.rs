@@ -322,8 +322,10 @@ pub enum EffectKind {
         /// Channels and roles to tell.
         #[serde(with = "crate::shared::arc_slice")]
         to: Arc<[Recipient]>,
-        /// The message, templates expanded.
-        message: String,
+        /// The message, templates expanded (shared: the instances of one release that send it
+        /// share one string).
+        #[serde(with = "crate::shared::arc_str")]
+        message: Arc<str>,
     },
     /// Open a pull request; report the result with [`crate::Event::ActionResult`].
     OpenPullRequest {

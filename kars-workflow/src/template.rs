@@ -2,6 +2,18 @@
 //!
 //! A template is split once, when the workflow compiles, into text and the names it uses
 //! ([`Template`]); expanding it then copies pieces into one string allocated at its final size.
+//! A template without names is shared as written, and every expansion is remembered per
+//! thread for a while ([`Template::shared`]), so the instances of one release share its
+//! messages instead of each formatting and allocating its own.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::{DateTime, Utc};
+
+use crate::effect::ReleaseId;
+use crate::workflow::NodeIndex;
 
 /// The values a template may use.
 pub(crate) struct Vars<'a> {
@@ -34,10 +46,48 @@ enum Part {
 
 /// A message template, split into text and known `{name}`s. Unknown names and an unclosed
 /// brace stay text, so the reader sees what was not filled in.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Equal when their text is: the id only tells templates apart in the per-thread memo.
+#[derive(Debug, Clone)]
 pub(crate) struct Template {
     text: Box<str>,
     parts: Box<[Part]>,
+    /// Unique per [`Template::new`] (clones keep it: same text, same node, same workflow).
+    id: u64,
+    /// The text, shared, when it names nothing to fill in.
+    fixed: Option<Arc<str>>,
+}
+
+impl PartialEq for Template {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for Template {}
+
+/// Template ids: 0 is never given out.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// What a remembered expansion was for: the template (which fixes the workflow and its
+/// text), the node whose id and label it used, the release and the deadline instant (`None`
+/// for a template that does not use it). Every other input of an expansion follows from these.
+struct Expanded {
+    template: u64,
+    node: NodeIndex,
+    release: ReleaseId,
+    deadline: Option<DateTime<Utc>>,
+    text: Arc<str>,
+}
+
+/// How many expansions each thread remembers: more than the messages one cycle of a
+/// workflow sends at one stretch of its week, so that instances advanced together share them.
+const MESSAGE_SLOTS: usize = 16;
+
+thread_local! {
+    /// Remembered expansions, written round-robin (the cursor is the next slot to write). The
+    /// memo changes no message: a hit is the text the same inputs expand to.
+    static MESSAGES: RefCell<(usize, Vec<Expanded>)> = const { RefCell::new((0, Vec::new())) };
 }
 
 impl Template {
@@ -74,7 +124,55 @@ impl Template {
         if start < len {
             parts.push(Part::Text { from: start, to: len });
         }
-        Self { text: text.into(), parts: parts.into_boxed_slice() }
+        let fixed = parts.iter().all(|p| matches!(p, Part::Text { .. })).then(|| Arc::from(text));
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        Self { text: text.into(), parts: parts.into_boxed_slice(), id, fixed }
+    }
+
+    /// The message for `node` of `release`, with the deadline at `deadline` (pass `None` when
+    /// the template does not use it, see [`Template::uses_deadline`]): the text as written
+    /// when it names nothing, else an expansion remembered on this thread, else `vars()`
+    /// expanded (and remembered).
+    ///
+    /// The caller vouches that `vars()` gives the values of `node`, `release` and `deadline`
+    /// in the workflow this template was compiled for.
+    pub(crate) fn shared<'a>(
+        &'a self,
+        node: NodeIndex,
+        release: &ReleaseId,
+        deadline: Option<DateTime<Utc>>,
+        vars: impl FnOnce() -> (Vars<'a>, Option<String>),
+    ) -> Arc<str> {
+        if let Some(fixed) = &self.fixed {
+            return Arc::clone(fixed);
+        }
+        let hit = MESSAGES.with(|memo| {
+            let memo = memo.try_borrow().ok()?;
+            memo.1
+                .iter()
+                .find(|e| e.template == self.id && e.node == node && e.deadline == deadline && e.release == *release)
+                .map(|e| Arc::clone(&e.text))
+        });
+        if let Some(text) = hit {
+            return text;
+        }
+        let (vars, deadline_text) = vars();
+        let vars = Vars { deadline: deadline_text.as_deref().or(vars.deadline), ..vars };
+        let text = self.expand_shared(&vars);
+        MESSAGES.with(|memo| {
+            if let Ok(mut memo) = memo.try_borrow_mut() {
+                let (cursor, slots) = &mut *memo;
+                let entry =
+                    Expanded { template: self.id, node, release: release.clone(), deadline, text: Arc::clone(&text) };
+                if slots.len() < MESSAGE_SLOTS {
+                    slots.push(entry);
+                } else if let Some(slot) = slots.get_mut(*cursor % MESSAGE_SLOTS) {
+                    *slot = entry;
+                }
+                *cursor = cursor.wrapping_add(1);
+            }
+        });
+        text
     }
 
     /// Whether the template uses `{deadline}` (formatting one is the costly part).
@@ -115,6 +213,35 @@ impl Template {
         }
         debug_assert_eq!(out.len(), len, "the expansion was sized exactly");
         out
+    }
+
+    /// [`Template::expand`] as a shared string: written on the stack and copied once into the
+    /// shared allocation when it fits (as messages do), instead of a `String` copied again.
+    fn expand_shared(&self, vars: &Vars<'_>) -> Arc<str> {
+        const STACK: usize = 512;
+        let len: usize = self.parts.iter().map(|p| self.piece(*p, vars).len()).sum();
+        if len > STACK {
+            return self.expand(vars).into();
+        }
+        let mut buf = [0u8; STACK];
+        let mut at = 0;
+        for part in self.parts.iter() {
+            let piece = self.piece(*part, vars).as_bytes();
+            if let Some(to) = buf.get_mut(at..at + piece.len()) {
+                to.copy_from_slice(piece);
+                if *part == Part::Label {
+                    // Line breaks in a label become spaces (one byte for one).
+                    to.iter_mut().filter(|b| **b == b'\n').for_each(|b| *b = b' ');
+                }
+            }
+            at += piece.len();
+        }
+        debug_assert_eq!(at, len, "the expansion was sized exactly");
+        // Whole `&str` pieces copied end to end: valid UTF-8 (checked, a few instructions a byte).
+        match std::str::from_utf8(buf.get(..len).unwrap_or_default()) {
+            Ok(text) => Arc::from(text),
+            Err(_) => self.expand(vars).into(),
+        }
     }
 }
 
@@ -166,5 +293,66 @@ mod tests {
         }
         assert!(Template::new("by {deadline}").uses_deadline());
         assert!(!Template::new("by {deadline").uses_deadline());
+    }
+
+    /// `shared` with the given inputs, the values filled in as `vars` says. As in a workflow,
+    /// the label is the node's.
+    fn shared(template: &Template, node: u16, release: &str, deadline: Option<&str>) -> Arc<str> {
+        let label = if node == 1 { "QA\nsign-off" } else { "L" };
+        let monday = chrono::NaiveDate::parse_from_str(release, "%Y-%m-%d").expect("a date");
+        let release = ReleaseId::of(monday);
+        // The deadline's instant stands for its text (as the engine formats one from the other).
+        let at = deadline.map(|d| {
+            let day: u32 = d.len().try_into().expect("short");
+            chrono::NaiveDate::from_ymd_opt(2026, 1, day).expect("a day").and_time(chrono::NaiveTime::MIN).and_utc()
+        });
+        let id = format!("N{node}");
+        template.shared(NodeIndex(node), &release, at, || {
+            let vars = Vars { release: release.as_str(), workflow: "W", node: &id, label, deadline: None };
+            (vars, deadline.map(str::to_owned))
+        })
+    }
+
+    #[test]
+    fn shared_messages_are_the_expansion_of_their_own_inputs() {
+        let template = Template::new("{release} {node}: {label} by {deadline}.");
+        let a = shared(&template, 1, "2026-11-23", Some("Fri"));
+        assert_eq!(&*a, "2026-W48 N1: QA sign-off by Fri.");
+        // The same inputs: the same string, shared.
+        let again = shared(&template, 1, "2026-11-23", Some("Fri"));
+        assert!(Arc::ptr_eq(&a, &again));
+        // Any input that differs expands anew.
+        assert_eq!(&*shared(&template, 2, "2026-11-23", Some("Fri")), "2026-W48 N2: L by Fri.");
+        assert_eq!(&*shared(&template, 1, "2026-11-30", Some("Fri")), "2026-W49 N1: QA sign-off by Fri.");
+        assert_eq!(&*shared(&template, 1, "2026-11-23", Some("Friday")), "2026-W48 N1: QA sign-off by Friday.");
+        assert_eq!(&*shared(&template, 1, "2026-11-23", None), "2026-W48 N1: QA sign-off by {deadline}.");
+        // Another template with the same text is another entry, with the same text.
+        let twin = Template::new("{release} {node}: {label} by {deadline}.");
+        let b = shared(&twin, 1, "2026-11-23", Some("Fri"));
+        assert_eq!(a, b);
+        assert!(!Arc::ptr_eq(&a, &b));
+        assert_eq!(template, twin);
+        // More inputs than the memo holds: still the right text for each.
+        for node in 0..3 * MESSAGE_SLOTS as u16 {
+            let label = if node == 1 { "QA sign-off" } else { "L" };
+            assert_eq!(
+                &*shared(&template, node, "2026-11-23", None),
+                format!("2026-W48 N{node}: {label} by {{deadline}}.")
+            );
+        }
+    }
+
+    #[test]
+    fn shared_messages_without_names_and_long_ones() {
+        let fixed = Template::new("Code freeze is lifted.");
+        let a = shared(&fixed, 1, "2026-11-23", None);
+        assert!(Arc::ptr_eq(&a, &shared(&fixed, 2, "2026-11-30", None)));
+        assert_eq!(&*a, "Code freeze is lifted.");
+        // Past the stack buffer, and with text that is not ASCII.
+        let long = format!("{}é {{label}} {{release}}", "x".repeat(600));
+        let template = Template::new(&long);
+        assert_eq!(&*shared(&template, 1, "2026-11-23", None), format!("{}é QA sign-off 2026-W48", "x".repeat(600)));
+        let short = Template::new("é{label}ü{release}");
+        assert_eq!(&*shared(&short, 1, "2026-11-23", None), "éQA sign-offü2026-W48");
     }
 }

@@ -189,7 +189,7 @@ impl EffectRunner {
                         }
                         Recipient::Role(role) => (Audience::Role(role.to_string()), format!("role:{role}")),
                     };
-                    let n = Notification { key: format!("{key}/{suffix}"), to: audience, message: message.clone() };
+                    let n = Notification { key: format!("{key}/{suffix}"), to: audience, message: message.to_string() };
                     if let Err(e) = adapters.notifier.notify(&n)
                         && failure.as_ref().is_none_or(|f| !f.is_transient())
                     {

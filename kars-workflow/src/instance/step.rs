@@ -553,22 +553,26 @@ impl Instance {
         rest.is_empty()
     }
 
-    fn expand(&self, release: &ReleaseId, node: NodeIndex, template: &Template) -> String {
+    /// `template` filled in for `node` in the running cycle: shared with the instances of the
+    /// same release that expanded it on this thread (see [`Template::shared`]).
+    fn expand(&self, release: &ReleaseId, node: NodeIndex, template: &Template) -> std::sync::Arc<str> {
         let compiled = self.workflow.node(node);
         // Formatting a local time is the costly part: only for templates that use it.
         let deadline = compiled
             .deadline
             .filter(|_| template.uses_deadline())
             .and_then(|slot| self.state.deadlines.get(usize::from(slot)))
-            .map(|d| format_local(d.at, self.workflow.zone));
-        let vars = Vars {
-            release: release.as_str(),
-            workflow: &self.workflow.name,
-            node: compiled.id.as_str(),
-            label: &compiled.label,
-            deadline: deadline.as_deref(),
-        };
-        template.expand(&vars)
+            .map(|d| d.at);
+        template.shared(node, release, deadline, || {
+            let vars = Vars {
+                release: release.as_str(),
+                workflow: &self.workflow.name,
+                node: compiled.id.as_str(),
+                label: &compiled.label,
+                deadline: None,
+            };
+            (vars, deadline.map(|at| format_local(at, self.workflow.zone)))
+        })
     }
 
     /// Queues the effect of `node`'s action; `workflow` is the one in force (passed in so that
