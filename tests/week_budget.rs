@@ -61,10 +61,13 @@ static ALLOCATOR: PerThread = PerThread;
 const KEPT_BUDGET: usize = 4096;
 const RELEASED_BUDGET: usize = 1024;
 
-/// Allocator calls a whole week may make, start to drop: 19 today (17 allocations, 2
-/// reallocations; 30 before effect keys and instance ids were kept inline). A change that adds allocations to the week's path fails here and says so;
-/// raise the budget only with the figures in README.md.
-const CALLS_BUDGET: usize = 19;
+/// Allocator calls a whole week may make, start to drop: 15 today (13 allocations, 2
+/// reallocations), counted after the probe's week on the same thread expanded the week's
+/// messages, as an instance among others of its release finds them (an instance alone
+/// allocates its four messages: 19; 30 before effect keys and instance ids were kept inline).
+/// A change that adds allocations to the week's path fails here and says so; raise the budget
+/// only with the figures in README.md.
+const CALLS_BUDGET: usize = 15;
 
 #[test]
 fn a_clean_week_stays_within_its_memory_and_allocation_budget() {
