@@ -43,9 +43,13 @@ pub use upgrade::{UpgradeBlocker, UpgradePlan, UpgradeWhen};
 // parts (the state's per-cycle fields, the history's header) lie together between them.
 #[repr(C)]
 pub struct Instance {
+    /// The earliest deadline still to fire (`step::earliest_deadline`), kept as the
+    /// deadlines and completed nodes change so that the next timer is found without walking
+    /// them on every input. First, beside the state's token and clock: every input reads it.
+    deadline_wake: Option<DateTime<Utc>>,
+    state: State,
     /// The spec that takes effect when the next cycle starts ([`Instance::upgrade`]).
     upcoming: Option<Arc<Workflow>>,
-    state: State,
     history: History,
     workflow: Arc<Workflow>,
     effects: VecDeque<Effect>,
@@ -57,10 +61,6 @@ pub struct Instance {
     release: crate::effect::ReleaseId,
     /// `{instance}/{release}/`: what the running cycle's effect keys start with.
     key_prefix: EffectKey,
-    /// The earliest deadline still to fire (`step::earliest_deadline`), kept as the
-    /// deadlines and completed nodes change so that the next timer is found without walking
-    /// them on every input.
-    deadline_wake: Option<DateTime<Utc>>,
 }
 
 impl PartialEq for Instance {
