@@ -54,10 +54,16 @@ impl Cadence {
     /// The first Monday of the cycle that `date` falls in.
     #[must_use]
     pub fn cycle_monday(&self, date: NaiveDate) -> NaiveDate {
-        let monday = date - Duration::days(i64::from(date.weekday().num_days_from_monday()));
-        let weeks = (monday - self.anchor()).num_days().div_euclid(7);
-        let into = weeks.rem_euclid(i64::from(self.every.0.max(1)));
-        monday - Duration::weeks(into)
+        // Day numbers rather than date arithmetic (each step of which converts to and from
+        // year and ordinal): the same answer in a few integer operations.
+        let monday = i64::from(date.num_days_from_ce()) - i64::from(date.weekday().num_days_from_monday());
+        let every = i64::from(self.every.0.max(1));
+        let into = match every {
+            1 => 0,
+            _ => (monday - i64::from(self.anchor().num_days_from_ce())).div_euclid(7).rem_euclid(every),
+        };
+        // Only a date within days of chrono's first one has a Monday before it.
+        i32::try_from(monday - 7 * into).ok().and_then(NaiveDate::from_num_days_from_ce_opt).unwrap_or(date)
     }
 
     /// The first Monday of the cycle after the one that starts on `monday`.
@@ -136,5 +142,28 @@ mod tests {
         assert!("9w".parse::<Weeks>().is_err());
         assert!("2".parse::<Weeks>().is_err());
         assert_eq!(Weeks(3).to_string(), "3w");
+    }
+
+    /// The date arithmetic `cycle_monday` replaced, as the reference.
+    fn cycle_monday_by_dates(cadence: &Cadence, date: NaiveDate) -> NaiveDate {
+        let monday = date - Duration::days(i64::from(date.weekday().num_days_from_monday()));
+        let weeks = (monday - cadence.anchor()).num_days().div_euclid(7);
+        let into = weeks.rem_euclid(i64::from(cadence.every.0.max(1)));
+        monday - Duration::weeks(into)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn cycle_monday_is_the_date_arithmetic(
+            day in -800_000i32..4_000_000,
+            anchor in -800_000i32..4_000_000,
+            every in 0u8..=MAX_CADENCE_WEEKS,
+            anchored in proptest::bool::ANY,
+        ) {
+            let date = NaiveDate::from_num_days_from_ce_opt(day).unwrap();
+            let anchor = anchored.then(|| NaiveDate::from_num_days_from_ce_opt(anchor).unwrap());
+            let cadence = Cadence { every: Weeks(every), anchor };
+            proptest::prop_assert_eq!(cadence.cycle_monday(date), cycle_monday_by_dates(&cadence, date));
+        }
     }
 }
