@@ -323,7 +323,7 @@ pub enum EffectKind {
         #[serde(with = "crate::shared::arc_slice")]
         to: Arc<[Recipient]>,
         /// The message, templates expanded (shared: the instances of one release that send it
-        /// share one string).
+        /// on one thread share one string, and a message without `{names}` is the spec's).
         #[serde(with = "crate::shared::arc_str")]
         message: Arc<str>,
     },
