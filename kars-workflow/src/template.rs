@@ -130,27 +130,29 @@ impl Template {
         Self { text: text.into(), parts: parts.into_boxed_slice(), id, fixed }
     }
 
-    /// The message for `node` of `release`, with the deadline at `deadline` (pass `None` when
-    /// the template does not use it, see [`Template::uses_deadline`]): the text as written
-    /// when it names nothing, else an expansion remembered on this thread, else `vars()`
-    /// expanded (and remembered).
+    /// The message for `node` of `release`: the text as written when it names nothing, else
+    /// an expansion remembered on this thread, else `vars()` expanded (and remembered) with the
+    /// deadline at `deadline` written by `write_deadline` (pass `None` when the template does
+    /// not use it, see [`Template::uses_deadline`]; the deadline `vars()` gives is not read).
+    /// Both closures run only when the memo does not hold the message.
     ///
-    /// The caller vouches that `vars()` gives the values of `node`, `release` and `deadline`
-    /// in the workflow this template was compiled for.
+    /// The caller vouches that `vars()` gives the values of `node` and `release` in the workflow
+    /// this template was compiled for.
     pub(crate) fn shared<'a>(
-        &'a self,
+        &self,
         node: NodeIndex,
         release: &ReleaseId,
         deadline: Option<DateTime<Utc>>,
-        vars: impl FnOnce() -> (Vars<'a>, Option<String>),
+        vars: impl FnOnce() -> Vars<'a>,
+        write_deadline: impl FnOnce(DateTime<Utc>) -> String,
     ) -> Arc<str> {
         if let Some(fixed) = &self.fixed {
             return Arc::clone(fixed);
         }
         MESSAGES.with(|memo| {
             let render = || {
-                let (vars, deadline_text) = vars();
-                self.expand_shared(&Vars { deadline: deadline_text.as_deref().or(vars.deadline), ..vars })
+                let written = deadline.map(write_deadline);
+                self.expand_shared(&Vars { deadline: written.as_deref(), ..vars() })
             };
             // Never taken twice (nothing below expands another message), but never a panic.
             let Ok(mut memo) = memo.try_borrow_mut() else {
@@ -316,10 +318,8 @@ mod tests {
             chrono::NaiveDate::from_ymd_opt(2026, 1, day).expect("a day").and_time(chrono::NaiveTime::MIN).and_utc()
         });
         let id = format!("N{node}");
-        template.shared(NodeIndex(node), &release, at, || {
-            let vars = Vars { release: release.as_str(), workflow: "W", node: &id, label, deadline: None };
-            (vars, deadline.map(str::to_owned))
-        })
+        let vars = || Vars { release: release.as_str(), workflow: "W", node: &id, label, deadline: None };
+        template.shared(NodeIndex(node), &release, at, vars, |_| deadline.unwrap_or_default().to_owned())
     }
 
     #[test]

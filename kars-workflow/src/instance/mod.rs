@@ -38,9 +38,10 @@ pub use upgrade::{UpgradeBlocker, UpgradePlan, UpgradeWhen};
 /// [`Instance::poll_timeout`] and, for observers, [`Instance::poll_notice`]. Equality compares
 /// the [`State`] and the [`History`] (not the undrained effect and notice queues).
 #[derive(Debug, Clone)]
-// Laid out by use (see `State`): the state's fields every input reads come first and the
-// history's tables, the instance's own fields and the effect queue last, so that the cold
-// parts (the state's per-cycle fields, the history's header) lie together between them.
+// Laid out by use (see `State`): the kept earliest deadline and the state's fields every input
+// reads come first and the history's tables, the instance's own fields and the effect queue
+// last, so that the cold parts (the state's per-cycle fields, the history's header) lie
+// together between them.
 #[repr(C)]
 pub struct Instance {
     /// The earliest deadline still to fire (`step::earliest_deadline`), kept as the

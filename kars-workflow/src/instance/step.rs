@@ -563,16 +563,14 @@ impl Instance {
             .filter(|_| template.uses_deadline())
             .and_then(|slot| self.state.deadlines.get(usize::from(slot)))
             .map(|d| d.at);
-        template.shared(node, release, deadline, || {
-            let vars = Vars {
-                release: release.as_str(),
-                workflow: &self.workflow.name,
-                node: compiled.id.as_str(),
-                label: &compiled.label,
-                deadline: None,
-            };
-            (vars, deadline.map(|at| format_local(at, self.workflow.zone)))
-        })
+        let vars = || Vars {
+            release: release.as_str(),
+            workflow: &self.workflow.name,
+            node: compiled.id.as_str(),
+            label: &compiled.label,
+            deadline: None,
+        };
+        template.shared(node, release, deadline, vars, |at| format_local(at, self.workflow.zone))
     }
 
     /// Queues the effect of `node`'s action; `workflow` is the one in force (passed in so that
