@@ -111,6 +111,12 @@ impl Driven {
         Self { instance, now, next: 0 }
     }
 
+    /// The instance being driven (for `tests/state_format.rs`; the bench never looks).
+    #[allow(dead_code)]
+    pub fn instance(&self) -> &Instance {
+        &self.instance
+    }
+
     /// Plays one step; false once the script is done.
     pub fn step(&mut self, steps: &[Step]) -> bool {
         let Some(step) = steps.get(self.next) else {

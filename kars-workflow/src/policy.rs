@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use kars_spec::WindowId;
 use serde::{Deserialize, Serialize};
 
+use crate::instance::Stamp;
 use crate::workflow::{CompiledEdge, CompiledWindow, Workflow};
 
 /// The answer to "may this merge happen now?".
@@ -28,23 +29,19 @@ pub struct Permission {
     pub unmet: Vec<crate::requirements::Unmet>,
 }
 
-fn edge_last(
-    edge: CompiledEdge,
-    calendar: &[DateTime<Utc>],
-    watched: &[Option<DateTime<Utc>>],
-) -> Option<DateTime<Utc>> {
+fn edge_last(edge: CompiledEdge, calendar: &[Stamp], watched: &[Stamp]) -> Option<DateTime<Utc>> {
     match edge {
-        CompiledEdge::At { slot, .. } => calendar.get(usize::from(slot)).copied(),
-        CompiledEdge::After { slot, .. } => watched.get(usize::from(slot)).copied().flatten(),
+        CompiledEdge::At { slot, .. } => calendar.get(usize::from(slot)).map(|s| s.at),
+        CompiledEdge::After { slot, .. } => watched.get(usize::from(slot)).and_then(|s| s.get()),
         // A dated edge still ahead has not happened ([`crate::gate::EARLIEST`]).
         CompiledEdge::On { slot, .. } => {
-            calendar.get(usize::from(slot)).copied().filter(|at| *at > crate::gate::EARLIEST)
+            calendar.get(usize::from(slot)).map(|s| s.at).filter(|at| *at > crate::gate::EARLIEST)
         }
     }
 }
 
 /// Whether `window` is open given the last calendar occurrences and the watched completions.
-pub(crate) fn is_open(window: &CompiledWindow, calendar: &[DateTime<Utc>], watched: &[Option<DateTime<Utc>>]) -> bool {
+pub(crate) fn is_open(window: &CompiledWindow, calendar: &[Stamp], watched: &[Stamp]) -> bool {
     match (edge_last(window.opens, calendar, watched), edge_last(window.closes, calendar, watched)) {
         (Some(opened), Some(closed)) => opened > closed,
         (Some(_), None) => true,
@@ -53,7 +50,7 @@ pub(crate) fn is_open(window: &CompiledWindow, calendar: &[DateTime<Utc>], watch
 }
 
 /// The set of open windows, one bit per window.
-pub(crate) fn open_mask(workflow: &Workflow, calendar: &[DateTime<Utc>], watched: &[Option<DateTime<Utc>>]) -> u64 {
+pub(crate) fn open_mask(workflow: &Workflow, calendar: &[Stamp], watched: &[Stamp]) -> u64 {
     workflow
         .windows
         .iter()

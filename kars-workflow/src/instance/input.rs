@@ -179,7 +179,7 @@ impl Instance {
             *slot = Some(std::sync::Arc::clone(&actor.name));
         }
         if let (Some(l), Some(slot)) = (label, compiled.outcome_slot)
-            && let Some(o) = self.state.outcomes.get_mut(usize::from(slot))
+            && let Some(o) = self.state.outcomes_mut().get_mut(usize::from(slot))
         {
             *o = l.0;
         }
@@ -240,7 +240,7 @@ impl Instance {
             ActionOutcome::Succeeded => workflow.succeeded,
             ActionOutcome::Failed => workflow.failed,
         };
-        if let Some(o) = compiled.outcome_slot.and_then(|s| self.state.outcomes.get_mut(usize::from(s))) {
+        if let Some(o) = compiled.outcome_slot.and_then(|s| self.state.outcomes_mut().get_mut(usize::from(s))) {
             *o = label.0;
         }
         self.focus(index);

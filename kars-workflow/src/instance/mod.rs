@@ -27,6 +27,7 @@ use crate::workflow::Workflow;
 use kars_spec::Fingerprint;
 
 pub use query::{BranchWaiting, CycleReport, DeadlineView, Waiting, WaitingFor};
+pub(crate) use state::Stamp;
 pub use state::State;
 pub use upgrade::{UpgradeBlocker, UpgradePlan, UpgradeWhen};
 
@@ -440,13 +441,7 @@ impl Instance {
         let notices =
             self.notices.as_ref().map_or(0, |n| size_of::<Notices>() + n.queue.capacity() * size_of::<Notice>());
         let state_heap = notices
-            + s.nodes.len() * size_of::<u16>()
-            + std::mem::size_of_val(&*s.deadlines)
-            + std::mem::size_of_val(&*s.outcomes)
-            + std::mem::size_of_val(&*s.actors)
-            + s.actors.iter().flatten().map(|a| a.len()).sum::<usize>()
-            + std::mem::size_of_val(&*s.watched)
-            + std::mem::size_of_val(&*s.calendar)
+            + s.tables_heap()
             + s.finished.capacity() * size_of::<state::CycleSummary>()
             + s.branches.as_ref().map_or(0, |b| {
                 size_of::<state::Branches>()

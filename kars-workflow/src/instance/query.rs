@@ -8,7 +8,7 @@ use kars_spec::{NodeId, RoleId, WindowId};
 use serde::{Deserialize, Serialize};
 
 use super::Instance;
-use super::state::{Phase, Token};
+use super::state::{Phase, Stamp, Token};
 use crate::effect::ReleaseId;
 use crate::event::MergeRequest;
 use crate::gate::format_local;
@@ -225,7 +225,7 @@ impl Instance {
             .nodes
             .iter()
             .enumerate()
-            .filter(|(i, _)| self.state.nodes.get(*i).is_some_and(|v| *v != 0))
+            .filter(|(i, _)| self.state.nodes().get(*i).is_some_and(|v| *v != 0))
             .map(|(_, n)| &n.id)
             .collect()
     }
@@ -309,11 +309,10 @@ impl Instance {
                 },
             },
         };
-        let deadline = compiled.deadline.and_then(|s| self.state.deadlines.get(usize::from(s))).map(|d| DeadlineView {
-            at: d.at,
-            local: format_local(d.at, zone),
-            missed: d.fired,
-        });
+        let deadline = compiled
+            .deadline
+            .and_then(|s| self.state.deadlines().get(usize::from(s)))
+            .map(|d| DeadlineView { at: d.at, local: format_local(d.at, zone), missed: d.set });
         BranchWaiting { node: id, reason, deadline }
     }
 
@@ -321,8 +320,9 @@ impl Instance {
     /// the last input).
     fn open_windows_at(&self, now: DateTime<Utc>) -> u64 {
         let zone = self.workflow.zone;
-        let calendar: Vec<DateTime<Utc>> = self.workflow.calendar_edges.iter().map(|e| e.last(now, zone)).collect();
-        open_mask(&self.workflow, &calendar, &self.state.watched)
+        let calendar: Vec<Stamp> =
+            self.workflow.calendar_edges.iter().map(|e| Stamp::edge(e.last(now, zone))).collect();
+        open_mask(&self.workflow, &calendar, self.state.watched())
     }
 
     /// May the host's merge bot merge `request.source` into `request.target` at `now`?

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::state::{DONE, DeadlineSlot, NO_OUTCOME, State, Token};
+use super::state::{DONE, NO_OUTCOME, Stamp, State, Token};
 use super::upgrade::UpgradeBlocker;
 use crate::workflow::{CompiledDeadline, LabelIndex, NodeIndex, Workflow};
 
@@ -71,8 +71,8 @@ pub(super) fn migrate(old: &Workflow, new: &Workflow, state: &State) -> Result<S
     let mut fresh = carried_over(old, new, state);
     fresh.calendar_next = state.calendar_next;
     fresh.open_windows = state.open_windows;
-    if fresh.calendar.len() == state.calendar.len() {
-        fresh.calendar.clone_from(&state.calendar);
+    if fresh.calendar().len() == state.calendar().len() {
+        fresh.calendar_mut().copy_from_slice(state.calendar());
     }
     token(old, new, state, &mut fresh, &mut blockers);
     visits(old, new, state, &mut fresh, &mut blockers);
@@ -119,13 +119,13 @@ fn token(old: &Workflow, new: &Workflow, state: &State, fresh: &mut State, block
 
 /// Visits and completions this cycle move by node id; a visited node must still exist.
 fn visits(old: &Workflow, new: &Workflow, state: &State, fresh: &mut State, blockers: &mut Vec<UpgradeBlocker>) {
-    for (i, &visits) in state.nodes.iter().enumerate() {
+    for (i, &visits) in state.nodes().iter().enumerate() {
         if visits & !DONE == 0 && visits & DONE == 0 {
             continue;
         }
         let Ok(index) = u16::try_from(i) else { continue };
         let node = NodeIndex(index);
-        match moved(old, new, node).and_then(|to| fresh.nodes.get_mut(to.get())) {
+        match moved(old, new, node).and_then(|to| fresh.nodes_mut().get_mut(to.get())) {
             Some(slot) => *slot = visits,
             // The current node's removal is said once, by `token`.
             None if state.token_at(node).is_some() => {}
@@ -136,13 +136,13 @@ fn visits(old: &Workflow, new: &Workflow, state: &State, fresh: &mut State, bloc
 
 /// Deadlines are armed when a cycle starts: while one runs they must stay as they are.
 fn deadlines(old: &Workflow, new: &Workflow, state: &State, fresh: &mut State, blockers: &mut Vec<UpgradeBlocker>) {
-    let armed: Vec<(&str, &CompiledDeadline, &DeadlineSlot)> =
-        old.deadlines.iter().zip(state.deadlines.iter()).map(|(d, s)| (old.node(d.node).id.as_str(), d, s)).collect();
+    let armed: Vec<(&str, &CompiledDeadline, &Stamp)> =
+        old.deadlines.iter().zip(state.deadlines().iter()).map(|(d, s)| (old.node(d.node).id.as_str(), d, s)).collect();
     for (slot, deadline) in new.deadlines.iter().enumerate() {
         let id = new.node(deadline.node).id.as_str();
         match armed.iter().find(|(old_id, d, _)| *old_id == id && d.by == deadline.by) {
             Some((_, _, s)) => {
-                if let Some(d) = fresh.deadlines.get_mut(slot) {
+                if let Some(d) = fresh.deadlines_mut().get_mut(slot) {
                     *d = **s;
                 }
             }
@@ -173,12 +173,12 @@ fn slots(old: &Workflow, new: &Workflow, state: &State, fresh: &mut State, block
             }
         }
         if let (Some(from), Some(into)) = (node.outcome_slot, target.outcome_slot) {
-            let recorded = state.outcomes.get(usize::from(from)).copied().unwrap_or(NO_OUTCOME);
+            let recorded = state.outcomes().get(usize::from(from)).copied().unwrap_or(NO_OUTCOME);
             if recorded != NO_OUTCOME {
                 let text = old.label(LabelIndex(recorded));
                 match new.labels.iter().position(|l| &**l == text).and_then(|p| u16::try_from(p).ok()) {
                     Some(p) => {
-                        if let Some(o) = fresh.outcomes.get_mut(usize::from(into)) {
+                        if let Some(o) = fresh.outcomes_mut().get_mut(usize::from(into)) {
                             *o = p;
                         }
                     }
@@ -196,7 +196,7 @@ fn slots(old: &Workflow, new: &Workflow, state: &State, fresh: &mut State, block
         }
         if let (Some(from), Some(into)) = (node.watch_slot, target.watch_slot)
             && let (Some(when), Some(o)) =
-                (state.watched.get(usize::from(from)), fresh.watched.get_mut(usize::from(into)))
+                (state.watched().get(usize::from(from)), fresh.watched_mut().get_mut(usize::from(into)))
         {
             *o = *when;
         }

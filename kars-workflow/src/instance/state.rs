@@ -6,6 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::workflow::{LabelIndex, NodeIndex, Workflow};
 
+mod wire;
+
+pub(crate) use wire::Tables;
+
 /// Where the token is.
 ///
 /// One `Copy` value for the common case of one token: a workflow without `parallel` nodes
@@ -73,11 +77,40 @@ pub(crate) enum Phase {
     Stalled,
 }
 
-/// A deadline armed at cycle start.
+/// A deadline armed at cycle start, as snapshots write it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct DeadlineSlot {
     pub(crate) at: DateTime<Utc>,
     pub(crate) fired: bool,
+}
+
+/// An instant a state table keeps, with a flag: a deadline's instant and whether it fired, a
+/// watched node's completion this cycle (`set`) or none (`set` false, `at` the earliest
+/// instant), a calendar edge's last occurrence (`set` unused, false).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    pub(crate) at: DateTime<Utc>,
+    pub(crate) set: bool,
+}
+
+impl Stamp {
+    /// No instant: a watched node not completed this cycle.
+    pub(crate) const NONE: Self = Self { at: crate::gate::EARLIEST, set: false };
+
+    /// A calendar edge's last occurrence.
+    pub(crate) fn edge(at: DateTime<Utc>) -> Self {
+        Self { at, set: false }
+    }
+
+    /// A watched node's completion, if it completed this cycle.
+    pub(crate) fn watched(at: Option<DateTime<Utc>>) -> Self {
+        at.map_or(Self::NONE, |at| Self { at, set: true })
+    }
+
+    /// The instant, when set.
+    pub(crate) fn get(self) -> Option<DateTime<Utc>> {
+        self.set.then_some(self.at)
+    }
 }
 
 /// A finished cycle, kept compact.
@@ -95,11 +128,14 @@ pub(crate) struct CycleSummary {
 ///
 /// Opaque; compare states with `==` (replay and restore give equal states) and serialize them
 /// inside a [`crate::Snapshot`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 // Laid out by use (`repr(C)` keeps the order): what every input reads first, then the tables,
 // then what only a cycle's start or end reads, so that an input of an instance that is not in
-// the cache touches fewer lines (a host holding thousands of instances pays for each). Serde
-// writes the fields in this order too (readers take any order; see CHANGELOG.md).
+// the cache touches fewer lines (a host holding thousands of instances pays for each). The
+// per-node and per-slot tables live in two blocks (`counts`, `stamps`) rather than one each:
+// two allocations instead of five, and the lines an input reads lie together. Serde writes
+// the fields in this order, each table on its own as before (`wire.rs`; readers take any
+// order, see CHANGELOG.md).
 #[repr(C)]
 pub struct State {
     pub(crate) token: Token,
@@ -109,19 +145,21 @@ pub struct State {
     pub(crate) calendar_next: Option<DateTime<Utc>>,
     pub(crate) open_windows: u64,
     /// The parallel branches' tokens while a fork runs (see [`Token`]); `None` otherwise.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) branches: Option<Box<Branches>>,
-    /// Per node: entries this cycle (low 15 bits) and completed-this-cycle (top bit).
-    pub(crate) nodes: Box<[u16]>,
-    /// Recorded outcomes read by decisions (`u16::MAX` for none).
-    pub(crate) outcomes: Box<[u16]>,
+    /// Per node: entries this cycle (low 15 bits) and completed-this-cycle (top bit)
+    /// ([`State::nodes`]); then per outcome slot, the recorded outcome read by decisions
+    /// (`NO_OUTCOME` for none; [`State::outcomes`]).
+    counts: Box<[u16]>,
+    /// Per deadline: its instant and whether it fired ([`State::deadlines`]); then per
+    /// watched node: when it completed this cycle ([`State::watched`]); then per calendar
+    /// window edge: its last occurrence ([`State::calendar`]).
+    stamps: Box<[Stamp]>,
+    /// Where the blocks split: the nodes in `counts`, the deadlines and the watched nodes in
+    /// `stamps`.
+    split: Split,
     /// Who completed the nodes some task must be kept apart from (the name the event carried,
     /// shared).
-    #[serde(with = "crate::shared::opt_arc_str_slots")]
     pub(crate) actors: crate::shared::StrSlots,
-    /// When the nodes that open or close windows completed this cycle.
-    pub(crate) watched: Box<[Option<DateTime<Utc>>]>,
-    pub(crate) deadlines: Box<[DeadlineSlot]>,
     /// Retry loops whose escalation ran this cycle, one bit per retry.
     pub(crate) exhausted: u64,
     pub(crate) monday: NaiveDate,
@@ -130,12 +168,18 @@ pub struct State {
     pub(crate) misses: u16,
     pub(crate) retry_rounds: u16,
     pub(crate) cycle_started: DateTime<Utc>,
-    /// The last occurrence of every calendar window edge.
-    pub(crate) calendar: Box<[DateTime<Utc>]>,
     pub(crate) finished: Vec<CycleSummary>,
     /// What upgrades did; `None` (one pointer) for an instance never upgraded.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) upgrades: Option<Box<Upgrades>>,
+}
+
+/// How many entries of [`State`]'s blocks each table takes (the last table of a block takes
+/// the rest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Split {
+    nodes: u32,
+    deadlines: u32,
+    watched: u32,
 }
 
 /// The state an upgraded instance keeps about its spec versions.
@@ -154,11 +198,21 @@ pub(crate) struct Upgrades {
 }
 
 pub(crate) const DONE: u16 = 0x8000;
+
+/// A table's length as a [`State`] keeps it (no table holds `u32::MAX` entries: a workflow's
+/// are bounded by its spec, a snapshot's are checked against its workflow).
+fn len32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
 pub(crate) const NO_OUTCOME: u16 = u16::MAX;
 
 impl State {
     pub(crate) fn new(workflow: &Workflow, now: DateTime<Utc>) -> Self {
-        let epoch = crate::gate::EARLIEST;
+        let outcomes = usize::from(workflow.outcome_slots);
+        let (watched, edges) = (usize::from(workflow.watch_slots), workflow.calendar_edges.len());
+        let mut counts = vec![0; workflow.nodes.len() + outcomes];
+        counts.get_mut(workflow.nodes.len()..).into_iter().flatten().for_each(|o| *o = NO_OUTCOME);
+        let stamps = vec![Stamp::NONE; workflow.deadlines.len() + watched + edges];
         Self {
             clock: now,
             cycle: 0,
@@ -166,13 +220,15 @@ impl State {
             cycle_started: now,
             token: Token::Between { next_start: now },
             branches: None,
-            nodes: vec![0; workflow.nodes.len()].into_boxed_slice(),
-            deadlines: vec![DeadlineSlot { at: epoch, fired: false }; workflow.deadlines.len()].into_boxed_slice(),
+            counts: counts.into_boxed_slice(),
+            stamps: stamps.into_boxed_slice(),
+            split: Split {
+                nodes: len32(workflow.nodes.len()),
+                deadlines: len32(workflow.deadlines.len()),
+                watched: len32(watched),
+            },
             exhausted: 0,
-            outcomes: vec![NO_OUTCOME; usize::from(workflow.outcome_slots)].into_boxed_slice(),
             actors: vec![None; usize::from(workflow.actor_slots)].into_boxed_slice(),
-            watched: vec![None; usize::from(workflow.watch_slots)].into_boxed_slice(),
-            calendar: vec![epoch; workflow.calendar_edges.len()].into_boxed_slice(),
             calendar_next: None,
             open_windows: 0,
             misses: 0,
@@ -180,6 +236,103 @@ impl State {
             finished: Vec::new(),
             upgrades: None,
         }
+    }
+
+    /// A state of these tables, as a snapshot holds them (checked by [`State::fits`] and
+    /// [`State::sane`] against the workflow on restore).
+    pub(crate) fn with_tables(mut self, tables: Tables) -> Self {
+        let Tables { nodes, outcomes, deadlines, watched, calendar } = tables;
+        self.split =
+            Split { nodes: len32(nodes.len()), deadlines: len32(deadlines.len()), watched: len32(watched.len()) };
+        self.counts = nodes.into_iter().chain(outcomes).collect();
+        self.stamps = deadlines
+            .into_iter()
+            .map(|d| Stamp { at: d.at, set: d.fired })
+            .chain(watched.into_iter().map(Stamp::watched))
+            .chain(calendar.into_iter().map(Stamp::edge))
+            .collect();
+        self
+    }
+
+    /// Per node: entries this cycle (low 15 bits) and completed-this-cycle ([`DONE`]).
+    #[inline]
+    pub(crate) fn nodes(&self) -> &[u16] {
+        self.counts.get(..self.split.nodes as usize).unwrap_or_default()
+    }
+
+    /// [`State::nodes`], to change.
+    #[inline]
+    pub(crate) fn nodes_mut(&mut self) -> &mut [u16] {
+        let n = self.split.nodes as usize;
+        self.counts.get_mut(..n).unwrap_or_default()
+    }
+
+    /// Per outcome slot: the recorded outcome ([`NO_OUTCOME`] for none).
+    #[inline]
+    pub(crate) fn outcomes(&self) -> &[u16] {
+        self.counts.get(self.split.nodes as usize..).unwrap_or_default()
+    }
+
+    /// [`State::outcomes`], to change.
+    #[inline]
+    pub(crate) fn outcomes_mut(&mut self) -> &mut [u16] {
+        let n = self.split.nodes as usize;
+        self.counts.get_mut(n..).unwrap_or_default()
+    }
+
+    /// Where the watched nodes and the calendar edges start in `stamps`.
+    #[inline]
+    fn stamp_split(&self) -> (usize, usize) {
+        let watched = self.split.deadlines as usize;
+        (watched, watched.saturating_add(self.split.watched as usize))
+    }
+
+    /// Per deadline: its instant and whether it fired (`set`).
+    #[inline]
+    pub(crate) fn deadlines(&self) -> &[Stamp] {
+        self.stamps.get(..self.stamp_split().0).unwrap_or_default()
+    }
+
+    /// [`State::deadlines`], to change.
+    #[inline]
+    pub(crate) fn deadlines_mut(&mut self) -> &mut [Stamp] {
+        let (watched, _) = self.stamp_split();
+        self.stamps.get_mut(..watched).unwrap_or_default()
+    }
+
+    /// Per watched node: when it completed this cycle, if it did.
+    #[inline]
+    pub(crate) fn watched(&self) -> &[Stamp] {
+        let (watched, calendar) = self.stamp_split();
+        self.stamps.get(watched..calendar).unwrap_or_default()
+    }
+
+    /// [`State::watched`], to change.
+    #[inline]
+    pub(crate) fn watched_mut(&mut self) -> &mut [Stamp] {
+        let (watched, calendar) = self.stamp_split();
+        self.stamps.get_mut(watched..calendar).unwrap_or_default()
+    }
+
+    /// Per calendar window edge: its last occurrence.
+    #[inline]
+    pub(crate) fn calendar(&self) -> &[Stamp] {
+        self.stamps.get(self.stamp_split().1..).unwrap_or_default()
+    }
+
+    /// [`State::calendar`], to change.
+    #[inline]
+    pub(crate) fn calendar_mut(&mut self) -> &mut [Stamp] {
+        let (_, calendar) = self.stamp_split();
+        self.stamps.get_mut(calendar..).unwrap_or_default()
+    }
+
+    /// Heap bytes of the tables.
+    pub(crate) fn tables_heap(&self) -> usize {
+        std::mem::size_of_val(&*self.counts)
+            + std::mem::size_of_val(&*self.stamps)
+            + std::mem::size_of_val(&*self.actors)
+            + self.actors.iter().flatten().map(|a| a.len()).sum::<usize>()
     }
 
     /// Whether every instant and date lies in the engine's range (checked on restore).
@@ -199,9 +352,7 @@ impl State {
             && in_range(self.clock)
             && in_range(self.cycle_started)
             && date_in_range(self.monday)
-            && self.deadlines.iter().all(|d| in_range(d.at))
-            && self.watched.iter().flatten().all(|w| in_range(*w))
-            && self.calendar.iter().all(|c| in_range(*c))
+            && self.stamps.iter().all(|d| in_range(d.at))
             && self.calendar_next.is_none_or(in_range)
             && self.finished.iter().all(|c| date_in_range(c.monday) && in_range(c.started_at) && in_range(c.ended_at))
     }
@@ -212,13 +363,14 @@ impl State {
     pub(crate) fn fits(&self, workflow: &Workflow) -> bool {
         let labels = workflow.labels.len() + self.retired().len();
         let node_ok = |n: NodeIndex| n.get() < workflow.nodes.len();
-        self.nodes.len() == workflow.nodes.len()
-            && self.deadlines.len() == workflow.deadlines.len()
-            && self.outcomes.len() == usize::from(workflow.outcome_slots)
+        self.nodes().len() == workflow.nodes.len()
+            && self.deadlines().len() == workflow.deadlines.len()
+            && self.outcomes().len() == usize::from(workflow.outcome_slots)
             && self.actors.len() == usize::from(workflow.actor_slots)
-            && self.watched.len() == usize::from(workflow.watch_slots)
-            && self.calendar.len() == workflow.calendar_edges.len()
-            && self.outcomes.iter().all(|&o| o == NO_OUTCOME || usize::from(o) < labels)
+            && self.watched().len() == usize::from(workflow.watch_slots)
+            && self.calendar().len() == workflow.calendar_edges.len()
+            && self.split.deadlines as usize + self.split.watched as usize <= self.stamps.len()
+            && self.outcomes().iter().all(|&o| o == NO_OUTCOME || usize::from(o) < labels)
             && self.finished.iter().all(|c| usize::from(c.outcome.0) < labels)
             && match self.token {
                 Token::At { node, .. } => node_ok(node) && self.branches.is_none(),
@@ -247,17 +399,32 @@ impl State {
         self.upgrades.as_ref().and_then(|u| u.in_force)
     }
 
+    /// Node `node`'s count: the node indices of the workflow the state fits come first in
+    /// `counts` (one bounds check on the hot path, not two).
+    #[inline]
+    fn node(&self, node: NodeIndex) -> Option<u16> {
+        debug_assert!(node.get() < self.split.nodes as usize, "node {node:?} is the workflow's");
+        self.counts.get(node.get()).copied()
+    }
+
+    /// [`State::node`], to change.
+    #[inline]
+    fn node_mut(&mut self, node: NodeIndex) -> Option<&mut u16> {
+        debug_assert!(node.get() < self.split.nodes as usize, "node {node:?} is the workflow's");
+        self.counts.get_mut(node.get())
+    }
+
     pub(crate) fn visits(&self, node: NodeIndex) -> u16 {
-        self.nodes.get(node.get()).map_or(0, |v| v & !DONE)
+        self.node(node).map_or(0, |v| v & !DONE)
     }
 
     pub(crate) fn done(&self, node: NodeIndex) -> bool {
-        self.nodes.get(node.get()).is_some_and(|v| v & DONE != 0)
+        self.node(node).is_some_and(|v| v & DONE != 0)
     }
 
     /// Counts an entry; returns the entry number this cycle.
     pub(crate) fn enter(&mut self, node: NodeIndex) -> u16 {
-        match self.nodes.get_mut(node.get()) {
+        match self.node_mut(node) {
             Some(v) => {
                 let visits = ((*v & !DONE) + 1).min(!DONE);
                 *v = visits | (*v & DONE);
@@ -268,7 +435,7 @@ impl State {
     }
 
     pub(crate) fn mark_done(&mut self, node: NodeIndex) {
-        if let Some(v) = self.nodes.get_mut(node.get()) {
+        if let Some(v) = self.node_mut(node) {
             *v |= DONE;
         }
     }

@@ -11,7 +11,7 @@ use kars_spec::spec::NodeKind;
 
 use super::Instance;
 use super::branch::Scope;
-use super::state::{DeadlineSlot, NO_OUTCOME, Phase, Token};
+use super::state::{NO_OUTCOME, Phase, Stamp, Token};
 use crate::effect::{Effect, EffectKey, EffectKind, NoticeKind, ReleaseId};
 use crate::gate::{format_local, resolve_local_memo};
 use crate::history::{CancelReason, Resolved};
@@ -153,8 +153,8 @@ impl Instance {
             let slot = workflow
                 .deadlines
                 .iter()
-                .zip(self.state.deadlines.iter())
-                .position(|(c, d)| !d.fired && d.at == due && !self.state.done(c.node));
+                .zip(self.state.deadlines().iter())
+                .position(|(c, d)| !d.set && d.at == due && !self.state.done(c.node));
             match slot {
                 Some(slot) => self.fire_deadline(slot, at),
                 // Unreachable: `next_wake` only returns instants of the timers above.
@@ -283,7 +283,7 @@ impl Instance {
             }
             NodeKind::Decision => match &compiled.decider {
                 Some(Decider::OutcomeOf { slot, map, .. }) => {
-                    let recorded = self.state.outcomes.get(usize::from(*slot)).copied().unwrap_or(NO_OUTCOME);
+                    let recorded = self.state.outcomes().get(usize::from(*slot)).copied().unwrap_or(NO_OUTCOME);
                     let branch = map.iter().find(|(from, _)| from.0 == recorded).map(|(_, to)| *to);
                     match branch {
                         Some(label) => self.leave(workflow, node, Some(label), at),
@@ -324,7 +324,7 @@ impl Instance {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn complete(&mut self, workflow: &Workflow, node: NodeIndex, at: DateTime<Utc>) {
         self.state.mark_done(node);
         if workflow.node(node).deadline.is_some() {
@@ -340,8 +340,8 @@ impl Instance {
     #[cold]
     #[inline(never)]
     fn watched_completed(&mut self, slot: u16, at: DateTime<Utc>) {
-        if let Some(w) = self.state.watched.get_mut(usize::from(slot)) {
-            *w = Some(at);
+        if let Some(w) = self.state.watched_mut().get_mut(usize::from(slot)) {
+            *w = Stamp::watched(Some(at));
         }
         self.refresh_windows(at);
     }
@@ -359,7 +359,7 @@ impl Instance {
         });
         self.notice(at, NoticeKind::CycleEnded { outcome });
         // Node-bound windows close with the cycle.
-        self.state.watched.iter_mut().for_each(|w| *w = None);
+        self.state.watched_mut().iter_mut().for_each(|w| *w = Stamp::NONE);
         self.refresh_windows(at);
         let (zone, cadence, monday) = (self.workflow.zone, self.workflow.cadence, self.state.monday);
         let monday_start = self.resolve_next_cycle(|| {
@@ -402,11 +402,11 @@ impl Instance {
         self.release = ReleaseId::of(monday);
         self.key_prefix = EffectKey::prefix(self.history.header.instance.as_str(), self.release.as_str());
         state.cycle_started = at;
-        state.nodes.iter_mut().for_each(|v| *v = 0);
+        state.nodes_mut().iter_mut().for_each(|v| *v = 0);
         state.exhausted = 0;
-        state.outcomes.iter_mut().for_each(|o| *o = NO_OUTCOME);
+        state.outcomes_mut().iter_mut().for_each(|o| *o = NO_OUTCOME);
         state.actors.iter_mut().for_each(|a| *a = None);
-        state.watched.iter_mut().for_each(|w| *w = None);
+        state.watched_mut().iter_mut().for_each(|w| *w = Stamp::NONE);
         state.misses = 0;
         state.retry_rounds = 0;
         let workflow = std::sync::Arc::clone(&self.workflow);
@@ -418,8 +418,8 @@ impl Instance {
         for (slot, deadline) in workflow.deadlines.iter().enumerate() {
             let at = self.resolve_deadline(deadline.node, || crate::gate::resolve(deadline.by, monday, zone));
             let passed = first && at < started;
-            if let Some(d) = self.state.deadlines.get_mut(slot) {
-                *d = DeadlineSlot { at, fired: passed };
+            if let Some(d) = self.state.deadlines_mut().get_mut(slot) {
+                *d = Stamp { at, set: passed };
             }
             if passed {
                 missed_before_start |= 1 << slot.min(63);
@@ -440,10 +440,11 @@ impl Instance {
 
     fn fire_deadline(&mut self, slot: usize, at: DateTime<Utc>) {
         let workflow = std::sync::Arc::clone(&self.workflow);
-        let (Some(deadline), Some(state)) = (workflow.deadlines.get(slot), self.state.deadlines.get_mut(slot)) else {
+        let (Some(deadline), Some(state)) = (workflow.deadlines.get(slot), self.state.deadlines_mut().get_mut(slot))
+        else {
             return;
         };
-        state.fired = true;
+        state.set = true;
         self.refresh_deadline_wake();
         self.state.misses = self.state.misses.saturating_add(1);
         self.notice(at, NoticeKind::DeadlineMissed { node: deadline.node });
@@ -491,7 +492,7 @@ impl Instance {
 
     /// Recomputes which windows are open and reports the changes.
     pub(crate) fn refresh_windows(&mut self, at: DateTime<Utc>) {
-        let open = crate::policy::open_mask(&self.workflow, &self.state.calendar, &self.state.watched);
+        let open = crate::policy::open_mask(&self.workflow, self.state.calendar(), self.state.watched());
         let changed = open ^ self.state.open_windows;
         self.state.open_windows = open;
         if changed == 0 {
@@ -561,7 +562,7 @@ impl Instance {
         let deadline = compiled
             .deadline
             .filter(|_| template.uses_deadline())
-            .and_then(|slot| self.state.deadlines.get(usize::from(slot)))
+            .and_then(|slot| self.state.deadlines().get(usize::from(slot)))
             .map(|d| d.at);
         let vars = || Vars {
             release: release.as_str(),
@@ -675,8 +676,8 @@ impl Instance {
             Some(Resolved::Calendar { last, next }) => (last, next),
             _ => compute(),
         };
-        for (slot, value) in self.state.calendar.iter_mut().zip(last.iter()) {
-            *slot = *value;
+        for (slot, value) in self.state.calendar_mut().iter_mut().zip(last.iter()) {
+            *slot = Stamp::edge(*value);
         }
         self.history.resolve(Resolved::Calendar { last, next });
         next
@@ -726,8 +727,8 @@ pub(crate) fn earliest_deadline(workflow: &Workflow, state: &super::State) -> Op
     workflow
         .deadlines
         .iter()
-        .zip(state.deadlines.iter())
-        .filter(|(slot, d)| !d.fired && !state.done(slot.node))
+        .zip(state.deadlines().iter())
+        .filter(|(slot, d)| !d.set && !state.done(slot.node))
         .map(|(_, d)| d.at)
         .min()
 }
