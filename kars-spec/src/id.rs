@@ -158,8 +158,8 @@ fn check_common(kind: &'static str, s: &str) -> Result<(), IdError> {
 /// what a table holding many ids keeps ([`NodeId::packed`] and the like), given back as the id
 /// with `From`. Only an id makes one, so it is always a valid id of type `T`.
 pub struct PackedId<T> {
-    len: u8,
-    bytes: [u8; 7],
+    pub(crate) len: u8,
+    pub(crate) bytes: [u8; 7],
     id: PhantomData<fn() -> T>,
 }
 

@@ -74,6 +74,41 @@ impl<const N: usize> InlineStr<N> {
         }
     }
 
+    /// `prefix`, then the id `id`, then the `tail` parts: [`InlineStr::join_after`] for a key
+    /// made of a kept prefix, a short id and a few bytes (an effect key's `{node}/{visit}`).
+    /// The id's seven bytes are copied as one word (its bytes past its length are zero, as an
+    /// inline text's must be) and the tail byte by byte, so no part costs a call to `memcpy`.
+    #[must_use]
+    #[inline]
+    pub fn join_packed_after<T>(prefix: &Self, id: crate::PackedId<T>, tail: &[&str]) -> Self {
+        let (len, tail_len) = (usize::from(id.len), tail.iter().map(|t| t.len()).sum::<usize>());
+        if let Repr::Inline { len: at, bytes } = &prefix.0 {
+            let at = usize::from(*at);
+            let total = at + len + tail_len;
+            // Room for the id's whole word (then for the tail): the rest stays the prefix's
+            // zeros.
+            if at + 7 <= N && total <= N && tail_len <= 8 {
+                let mut out = *bytes;
+                if let Some(word) = out.get_mut(at..at + 7) {
+                    word.copy_from_slice(&id.bytes);
+                }
+                let mut to = at + len;
+                for &b in tail.iter().flat_map(|t| t.as_bytes()) {
+                    if let Some(slot) = out.get_mut(to) {
+                        *slot = b;
+                    }
+                    to += 1;
+                }
+                debug_assert_eq!(to, total);
+                // `total <= N <= 255`.
+                return Self(Repr::Inline { len: total as u8, bytes: out });
+            }
+        }
+        let id_text = std::str::from_utf8(id.bytes.get(..len).unwrap_or_default()).unwrap_or_default();
+        let text: String = std::iter::once(id_text).chain(tail.iter().copied()).collect();
+        Self::join_after(prefix, &[&text])
+    }
+
     /// `bytes[..at]` (already text) followed by `parts`, `total <= N` bytes in all.
     #[inline]
     fn written(mut bytes: [u8; N], mut at: usize, parts: &[&str], total: usize) -> Self {
@@ -236,5 +271,27 @@ mod tests {
         // Text that fits inline is never shared, whatever the prefix was.
         let short = InlineStr::<8>::join_after(&InlineStr::new("ab"), &["cd"]);
         assert!(matches!(short.0, Repr::Inline { .. }) && short == InlineStr::new("abcd"));
+    }
+
+    proptest::proptest! {
+        /// The packed-id fast path builds the very value the general join does: same text,
+        /// same representation (inline bytes zero past the length, or shared).
+        #[test]
+        fn a_packed_id_joins_as_its_text_does(
+            prefix in "[a-z0-9/-]{0,40}",
+            id in "[A-Za-z][A-Za-z0-9_]{0,6}",
+            tail in "/[0-9]{1,5}|/[a-z]{1,9}|",
+        ) {
+            let prefix = InlineStr::<38>::new(&prefix);
+            // Mermaid's keywords (`end`, `click`) are not ids: nothing to join.
+            let Ok(node) = crate::NodeId::new(id.clone()) else { return Ok(()) };
+            let packed = node.packed().expect("seven bytes or fewer");
+            let (sep, rest) = tail.split_at(tail.len().min(1));
+            let fast = InlineStr::join_packed_after(&prefix, packed, &[sep, rest]);
+            let general = InlineStr::join_after(&prefix, &[&id, &tail]);
+            proptest::prop_assert_eq!(fast.as_str(), general.as_str());
+            proptest::prop_assert!(fast == general, "same representation");
+            proptest::prop_assert_eq!(matches!(fast.0, Repr::Inline { .. }), matches!(general.0, Repr::Inline { .. }));
+        }
     }
 }

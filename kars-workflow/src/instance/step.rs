@@ -525,10 +525,11 @@ impl Instance {
             EffectKey::prefix(self.history.header.instance.as_str(), self.release.as_str()),
             "the key prefix follows the release"
         );
-        let id = self.workflow.node(node).id.as_str();
-        match suffix {
-            KeySuffix::Entry(n) => EffectKey::of_visit_after(&self.key_prefix, id, n),
-            KeySuffix::Word(word) => EffectKey::after(&self.key_prefix, &[id, "/", word]),
+        let id = &self.workflow.node(node).id;
+        match (suffix, id.packed()) {
+            (KeySuffix::Entry(n), Some(packed)) => EffectKey::of_visit_packed(&self.key_prefix, packed, n),
+            (KeySuffix::Entry(n), None) => EffectKey::of_visit_after(&self.key_prefix, id.as_str(), n),
+            (KeySuffix::Word(word), _) => EffectKey::after(&self.key_prefix, &[id.as_str(), "/", word]),
         }
     }
 
