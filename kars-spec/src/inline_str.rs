@@ -87,7 +87,7 @@ impl<const N: usize> InlineStr<N> {
             let total = at + len + tail_len;
             // Room for the id's whole word (then for the tail): the rest stays the prefix's
             // zeros.
-            if at + 7 <= N && total <= N && tail_len <= 8 {
+            if at + 7 <= N && total <= N {
                 let mut out = *bytes;
                 if let Some(word) = out.get_mut(at..at + 7) {
                     word.copy_from_slice(&id.bytes);

@@ -198,13 +198,13 @@ pub(crate) struct Upgrades {
 }
 
 pub(crate) const DONE: u16 = 0x8000;
+pub(crate) const NO_OUTCOME: u16 = u16::MAX;
 
 /// A table's length as a [`State`] keeps it (no table holds `u32::MAX` entries: a workflow's
 /// are bounded by its spec, a snapshot's are checked against its workflow).
 fn len32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
-pub(crate) const NO_OUTCOME: u16 = u16::MAX;
 
 impl State {
     pub(crate) fn new(workflow: &Workflow, now: DateTime<Utc>) -> Self {
