@@ -167,12 +167,44 @@ impl Instance {
     /// every branch the transitions reach waits.
     pub(crate) fn run(&mut self, workflow: &Workflow, mut next: Next, at: DateTime<Utc>) {
         let mut budget = 4 * workflow.nodes.len() + 16;
-        // Set when a new cycle started under an upgraded spec.
-        let mut upgraded: Option<std::sync::Arc<Workflow>> = None;
-        // Branches a fork started that have not run yet (allocated only by a fork).
-        let mut pending: Vec<NodeIndex> = Vec::new();
         // The node this run entered last: what ended the cycle, for cancelled branches.
         let mut entered: Option<NodeIndex> = None;
+        // One token under the caller's workflow, the common case: without the bookkeeping
+        // that forks and upgrades need, which `run_general` takes over at the first of them.
+        while self.state.branches.is_none() {
+            next = match next {
+                Next::Wait => return,
+                Next::Enter(node) | Next::Pass(node) => {
+                    if budget == 0 {
+                        self.stall(node, at);
+                        return;
+                    }
+                    budget -= 1;
+                    entered = Some(node);
+                    self.arrive(workflow, node, at)
+                }
+                Next::End(outcome) => {
+                    let next = self.end_cycle(outcome, at);
+                    if !std::ptr::eq(workflow, &*self.workflow) {
+                        let upgraded = Some(std::sync::Arc::clone(&self.workflow));
+                        return self.run_general(workflow, next, at, Run { budget, upgraded, entered });
+                    }
+                    next
+                }
+                Next::Fork(_) => break,
+            };
+        }
+        self.run_general(workflow, next, at, Run { budget, upgraded: None, entered });
+    }
+
+    /// [`Instance::run`] from where its single-token loop stopped: a fork, running branches or
+    /// a cycle started under an upgraded spec.
+    #[cold]
+    #[inline(never)]
+    fn run_general(&mut self, workflow: &Workflow, mut next: Next, at: DateTime<Utc>, run: Run) {
+        let Run { mut budget, mut upgraded, mut entered } = run;
+        // Branches a fork started that have not run yet (allocated only by a fork).
+        let mut pending: Vec<NodeIndex> = Vec::new();
         loop {
             next = match next {
                 Next::Wait if self.state.branches.is_none() => return,
@@ -732,4 +764,14 @@ pub(crate) fn earliest_deadline(workflow: &Workflow, state: &super::State) -> Op
         .filter(|(slot, d)| !d.set && !state.done(slot.node))
         .map(|(_, d)| d.at)
         .min()
+}
+
+/// Where [`Instance::run`]'s single-token loop left off, for `run_general`.
+struct Run {
+    /// Nodes the run may still enter before it stalls.
+    budget: usize,
+    /// Set when a new cycle started under an upgraded spec.
+    upgraded: Option<std::sync::Arc<Workflow>>,
+    /// The node the run entered last.
+    entered: Option<NodeIndex>,
 }
