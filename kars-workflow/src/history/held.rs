@@ -321,7 +321,9 @@ impl History {
     #[inline(never)]
     fn push_whole(&mut self, at: DateTime<Utc>, input: Input, verdict: Verdict) {
         let start = self.pending().min(self.resolved.len());
-        let resolved: Box<[Resolved]> = self.resolved.drain(start..).collect();
+        // Most whole records (refused inputs) resolved nothing: no drain to set up.
+        let resolved: Box<[Resolved]> =
+            if start < self.resolved.len() { self.resolved.drain(start..).collect() } else { Box::default() };
         let end = u32::try_from(start).unwrap_or(u32::MAX);
         // Each whole record holds at least its input: more than `u32::MAX` of them do not fit
         // in memory.
