@@ -135,7 +135,7 @@ impl Instance {
         if !actor.holds_any(roles) {
             return Err(EngineError::Unauthorized {
                 node: node.clone(),
-                actor: actor.name.to_string(),
+                actor: String::from(&*actor.name),
                 needed: roles.to_vec(),
             });
         }
@@ -145,7 +145,7 @@ impl Instance {
                 let other = workflow.node(other).id.clone();
                 return Err(EngineError::SeparationOfDuties {
                     node: node.clone(),
-                    actor: actor.name.to_string(),
+                    actor: String::from(&*actor.name),
                     other,
                 });
             }
@@ -228,7 +228,7 @@ impl Instance {
             Reporter::Person(actor) if !actor.holds_any(&compiled.roles) => {
                 return Err(EngineError::Unauthorized {
                     node: node.clone(),
-                    actor: actor.name.to_string(),
+                    actor: String::from(&*actor.name),
                     needed: compiled.roles.to_vec(),
                 });
             }
