@@ -525,6 +525,39 @@ fn replay_refuses_another_spec_and_a_forged_verdict() {
     assert!(Instance::replay(kars(), &empty).is_err());
 }
 
+/// Automatic nodes that loop past the engine's step budget for one input stall the token
+/// where the budget ran out (one `Stalled` notice), before the loop's retry bound: the input
+/// is accepted, nothing spins, the next event is refused as not awaited, and the history
+/// replays and restores to the same instance.
+#[test]
+fn an_automatic_loop_past_the_step_budget_stalls_the_token() {
+    let workflow = load_workflow("automatic-loop.yaml");
+    let start = toronto("2026-11-23 09:00");
+    let mut instance = Instance::start(Arc::clone(&workflow), InstanceId::new("spin").unwrap(), start);
+    instance.set_notice_capacity(1024);
+    while instance.poll_notice().is_some() {}
+    instance.handle_event(complete("B", "ana", "dev", Some("ok")), start).unwrap();
+    let mut stalled = Vec::new();
+    let mut entered = 0;
+    while let Some(notice) = instance.poll_notice() {
+        match notice.kind {
+            NoticeKind::Stalled { node } => stalled.push(workflow.node_id(node).unwrap().to_string()),
+            NoticeKind::NodeEntered { .. } => entered += 1,
+            _ => {}
+        }
+    }
+    // The budget is 4 nodes' worth per node of the spec, plus 16: 36 entries for 5 nodes.
+    assert_eq!((entered, stalled.as_slice()), (36, ["C".to_owned()].as_slice()));
+    let c = workflow.node_index("C").unwrap();
+    assert!(instance.visits(c) < 1000, "the retry bound was not reached: {}", instance.visits(c));
+    let waiting = instance.waiting(start);
+    assert_eq!(waiting.node.as_ref().map(NodeId::as_str), Some("C"));
+    assert!(matches!(waiting.reason, kars::workflow::WaitingFor::Stalled { .. }), "{:?}", waiting.reason);
+    let err = instance.handle_event(complete("E", "ana", "dev", None), start).unwrap_err();
+    assert!(matches!(err, EngineError::NotAwaiting { .. }), "{err:?}");
+    check_replay_and_restore(&instance);
+}
+
 /// A host that journaled the records releases them: the numbering goes on, `since` reads
 /// through the offset, the state is the same, replay refuses the partial history and replays
 /// the whole one to the same state, and a snapshot of the released instance restores.
