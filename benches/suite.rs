@@ -10,7 +10,6 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
@@ -24,7 +23,6 @@ use kars::workflow::{Actor, Event, History, Instance, InstanceId, Record, Workfl
 mod counting;
 #[path = "shared/week.rs"]
 mod week;
-use counting::LIVE;
 use week::{Driven, Step, clean_week, monday, one_week};
 
 const SPEC: &str = include_str!("../workflows/kars-release.yaml");
@@ -126,9 +124,9 @@ fn concurrency_benches(c: &mut Criterion) {
         b.iter(|| (0..10_000).map(|n| tuesday(&workflow, n)).collect::<Vec<_>>());
     });
     group.finish();
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = counting::live();
     let mut instances: Vec<Instance> = (0..10_000).map(|n| tuesday(&workflow, n)).collect();
-    let bytes = LIVE.load(Ordering::Relaxed).saturating_sub(before);
+    let bytes = counting::live().saturating_sub(before);
     println!(
         "memory: 10,000 live instances (each at Tuesday: started, 2 tasks done, 1 gate opened) hold {:.2} MB, {} bytes each",
         bytes as f64 / 1e6,
@@ -138,7 +136,7 @@ fn concurrency_benches(c: &mut Criterion) {
         let journaled = instance.history().next_seq();
         instance.release_history(journaled);
     }
-    let bytes = LIVE.load(Ordering::Relaxed).saturating_sub(before);
+    let bytes = counting::live().saturating_sub(before);
     println!(
         "memory: the same 10,000 instances with their journaled history released (as a journaling service holds them) hold {:.2} MB, {} bytes each",
         bytes as f64 / 1e6,
@@ -233,9 +231,9 @@ fn week_benches(c: &mut Criterion) {
         b.iter(|| round_robin(&workflow, &steps, ROUND));
     });
     group.finish();
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = counting::live();
     let mut instances = round_robin(&workflow, &steps, ROUND);
-    let bytes = LIVE.load(Ordering::Relaxed).saturating_sub(before);
+    let bytes = counting::live().saturating_sub(before);
     println!(
         "memory: 10,000 live instances at the end of a finished week, history kept, hold {:.2} MB, {} bytes each",
         bytes as f64 / 1e6,
@@ -245,7 +243,7 @@ fn week_benches(c: &mut Criterion) {
         let journaled = instance.history().next_seq();
         instance.release_history(journaled);
     }
-    let bytes = LIVE.load(Ordering::Relaxed).saturating_sub(before);
+    let bytes = counting::live().saturating_sub(before);
     println!(
         "memory: the same 10,000 instances with their history released hold {:.2} MB, {} bytes each",
         bytes as f64 / 1e6,

@@ -13,7 +13,6 @@
 //! of two N is what a cold instance's week misses.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use kars::workflow::{Instance, InstanceId, Workflow};
 
@@ -51,14 +50,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     // One more, kept: what it holds at the end of its week.
-    let before = counting::LIVE.load(Ordering::Relaxed);
+    let before = counting::live();
     let mut driven = week::Driven::start(&workflow, &InstanceId::new("team-0")?, start);
     while driven.step(&steps) {}
     let mut instance: Instance = driven.finished();
-    let kept = counting::LIVE.load(Ordering::Relaxed).saturating_sub(before);
+    let kept = counting::live().saturating_sub(before);
     let journaled = instance.history().next_seq();
     instance.release_history(journaled);
-    let released = counting::LIVE.load(Ordering::Relaxed).saturating_sub(before);
+    let released = counting::live().saturating_sub(before);
     println!(
         "{n} clean weeks ({entered} nodes entered, {} inputs each); one instance at the end of its week holds {kept} B with its history ({journaled} records), {released} B with it released",
         steps.len(),

@@ -280,3 +280,45 @@ proptest::proptest! {
         proptest::prop_assert_eq!(reopened.roster(), driver.roster());
     }
 }
+
+/// A week finished after the next one began starts the next cycle inside the completing
+/// input, under the spec scheduled for it, while the instance holds the only reference to the
+/// spec it moves away from. The engine's transitions borrow the spec in force without cloning
+/// its `Arc` (`Instance::with_spec`), and this is the path where a borrowed spec leaves its
+/// place in the instance in the middle of an input (clean under valgrind's memcheck).
+#[test]
+fn a_late_week_moves_to_the_scheduled_spec_inside_the_completing_input() {
+    let compile = |file: &str| {
+        let path = format!("{}/tests/fixtures/upgrade/{file}", env!("CARGO_MANIFEST_DIR"));
+        let yaml = std::fs::read_to_string(&path).unwrap();
+        Arc::new(kars::workflow::Workflow::compile(&kars::spec::load(&yaml, file).unwrap()).unwrap())
+    };
+    let (v1, v2) = (compile("late-v1.yaml"), compile("late-v2.yaml"));
+    let (v1_print, v2_print) = (v1.fingerprint(), v2.fingerprint());
+    let ship = || kars::workflow::Event::Complete {
+        node: "B".parse().unwrap(),
+        actor: person("ana", &["dev"]),
+        outcome: None,
+    };
+    let monday = local("2026-11-23 09:00");
+    let mut instance = kars::workflow::Instance::start(v1, id(), monday);
+    instance.upgrade(v2, UpgradeWhen::NextCycle, monday).unwrap();
+    assert_eq!(instance.workflow().fingerprint(), v1_print, "v1 runs until the next cycle");
+    assert_eq!(Arc::strong_count(instance.workflow()), 1, "the instance alone holds v1");
+
+    // Tuesday of the next week: the first cycle ends late, and the second starts at once.
+    let late = local("2026-12-01 10:00");
+    instance.handle_event(ship(), late).unwrap();
+    assert_eq!(instance.workflow().fingerprint(), v2_print, "the second cycle runs v2");
+    assert_eq!(instance.cycle(), 2);
+    assert_eq!(instance.current_node().map(|n| n.as_str()), Some("B"));
+
+    // The next input releases v1; the instance goes on under v2.
+    instance.handle_event(ship(), late).unwrap();
+    let outcomes: Vec<String> = instance.cycle_outcomes().into_iter().map(|c| c.outcome).collect();
+    assert_eq!(outcomes, ["shipped", "released"], "each cycle ended under its own spec");
+    let next_monday = local("2026-12-07 00:00");
+    assert_eq!(instance.poll_timeout(), Some(next_monday), "the third cycle starts on its Monday");
+    instance.handle_timeout(next_monday);
+    assert_eq!((instance.cycle(), instance.workflow().fingerprint()), (3, v2_print));
+}

@@ -11,7 +11,7 @@ use super::state::{Phase, Token};
 use crate::effect::NoticeKind;
 use crate::error::{EngineError, Expecting, Forbidden};
 use crate::event::{ActionOutcome, Actor, Event, Reporter};
-use crate::workflow::{CompiledAction, CompiledEdge, Decider, LabelIndex, NodeIndex};
+use crate::workflow::{CompiledAction, CompiledEdge, Decider, LabelIndex, NodeIndex, Workflow};
 
 impl Instance {
     /// Checks `event` and makes the transition it causes.
@@ -126,7 +126,20 @@ impl Instance {
             let window = paused.trailing_zeros() as usize;
             return Err(self.window_error(window, Forbidden::Work { node: node.clone() }, now));
         }
-        let workflow = std::sync::Arc::clone(&self.workflow);
+        self.with_spec(|this, workflow| this.complete_checked(workflow, index, node, actor, outcome, now))
+    }
+
+    /// [`Instance::complete_event`] once the node awaits the completion: the role, the
+    /// separation of duties and the outcome checks, then the move.
+    fn complete_checked(
+        &mut self,
+        workflow: &Workflow,
+        index: NodeIndex,
+        node: &NodeId,
+        actor: &Actor,
+        outcome: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), EngineError> {
         let compiled = workflow.node(index);
         let roles: &[RoleId] = match &compiled.decider {
             Some(Decider::Role(role)) => std::slice::from_ref(role),
@@ -185,8 +198,8 @@ impl Instance {
         }
         let branch = if compiled.kind == NodeKind::Decision { label } else { None };
         self.focus(index);
-        let next = self.leave(&workflow, index, branch, now);
-        self.run(&workflow, next, now);
+        let next = self.leave(workflow, index, branch, now);
+        self.run(workflow, next, now);
         Ok(())
     }
 
@@ -209,7 +222,20 @@ impl Instance {
         if !self.ready_at(index, &[Expecting::ActionResult]) {
             self.awaiting(node, index, &[Expecting::ActionResult])?;
         }
-        let workflow = std::sync::Arc::clone(&self.workflow);
+        self.with_spec(|this, workflow| this.result_checked(workflow, index, node, outcome, reporter, now))
+    }
+
+    /// [`Instance::action_result`] once the node awaits a result: the action and reporter
+    /// checks, then the move. The key an accepted result carried, as release and visit.
+    fn result_checked(
+        &mut self,
+        workflow: &Workflow,
+        index: NodeIndex,
+        node: &NodeId,
+        outcome: ActionOutcome,
+        reporter: &Reporter,
+        now: DateTime<Utc>,
+    ) -> Result<Option<([u8; 8], u16)>, EngineError> {
         let compiled = workflow.node(index);
         if !compiled.action.as_ref().is_some_and(CompiledAction::waits) {
             return Err(self.not_awaiting(node));
@@ -244,8 +270,8 @@ impl Instance {
             *o = label.0;
         }
         self.focus(index);
-        let next = self.leave(&workflow, index, None, now);
-        self.run(&workflow, next, now);
+        let next = self.leave(workflow, index, None, now);
+        self.run(workflow, next, now);
         Ok(key_parts)
     }
 

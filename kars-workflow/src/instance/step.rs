@@ -110,15 +110,10 @@ impl Instance {
             return;
         }
         let mut known = first;
-        let mut workflow = std::sync::Arc::clone(&self.workflow);
         for _ in 0..TIMER_BUDGET {
             let Some(due) = known.take().or_else(|| self.next_wake()).filter(|at| *at <= now) else {
                 return;
             };
-            // A cycle that started in the last round may have moved to an upgraded spec.
-            if !std::sync::Arc::ptr_eq(&workflow, &self.workflow) {
-                workflow = std::sync::Arc::clone(&self.workflow);
-            }
             // A timer already past when it was armed (a deadline before the instance started)
             // fires at the latest instant seen, never before it.
             let at = due.max(self.state.clock);
@@ -134,11 +129,8 @@ impl Instance {
                 && next_start == due
             {
                 let next = self.start_cycle(at);
-                // The cycle may have started under an upgraded spec.
-                if !std::sync::Arc::ptr_eq(&workflow, &self.workflow) {
-                    workflow = std::sync::Arc::clone(&self.workflow);
-                }
-                self.run(&workflow, next, at);
+                // Under the spec now in force: the cycle may have started under an upgraded one.
+                self.with_spec(|this, workflow| this.run(workflow, next, at));
                 continue;
             }
             // Gates due at one instant open by node order, one branch at a time.
@@ -146,11 +138,14 @@ impl Instance {
                 self.focus(node);
                 self.state.token = Token::At { node, phase: Phase::Ready };
                 self.notice(at, NoticeKind::GateOpened { node });
-                let next = self.activate(&workflow, node, at);
-                self.run(&workflow, next, at);
+                self.with_spec(|this, workflow| {
+                    let next = this.activate(workflow, node, at);
+                    this.run(workflow, next, at);
+                });
                 continue;
             }
-            let slot = workflow
+            let slot = self
+                .workflow
                 .deadlines
                 .iter()
                 .zip(self.state.deadlines().iter())
@@ -441,7 +436,13 @@ impl Instance {
         state.watched_mut().iter_mut().for_each(|w| *w = Stamp::NONE);
         state.misses = 0;
         state.retry_rounds = 0;
-        let workflow = std::sync::Arc::clone(&self.workflow);
+        self.with_spec(|this, workflow| this.arm_deadlines(workflow, monday, at))
+    }
+
+    /// Arms the deadlines of the cycle that starts at `at` (its Monday `monday`) and reports
+    /// the start; where the cycle begins.
+    fn arm_deadlines(&mut self, workflow: &Workflow, monday: NaiveDate, at: DateTime<Utc>) -> Next {
+        let zone = workflow.zone;
         // The instance's first cycle may start after some of its deadlines: those are missed
         // before the start, recorded once, and do not escalate.
         let first = self.state.cycle == 1;
@@ -471,7 +472,10 @@ impl Instance {
     }
 
     fn fire_deadline(&mut self, slot: usize, at: DateTime<Utc>) {
-        let workflow = std::sync::Arc::clone(&self.workflow);
+        self.with_spec(|this, workflow| this.fire_deadline_of(workflow, slot, at));
+    }
+
+    fn fire_deadline_of(&mut self, workflow: &Workflow, slot: usize, at: DateTime<Utc>) {
         let (Some(deadline), Some(state)) = (workflow.deadlines.get(slot), self.state.deadlines_mut().get_mut(slot))
         else {
             return;
@@ -499,21 +503,22 @@ impl Instance {
             {
                 return;
             }
-            self.cancel(&workflow, scope, CancelReason::Escalation { by }, &mut Vec::new(), at);
+            self.cancel(workflow, scope, CancelReason::Escalation { by }, &mut Vec::new(), at);
             self.collapse(&[]);
         }
-        self.run(&workflow, next, at);
+        self.run(workflow, next, at);
     }
 
     /// Recomputes the calendar window edges at `at` (recorded) and the open windows.
     pub(crate) fn refresh_calendar(&mut self, at: DateTime<Utc>) {
-        let workflow = std::sync::Arc::clone(&self.workflow);
-        if workflow.calendar_edges.is_empty() {
+        if self.workflow.calendar_edges.is_empty() {
             return;
         }
-        let zone = workflow.zone;
+        let zone = self.workflow.zone;
         // The last occurrences go straight into the state.
-        let next = self.resolve_calendar(|| crate::gate::edges_around(&workflow.calendar_edges, at, zone));
+        let next = self.with_spec(|this, workflow| {
+            this.resolve_calendar(|| crate::gate::edges_around(&workflow.calendar_edges, at, zone))
+        });
         // A recorded `next` that is not later than `at` would stop time; move it on.
         self.state.calendar_next = match at.checked_add_signed(Duration::seconds(1)) {
             Some(after) => next.map(|n| n.max(after)),

@@ -199,7 +199,7 @@ impl Instance {
     /// The spec version scheduled to take effect when the next cycle starts.
     #[must_use]
     pub fn upcoming(&self) -> Option<&Arc<Workflow>> {
-        self.upcoming.as_ref()
+        self.moves.as_ref()?.upcoming.as_ref()
     }
 
     /// Moves the instance to `next` at `now` (timers due by then run first): at once, or when
@@ -213,7 +213,9 @@ impl Instance {
     pub fn upgrade(&mut self, next: Arc<Workflow>, when: UpgradeWhen, now: DateTime<Utc>) -> Result<(), EngineError> {
         let at = now;
         let now = crate::gate::clamp(now).max(self.state.clock);
+        let spec = Arc::as_ptr(&self.workflow);
         self.catch_up(now);
+        self.settle_spec(spec);
         let to = next.fingerprint;
         let result = self.apply_upgrade(next, when, now);
         if result.is_ok() {
@@ -228,7 +230,7 @@ impl Instance {
     }
 
     fn apply_upgrade(&mut self, next: Arc<Workflow>, when: UpgradeWhen, now: DateTime<Utc>) -> Result<(), EngineError> {
-        let scheduled = self.upcoming.as_ref().map(|w| w.fingerprint);
+        let scheduled = self.upcoming().map(|w| w.fingerprint);
         let unchanged = match when {
             UpgradeWhen::Now => next.fingerprint == self.workflow.fingerprint && scheduled.is_none(),
             UpgradeWhen::NextCycle => scheduled.unwrap_or(self.workflow.fingerprint) == next.fingerprint,
@@ -249,7 +251,7 @@ impl Instance {
                     crate::effect::NoticeKind::Upgraded { from: self.workflow.fingerprint, to: next.fingerprint },
                 );
                 self.workflow = next;
-                self.upcoming = None;
+                self.cancel_upcoming();
                 self.refresh_deadline_wake();
                 // Windows are the same (or a blocker said so); their edges are re-read in the
                 // new spec's order.
@@ -257,20 +259,30 @@ impl Instance {
             }
             UpgradeWhen::NextCycle if next.fingerprint == self.workflow.fingerprint => {
                 // Back to the spec in force: the scheduled move is called off.
-                self.upcoming = None;
+                self.cancel_upcoming();
                 self.state.upgrades_mut().upcoming = None;
             }
             UpgradeWhen::NextCycle => {
                 self.state.upgrades_mut().upcoming = Some(next.fingerprint);
-                self.upcoming = Some(next);
+                self.moves.get_or_insert_default().upcoming = Some(next);
             }
         }
         Ok(())
     }
 
+    /// Calls off the spec scheduled for the next cycle.
+    fn cancel_upcoming(&mut self) {
+        if let Some(moves) = &mut self.moves {
+            moves.upcoming = None;
+            if moves.retired.is_none() {
+                self.moves = None;
+            }
+        }
+    }
+
     /// Called as a cycle starts: the scheduled spec takes effect, with fresh per-cycle tables.
     pub(crate) fn take_upcoming(&mut self, at: DateTime<Utc>) {
-        let Some(next) = self.upcoming.take() else { return };
+        let Some(next) = self.moves.as_mut().and_then(|m| m.upcoming.take()) else { return };
         debug_assert!(matches!(self.state.token, Token::Between { .. }), "a spec moves in between cycles only");
         let mut state = carried_over(&self.workflow, &next, &self.state);
         let upgrades = state.upgrades_mut();
@@ -278,7 +290,11 @@ impl Instance {
         upgrades.in_force = Some(next.fingerprint);
         self.state = state;
         self.notice(at, crate::effect::NoticeKind::Upgraded { from: self.workflow.fingerprint, to: next.fingerprint });
-        self.workflow = next;
+        // Kept, not dropped: a `with_spec` borrow of it may be alive (see there).
+        let old = std::mem::replace(&mut self.workflow, next);
+        let moves = self.moves.get_or_insert_default();
+        debug_assert!(moves.retired.is_none(), "one input takes at most one upcoming spec");
+        moves.retired = Some(old);
         self.refresh_deadline_wake();
         self.refresh_calendar(at);
     }
