@@ -218,8 +218,10 @@ impl History {
     }
 
     /// Notes an instant or date resolved while handling the input being handled; the next
-    /// [`History::push`] records it with that input.
-    #[inline]
+    /// [`History::push`] records it with that input. Inlined, so that the value is written
+    /// once, into its place: passed to a call, it was written in 4-byte parts and read back
+    /// in 16-byte ones, which the processor cannot forward from its stores.
+    #[inline(always)]
     pub(crate) fn resolve(&mut self, resolved: Resolved) {
         if self.resolved.len() == self.resolved.capacity() {
             grow(&mut self.resolved, 8, 16);

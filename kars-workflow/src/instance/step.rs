@@ -44,7 +44,8 @@ enum KeySuffix<'a> {
 const TIMER_BUDGET: usize = 10_000;
 
 impl Instance {
-    /// The earliest pending timer, if any.
+    /// The earliest pending timer, if any (inlined, as [`Instance::next_token_wake`] is).
+    #[inline(always)]
     pub(crate) fn next_wake(&self) -> Option<DateTime<Utc>> {
         match (self.state.calendar_next, self.next_token_wake()) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -52,32 +53,35 @@ impl Instance {
         }
     }
 
-    /// The earliest pending timer other than a calendar window edge.
+    /// The earliest pending timer other than a calendar window edge. Inlined, so that the
+    /// instant stays in registers: returned through memory, it was written in 4-byte parts
+    /// and read back in 8-byte ones, which the processor cannot forward from its stores.
+    #[inline(always)]
     fn next_token_wake(&self) -> Option<DateTime<Utc>> {
-        let mut wake: Option<DateTime<Utc>> = None;
-        let mut consider = |at: DateTime<Utc>| wake = Some(wake.map_or(at, |w| w.min(at)));
         // One token (the common case) is matched directly; branches are walked only when they run.
-        match self.state.token {
+        let token = match self.state.token {
             Token::Between { next_start } => return Some(next_start),
-            Token::At { phase: Phase::Gated { opens_at }, .. } => consider(opens_at),
-            Token::At { .. } => {}
-            Token::Branches => {
-                for live in self.state.branches.iter().flat_map(|b| b.live.iter()) {
-                    if let Phase::Gated { opens_at } = live.phase {
-                        consider(opens_at);
-                    }
-                }
-            }
-        }
+            Token::At { phase: Phase::Gated { opens_at }, .. } => Some(opens_at),
+            Token::At { .. } => None,
+            Token::Branches => self.branch_gate_wake(),
+        };
         debug_assert_eq!(
             self.deadline_wake,
             earliest_deadline(&self.workflow, &self.state),
             "the kept deadline follows the deadlines"
         );
-        if let Some(at) = self.deadline_wake {
-            consider(at);
+        match (token, self.deadline_wake) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
-        wake
+    }
+
+    /// The earliest gate a running branch waits for.
+    #[cold]
+    #[inline(never)]
+    fn branch_gate_wake(&self) -> Option<DateTime<Utc>> {
+        let gated = self.state.branches.iter().flat_map(|b| b.live.iter());
+        gated.filter_map(|live| if let Phase::Gated { opens_at } = live.phase { Some(opens_at) } else { None }).min()
     }
 
     /// Keeps [`Instance::deadline_wake`]: after deadlines are armed or fire, nodes with a
