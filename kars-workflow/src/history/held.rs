@@ -245,13 +245,19 @@ impl History {
 
     /// Appends a record: `input` at `at` with `verdict`, and the instants resolved since the
     /// last record ([`History::resolve`]).
+    /// Out of line: only [`History::push_keyed`]'s call for an accepted event, the hot one,
+    /// takes its body inline.
+    #[inline(never)]
     pub(crate) fn push(&mut self, at: DateTime<Utc>, input: Input, verdict: Verdict) {
         self.push_keyed(at, input, verdict, None);
     }
 
     /// [`History::push`] of an accepted action result whose effect key the instance knows to
     /// be this history's instance's, for the record's node, with `key`'s release and visit
-    /// (checked against the key in debug builds): kept without reading the key back.
+    /// (checked against the key in debug builds): kept without reading the key back. Inlined
+    /// into the instance's accepted-event path, so that the event is matched where it lies
+    /// instead of moved into an `Input` in memory and read back in other-sized parts.
+    #[inline(always)]
     pub(crate) fn push_keyed(
         &mut self,
         at: DateTime<Utc>,
