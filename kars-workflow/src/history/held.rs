@@ -245,8 +245,9 @@ impl History {
 
     /// Appends a record: `input` at `at` with `verdict`, and the instants resolved since the
     /// last record ([`History::resolve`]).
-    /// Out of line: only [`History::push_keyed`]'s call for an accepted event, the hot one,
-    /// takes its body inline.
+    ///
+    /// Kept out of line: the instance's accepted events call [`History::push_keyed`], which is
+    /// inlined there; this one copy serves every other record.
     #[inline(never)]
     pub(crate) fn push(&mut self, at: DateTime<Utc>, input: Input, verdict: Verdict) {
         self.push_keyed(at, input, verdict, None);

@@ -72,7 +72,8 @@ struct SpecMoves {
     /// The spec that takes effect when the next cycle starts ([`Instance::upgrade`]).
     upcoming: Option<Arc<Workflow>>,
     /// The spec a cycle start moved away from ([`Instance::take_upcoming`]), kept until the
-    /// next input so that a borrow [`Instance::with_spec`] handed out stays valid.
+    /// input that took it returns ([`Instance::settle_spec`]), so that a borrow
+    /// [`Instance::with_spec`] handed out stays valid.
     retired: Option<Arc<Workflow>>,
 }
 
@@ -492,7 +493,7 @@ impl Instance {
     /// more). Compares only the spec pointer, which every input reads anyway, so the common
     /// input does not touch the cold `moves`.
     #[inline(always)]
-    pub(crate) fn settle_spec(&mut self, before: *const Workflow) {
+    fn settle_spec(&mut self, before: *const Workflow) {
         if !std::ptr::eq(before, Arc::as_ptr(&self.workflow)) {
             self.release_retired();
         }
@@ -504,9 +505,14 @@ impl Instance {
     fn release_retired(&mut self) {
         if let Some(moves) = &mut self.moves {
             moves.retired = None;
-            if moves.upcoming.is_none() {
-                self.moves = None;
-            }
+        }
+        self.trim_moves();
+    }
+
+    /// Frees the box of spec moves once it holds neither spec.
+    fn trim_moves(&mut self) {
+        if self.moves.as_ref().is_some_and(|m| m.upcoming.is_none() && m.retired.is_none()) {
+            self.moves = None;
         }
     }
 

@@ -47,10 +47,7 @@ impl Instance {
     /// The earliest pending timer, if any (inlined, as [`Instance::next_token_wake`] is).
     #[inline(always)]
     pub(crate) fn next_wake(&self) -> Option<DateTime<Utc>> {
-        match (self.state.calendar_next, self.next_token_wake()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        sooner(self.state.calendar_next, self.next_token_wake())
     }
 
     /// The earliest pending timer other than a calendar window edge. Inlined, so that the
@@ -70,10 +67,7 @@ impl Instance {
             earliest_deadline(&self.workflow, &self.state),
             "the kept deadline follows the deadlines"
         );
-        match (token, self.deadline_wake) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        sooner(token, self.deadline_wake)
     }
 
     /// The earliest gate a running branch waits for.
@@ -762,6 +756,15 @@ fn next_working(local: chrono::NaiveDateTime, holidays: &[kars_spec::dates::Holi
         }
     }
     local
+}
+
+/// The earlier of two optional instants (either, when only one is set).
+#[inline(always)]
+fn sooner(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// The earliest deadline of `state` that has not fired, of a node not completed this cycle.

@@ -274,10 +274,8 @@ impl Instance {
     fn cancel_upcoming(&mut self) {
         if let Some(moves) = &mut self.moves {
             moves.upcoming = None;
-            if moves.retired.is_none() {
-                self.moves = None;
-            }
         }
+        self.trim_moves();
     }
 
     /// Called as a cycle starts: the scheduled spec takes effect, with fresh per-cycle tables.
