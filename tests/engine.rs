@@ -158,11 +158,11 @@ impl Run {
         let text = match &event {
             Event::Complete { node, actor, outcome } => format!(
                 "> {} completes {node}{}",
-                actor.name,
+                actor.name(),
                 outcome.as_ref().map(|o| format!(" ({o})")).unwrap_or_default()
             ),
             Event::ActionResult { node, outcome, .. } => format!("> result of {node}: {outcome:?}"),
-            Event::Merge { source, target, actor } => format!("> {} merges {source} into {target}", actor.name),
+            Event::Merge { source, target, actor } => format!("> {} merges {source} into {target}", actor.name()),
         };
         self.line(at, &text);
         let result = self.instance.handle_event(event, at);
@@ -513,7 +513,7 @@ fn replay_refuses_another_spec_and_a_forged_verdict() {
     let history = instance.history();
     let mut records: Vec<_> = history.records().collect();
     if let kars_workflow::Input::Event(Event::Complete { actor, .. }) = &mut records[1].input {
-        actor.roles = Vec::new().into();
+        *actor = actor.with_roles(Vec::new());
     }
     let forged = kars_workflow::History::from_records(history.header.clone(), 0, records).unwrap();
     let err = Instance::replay(kars(), &forged).unwrap_err();

@@ -268,9 +268,9 @@ fn run(spec_file: &str, start_day: i64, start_minute: i64, ops: &[Op], acks: Opt
                 if let Event::Complete { node, actor, .. } = &event {
                     let needed = model.roles_for(node.as_str());
                     assert!(
-                        needed.iter().any(|r| actor.roles.contains(r)),
+                        needed.iter().any(|r| actor.roles().contains(r)),
                         "`{}` completed `{node}` without one of {needed:?}",
-                        actor.name
+                        actor.name()
                     );
                 }
             }

@@ -11,30 +11,92 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Who acts: a name and the roles the host authenticated for them.
 ///
-/// Both are shared: cloning an actor (or an event that holds one) copies two pointers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One shared value: cloning an actor (or an event that holds one) copies one pointer and
+/// counts one reference, and two clones of one actor compare equal by that pointer. A host
+/// that keeps its people's actors (a service's sessions) hands the engine clones. Its JSON
+/// is `{"name": .., "roles": [..]}`.
+#[derive(Clone, Deserialize)]
+#[serde(from = "ActorData")]
+pub struct Actor(Arc<ActorData>);
+
+/// An actor's name and roles (and its JSON). The name is shared with the records and the
+/// state that name the actor.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Actor {
-    /// The actor's name, as the audit trail shows it (`carol`).
+struct ActorData {
     #[serde(with = "crate::shared::arc_str")]
-    pub name: Arc<str>,
-    /// The roles the actor holds; the engine trusts the host on these.
-    #[serde(default, with = "crate::shared::arc_slice")]
-    pub roles: Arc<[RoleId]>,
+    name: Arc<str>,
+    #[serde(default)]
+    roles: Box<[RoleId]>,
+}
+
+impl From<ActorData> for Actor {
+    fn from(data: ActorData) -> Self {
+        Self(Arc::new(data))
+    }
+}
+
+impl Serialize for Actor {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // The shared data in place (serde's own `Arc` support needs its `rc` feature).
+        self.0.serialize(serializer)
+    }
 }
 
 impl Actor {
     /// An actor with a name and roles (`Actor::new("carol", vec![qa])`; a `String`, an
-    /// `Arc<str>`, a `Vec<RoleId>` or an `Arc<[RoleId]>` are taken as they are).
+    /// `Arc<str>`, a `Vec<RoleId>` or a `Box<[RoleId]>` are taken as they are).
     #[must_use]
-    pub fn new(name: impl Into<Arc<str>>, roles: impl Into<Arc<[RoleId]>>) -> Self {
-        Self { name: name.into(), roles: roles.into() }
+    pub fn new(name: impl Into<Arc<str>>, roles: impl Into<Box<[RoleId]>>) -> Self {
+        Self(Arc::new(ActorData { name: name.into(), roles: roles.into() }))
+    }
+
+    /// The actor's name, as the audit trail shows it (`carol`).
+    #[must_use]
+    #[inline]
+    pub fn name(&self) -> &Arc<str> {
+        &self.0.name
+    }
+
+    /// The roles the actor holds; the engine trusts the host on these.
+    #[must_use]
+    #[inline]
+    pub fn roles(&self) -> &[RoleId] {
+        &self.0.roles
+    }
+
+    /// The same actor with `roles` instead of its own.
+    #[must_use]
+    pub fn with_roles(&self, roles: impl Into<Box<[RoleId]>>) -> Self {
+        Self::new(Arc::clone(self.name()), roles)
     }
 
     /// Whether the actor holds at least one of `roles`.
     #[must_use]
     pub fn holds_any(&self, roles: &[RoleId]) -> bool {
-        roles.iter().any(|r| self.roles.contains(r))
+        roles.iter().any(|r| self.0.roles.contains(r))
+    }
+
+    /// Whether `self` and `other` are one shared value (clones of one actor): equal without
+    /// reading their names.
+    #[must_use]
+    #[inline]
+    pub fn ptr_eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl PartialEq for Actor {
+    fn eq(&self, other: &Self) -> bool {
+        self.ptr_eq(other) || (self.0.name == other.0.name && self.0.roles == other.0.roles)
+    }
+}
+
+impl Eq for Actor {}
+
+impl fmt::Debug for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Actor").field("name", &self.0.name).field("roles", &self.0.roles).finish()
     }
 }
 
@@ -61,7 +123,7 @@ impl fmt::Display for Reporter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Reporter::Effect { key } => write!(f, "effect `{key}`"),
-            Reporter::Person(actor) => f.write_str(&actor.name),
+            Reporter::Person(actor) => f.write_str(actor.name()),
             Reporter::Unrecorded => f.write_str("(not recorded)"),
         }
     }

@@ -131,7 +131,7 @@ pub fn unmet(requires: &MergeRequirements, evidence: &MergeEvidence) -> Vec<Unme
         out.push(Unmet::Approvals { needed, given });
     }
     for role in &requires.approved_by {
-        if !evidence.approvals.iter().any(|a| a.roles.contains(role)) {
+        if !evidence.approvals.iter().any(|a| a.roles().contains(role)) {
             out.push(Unmet::RoleApproval { role: role.clone() });
         }
     }

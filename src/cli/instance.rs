@@ -488,9 +488,9 @@ fn who_acts(session: &Session, named: Option<&str>) -> Result<Actor, Failure> {
             let login = identity::os_login().map_err(usage)?;
             let actor = roster.actor_for_login(&login).map_err(refused)?;
             match named {
-                Some(name) if name != &*actor.name => Err(refused(format!(
+                Some(name) if name != &**actor.name() => Err(refused(format!(
                     "you are `{}` (login `{login}`), and `--actor {name}` names someone else\nhelp: on a real instance people act as themselves; leave `--actor` out",
-                    actor.name
+                    actor.name()
                 ))),
                 _ => Ok(actor),
             }

@@ -257,7 +257,7 @@ async fn start<S: ServeStore>(
             "role",
             format!(
                 "`{}` may not start instances of `{}`, which needs one of the roles {}",
-                actor.name,
+                actor.name(),
                 body.workflow,
                 roles.join(", ")
             ),

@@ -259,7 +259,7 @@ async fn panel_html<S: ServeStore>(app: &App<S>, hosted: &super::hosted::Hosted<
     let (s, graph, me) = hosted
         .handle
         .read(|d| {
-            let me = principal.actor(d.roster()).ok().map(|a| a.name);
+            let me = principal.actor(d.roster()).ok().map(|a| a.name().clone());
             (status::status(d, now), status::mermaid(d, &hosted.spec, now), me)
         })
         .await;

@@ -484,13 +484,13 @@ impl<S: Store, C: Clock> Driver<S, C> {
         if !by.holds_any(&self.program.team_managed_by) {
             return Err(DriverError::RosterLocked {
                 id: self.id.clone(),
-                by: by.name.to_string(),
+                by: by.name().to_string(),
                 managed_by: self.program.team_managed_by.clone(),
             });
         }
         let mut attempt = 0;
         loop {
-            let change = RosterChange { at: self.now()?, by: by.name.to_string(), roster: roster.clone() };
+            let change = RosterChange { at: self.now()?, by: by.name().to_string(), roster: roster.clone() };
             let bytes = serde_json::to_vec(&load::EntryRef::Roster(&change)).map_err(|e| DriverError::BadRecord {
                 id: self.id.clone(),
                 index: usize::try_from(self.version).unwrap_or(usize::MAX),

@@ -314,12 +314,12 @@ mod tests {
     fn the_spec_team_resolves_names_and_logins() {
         let roster = Roster::from_spec(&spec());
         let frank = roster.actor("frank").unwrap();
-        assert_eq!(frank.roles.len(), 2);
+        assert_eq!(frank.roles().len(), 2);
         let err = roster.actor("mallory").unwrap_err().to_string();
         assert!(err.contains("`alice`, `bob`, `carol`"), "{err}");
         let qa = RoleId::new("qa").unwrap();
         assert_eq!(roster.holders(&qa).len(), 1);
-        assert_eq!(roster.actor_for_login("carol").unwrap().name.as_ref(), "carol");
+        assert_eq!(roster.actor_for_login("carol").unwrap().name().as_ref(), "carol");
         let err = roster.actor_for_login("mallory").unwrap_err().to_string();
         assert!(err.starts_with("login `mallory` is not on the instance's roster"), "{err}");
     }
@@ -333,8 +333,8 @@ mod tests {
             &spec,
         )
         .unwrap();
-        assert_eq!(roster.actor("zoe").unwrap().roles.len(), 2);
-        assert_eq!(roster.actor_for_login("ci-runner").unwrap().name.as_ref(), "yann");
+        assert_eq!(roster.actor("zoe").unwrap().roles().len(), 2);
+        assert_eq!(roster.actor_for_login("ci-runner").unwrap().name().as_ref(), "yann");
         let err = Roster::from_yaml("zoe: [tester]\n", "team.yaml", &spec).unwrap_err().to_string();
         assert!(err.starts_with("team.yaml: `zoe` holds role `tester`"), "{err}");
         let err = Roster::from_yaml("- zoe\n", "team.yaml", &spec).unwrap_err().to_string();
@@ -346,8 +346,8 @@ mod tests {
         assert!(err.contains("github login `ann` is listed for `a` and `b`"), "{err}");
         let roster =
             Roster::from_yaml("a: { roles: [qa], github: Ann, gitlab: ann-gl }\n", "team.yaml", &spec).unwrap();
-        assert_eq!(roster.reviewer(Forge::GitHub, "ann").map(|a| a.name.to_string()), Some("a".to_owned()));
-        assert_eq!(roster.reviewer(Forge::GitLab, "ann-gl").map(|a| a.roles.len()), Some(1));
+        assert_eq!(roster.reviewer(Forge::GitHub, "ann").map(|a| a.name().to_string()), Some("a".to_owned()));
+        assert_eq!(roster.reviewer(Forge::GitLab, "ann-gl").map(|a| a.roles().len()), Some(1));
         assert_eq!(roster.reviewer(Forge::GitLab, "Ann"), None);
         let shared = "a: { roles: [qa], logins: [x] }\nb: { roles: [qa], logins: [x] }\n";
         let err = Roster::from_yaml(shared, "team.yaml", &spec).unwrap_err().to_string();

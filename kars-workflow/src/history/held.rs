@@ -14,7 +14,7 @@ use kars_spec::{NodeId, PackedId};
 
 use super::{HistoryHeader, Input, Record, Resolved, Verdict};
 use crate::effect::EffectKey;
-use crate::event::{ActionOutcome, Actor, Event, Reporter};
+use crate::event::{ActionOutcome, Event, Reporter};
 
 mod names;
 #[cfg(test)]
@@ -47,7 +47,7 @@ pub struct History {
     resolved: Vec<Resolved>,
     /// The actors and outcome words the compact slots name, each once: an actor is a name and
     /// roles; a word is a name (its roles, shared with another entry, are not read).
-    names: Vec<Actor>,
+    names: Vec<names::Name>,
     /// The records kept whole, in record order: [`Held::Whole`] `i` is the `i`th of them.
     wholes: Vec<Whole>,
 }
@@ -490,7 +490,7 @@ impl History {
         };
         self.slots.capacity() * size_of::<Slot>()
             + self.resolved.capacity() * size_of::<Resolved>()
-            + self.names.capacity() * size_of::<Actor>()
+            + self.names.capacity() * size_of::<names::Name>()
             + self.wholes.capacity() * size_of::<Whole>()
             + self.wholes.iter().map(whole).sum::<usize>()
     }

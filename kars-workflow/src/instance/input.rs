@@ -148,17 +148,17 @@ impl Instance {
         if !actor.holds_any(roles) {
             return Err(EngineError::Unauthorized {
                 node: node.clone(),
-                actor: String::from(&*actor.name),
+                actor: String::from(&**actor.name()),
                 needed: roles.to_vec(),
             });
         }
         for &(other, slot) in compiled.distinct_from.iter() {
             let by = self.state.actors.get(usize::from(slot)).and_then(Option::as_deref);
-            if by == Some(&*actor.name) {
+            if by == Some(&**actor.name()) {
                 let other = workflow.node(other).id.clone();
                 return Err(EngineError::SeparationOfDuties {
                     node: node.clone(),
-                    actor: String::from(&*actor.name),
+                    actor: String::from(&**actor.name()),
                     other,
                 });
             }
@@ -189,7 +189,7 @@ impl Instance {
         };
         // Accepted: record who and what, then move on.
         if let Some(slot) = compiled.actor_slot.and_then(|s| self.state.actors.get_mut(usize::from(s))) {
-            *slot = Some(std::sync::Arc::clone(&actor.name));
+            *slot = Some(std::sync::Arc::clone(actor.name()));
         }
         if let (Some(l), Some(slot)) = (label, compiled.outcome_slot)
             && let Some(o) = self.state.outcomes_mut().get_mut(usize::from(slot))
@@ -254,7 +254,7 @@ impl Instance {
             Reporter::Person(actor) if !actor.holds_any(&compiled.roles) => {
                 return Err(EngineError::Unauthorized {
                     node: node.clone(),
-                    actor: String::from(&*actor.name),
+                    actor: String::from(&**actor.name()),
                     needed: compiled.roles.to_vec(),
                 });
             }

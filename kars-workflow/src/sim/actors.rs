@@ -35,7 +35,7 @@ impl Team {
             }
         }
         for role in roles {
-            if !people.iter().any(|p| p.actor.roles.contains(role)) {
+            if !people.iter().any(|p| p.actor.roles().contains(role)) {
                 people.push(Person { actor: Actor::new(format!("{role}-1"), vec![role.clone()]) });
             }
         }
@@ -44,8 +44,9 @@ impl Team {
 
     /// A person who holds one of `roles` and is not in `exclude`, picked at random.
     pub(crate) fn pick(&self, roles: &[RoleId], exclude: &[&str], rng: &mut SimRng) -> Option<usize> {
-        let fits =
-            |p: &Person| p.actor.roles.iter().any(|r| roles.contains(r)) && !exclude.contains(&p.actor.name.as_ref());
+        let fits = |p: &Person| {
+            p.actor.roles().iter().any(|r| roles.contains(r)) && !exclude.contains(&p.actor.name().as_ref())
+        };
         let count = self.people.iter().filter(|p| fits(p)).count();
         if count == 0 {
             return None;
@@ -56,7 +57,7 @@ impl Team {
 
     /// Anyone not in `exclude`, picked at random.
     pub(crate) fn pick_any(&self, exclude: &[&str], rng: &mut SimRng) -> Option<usize> {
-        let fits = |p: &Person| !exclude.contains(&p.actor.name.as_ref());
+        let fits = |p: &Person| !exclude.contains(&p.actor.name().as_ref());
         let count = self.people.iter().filter(|p| fits(p)).count();
         if count == 0 {
             return None;
@@ -67,7 +68,7 @@ impl Team {
 
     /// A person who holds none of `roles`, picked at random.
     pub(crate) fn outsider(&self, roles: &[RoleId], rng: &mut SimRng) -> Option<usize> {
-        let fits = |p: &Person| !p.actor.roles.iter().any(|r| roles.contains(r));
+        let fits = |p: &Person| !p.actor.roles().iter().any(|r| roles.contains(r));
         let count = self.people.iter().filter(|p| fits(p)).count();
         if count == 0 {
             return None;

@@ -453,8 +453,8 @@ impl<'m> Sim<'m> {
                                 *slot = Some(*person);
                             }
                             let actor = &self.model.team.people[*person].actor;
-                            let role = role_for(&workflow, node, &actor.roles);
-                            (Some(&*actor.name), role, outcome.as_deref())
+                            let role = role_for(&workflow, node, actor.roles());
+                            (Some(&**actor.name()), role, outcome.as_deref())
                         }
                         None => (None, None, None),
                     };

@@ -140,14 +140,14 @@ fn describe_input(record: &Record) -> String {
         Input::Start => "start".to_owned(),
         Input::Timeout => "tick".to_owned(),
         Input::Event(Event::Complete { node, actor, outcome }) => match outcome {
-            Some(o) => format!("{} completes `{node}` with `{o}`", actor.name),
-            None => format!("{} completes `{node}`", actor.name),
+            Some(o) => format!("{} completes `{node}` with `{o}`", actor.name()),
+            None => format!("{} completes `{node}`", actor.name()),
         },
         Input::Event(Event::ActionResult { node, outcome, reporter }) => {
             format!("result of `{node}`: {outcome}, reported by {reporter}")
         }
         Input::Event(Event::Merge { source, target, actor }) => {
-            format!("{} merges `{source}` into `{target}`", actor.name)
+            format!("{} merges `{source}` into `{target}`", actor.name())
         }
         Input::Upgrade { to, when } => format!("upgrade to spec `{to}`, {when}"),
     };

@@ -62,12 +62,12 @@ pub(super) fn upgrade(args: &UpgradeArgs) -> Result<Done, Failure> {
         let roles: Vec<String> = managers.iter().map(|r| format!("`{r}`")).collect();
         return Err(refused(format!(
             "`{}` may not upgrade instance `{}`: upgrades are for the roles the spec's `team_managed_by` names ({})",
-            actor.name,
+            actor.name(),
             args.target.id,
             if roles.is_empty() { "none".to_owned() } else { roles.join(", ") }
         )));
     }
-    let request = UpgradeRequest { spec: SpecText { origin, text }, by: actor.name.to_string(), when: Some(when) };
+    let request = UpgradeRequest { spec: SpecText { origin, text }, by: actor.name().to_string(), when: Some(when) };
     let report = session.driver.upgrade(&program, &request).map_err(driver_failure)?;
     session.spec = new_spec;
     let warnings = render_report(&mut session, &report, &mut out);

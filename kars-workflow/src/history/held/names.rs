@@ -6,6 +6,15 @@ use std::sync::Arc;
 use super::{History, NONE, SCAN, grow};
 use crate::event::Actor;
 
+/// An entry of the names table: an actor, or an outcome word.
+#[derive(Clone)]
+pub(super) enum Name {
+    /// An actor some record names.
+    Actor(Actor),
+    /// An outcome word some record names.
+    Word(Arc<str>),
+}
+
 impl History {
     /// The index of `actor` in the names, added when new (the actor back when the table is
     /// full).
@@ -14,10 +23,16 @@ impl History {
         // is a saving, not a set), so a stream of strangers costs no more than a few.
         let from = self.names.len().saturating_sub(SCAN);
         let recent = self.names.get(from..).unwrap_or_default();
-        if let Some(i) = recent.iter().rposition(|a| same_actor(a, &actor)) {
+        if let Some(i) = recent.iter().rposition(|n| matches!(n, Name::Actor(a) if same_actor(a, &actor))) {
             return u32::try_from(from + i).map_err(|_| actor);
         }
-        self.add(actor)
+        match self.next_name() {
+            Some(i) => {
+                self.names.push(Name::Actor(actor));
+                Ok(i)
+            }
+            None => Err(actor),
+        }
     }
 
     /// The index of `word` in the names, added when new ([`NONE`] for no word); `None` when
@@ -28,51 +43,54 @@ impl History {
         };
         let from = self.names.len().saturating_sub(SCAN);
         let recent = self.names.get(from..).unwrap_or_default();
-        if let Some(i) = recent.iter().rposition(|a| same_str(&a.name, word)) {
+        if let Some(i) = recent.iter().rposition(|n| matches!(n, Name::Word(w) if same_str(w, word))) {
             return u32::try_from(from + i).ok();
         }
-        // A word's roles are never read: share the last entry's rather than allocate.
-        let roles = self.names.last().map_or_else(|| Arc::from(Vec::new()), |a| Arc::clone(&a.roles));
-        self.add(Actor { name: word.into(), roles }).ok()
+        let i = self.next_name()?;
+        self.names.push(Name::Word(word.into()));
+        Some(i)
     }
 
-    /// Adds a name; its index, or the name back when the table is full.
-    fn add(&mut self, name: Actor) -> Result<u32, Actor> {
-        let Some(i) = u32::try_from(self.names.len()).ok().filter(|&i| i != NONE) else {
-            return Err(name);
-        };
+    /// The index the next name takes, with room made for it; `None` when the table is full.
+    fn next_name(&mut self) -> Option<u32> {
+        let i = u32::try_from(self.names.len()).ok().filter(|&i| i != NONE)?;
         if self.names.len() == self.names.capacity() {
             grow(&mut self.names, 8, 16);
         }
-        self.names.push(name);
-        Ok(i)
+        Some(i)
     }
 
     /// Actor `i` (which `actor_index` gave out; the table is never cut while a slot names it).
     pub(super) fn actor(&self, i: u32) -> Actor {
-        let actor = self.names.get(i as usize);
-        debug_assert!(actor.is_some(), "name {i} is an actor");
-        actor.cloned().unwrap_or_else(|| Actor::new("", Vec::new()))
+        match self.names.get(i as usize) {
+            Some(Name::Actor(actor)) => actor.clone(),
+            _ => {
+                debug_assert!(false, "name {i} is an actor");
+                Actor::new("", Vec::new())
+            }
+        }
     }
 
     /// Word `i`, or none for [`NONE`].
     pub(super) fn word(&self, i: u32) -> Option<Arc<str>> {
-        if i == NONE {
-            return None;
+        match self.names.get(i as usize) {
+            Some(Name::Word(word)) => Some(Arc::clone(word)),
+            _ => {
+                debug_assert!(i == NONE, "name {i} is a word");
+                None
+            }
         }
-        let word = self.names.get(i as usize);
-        debug_assert!(word.is_some(), "name {i} is a word");
-        word.map(|w| Arc::clone(&w.name))
     }
 }
 
 /// Whether two actors are the same person with the same roles: by pointer where the host
-/// shared the strings, else by bytes (names and role ids are short: compared without a call).
+/// shared the actor, else by bytes (names and role ids are short: compared
+/// without a call).
 fn same_actor(a: &Actor, b: &Actor) -> bool {
-    same_str(&a.name, &b.name)
-        && (Arc::ptr_eq(&a.roles, &b.roles)
-            || (a.roles.len() == b.roles.len()
-                && a.roles.iter().zip(b.roles.iter()).all(|(x, y)| same_str(x.as_str(), y.as_str()))))
+    a.ptr_eq(b)
+        || (same_str(a.name(), b.name())
+            && a.roles().len() == b.roles().len()
+            && a.roles().iter().zip(b.roles()).all(|(x, y)| same_str(x.as_str(), y.as_str())))
 }
 
 /// String equality, with a pointer check first and short strings compared in place.

@@ -33,7 +33,7 @@ impl Sim<'_> {
                     .distinct_from
                     .iter()
                     .filter_map(|(other, _)| self.cycle.completed_by.get(other.get()).copied().flatten())
-                    .map(|p| self.model.team.people[p].actor.name.as_ref())
+                    .map(|p| self.model.team.people[p].actor.name().as_ref())
                     .collect();
                 let person = self
                     .model
@@ -144,8 +144,8 @@ impl Sim<'_> {
                             observer.entry(&Entry {
                                 kind: EntryKind::Refused,
                                 node: Some(id),
-                                actor: Some(&*actor.name),
-                                role: actor.roles.first(),
+                                actor: Some(&**actor.name()),
+                                role: actor.roles().first(),
                                 outcome: outcome.as_deref(),
                                 detail: Some(&text),
                                 ..Entry::empty(&self.release, now)
@@ -211,7 +211,7 @@ impl Sim<'_> {
                     .unwrap_or_else(|| crate::Actor::new("bot", vec![]));
                 let MergeRequest { source, target } = request;
                 let detail = if observer.wants_entries() { format!("{source} -> {target}") } else { String::new() };
-                let name = actor.name.clone();
+                let name = actor.name().clone();
                 let result = self.instance.handle_event(Event::Merge { source, target, actor }, now);
                 if permission.allowed != result.is_ok() {
                     self.disagreements += 1;
@@ -283,7 +283,7 @@ impl Sim<'_> {
         self.cycle.merges_unmet = self.cycle.merges_unmet.saturating_add(1);
         self.cycle.refused += 1;
         if observer.wants_entries() {
-            let name = self.model.team.people.get(person).map(|p| p.actor.name.clone());
+            let name = self.model.team.people.get(person).map(|p| p.actor.name().clone());
             let text = detail("the pull request lacks");
             observer.entry(&Entry {
                 kind: EntryKind::Refused,
@@ -362,7 +362,7 @@ impl Sim<'_> {
                 self.plan(*opens_at, Act::Work { node, person, outcome, authorized: true, tries: next });
             }
             EngineError::SeparationOfDuties { .. } => {
-                let name = self.model.team.people[person].actor.name.clone();
+                let name = self.model.team.people[person].actor.name().clone();
                 if let Some(other) = self.model.team.pick(&compiled.roles, &[&*name], &mut self.rng) {
                     let at = self.now + Duration::minutes(5);
                     self.plan(at, Act::Work { node, person: other, outcome, authorized: true, tries: next });

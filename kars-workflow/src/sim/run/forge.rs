@@ -69,7 +69,8 @@ impl Sim<'_> {
         let (zone, holidays) = (workflow.zone(), workflow.holidays());
         let mut reviewers: Vec<usize> = Vec::new();
         for role in &requires.approved_by {
-            let picked: Vec<&str> = reviewers.iter().map(|p| self.model.team.people[*p].actor.name.as_ref()).collect();
+            let picked: Vec<&str> =
+                reviewers.iter().map(|p| self.model.team.people[*p].actor.name().as_ref()).collect();
             let roles = std::slice::from_ref(role);
             let person = self
                 .model
@@ -84,7 +85,8 @@ impl Sim<'_> {
         }
         let wanted = usize::try_from(requires.approvals.unwrap_or(0)).unwrap_or(usize::MAX);
         while reviewers.len() < wanted.min(self.model.team.people.len()) {
-            let picked: Vec<&str> = reviewers.iter().map(|p| self.model.team.people[*p].actor.name.as_ref()).collect();
+            let picked: Vec<&str> =
+                reviewers.iter().map(|p| self.model.team.people[*p].actor.name().as_ref()).collect();
             match self.model.team.pick_any(&picked, &mut self.rng) {
                 Some(person) => reviewers.push(person),
                 None => break,
