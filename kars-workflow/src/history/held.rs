@@ -45,8 +45,8 @@ pub struct History {
     /// The resolved instants of every compact slot, in record order, then those of the input
     /// being handled (the engine resolves into the tail; [`History::push`] takes them).
     resolved: Vec<Resolved>,
-    /// The actors and outcome words the compact slots name, each once: an actor is a name and
-    /// roles; a word is a name (its roles, shared with another entry, are not read).
+    /// The actors and outcome words the compact slots name, each once (an entry is one or
+    /// the other, `names::Name`).
     names: Vec<names::Name>,
     /// The records kept whole, in record order: [`Held::Whole`] `i` is the `i`th of them.
     wholes: Vec<Whole>,

@@ -84,8 +84,7 @@ impl History {
 }
 
 /// Whether two actors are the same person with the same roles: by pointer where the host
-/// shared the actor, else by bytes (names and role ids are short: compared
-/// without a call).
+/// shared the actor, else by bytes (names and role ids are short: compared without a call).
 fn same_actor(a: &Actor, b: &Actor) -> bool {
     a.ptr_eq(b)
         || (same_str(a.name(), b.name())
